@@ -1,0 +1,69 @@
+# raftlm - build, test, benchmark.
+#   make            build/raftlm
+#   make deps       install the Debian packages the project needs (scripts/deps.txt)
+#   make test       build and run every test; the last line is "N passed, N failed"
+#   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
+#   make bench      benchmarks (docs/benchmarks.md says what they measure)
+#   make demo       ingest and search the example project (examples/acme)
+
+BUILD   ?= build
+CC      ?= cc
+PKGS    := yaml-0.1 sqlite3 libxml-2.0 poppler-glib jansson libcrypto
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -pthread -MMD -MP
+# pkg-config runs once, after the packages are installed (a fresh machine has none yet), and its
+# answers are kept beside the deps stamp; these are expanded lazily, when a recipe runs.
+CFLAGS  += -Isrc $(shell cat $(BUILD)/.pkg-cflags 2>/dev/null)
+LDLIBS   = $(shell cat $(BUILD)/.pkg-libs 2>/dev/null) -lm -pthread
+
+LIB_SRC  := $(filter-out src/cli/main.c,$(wildcard src/*/*.c))
+TEST_SRC := $(wildcard tests/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+DEPS_OK  := $(BUILD)/.deps-ok
+
+.PHONY: all deps test asan bench demo clean
+all: $(BUILD)/raftlm
+
+# Every build checks the packages first and installs what is missing (once per deps.txt change).
+$(DEPS_OK): scripts/deps.txt scripts/deps.sh
+	@scripts/deps.sh
+	@mkdir -p $(BUILD)
+	@pkg-config --cflags $(PKGS) > $(BUILD)/.pkg-cflags
+	@pkg-config --libs $(PKGS) > $(BUILD)/.pkg-libs
+	@touch $@
+deps:
+	@scripts/deps.sh
+
+$(BUILD)/%.o: %.c | $(DEPS_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libraftlm.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/raftlm: $(BUILD)/src/cli/main.o $(BUILD)/libraftlm.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/raftlm-tests: $(TEST_OBJ) $(BUILD)/libraftlm.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+test: $(BUILD)/raftlm $(BUILD)/raftlm-tests
+	@RAFTLM_BIN=$(abspath $(BUILD)/raftlm) $(BUILD)/raftlm-tests
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+		LDFLAGS="-fsanitize=address,undefined" test
+
+bench: $(BUILD)/raftlm
+	@bench/ingest.sh $(BUILD)/raftlm
+
+demo: $(BUILD)/raftlm
+	@scripts/demo.sh $(BUILD)/raftlm
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d

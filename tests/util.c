@@ -1,0 +1,89 @@
+/* util.c - helpers shared by the tests: temporary folders, files, running commands. */
+#include "test.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/core.h"
+
+static char *cleanup_dirs[64];
+static int n_cleanup;
+
+static void cleanup(void) {
+    for (int i = 0; i < n_cleanup; i++) {
+        if (getenv("RL_TEST_KEEP")) continue;
+        char *cmd = rl_xasprintf("rm -rf '%s'", cleanup_dirs[i]);
+        if (system(cmd)) {}
+        free(cmd);
+    }
+}
+
+char *t_tmpdir(void) {
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *tmpl = rl_xasprintf("%s/raftlm-test-XXXXXX", base);
+    RL_ASSERT(mkdtemp(tmpl) != NULL);
+    if (n_cleanup == 0) atexit(cleanup);
+    if (n_cleanup < 64) cleanup_dirs[n_cleanup++] = rl_xstrdup(tmpl);
+    return tmpl;
+}
+
+void t_write(const char *dir, const char *rel, const char *data, size_t len) {
+    char *path = rl_path_join(dir, rel);
+    char *folder = rl_path_dirname(path);
+    rl_error err;
+    RL_ASSERT(rl_mkdir_p(folder, &err) == RL_OK);
+    FILE *f = fopen(path, "wb");
+    RL_ASSERT(f != NULL);
+    RL_ASSERT(fwrite(data, 1, len, f) == len);
+    fclose(f);
+    free(folder);
+    free(path);
+}
+
+void t_write_str(const char *dir, const char *rel, const char *text) { t_write(dir, rel, text, strlen(text)); }
+
+int t_run(const char *cmdline, char **out, int merge_stderr) {
+    char *cmd = merge_stderr ? rl_xasprintf("(%s) 2>&1", cmdline) : rl_xstrdup(cmdline);
+    FILE *p = popen(cmd, "r");
+    RL_ASSERT(p != NULL);
+    rl_buf b = {0};
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, p)) > 0) rl_buf_append(&b, chunk, n);
+    int status = pclose(p);
+    free(cmd);
+    if (out) *out = rl_buf_take(&b);
+    else rl_buf_free(&b);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+const char *t_bin(void) {
+    const char *b = getenv("RAFTLM_BIN");
+    return b ? b : "build/raftlm";
+}
+
+const char *t_root(void) {
+    static char root[PATH_MAX];
+    if (!root[0] && !getcwd(root, sizeof root)) strcpy(root, ".");
+    return root;
+}
+
+const char *t_shared(void) {
+    static char path[PATH_MAX];
+    const char *env = getenv("RAFTLM_SHARED");
+    if (env) snprintf(path, sizeof path, "%s", env);
+    else snprintf(path, sizeof path, "%s/../shared", t_root());
+    return rl_path_is_dir(path) ? path : NULL;
+}
+
+char *t_fmt(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    va_end(ap);
+    RL_ASSERT(s != NULL);
+    return s;
+}
