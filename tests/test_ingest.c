@@ -277,7 +277,7 @@ TEST(cli_ingest_and_search) {
     free(out);
     CHECK_EQ_INT(t_run(t_fmt("%s search -c %s/raftlm.yaml 'How much is the meal allowance?'", t_bin(), dir), &out, 0), 0);
     CHECK_CONTAINS(out, "1. policies/travel.md  > Travel ");
-    CHECK_CONTAINS(out, "**meal** **allowance**");
+    CHECK_CONTAINS(out, "[[meal]] [[allowance]]");
     free(out);
     CHECK_EQ_INT(t_run(t_fmt("%s search -c %s/raftlm.yaml --json -k 1 'business hours'", t_bin(), dir), &out, 0), 0);
     json_error_t jerr;

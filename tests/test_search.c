@@ -68,6 +68,9 @@ TEST(search_query_sanitizer) {
     CHECK_EQ_STR(q, "\"what\" OR \"is\" OR \"it\"");
     free(q);
     CHECK(rl_fts_query("?!* \"'") == NULL);
+    q = rl_fts_query("price of the AR-700X: EUR 1,250.00, see COVID-19 -- e.g. x.");
+    CHECK_EQ_STR(q, "\"price\" OR \"ar 700x\" OR \"eur\" OR \"1 250 00\" OR \"see\" OR \"covid 19\" OR \"e g\" OR \"x\"");
+    free(q);
     q = rl_fts_query("Meal meal MEAL");
     CHECK_EQ_STR(q, "\"meal\"");
     free(q);

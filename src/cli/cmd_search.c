@@ -125,7 +125,7 @@ int cmd_search(int argc, char **argv) {
         printf("no results for \"%s\"\n", query.data);
     } else {
         int tty = isatty(STDOUT_FILENO);
-        const char *open = tty ? "\033[1;33m" : "**", *close = tty ? "\033[0m" : "**";
+        const char *open = tty ? "\033[1;33m" : "[[", *close = tty ? "\033[0m" : "]]";
         for (size_t i = 0; i < n_hits; i++) {
             printf("%s%zu. %s%s", tty ? "\033[1m" : "", i + 1, hits[i].doc, tty ? "\033[0m" : "");
             if (hits[i].heading[0]) printf("  > %s", hits[i].heading);

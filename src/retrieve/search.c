@@ -1,8 +1,8 @@
 /* search.c - BM25 keyword search through SQLite FTS5.
  *
  * Users type anything: quotes, operators (AND, NEAR, *), colons, emoji. rl_fts_query keeps
- * only the words (runs of letters and digits), quotes each one and joins them with OR, so the
- * FTS5 query syntax can never fail; BM25 does the ranking (rare words weigh more). Common
+ * only the words (runs of letters and digits; joined runs such as "AR-700X" become phrases),
+ * quotes each one and joins them with OR, so the FTS5 query syntax can never fail; BM25 does the ranking (rare words weigh more). Common
  * English stop words are dropped unless nothing else is left, which keeps a question such as
  * "what is the ..." from matching every chunk. */
 #include <ctype.h>
@@ -27,45 +27,73 @@ static int is_stop_word(const char *w) {
  * unicode61 tokenizer decides what is a letter there; quoting keeps them safe). */
 static int word_byte(unsigned char c) { return isalnum(c) || c >= 0x80; }
 
-char *rl_fts_query(const char *text) {
-    size_t n = strlen(text);
-    char **words = NULL;
-    size_t n_words = 0, n_content = 0;
-    for (size_t i = 0; i < n;) {
-        if (!word_byte((unsigned char)text[i])) {
-            i++;
-            continue;
-        }
-        size_t s = i;
-        while (i < n && word_byte((unsigned char)text[i])) i++;
-        char *w = rl_xstrndup(text + s, i - s);
+static int connector(char c) { return c == '-' || c == '.' || c == ',' || c == '/' || c == ':' || c == '_' || c == '\''; }
+
+/* One query term: a word, or a compound such as "AR-700X", "1,250.00" or "COVID-19" whose
+ * parts must stand next to each other (an FTS5 phrase). Compounds keep model numbers, amounts
+ * and versions exact, and keep a part like "ar" from matching the stem of "are". */
+static char *next_term(const char *text, size_t n, size_t *i, int *is_stop) {
+    while (*i < n && !word_byte((unsigned char)text[*i])) (*i)++;
+    if (*i >= n) return NULL;
+    rl_buf parts = {0};
+    int n_parts = 0;
+    for (;;) {
+        size_t s = *i;
+        while (*i < n && word_byte((unsigned char)text[*i])) (*i)++;
+        char *w = rl_xstrndup(text + s, *i - s);
         for (char *p = w; *p; p++) *p = (char)tolower((unsigned char)*p);
-        if (!rl_utf8_valid(w, strlen(w))) { /* invalid bytes would upset FTS5: drop the word */
-            free(w);
-            continue;
+        if (rl_utf8_valid(w, strlen(w))) { /* invalid bytes would upset FTS5: drop the part */
+            if (parts.len) rl_buf_putc(&parts, ' ');
+            rl_buf_puts(&parts, w);
+            n_parts++;
+            *is_stop = n_parts == 1 && is_stop_word(w);
         }
-        int dup = 0;
-        for (size_t k = 0; k < n_words; k++) dup |= strcmp(words[k], w) == 0;
-        if (dup || n_words >= 64) {
-            free(w);
-            continue;
-        }
-        words = rl_xrealloc(words, (n_words + 1) * sizeof *words);
-        words[n_words++] = w;
-        n_content += !is_stop_word(w);
+        free(w);
+        if (*i + 1 < n && connector(text[*i]) && word_byte((unsigned char)text[*i + 1])) (*i)++;
+        else break;
     }
-    if (n_words == 0) {
-        free(words);
+    if (n_parts > 1) *is_stop = 0;
+    if (!n_parts) {
+        rl_buf_free(&parts);
+        return rl_xstrdup("");
+    }
+    return rl_buf_take(&parts);
+}
+
+char *rl_fts_query(const char *text) {
+    size_t n = strlen(text), i = 0;
+    char **terms = NULL;
+    int *stop = NULL;
+    size_t n_terms = 0, n_content = 0;
+    char *t;
+    int is_stop;
+    while ((t = next_term(text, n, &i, &is_stop))) {
+        int dup = !t[0];
+        for (size_t k = 0; k < n_terms && !dup; k++) dup = strcmp(terms[k], t) == 0;
+        if (dup || n_terms >= 64) {
+            free(t);
+            continue;
+        }
+        terms = rl_xrealloc(terms, (n_terms + 1) * sizeof *terms);
+        stop = rl_xrealloc(stop, (n_terms + 1) * sizeof *stop);
+        terms[n_terms] = t;
+        stop[n_terms++] = is_stop;
+        n_content += !is_stop;
+    }
+    if (n_terms == 0) {
+        free(terms);
+        free(stop);
         return NULL;
     }
     rl_buf q = {0};
-    for (size_t k = 0; k < n_words; k++) {
-        if (n_content > 0 && is_stop_word(words[k])) continue;
+    for (size_t k = 0; k < n_terms; k++) {
+        if (n_content > 0 && stop[k]) continue;
         if (q.len) rl_buf_puts(&q, " OR ");
-        rl_buf_printf(&q, "\"%s\"", words[k]);
+        rl_buf_printf(&q, "\"%s\"", terms[k]);
     }
-    for (size_t k = 0; k < n_words; k++) free(words[k]);
-    free(words);
+    for (size_t k = 0; k < n_terms; k++) free(terms[k]);
+    free(terms);
+    free(stop);
     return rl_buf_take(&q);
 }
 
