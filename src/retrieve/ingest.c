@@ -3,10 +3,11 @@
  * 1. Walk the roots (sorted, hidden entries skipped) and list the supported files.
  * 2. Files whose size and mtime match the store are unchanged and not even read.
  * 3. The rest are read, hashed, extracted and chunked in parallel, a batch at a time; then the
- *    writer (this thread) replaces each file's documents and chunks in one transaction. A file
- *    whose hash is unchanged only gets its mtime updated.
+ *    writer (this thread) replaces the batch's files' documents and chunks in one transaction.
+ *    A file whose hash is unchanged only gets its mtime updated.
  * 4. Files of these roots that are in the store but no longer on disk are deleted.
- * A SIGKILL at any point leaves every file either fully old or fully new; a rerun finishes. */
+ * A SIGKILL at any point leaves every file either fully old or fully new; a rerun finishes.
+ * Batches are at most 64 files or 16 MB, so a kill loses little work. */
 #include <dirent.h>
 #include <errno.h>
 #include <fnmatch.h>
@@ -247,10 +248,9 @@ static rl_status step_done(rl_store *s, sqlite3_stmt *st, rl_error *err, const c
     return rc == SQLITE_DONE ? RL_OK : store_fail(s, err, what);
 }
 
-/* Replaces one file's rows in one transaction. */
+/* Replaces one file's rows (inside the batch's transaction). */
 static rl_status write_job(rl_store *s, writer *w, job *j, int64_t *chunks_written, rl_error *err) {
     found_file *f = j->file;
-    if (store_exec(s, "BEGIN IMMEDIATE", err)) return RL_EDB;
     rl_status r = RL_OK;
     if (j->same_hash) {
         sqlite3_bind_int64(w->touch, 1, f->mtime);
@@ -298,11 +298,7 @@ static rl_status write_job(rl_store *s, writer *w, job *j, int64_t *chunks_writt
             }
         }
     }
-    if (r) {
-        store_exec(s, "ROLLBACK", NULL);
-        return r;
-    }
-    return store_exec(s, "COMMIT", err);
+    return r;
 }
 
 static rl_status delete_file(rl_store *s, int64_t id, rl_error *err) {
@@ -383,7 +379,7 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
     size_t next = 0;
     while (!r && next < files.n) {
         size_t n = 0, bytes = 0;
-        while (next < files.n && n < batch_cap && bytes < (64u << 20)) {
+        while (next < files.n && n < batch_cap && bytes < (16u << 20)) {
             found_file *f = &files.f[next++];
             if (f->seen) continue;
             memset(&jobs[n], 0, sizeof jobs[n]);
@@ -393,6 +389,17 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
         }
         batch_ctx bc = {jobs, opts};
         rl_pool_for(pool, n, run_job, &bc);
+        /* One transaction per batch: whole files only, so a kill loses at most this batch
+         * and never leaves half a file; far fewer commits (and FTS segments) than one per file. */
+        int64_t chunks_before = report->chunks_written;
+        r = store_exec(s, "BEGIN IMMEDIATE", err);
+        for (size_t k = 0; k < n && !r; k++)
+            if (!jobs[k].status) r = write_job(s, &w, &jobs[k], &report->chunks_written, err);
+        if (!r) r = store_exec(s, "COMMIT", err);
+        else {
+            store_exec(s, "ROLLBACK", NULL);
+            report->chunks_written = chunks_before;
+        }
         for (size_t k = 0; k < n; k++) {
             job *j = &jobs[k];
             found_file *f = j->file;
@@ -400,15 +407,12 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
             if (j->status) {
                 skip_reason(report, f->rel, j->why);
                 rl_warn("skipped %s: %s", f->rel, j->why);
-            } else {
-                if (!r) r = write_job(s, &w, j, &report->chunks_written, err);
-                if (!r) {
-                    f->seen = 1;
-                    if (j->same_hash) report->unchanged++;
-                    else if (f->in_store) report->updated++;
-                    else report->added++;
-                    if (j->docs.warning) rl_info("%s: %s", f->rel, j->docs.warning);
-                }
+            } else if (!r) {
+                f->seen = 1;
+                if (j->same_hash) report->unchanged++;
+                else if (f->in_store) report->updated++;
+                else report->added++;
+                if (j->docs.warning) rl_info("%s: %s", f->rel, j->docs.warning);
             }
             job_free(j);
             rl_progress_add(&bar, 1);
