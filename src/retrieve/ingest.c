@@ -95,7 +95,7 @@ static void walk_dir(walk_ctx *w, const char *dir, const char *rel, int depth) {
         names[n++] = rl_xstrdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_names);
+    if (n) qsort(names, n, sizeof *names, cmp_names);
     for (size_t i = 0; i < n; i++) {
         char *path = rl_path_join(dir, names[i]);
         char *sub = rel[0] ? rl_xasprintf("%s/%s", rel, names[i]) : rl_xstrdup(names[i]);
@@ -142,7 +142,7 @@ static rl_status load_known(rl_store *s, file_list *files, const char *root, sto
         known[n].abspath = rl_xstrdup((const char *)sqlite3_column_text(st, 1));
         known[n].matched = 0;
         found_file key = {.abspath = known[n].abspath};
-        found_file *f = bsearch(&key, files->f, files->n, sizeof *files->f, cmp_abspath);
+        found_file *f = files->n ? bsearch(&key, files->f, files->n, sizeof *files->f, cmp_abspath) : NULL;
         if (f) {
             f->in_store = 1;
             f->id = known[n].id;
@@ -334,7 +334,7 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
     }
     if (r) goto done;
     /* the same file under two roots (a folder and a file inside it): keep the first */
-    qsort(files.f, files.n, sizeof *files.f, cmp_abspath);
+    if (files.n) qsort(files.f, files.n, sizeof *files.f, cmp_abspath);
     size_t kept = 0;
     for (size_t i = 0; i < files.n; i++) {
         if (kept && strcmp(files.f[kept - 1].abspath, files.f[i].abspath) == 0) {
@@ -430,7 +430,7 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
             int still = 0;
             if (sf->matched) {
                 found_file key = {.abspath = sf->abspath};
-                found_file *f = bsearch(&key, files.f, files.n, sizeof *files.f, cmp_abspath);
+                found_file *f = files.n ? bsearch(&key, files.f, files.n, sizeof *files.f, cmp_abspath) : NULL;
                 still = f && f->seen;
             }
             if (!still && !r) {
