@@ -143,4 +143,11 @@ char *rl_fts_query(const char *text);
 rl_status rl_search_bm25(rl_store *store, const char *query, int k, rl_hit **hits, size_t *n_hits, rl_error *err);
 void rl_hits_free(rl_hit *hits, size_t n);
 
+/* ---- the RAFT layout ------------------------------------------------------------------- */
+
+/* The prompt layout shared by training, evaluation and serving, so that what the model sees at
+ * answer time is what it was fine-tuned on: each document as "<DOCUMENT>text</DOCUMENT>\n",
+ * then the question. Caller frees. */
+char *rl_raft_prompt(const char *const *docs, int n_docs, const char *question);
+
 #endif

@@ -389,7 +389,7 @@ static char *subject_phrase(const char *s, size_t n) {
         lower_first(subj);
     }
     int w = count_words(subj);
-    if (w < 2 || w > 16 || strchr(subj, ',') != NULL) {
+    if ((w < 2 && !isupper((unsigned char)subj[0])) || w > 16 || strchr(subj, ',') != NULL) { /* one word: a name ("Acme") */
         free(subj);
         return NULL;
     }
@@ -587,20 +587,13 @@ static void table_candidates(cand_list *l, const unit *u, const char *topic, int
         names += figure_at(h[c], 0, &fe) == FIG_MODEL || (isupper((unsigned char)h[c][0]) && !used_in_lower_case(h[c], w));
     }
     int transposed = nc >= 3 && word_in_list(corner, transposed_corners) && 2 * names >= nc - 1;
+    if (nc >= 3 && 2 * names >= nc - 1 && !transposed) goto out; /* columns named after things, rows unclear: skip */
     for (int c = 1; c < nc; c++) {
         int kind = figure_at(c0[c], 0, &fe);
         if (kind == FIG_NONE || !h[c][0] || count_words(h[c]) > 5) continue;
         char *q = NULL;
         char *attr = rl_xstrdup(transposed ? c0[0] : h[c]);
         char *thing = rl_xstrdup(transposed ? h[c] : c0[0]);
-        size_t w = 0;
-        while (isalpha((unsigned char)attr[w])) w++;
-        if (!transposed && attr[w] == 0 && isupper((unsigned char)attr[0]) && !used_in_lower_case(attr, w) &&
-            !word_in_list(attr, generic_headers)) { /* a name ("Essential") is not an attribute */
-            free(attr);
-            free(thing);
-            continue;
-        }
         if (islower((unsigned char)attr[1])) attr[0] = (char)tolower((unsigned char)attr[0]);
         for (size_t d = 0; d < sizeof date_headers / sizeof *date_headers; d++)
             if (strcasecmp(attr, date_headers[d][0]) == 0) {
@@ -634,7 +627,9 @@ static const char *const year_words[] = {"in", "since", "of", "for", "until", "f
 /* The echo question: the sentence with its figure replaced by a question phrase, e.g.
  * "Employees complete the training within how many days of joining?" */
 static void echo_candidate(cand_list *l, const char *s, const char *topic, int order) {
-    if (first_word_in(s, pronouns) || !isupper((unsigned char)s[0]) || count_words(s) > 40 || strstr(s, "...") || strstr(s, ". ."))
+    size_t len = strlen(s);
+    if (first_word_in(s, pronouns) || !isupper((unsigned char)s[0]) || count_words(s) > 40 || strstr(s, "...") || strstr(s, ". .") ||
+        (len && s[len - 1] == ':')) /* a sentence that introduces a list */
         return;
     for (size_t i = 0; s[i]; i++) {
         size_t fe;
@@ -688,7 +683,9 @@ static void echo_candidate(cand_list *l, const char *s, const char *topic, int o
             size_t k = fs;
             while (isdigit((unsigned char)s[k]) || s[k] == ',' || s[k] == '.') k++;
             k = skip_spaces(s, k);
-            snprintf(whbuf, sizeof whbuf, "how many %.*s", (int)(fe - k), s + k);
+            /* "1 business day" asks "how many business days" */
+            int plural = s[fe - 1] == 's' || !isalpha((unsigned char)s[fe - 1]) || fe - k <= 2 || !islower((unsigned char)s[k]);
+            snprintf(whbuf, sizeof whbuf, "how many %.*s%s", (int)(fe - k), s + k, plural ? "" : "s");
             wh = whbuf;
         } else {
             /* a bare number: "how many <next word>" when a noun follows */
@@ -985,6 +982,8 @@ static const rl_teacher_vt extractive_vt = {"extractive", ex_submit, ex_poll, ex
 rl_teacher *rl_teacher_extractive_new(void) {
     extractive *x = rl_xcalloc(1, sizeof *x);
     x->base.vt = &extractive_vt;
+    /* bump the version whenever the phrasing changes, so old questions are not mixed in */
+    snprintf(x->base.fingerprint, sizeof x->base.fingerprint, "extractive-v1");
     return &x->base;
 }
 

@@ -53,6 +53,9 @@ typedef struct rl_teacher_vt {
 } rl_teacher_vt;
 struct rl_teacher {
     const rl_teacher_vt *vt;
+    /* what identifies this teacher's output (kind, version, model, prompts): stored work is
+     * reused only under the same fingerprint */
+    char fingerprint[128];
 };
 
 /* Offline and deterministic: questions from sentences and table rows that state facts. */
@@ -103,7 +106,7 @@ typedef struct rl_synth_opts {
     double dedup_threshold; /* MinHash similarity at or above which a question is a duplicate */
     int64_t max_examples;   /* stop after this many accepted questions (0 = no limit) */
     const char *out_dir;    /* datasets are written to out_dir/datasets/ */
-    const char *teacher_fingerprint; /* what identifies the teacher's settings (reruns reuse work) */
+    const char *teacher_fingerprint; /* the teacher's fingerprint (rl_teacher.fingerprint) */
 } rl_synth_opts;
 
 typedef struct rl_synth_report {
