@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 #include <unistd.h>
+#include <utf8proc.h>
 
 #include "tokenizer/tokenizer.h"
 
@@ -122,3 +123,152 @@ TEST(tok_llama2c_matches_reference_encoder) {
     rl_tok_free(tok);
     free(path);
 }
+
+/* ---- tokenizer.json against @huggingface/tokenizers ---------------------------------------- */
+
+/* Unpacks tests/fixtures/tokenizer/<name>/tokenizer.json.xz (+ tokenizer_config.json) into a
+ * fresh folder and returns the folder; NULL when the fixture is absent (Llama 3's file is not
+ * committed: its license asks for more than a test fixture should carry). */
+static char *unpack(const char *name) {
+    char *src = fixture(name);
+    char *xz = t_fmt("%s/tokenizer.json.xz", src);
+    if (!rl_path_exists(xz)) {
+        free(xz);
+        free(src);
+        char *cache = t_fmt("cache/%s", name);
+        src = fixture(cache);
+        free(cache);
+        xz = t_fmt("%s/tokenizer.json.xz", src);
+        if (!rl_path_exists(xz)) {
+            free(xz);
+            free(src);
+            return NULL;
+        }
+    }
+    char *dir = t_tmpdir();
+    char *cmd = t_fmt("xz -dc '%s' > '%s/tokenizer.json' && cp '%s/tokenizer_config.json' '%s/'", xz, dir, src, dir);
+    int rc = t_run(cmd, NULL, 1);
+    CHECK_MSG(rc == 0, "%s failed", cmd);
+    free(cmd);
+    free(xz);
+    free(src);
+    return dir;
+}
+
+typedef struct corpus {
+    char **s;
+    size_t *n;
+    size_t count;
+} corpus;
+
+static corpus load_corpus(void) {
+    corpus c = {0};
+    char *path = fixture("corpus.jsonl");
+    FILE *f = fopen(path, "r");
+    CHECK_MSG(f != NULL, "missing %s", path);
+    free(path);
+    if (!f) exit(1);
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *v = json_loads(line, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+        CHECK(json_is_string(v));
+        c.s = realloc(c.s, (c.count + 1) * sizeof *c.s);
+        c.n = realloc(c.n, (c.count + 1) * sizeof *c.n);
+        c.n[c.count] = json_string_length(v);
+        c.s[c.count] = malloc(c.n[c.count] + 1);
+        memcpy(c.s[c.count], json_string_value(v), c.n[c.count] + 1);
+        c.count++;
+        json_decref(v);
+    }
+    free(line);
+    fclose(f);
+    return c;
+}
+
+enum { RT_NONE, RT_EXACT, RT_NFC, RT_NO_SPECIALS };
+
+/* Compares our ids with ref_<name>.jsonl for every corpus string, with and without special
+ * tokens; checks decode(encode(s)) == s where the tokenizer is lossless: RT_NFC compares with
+ * NFC(s) (the normalizer composes), RT_NO_SPECIALS leaves out strings holding <s>, </s> or
+ * <unk> (the legacy Llama normalizer prepends U+2581 after each one). */
+static void check_against_reference(const char *name, rl_tok_kind kind, int lossless_decode) {
+    char *dir = unpack(name);
+    if (!dir) SKIP("tokenizer fixture absent (run scripts/tokenizer-fixtures.sh)");
+    rl_tokenizer *tok = NULL;
+    rl_error err = {0};
+    rl_status st = rl_tok_load(&tok, dir, &err);
+    CHECK_MSG(st == RL_OK, "load %s: %s", dir, err.msg);
+    if (!tok) exit(1);
+    CHECK_EQ_INT(rl_tok_kind_of(tok), kind);
+    corpus c = load_corpus();
+    char *rname = t_fmt("ref_%s.jsonl", name);
+    char *rpath = fixture(rname);
+    FILE *f = fopen(rpath, "r");
+    CHECK_MSG(f != NULL, "missing %s", rpath);
+    if (!f) exit(1);
+    char *line = NULL;
+    size_t cap = 0;
+    int bad = 0, n_lines = 0, bad_rt = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        size_t i = (size_t)json_integer_value(json_object_get(o, "i"));
+        CHECK(i < c.count);
+        if (i >= c.count) break;
+        for (int sp = 0; sp < 2; sp++) {
+            int32_t *ids;
+            size_t n;
+            CHECK_OK(rl_tok_encode(tok, c.s[i], c.n[i], sp, &ids, &n, &err));
+            if (!ids_equal(ids, n, json_object_get(o, sp ? "ids" : "ids_nospecial"))) {
+                if (bad++ < 6) {
+                    fprintf(stderr, "    %s: mismatch for string %zu (special=%d): ", name, i, sp);
+                    json_t *js = json_stringn(c.s[i], c.n[i]);
+                    char *d = json_dumps(js, JSON_ENCODE_ANY);
+                    fprintf(stderr, "%.200s\n", d);
+                    free(d);
+                    json_decref(js);
+                    print_ids("ours", ids, n);
+                    json_t *r = json_object_get(o, sp ? "ids" : "ids_nospecial");
+                    char *rs = json_dumps(r, 0);
+                    fprintf(stderr, "      ref: %.300s\n", rs);
+                    free(rs);
+                }
+            }
+            int rt = lossless_decode;
+            if (rt == RT_NO_SPECIALS && (strstr(c.s[i], "<s>") || strstr(c.s[i], "</s>") || strstr(c.s[i], "<unk>")))
+                rt = RT_NONE;
+            if (!sp && rt != RT_NONE) {
+                char *text;
+                size_t tl;
+                CHECK_OK(rl_tok_decode(tok, ids, n, 0, &text, &tl, &err));
+                const char *want = c.s[i];
+                size_t wl = c.n[i];
+                utf8proc_uint8_t *nfc = NULL;
+                if (rt == RT_NFC) {
+                    utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)want, (utf8proc_ssize_t)wl, &nfc,
+                                                      UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+                    if (r >= 0) want = (const char *)nfc, wl = (size_t)r;
+                }
+                if (!(tl == wl && memcmp(text, want, tl) == 0) && bad_rt++ < 5)
+                    fprintf(stderr, "    %s: round trip of string %zu gave \"%.100s\"\n", name, i, text);
+                free(nfc);
+                free(text);
+            }
+            free(ids);
+        }
+        json_decref(o);
+        n_lines++;
+    }
+    free(line);
+    fclose(f);
+    CHECK_MSG(n_lines >= 300, "only %d reference lines", n_lines);
+    CHECK_MSG(bad == 0, "%s: %d encodings of %d strings differ from @huggingface/tokenizers", name, bad, n_lines);
+    CHECK_MSG(bad_rt == 0, "%s: %d round trips failed", name, bad_rt);
+    rl_tok_free(tok);
+}
+
+TEST(tok_json_qwen3_matches_hf) { check_against_reference("qwen3", RL_TOK_BPE_BYTES, RT_NFC); }
+TEST(tok_json_llama3_matches_hf) { check_against_reference("llama3", RL_TOK_BPE_BYTES, RT_EXACT); }
+TEST(tok_json_mistral_matches_hf) { check_against_reference("mistral", RL_TOK_BPE_SPM, RT_NO_SPECIALS); }
