@@ -75,7 +75,27 @@ static void emit_unknown(const rl_tokenizer *t, const char *w, const tok_sym *y,
     if (t->unk >= 0) tok_ids_push(out, t->unk);
 }
 
+static void bpe_segment(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out);
+
 void tok_bpe_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out) {
+    if (n == 0) return;
+    if (t->ignore_merges || t->bytelevel || !t->spm_cut_ok || n < 256) {
+        bpe_segment(t, w, n, s, out);
+        return;
+    }
+    /* cut before each U+2581 that follows another character: no merge can cross there, so the
+     * result is the same and the heap stays small on long texts without a pre-tokenizer */
+    size_t start = 0;
+    for (size_t i = 3; i + 3 <= n; i++) {
+        if (memcmp(w + i, "\xE2\x96\x81", 3) == 0 && memcmp(w + i - 3, "\xE2\x96\x81", 3) != 0) {
+            bpe_segment(t, w + start, i - start, s, out);
+            start = i;
+        }
+    }
+    bpe_segment(t, w + start, n - start, s, out);
+}
+
+static void bpe_segment(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out) {
     if (n == 0) return;
     if (t->ignore_merges) {
         int32_t id;

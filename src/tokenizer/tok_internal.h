@@ -107,6 +107,9 @@ struct rl_tokenizer {
     char *wp_prefix;  /* WordPiece continuing_subword_prefix ("##") */
     int wp_max_chars;
     int spm_add_space; /* GGUF llama: prepend U+2581 */
+    /* no piece holds U+2581 after another character, so BPE never merges across the start of
+     * a U+2581 run and a long word can be cut there (SentencePiece's split_by_whitespace) */
+    int spm_cut_ok;
 
     /* pipeline (tokenizer.json, GGUF gpt2) */
     tok_norm *norms;

@@ -512,6 +512,18 @@ rl_status tok_json_load(rl_tokenizer *t, const char *json, size_t len, rl_error 
         a->norm = rl_buf_take(&nb);
     }
     if ((st = tok_added_index(t, err))) goto done;
+    if (t->kind == RL_TOK_BPE_SPM) {
+        t->spm_cut_ok = 1;
+        for (int32_t id = 0; id < t->n_vocab && t->spm_cut_ok; id++) {
+            const char *p = t->pool + t->off[id];
+            if (t->off[id] == UINT32_MAX) continue;
+            for (uint32_t k = 3; k + 3 <= t->len[id]; k++)
+                if (memcmp(p + k, "\xE2\x96\x81", 3) == 0 && memcmp(p + k - 3, "\xE2\x96\x81", 3) != 0) {
+                    t->spm_cut_ok = 0;
+                    break;
+                }
+        }
+    }
     /* bos/eos when the post-processor does not name them */
     static const char *const bos_names[] = {"<|begin_of_text|>", "<s>", "[CLS]", "<bos>"};
     static const char *const eos_names[] = {"<|end_of_text|>", "<|endoftext|>", "</s>", "[SEP]", "<eos>"};
