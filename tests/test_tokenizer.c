@@ -272,3 +272,206 @@ static void check_against_reference(const char *name, rl_tok_kind kind, int loss
 TEST(tok_json_qwen3_matches_hf) { check_against_reference("qwen3", RL_TOK_BPE_BYTES, RT_NFC); }
 TEST(tok_json_llama3_matches_hf) { check_against_reference("llama3", RL_TOK_BPE_BYTES, RT_EXACT); }
 TEST(tok_json_mistral_matches_hf) { check_against_reference("mistral", RL_TOK_BPE_SPM, RT_NO_SPECIALS); }
+
+/* ---- GGUF vocabularies ----------------------------------------------------------------------- */
+
+/* A tiny GGUF (v3) writer for the tests: key/values only, no tensors. */
+typedef struct gw {
+    rl_buf b;
+    uint64_t n_kv;
+} gw;
+
+static void gw_u32(rl_buf *b, uint32_t v) { rl_buf_append(b, &v, 4); }
+static void gw_u64(rl_buf *b, uint64_t v) { rl_buf_append(b, &v, 8); }
+static void gw_str(rl_buf *b, const char *s, size_t n) {
+    gw_u64(b, n);
+    rl_buf_append(b, s, n);
+}
+static void gw_key(gw *w, const char *k, uint32_t type) {
+    gw_str(&w->b, k, strlen(k));
+    gw_u32(&w->b, type);
+    w->n_kv++;
+}
+static void gw_kv_str(gw *w, const char *k, const char *v) {
+    gw_key(w, k, 8);
+    gw_str(&w->b, v, strlen(v));
+}
+static void gw_kv_u32(gw *w, const char *k, uint32_t v) {
+    gw_key(w, k, 4);
+    gw_u32(&w->b, v);
+}
+static void gw_kv_bool(gw *w, const char *k, int v) {
+    gw_key(w, k, 7);
+    rl_buf_putc(&w->b, (char)(v != 0));
+}
+static char *gw_finish(gw *w, size_t *len) {
+    rl_buf out = {0};
+    rl_buf_append(&out, "GGUF", 4);
+    gw_u32(&out, 3);
+    gw_u64(&out, 0);
+    gw_u64(&out, w->n_kv);
+    rl_buf_append(&out, w->b.data, w->b.len);
+    rl_buf_free(&w->b);
+    *len = out.len;
+    return rl_buf_take(&out);
+}
+
+/* Builds a GGUF vocabulary from a tokenizer.json: "gpt2" (tokens, types, merges, pre) or
+ * "llama" (tokens, types, scores = minus the rank of the merge making each piece, which is what
+ * SentencePiece BPE models store). */
+static char *gguf_from_json(const char *dir, int llama, const char *pre, size_t *len) {
+    char *path = t_fmt("%s/tokenizer.json", dir);
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_ALLOW_NUL, &je);
+    CHECK(root != NULL);
+    free(path);
+    json_t *model = json_object_get(root, "model"), *vocab = json_object_get(model, "vocab");
+    size_t n = 0;
+    const char *key;
+    size_t klen;
+    json_t *v;
+    json_object_keylen_foreach(vocab, key, klen, v) if ((size_t)json_integer_value(v) + 1 > n) n = (size_t)json_integer_value(v) + 1;
+    size_t i;
+    json_t *a;
+    json_array_foreach(json_object_get(root, "added_tokens"), i, a) {
+        size_t id = (size_t)json_integer_value(json_object_get(a, "id"));
+        if (id + 1 > n) n = id + 1;
+    }
+    const char **tok = calloc(n, sizeof *tok);
+    size_t *tl = calloc(n, sizeof *tl);
+    int32_t *type = calloc(n, sizeof *type);
+    json_object_keylen_foreach(vocab, key, klen, v) {
+        size_t id = (size_t)json_integer_value(v);
+        tok[id] = key, tl[id] = klen, type[id] = 1;
+        if (klen == 6 && memcmp(key, "<0x", 3) == 0 && key[5] == '>') type[id] = 6;
+    }
+    json_array_foreach(json_object_get(root, "added_tokens"), i, a) {
+        size_t id = (size_t)json_integer_value(json_object_get(a, "id"));
+        tok[id] = json_string_value(json_object_get(a, "content"));
+        tl[id] = json_string_length(json_object_get(a, "content"));
+        type[id] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
+        if (strcmp(tok[id], "<unk>") == 0) type[id] = 2;
+    }
+    gw w = {0};
+    gw_kv_str(&w, "general.architecture", llama ? "llama" : "qwen2");
+    gw_kv_str(&w, "tokenizer.ggml.model", llama ? "llama" : "gpt2");
+    if (pre) gw_kv_str(&w, "tokenizer.ggml.pre", pre);
+    gw_key(&w, "tokenizer.ggml.tokens", 9);
+    gw_u32(&w.b, 8);
+    gw_u64(&w.b, n);
+    for (size_t k = 0; k < n; k++) gw_str(&w.b, tok[k] ? tok[k] : "", tok[k] ? tl[k] : 0);
+    gw_key(&w, "tokenizer.ggml.token_type", 9);
+    gw_u32(&w.b, 5);
+    gw_u64(&w.b, n);
+    for (size_t k = 0; k < n; k++) gw_u32(&w.b, (uint32_t)(type[k] ? type[k] : 5));
+    if (llama) {
+        gw_key(&w, "tokenizer.ggml.scores", 9);
+        gw_u32(&w.b, 6);
+        gw_u64(&w.b, n);
+        /* SentencePiece BPE: a piece's score is minus the order of the merge that makes it */
+        float *score = calloc(n, sizeof *score);
+        int *has = calloc(n, sizeof *has);
+        json_t *m;
+        json_array_foreach(json_object_get(model, "merges"), i, m) {
+            const char *ms = json_string_value(m);
+            char *cat = t_fmt("%s", ms);
+            char *sp = strchr(cat, ' ');
+            if (sp) memmove(sp, sp + 1, strlen(sp));
+            json_t *id = json_object_get(vocab, cat);
+            if (json_is_integer(id) && !has[json_integer_value(id)])
+                score[json_integer_value(id)] = -(float)i, has[json_integer_value(id)] = 1;
+            free(cat);
+        }
+        for (size_t k = 0; k < n; k++) rl_buf_append(&w.b, &score[k], 4);
+        free(score);
+        free(has);
+        gw_kv_u32(&w, "tokenizer.ggml.bos_token_id", 1);
+        gw_kv_u32(&w, "tokenizer.ggml.eos_token_id", 2);
+        gw_kv_u32(&w, "tokenizer.ggml.unknown_token_id", 0);
+        gw_kv_bool(&w, "tokenizer.ggml.add_bos_token", 1);
+    } else {
+        json_t *merges = json_object_get(model, "merges");
+        gw_key(&w, "tokenizer.ggml.merges", 9);
+        gw_u32(&w.b, 8);
+        gw_u64(&w.b, json_array_size(merges));
+        json_t *m;
+        json_array_foreach(merges, i, m) {
+            if (json_is_string(m)) gw_str(&w.b, json_string_value(m), json_string_length(m));
+            else {
+                char *s = t_fmt("%s %s", json_string_value(json_array_get(m, 0)), json_string_value(json_array_get(m, 1)));
+                gw_str(&w.b, s, strlen(s));
+                free(s);
+            }
+        }
+        gw_kv_u32(&w, "tokenizer.ggml.eos_token_id", 151645);
+        gw_kv_bool(&w, "tokenizer.ggml.add_bos_token", 0);
+    }
+    gw_kv_str(&w, "tokenizer.chat_template", "{% for message in messages %}<|im_start|>...");
+    free(tok);
+    free(tl);
+    free(type);
+    json_decref(root);
+    return gw_finish(&w, len);
+}
+
+static void check_gguf(const char *name, int llama, const char *pre, int need_nfc_invariant) {
+    char *dir = unpack(name);
+    if (!dir) SKIP("tokenizer fixture absent");
+    size_t glen;
+    char *g = gguf_from_json(dir, llama, pre, &glen);
+    t_write(dir, "vocab.gguf", g, glen);
+    free(g);
+    char *gpath = t_fmt("%s/vocab.gguf", dir);
+    rl_tokenizer *tok = NULL;
+    rl_error err = {0};
+    rl_status st = rl_tok_load(&tok, gpath, &err);
+    CHECK_MSG(st == RL_OK, "load %s: %s", gpath, err.msg);
+    if (!tok) exit(1);
+    CHECK_EQ_INT(rl_tok_kind_of(tok), llama ? RL_TOK_SPM_SCORES : RL_TOK_BPE_BYTES);
+    corpus c = load_corpus();
+    char *rname = t_fmt("ref_%s.jsonl", name);
+    char *rpath = fixture(rname);
+    FILE *f = fopen(rpath, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    int bad = 0, checked = 0;
+    while (f && getline(&line, &cap, f) > 0) {
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        size_t i = (size_t)json_integer_value(json_object_get(o, "i"));
+        if (need_nfc_invariant) { /* GGUF carries no normalizer: only NFC-stable strings compare */
+            utf8proc_uint8_t *nfc = NULL;
+            utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)c.s[i], (utf8proc_ssize_t)c.n[i], &nfc,
+                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            int same = r >= 0 && (size_t)r == c.n[i] && memcmp(nfc, c.s[i], c.n[i]) == 0;
+            free(nfc);
+            if (!same) {
+                json_decref(o);
+                continue;
+            }
+        }
+        int32_t *ids;
+        size_t n;
+        CHECK_OK(rl_tok_encode(tok, c.s[i], c.n[i], 1, &ids, &n, &err));
+        if (!ids_equal(ids, n, json_object_get(o, "ids")) && bad++ < 5) {
+            fprintf(stderr, "    gguf %s: mismatch for string %zu: %.80s\n", name, i, line);
+            print_ids("ours", ids, n);
+        }
+        char *text;
+        size_t tl;
+        CHECK_OK(rl_tok_decode(tok, ids, n, 1, &text, &tl, &err));
+        free(text);
+        free(ids);
+        json_decref(o);
+        checked++;
+    }
+    free(line);
+    if (f) fclose(f);
+    CHECK_MSG(checked >= 300, "only %d strings checked", checked);
+    CHECK_MSG(bad == 0, "gguf %s: %d of %d strings differ from @huggingface/tokenizers on the same vocabulary", name, bad,
+              checked);
+    rl_tok_free(tok);
+}
+
+TEST(tok_gguf_gpt2_qwen3_vocab) { check_gguf("qwen3", 0, "qwen2", 1); }
+TEST(tok_gguf_llama_mistral_vocab) { check_gguf("mistral", 1, NULL, 0); }

@@ -743,18 +743,21 @@ rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t le
     rl_buf norm = {0};
     rl_status st = RL_OK;
     if (t->kind == RL_TOK_SPM_SCORES) {
-        /* GGUF "llama" (llama.cpp): special tokens split first, then each fragment gets U+2581
-         * for spaces, and the very first fragment a leading U+2581 */
+        /* GGUF "llama" (llama.cpp): special tokens split first; each text fragment gets U+2581
+         * for spaces and, when it is the first or follows a special token, a leading U+2581 */
         split_added(t, 0, text, len, &sec);
+        int prev_special = 1;
         for (size_t i = 0; i < sec.n; i++) {
             span *sp = &sec.v[i];
             if (sp->added >= 0) {
                 tok_ids_push(&body, t->added[sp->added].id);
+                prev_special = 1;
                 continue;
             }
             if (sp->len == 0) continue;
             rl_buf_clear(&norm);
-            if (t->spm_add_space && sp->off == 0) rl_buf_append(&norm, "\xE2\x96\x81", 3);
+            if (t->spm_add_space && prev_special) rl_buf_append(&norm, "\xE2\x96\x81", 3);
+            prev_special = 0;
             replace_all(text + sp->off, sp->len, " ", 1, "\xE2\x96\x81", 3, &norm);
             tok_spm_word(t, norm.data, norm.len, sc, &body);
         }
