@@ -482,3 +482,246 @@ static void check_gguf(const char *name, int llama, const char *pre, int need_nf
 
 TEST(tok_gguf_gpt2_qwen3_vocab) { check_gguf("qwen3", 0, "qwen2", 1); }
 TEST(tok_gguf_llama_mistral_vocab) { check_gguf("mistral", 1, NULL, 0); }
+
+/* ---- streaming decode --------------------------------------------------------------------- */
+
+TEST(tok_stream_never_splits_characters) {
+    char *dir = unpack("qwen3");
+    if (!dir) SKIP("fixture absent");
+    rl_tokenizer *tok = NULL;
+    rl_error err = {0};
+    CHECK_OK(rl_tok_load(&tok, dir, &err));
+    if (!tok) return;
+    corpus c = load_corpus();
+    int split_seen = 0;
+    for (size_t i = 0; i < c.count; i++) {
+        int32_t *ids;
+        size_t n;
+        CHECK_OK(rl_tok_encode(tok, c.s[i], c.n[i], 0, &ids, &n, &err));
+        char *full;
+        size_t fl;
+        CHECK_OK(rl_tok_decode(tok, ids, n, 0, &full, &fl, &err));
+        rl_tok_stream *st = rl_tok_stream_new(tok, 0);
+        rl_buf all = {0};
+        for (size_t k = 0; k < n; k++) {
+            rl_buf piece = {0};
+            CHECK_OK(rl_tok_stream_push(st, ids[k], &piece, &err));
+            CHECK_MSG(rl_utf8_valid(piece.data ? piece.data : "", piece.len), "string %zu: chunk %zu is not whole UTF-8", i, k);
+            size_t pl;
+            rl_tok_piece(tok, ids[k], &pl);
+            if (piece.len == 0 && pl > 0) split_seen = 1;
+            rl_buf_append(&all, piece.data ? piece.data : "", piece.len);
+            rl_buf_free(&piece);
+        }
+        rl_tok_stream_flush(st, &all);
+        rl_tok_stream_free(st);
+        CHECK_MSG(all.len == fl && memcmp(all.data ? all.data : "", full, fl) == 0, "string %zu: stream != decode", i);
+        rl_buf_free(&all);
+        free(full);
+        free(ids);
+    }
+    CHECK_MSG(split_seen, "the corpus should contain characters split across byte-level tokens");
+    /* a character that never completes comes out as U+FFFD at flush */
+    int32_t id = rl_tok_find(tok, "\xC3\xA4", 2); /* byte-level piece for byte 0xE4 */
+    CHECK(id >= 0);
+    rl_tok_stream *st = rl_tok_stream_new(tok, 0);
+    rl_buf out = {0};
+    CHECK_OK(rl_tok_stream_push(st, id, &out, &err));
+    CHECK_EQ_INT(out.len, 0);
+    int32_t a = rl_tok_find(tok, "a", 1);
+    CHECK_OK(rl_tok_stream_push(st, a, &out, &err));
+    CHECK_EQ_STR(out.data, "\xEF\xBF\xBD" "a");
+    CHECK(rl_tok_stream_push(st, 1 << 30, &out, &err) == RL_EINVAL);
+    rl_tok_stream_free(st);
+    rl_buf_free(&out);
+    rl_tok_free(tok);
+}
+
+/* ---- hostile files ------------------------------------------------------------------------ */
+
+static rl_status load_str(const char *json, rl_error *err) {
+    rl_tokenizer *tok = NULL;
+    rl_status st = rl_tok_load_memory(&tok, json, strlen(json), err);
+    rl_tok_free(tok);
+    return st;
+}
+
+TEST(tok_hostile_json) {
+    rl_error err = {0};
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}", &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "invalid JSON");
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}}}", &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "merges is missing");
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "merged piece");
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}", &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "right piece");
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "not an integer in");
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999999}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "used twice");
+    CHECK(load_str("{\"added_tokens\": [{\"id\": 4294967296, \"content\": \"x\"}], \"model\": {\"type\": \"BPE\", "
+                   "\"vocab\": {\"a\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "added_tokens[0]");
+    CHECK(load_str("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", &err) == RL_EUNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "Unigram");
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"unk_token\": \"<unk>\"}}", &err) ==
+          RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "unk_token");
+    CHECK(load_str("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"}, \"behavior\": \"Isolated\"}, "
+                   "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "bad regex");
+    CHECK(load_str("{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}, "
+                   "{\"Sequence\": {\"id\": \"A\"}}]}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                   &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "<s>");
+    CHECK(load_str("{\"normalizer\": {\"type\": \"Mystery\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+                  &err) == RL_EUNSUPPORTED);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK(load_str("[]", &err) != RL_OK);
+    CHECK(load_str("", &err) != RL_OK);
+}
+
+/* every prefix of a real file is refused with a message, never a crash */
+TEST(tok_hostile_truncations) {
+    char *path = fixture("wordpiece/tokenizer.json");
+    char *data;
+    size_t len;
+    rl_error err = {0};
+    CHECK_OK(rl_file_read(path, 0, &data, &len, &err));
+    for (size_t cut = 0; cut < len; cut += (cut < 2000 ? 1 : 97)) {
+        rl_tokenizer *tok = NULL;
+        rl_status st = rl_tok_load_memory(&tok, data, cut, &err);
+        CHECK_MSG(st != RL_OK && err.msg[0], "prefix of %zu bytes was accepted", cut);
+        rl_tok_free(tok);
+    }
+    free(data);
+    const char *shared = t_shared();
+    if (!shared) return;
+    char *bin = t_fmt("%s/models/stories260K/tok512.bin", shared);
+    CHECK_OK(rl_file_read(bin, 0, &data, &len, &err));
+    int refused = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        rl_tokenizer *tok = NULL;
+        rl_status st = rl_tok_load_memory(&tok, data, cut, &err);
+        if (st != RL_OK) refused++;
+        else { /* a cut between two entries is a smaller valid vocabulary: it must still work */
+            int32_t *ids;
+            size_t n;
+            CHECK_OK(rl_tok_encode(tok, "Hello world", 11, 1, &ids, &n, &err));
+            free(ids);
+        }
+        rl_tok_free(tok);
+    }
+    CHECK(refused > (int)len / 2);
+    /* a token length that points past the end */
+    int32_t big = 1 << 30;
+    memcpy(data + 8, &big, 4);
+    rl_tokenizer *tok = NULL;
+    CHECK(rl_tok_load_memory(&tok, data, len, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "beyond the end");
+    free(data);
+    free(bin);
+}
+
+TEST(tok_hostile_gguf) {
+    rl_error err = {0};
+    rl_tokenizer *tok = NULL;
+    /* a tokens array that claims 2^40 strings */
+    gw w = {0};
+    gw_kv_str(&w, "tokenizer.ggml.model", "llama");
+    gw_key(&w, "tokenizer.ggml.tokens", 9);
+    gw_u32(&w.b, 8);
+    gw_u64(&w.b, 1ull << 40);
+    gw_str(&w.b, "a", 1);
+    size_t len;
+    char *g = gw_finish(&w, &len);
+    CHECK(rl_tok_load_memory(&tok, g, len, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "claims");
+    free(g);
+    /* header with a lying key/value count */
+    w = (gw){0};
+    gw_kv_str(&w, "tokenizer.ggml.model", "gpt2");
+    g = gw_finish(&w, &len);
+    uint64_t lie = 1ull << 50;
+    memcpy(g + 16, &lie, 8);
+    CHECK(rl_tok_load_memory(&tok, g, len, &err) == RL_EFORMAT);
+    free(g);
+    /* a string length past the end, an unknown type, version 1, no vocabulary, a bad bos id */
+    w = (gw){0};
+    gw_key(&w, "tokenizer.ggml.model", 8);
+    gw_u64(&w.b, 1000);
+    g = gw_finish(&w, &len);
+    CHECK(rl_tok_load_memory(&tok, g, len, &err) == RL_EFORMAT);
+    free(g);
+    w = (gw){0};
+    gw_key(&w, "x", 77);
+    g = gw_finish(&w, &len);
+    CHECK(rl_tok_load_memory(&tok, g, len, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "unknown value type");
+    uint32_t v1 = 1;
+    memcpy(g + 4, &v1, 4);
+    CHECK(rl_tok_load_memory(&tok, g, len, &err) == RL_EUNSUPPORTED);
+    free(g);
+    w = (gw){0};
+    gw_kv_str(&w, "general.name", "no vocab");
+    g = gw_finish(&w, &len);
+    CHECK(rl_tok_load_memory(&tok, g, len, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "tokenizer.ggml.model");
+    free(g);
+    w = (gw){0};
+    gw_kv_str(&w, "tokenizer.ggml.model", "llama");
+    gw_key(&w, "tokenizer.ggml.tokens", 9);
+    gw_u32(&w.b, 8);
+    gw_u64(&w.b, 2);
+    gw_str(&w.b, "a", 1);
+    gw_str(&w.b, "b", 1);
+    gw_key(&w, "tokenizer.ggml.scores", 9);
+    gw_u32(&w.b, 6);
+    gw_u64(&w.b, 2);
+    float sc[2] = {0, 0};
+    rl_buf_append(&w.b, sc, 8);
+    gw_kv_u32(&w, "tokenizer.ggml.bos_token_id", 7);
+    g = gw_finish(&w, &len);
+    CHECK(rl_tok_load_memory(&tok, g, len, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "out of range");
+    /* every truncation of a valid small GGUF is refused cleanly */
+    for (size_t cut = 0; cut < len; cut++) {
+        CHECK(rl_tok_load_memory(&tok, g, cut, &err) != RL_OK);
+        rl_tok_free(tok);
+        tok = NULL;
+    }
+    free(g);
+}
+
+TEST(tok_hostile_inputs) {
+    char *dir = unpack("wordpiece");
+    rl_tokenizer *tok = NULL;
+    rl_error err = {0};
+    CHECK_OK(rl_tok_load(&tok, dir, &err));
+    if (!tok) return;
+    int32_t bad[] = {2, 5, 1 << 20};
+    char *text;
+    size_t tl;
+    CHECK(rl_tok_decode(tok, bad, 3, 0, &text, &tl, &err) == RL_EINVAL);
+    CHECK_CONTAINS(err.msg, "out of range");
+    int32_t neg[] = {-1};
+    CHECK(rl_tok_decode(tok, neg, 1, 0, &text, &tl, &err) == RL_EINVAL);
+    /* invalid UTF-8 is read as U+FFFD, as a JavaScript string would hold it */
+    int32_t *ids;
+    size_t n;
+    const char junk[] = "ok \xFF\xFE \xC3 \xE2\x82 \xED\xA0\x80 end";
+    CHECK_OK(rl_tok_encode(tok, junk, sizeof junk - 1, 1, &ids, &n, &err));
+    CHECK(n >= 4);
+    free(ids);
+    CHECK_OK(rl_tok_encode(tok, NULL, 0, 1, &ids, &n, &err));
+    CHECK_EQ_INT(n, 2);
+    free(ids);
+    rl_tok_free(tok);
+    CHECK(rl_tok_load(&tok, "/nonexistent/tokenizer.json", &err) != RL_OK);
+    CHECK_CONTAINS(err.msg, "/nonexistent");
+    char *empty = t_tmpdir();
+    CHECK(rl_tok_load(&tok, empty, &err) == RL_ENOTFOUND);
+}
