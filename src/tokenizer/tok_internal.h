@@ -137,6 +137,10 @@ struct rl_tokenizer {
     /* chat */
     char *chat_template;
     rl_chat_family chat_family;
+    char *chat_system;   /* the template's default system prompt (ChatML: Qwen2.5, SmolLM2) */
+    int chat_bos;        /* the template writes bos_token */
+    int chat_gen_always; /* the template opens the assistant turn unconditionally (early Llama 3) */
+    int chat_think;      /* Qwen3: a final assistant turn gets an empty <think></think> block */
     char *name; /* for messages: the file or folder loaded */
     char *bos_str, *eos_str;
 };
