@@ -175,14 +175,14 @@ uint32_t tok_byte_to_cp(int b) {
 }
 
 int tok_cp_to_byte(uint32_t cp) {
-    static int16_t table[324];
-    static int ready; /* idempotent initialisation of a constant table: benign if raced */
-    if (!ready) {
-        for (int i = 0; i < 324; i++) table[i] = -1;
-        for (int b = 0; b < 256; b++) table[tok_byte_to_cp(b)] = (int16_t)b;
-        ready = 1;
-    }
-    return cp < 324 ? table[cp] : -1;
+    /* the inverse of tok_byte_to_cp without a table (no process-wide state): printable bytes map
+     * to themselves, the others in order to 256, 257, ... */
+    if (cp < 256) return (cp >= '!' && cp <= '~') || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF) ? (int)cp : -1;
+    if (cp >= 256 + 68) return -1;
+    int n = (int)(cp - 256);
+    for (int x = 0; x < 256; x++)
+        if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF)) && n-- == 0) return x;
+    return -1;
 }
 
 /* ---- UTF-8 ---- */
@@ -302,7 +302,9 @@ static void build_decode_table(rl_tokenizer *t) {
             break;
         default:
             if (t->kind == RL_TOK_LLAMA2C && bv >= 0) rl_buf_putc(&pool, (char)bv);
-            else rl_buf_append(&pool, s, n);
+            else if (t->kind == RL_TOK_LLAMA2C && t->attr[id] == TOK_CONTROL) {
+                /* "\n<s>\n", "\n</s>\n": llama2.c never prints them; they decode to nothing */
+            } else rl_buf_append(&pool, s, n);
         }
         t->dec_off[id] = (uint32_t)start;
         t->dec_len[id] = (uint32_t)(pool.len - start);
@@ -386,6 +388,8 @@ void rl_tok_free(rl_tokenizer *t) {
         free(t->added[i].norm);
     }
     free(t->added);
+    free(t->aidx[0]);
+    free(t->aidx[1]);
     free(t->tmpl);
     free(t->dec_pool);
     free(t->dec_off);

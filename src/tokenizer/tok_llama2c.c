@@ -5,7 +5,8 @@
  * are <unk>, BOS, EOS and ids 3..258 the byte pieces <0x00>..<0xFF> (the encoder relies on it, as
  * llama2.c does).
  *
- * Encoding (tok_llama2c_encode) reproduces llama2.c's encode(): BOS, a dummy-prefix token " ",
+ * Encoding (tok_llama2c_encode) reproduces llama2.c's encode() as run.c calls it (bos=1, eos=0;
+ * add_special adds BOS only, like SentencePiece Llama tokenizers): BOS, a dummy-prefix token " ",
  * then one token per UTF-8 character (at most 4 bytes; characters missing from the vocabulary
  * become byte tokens id = byte + 3), then repeatedly merge the adjacent pair whose concatenated
  * piece has the highest score (the leftmost on ties). llama2.c rescans the whole sequence at
@@ -183,7 +184,6 @@ void tok_llama2c_encode(const rl_tokenizer *t, const char *text, size_t len, int
     if (n) {
         for (int32_t i = 0; i >= 0; i = sym[i].next) tok_ids_push(out, sym[i].id);
     }
-    if (add_special) tok_ids_push(out, t->eos);
     free(sym);
     free(h.v);
     rl_buf_free(&cat);

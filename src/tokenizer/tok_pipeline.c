@@ -410,8 +410,6 @@ rl_status tok_normalize(const rl_tokenizer *t, const char *in, size_t n, rl_buf 
 
 /* ---- added tokens -------------------------------------------------------------------- */
 
-static const rl_tokenizer *sort_tok;
-static int sort_set;
 static const char *added_text(const tok_added *a, int set, size_t *n) {
     if (set == 1) {
         *n = a->norm_len;
@@ -421,10 +419,16 @@ static const char *added_text(const tok_added *a, int set, size_t *n) {
     return a->content;
 }
 
-static int added_cmp(const void *x, const void *y) {
-    const tok_added *a = &sort_tok->added[*(const int32_t *)x], *b = &sort_tok->added[*(const int32_t *)y];
+typedef struct sort_ctx {
+    const rl_tokenizer *t;
+    int set;
+} sort_ctx;
+
+static int added_cmp(const void *x, const void *y, void *arg) {
+    const sort_ctx *c = arg;
+    const tok_added *a = &c->t->added[*(const int32_t *)x], *b = &c->t->added[*(const int32_t *)y];
     size_t na, nb;
-    const char *sa = added_text(a, sort_set, &na), *sb = added_text(b, sort_set, &nb);
+    const char *sa = added_text(a, c->set, &na), *sb = added_text(b, c->set, &nb);
     int fa = (unsigned char)sa[0], fb = (unsigned char)sb[0];
     if (fa != fb) return fa - fb;
     if (na != nb) return na > nb ? -1 : 1;
@@ -446,10 +450,8 @@ rl_status tok_added_index(rl_tokenizer *t, rl_error *err) {
             if (n == 0) continue;
             t->aidx[set][m++] = i;
         }
-        /* qsort with a file-level pointer: load time only, one thread */
-        sort_tok = t;
-        sort_set = set;
-        qsort(t->aidx[set], (size_t)m, sizeof(int32_t), added_cmp);
+        sort_ctx ctx = {t, set};
+        qsort_r(t->aidx[set], (size_t)m, sizeof(int32_t), added_cmp, &ctx);
         int k = 0;
         for (int b = 0; b < 257; b++) {
             while (k < m && b < 256) {

@@ -57,9 +57,10 @@ const char *rl_tok_piece(const rl_tokenizer *tok, int id, size_t *len);
 /* Id of a piece written exactly as in the vocabulary, or -1. */
 int rl_tok_find(const rl_tokenizer *tok, const char *piece, size_t len);
 
-/* Encodes text (len bytes; it need not be NUL-terminated). add_special adds what the file's
- * post-processor adds (BOS/EOS, [CLS]/[SEP]); special tokens written in the text are always
- * recognised, as Hugging Face does. *ids is malloc'ed, the caller frees it. */
+/* Encodes text (len bytes; it need not be NUL-terminated). add_special adds what the file says
+ * to add: tokenizer.json's post-processor (BOS/EOS, [CLS]/[SEP]), GGUF's add_bos_token /
+ * add_eos_token, BOS for llama2.c (as its run.c encodes prompts). Special tokens written in the
+ * text are always recognised, as Hugging Face does. *ids is malloc'ed, the caller frees it. */
 rl_status rl_tok_encode(const rl_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
                         size_t *n_ids, rl_error *err);
 /* Number of tokens text encodes to without special tokens (the chunker's measure). */
