@@ -10,6 +10,7 @@ static const rl_cli_verb verbs[] = {
     {"ingest", cmd_ingest, "documents -> chunks -> store with keyword (BM25) search"},
     {"search", cmd_search, "search the store (BM25)"},
     {"synth", cmd_synth, "chunks -> teacher -> verified questions and cited answers -> RAFT datasets"},
+    {"tokenize", cmd_tokenize, "text -> token ids (or back) with a model's tokenizer"},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
