@@ -13,6 +13,7 @@
 #include <fcntl.h>
 
 #include "retrieve/retrieve.h"
+#include "tokenizer/tokenizer.h"
 
 static rl_ingest_report ingest_dir(rl_store *s, const char *dir) {
     const char *paths[] = {dir};
@@ -309,4 +310,54 @@ TEST(cli_ingest_and_search) {
     CHECK(t_run(t_fmt("%s ingest --store %s/s %s/does-not-exist", t_bin(), dir, dir), &out, 1) != 0);
     CHECK_CONTAINS(out, "does-not-exist");
     free(out);
+}
+
+TEST(ingest_chunk_sizes_in_tokenizer_tokens_and_rechunk_on_change) {
+    char *dir = t_tmpdir(), *out;
+    CHECK_EQ_INT(t_run(t_fmt("xz -dc %s/tests/fixtures/tokenizer/qwen3/tokenizer.json.xz > %s/tokenizer.json", t_root(), dir), &out, 1), 0);
+    free(out);
+    rl_buf doc = {0};
+    rl_buf_puts(&doc, "# Numbers\n\n");
+    for (int i = 0; i < 400; i++) rl_buf_printf(&doc, "Item %d costs EUR %d,%03d.%02d (ref. AR-%dX). ", i, i * 7 % 1000, i * 13 % 1000, i % 100, i);
+    t_write(dir, "docs/a.md", doc.data, doc.len);
+    rl_buf_free(&doc);
+    t_write_str(dir, "raftlm.yaml", "corpus: {paths: [docs]}\nchunking: {size: 64, overlap: 8, tokenizer: tokenizer.json}\n");
+    CHECK_EQ_INT(t_run(t_fmt("%s ingest -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    free(out);
+    /* every chunk, counted again by the real tokenizer, is within the limit */
+    rl_tokenizer *tok;
+    rl_error err;
+    CHECK_OK(rl_tok_load(&tok, t_fmt("%s/tokenizer.json", dir), &err));
+    rl_store *s;
+    CHECK_OK(rl_store_open(&s, t_fmt("%s/out/store.db", dir), NULL, &err));
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(rl_store_db(s), "SELECT text, n_tokens FROM chunks", -1, &st, NULL);
+    int n = 0, max = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        size_t c;
+        CHECK_OK(rl_tok_count(tok, t, strlen(t), &c, &err));
+        CHECK_MSG(c <= 64, "chunk of %zu tokens", c);
+        CHECK_EQ_INT(sqlite3_column_int(st, 1), c);
+        if ((int)c > max) max = (int)c;
+        n++;
+    }
+    sqlite3_finalize(st);
+    rl_store_close(s);
+    CHECK(n > 20);
+    CHECK(max > 48); /* chunks are filled, not tiny */
+    /* the estimate would count these figures differently: a new chunk size re-chunks */
+    t_write_str(dir, "raftlm.yaml", "corpus: {paths: [docs]}\nchunking: {size: 100, overlap: 8, tokenizer: tokenizer.json}\n");
+    CHECK_EQ_INT(t_run(t_fmt("%s ingest -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "chunking every file again");
+    CHECK_CONTAINS(out, "1 updated");
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s ingest -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "1 unchanged");
+    free(out);
+    t_write_str(dir, "raftlm.yaml", "corpus: {paths: [docs]}\nchunking: {size: 100, overlap: 8, tokenizer: missing.json}\n");
+    CHECK(t_run(t_fmt("%s ingest -c %s/raftlm.yaml", t_bin(), dir), &out, 1) != 0);
+    CHECK_CONTAINS(out, "chunking.tokenizer");
+    free(out);
+    rl_tok_free(tok);
 }

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "cli/project.h"
+#include "tokenizer/tokenizer.h"
 
 static const char *usage_text =
     "[-c raftlm.yaml] [--store DIR PATH...] [--chunk-size N] [--overlap N] [--threads N]\n\n"
@@ -57,11 +58,14 @@ int cmd_ingest(int argc, char **argv) {
     rl_store *store = NULL;
     rl_ingest_opts io = {0};
     rl_ingest_report rep = {0};
+    rl_tokenizer *tok = NULL;
+    char *chunking_fp = NULL;
     if (cfg.chunking.overlap >= cfg.chunking.size) {
         rl_fail(&err, RL_EINVAL, "overlap (%d) must be smaller than the chunk size (%d)", cfg.chunking.overlap, cfg.chunking.size);
         goto fail;
     }
-    if (cli_chunk_opts(&cfg, &io.chunk, &err)) goto fail;
+    if (cli_chunk_opts(&cfg, &io.chunk, &tok, &chunking_fp, &err)) goto fail;
+    io.chunking_fingerprint = chunking_fp;
     rl_store_opts so = {.stemming = cfg.retrieval.stemming};
     if (rl_store_open(&store, db_path, &so, &err)) goto fail;
     io.paths = (const char *const *)cfg.corpus.paths.items;
@@ -88,6 +92,8 @@ fail:
 out:
     rl_ingest_report_free(&rep);
     rl_store_close(store);
+    rl_tok_free(tok);
+    free(chunking_fp);
     free(db_path);
     rl_config_free(&cfg);
     return code;

@@ -1,5 +1,6 @@
 /* project.c - locating a project (config file or bare store folder) for the verbs. */
 #include "cli/project.h"
+#include "tokenizer/tokenizer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,14 +26,40 @@ rl_status cli_project_open(const char *config_path, const char *store_dir, rl_co
     return RL_OK;
 }
 
-rl_status cli_chunk_opts(const rl_config *cfg, rl_chunk_opts *opts, rl_error *err) {
+static size_t count_with_tokenizer(void *ctx, const char *s, size_t n) {
+    size_t count = 0;
+    if (rl_tok_count(ctx, s, n, &count, NULL) != RL_OK) return rl_estimate_tokens(NULL, s, n);
+    return count;
+}
+
+rl_status cli_chunk_opts(const rl_config *cfg, rl_chunk_opts *opts, rl_tokenizer **tok, char **fingerprint, rl_error *err) {
     memset(opts, 0, sizeof *opts);
+    *tok = NULL;
+    *fingerprint = NULL;
     opts->size = cfg->chunking.size;
     opts->overlap = cfg->chunking.overlap;
-    if (cfg->chunking.tokenizer)
-        return rl_fail(err, RL_EUNSUPPORTED,
-                       "%s: chunking.tokenizer: token counting with a model tokenizer is not in this build yet; "
-                       "remove the key to use the word-based estimate",
-                       cfg->file);
+    char tok_id[80] = "estimate";
+    if (cfg->chunking.tokenizer) {
+        rl_status s = rl_tok_load(tok, cfg->chunking.tokenizer, err);
+        if (s) {
+            rl_error_prefix(err, "%s: chunking.tokenizer", cfg->file);
+            return s;
+        }
+        opts->count = count_with_tokenizer;
+        opts->count_ctx = *tok;
+        /* the tokenizer's identity is its vocabulary: hash what it encodes a probe to */
+        char hex[65];
+        rl_buf probe = {0};
+        for (int id = 0; id < rl_tok_vocab_size(*tok) && id < 4096; id++) {
+            size_t len;
+            const char *piece = rl_tok_piece(*tok, id, &len);
+            if (piece) rl_buf_append(&probe, piece, len);
+            rl_buf_putc(&probe, 0);
+        }
+        rl_sha256_hex(probe.data ? probe.data : "", probe.len, hex);
+        rl_buf_free(&probe);
+        snprintf(tok_id, sizeof tok_id, "tokenizer:%.16s:%d", hex, rl_tok_vocab_size(*tok));
+    }
+    *fingerprint = rl_xasprintf("size=%d;overlap=%d;count=%s", opts->size, opts->overlap, tok_id);
     return RL_OK;
 }

@@ -11,7 +11,11 @@
  * Returns the store database path in *db_path (caller frees). */
 rl_status cli_project_open(const char *config_path, const char *store_dir, rl_config *cfg, char **db_path, rl_error *err);
 
-/* Chunking options from the config (token counting from chunking.tokenizer or the estimate). */
-rl_status cli_chunk_opts(const rl_config *cfg, rl_chunk_opts *opts, rl_error *err);
+typedef struct rl_tokenizer rl_tokenizer;
+
+/* Chunking options from the config: token counts from chunking.tokenizer (loaded into *tok,
+ * which the caller frees with rl_tok_free) or the word-based estimate; *fingerprint (caller
+ * frees) identifies the chunking for the store. */
+rl_status cli_chunk_opts(const rl_config *cfg, rl_chunk_opts *opts, rl_tokenizer **tok, char **fingerprint, rl_error *err);
 
 #endif

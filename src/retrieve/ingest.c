@@ -175,6 +175,7 @@ typedef struct job {
 typedef struct batch_ctx {
     job *jobs;
     const rl_ingest_opts *opts;
+    int rechunk; /* the chunking changed: an unchanged hash is no reason to skip */
 } batch_ctx;
 
 static void run_job(void *ctx, size_t i, int thread) {
@@ -192,7 +193,7 @@ static void run_job(void *ctx, size_t i, int thread) {
     j->bytes = (int64_t)len;
     rl_sha256_hex(data, len, j->sha);
     j->file->size = (int64_t)len;
-    if (j->file->in_store && strcmp(j->sha, j->file->sha) == 0) {
+    if (j->file->in_store && strcmp(j->sha, j->file->sha) == 0 && !b->rechunk) {
         j->same_hash = 1;
         free(data);
         return;
@@ -365,6 +366,16 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
     }
     sqlite3_finalize(by_path);
 
+    /* a different chunking than the store was built with: every file is chunked again */
+    char stored_fp[512] = "";
+    int rechunk = 0;
+    if (!r && opts->chunking_fingerprint) {
+        r = store_get_meta(s, "chunking", stored_fp, sizeof stored_fp, err);
+        rechunk = !r && strcmp(stored_fp, opts->chunking_fingerprint) != 0;
+        if (rechunk && stored_fp[0]) rl_info("chunking changed (%s -> %s): chunking every file again", stored_fp, opts->chunking_fingerprint);
+        if (rechunk)
+            for (size_t i = 0; i < files.n; i++) files.f[i].seen = 0;
+    }
     size_t todo = 0;
     for (size_t i = 0; i < files.n; i++) todo += !files.f[i].seen;
     report->unchanged = (int64_t)(files.n - todo);
@@ -387,7 +398,7 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
             bytes += (size_t)f->size;
             n++;
         }
-        batch_ctx bc = {jobs, opts};
+        batch_ctx bc = {jobs, opts, rechunk};
         rl_pool_for(pool, n, run_job, &bc);
         /* One transaction per batch: whole files only, so a kill loses at most this batch
          * and never leaves half a file; far fewer commits (and FTS segments) than one per file. */
@@ -443,6 +454,8 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
     }
     free(known);
     free(n_known);
+    /* only now: a run killed before this point chunks everything again next time */
+    if (!r && rechunk) r = store_set_meta(s, "chunking", opts->chunking_fingerprint, err);
 done:
     for (size_t i = 0; i < files.n; i++) free(files.f[i].abspath), free(files.f[i].root), free(files.f[i].rel);
     free(files.f);

@@ -103,6 +103,9 @@ typedef struct rl_ingest_opts {
     int n_exclude;
     size_t max_file_bytes;
     rl_chunk_opts chunk;
+    /* what identifies the chunking (size, overlap, tokenizer): when it differs from the one the
+     * store was built with, every file is chunked again */
+    const char *chunking_fingerprint;
     int threads; /* 0 = all cores */
 } rl_ingest_opts;
 

@@ -74,7 +74,7 @@ static rl_status create_fts(rl_store *s, int stemming, rl_error *err) {
     return store_exec(s, sql, err);
 }
 
-static rl_status get_meta(rl_store *s, const char *key, char *out, size_t cap, rl_error *err) {
+rl_status store_get_meta(rl_store *s, const char *key, char *out, size_t cap, rl_error *err) {
     sqlite3_stmt *st;
     out[0] = 0;
     if (store_prepare(s, &st, "SELECT value FROM meta WHERE key = ?", err)) return RL_EDB;
@@ -84,7 +84,7 @@ static rl_status get_meta(rl_store *s, const char *key, char *out, size_t cap, r
     return RL_OK;
 }
 
-static rl_status set_meta(rl_store *s, const char *key, const char *value, rl_error *err) {
+rl_status store_set_meta(rl_store *s, const char *key, const char *value, rl_error *err) {
     sqlite3_stmt *st;
     if (store_prepare(s, &st, "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", err))
         return RL_EDB;
@@ -107,7 +107,7 @@ static rl_status migrate(rl_store *s, const rl_store_opts *opts, rl_error *err) 
         if (store_exec(s, "BEGIN IMMEDIATE", err)) return RL_EDB;
         rl_status r = store_exec(s, migrations[v], err);
         if (!r && v == 0) r = create_fts(s, opts->stemming != 0, err);
-        if (!r && v == 0) r = set_meta(s, "fts_stemming", opts->stemming != 0 ? "porter" : "none", err);
+        if (!r && v == 0) r = store_set_meta(s, "fts_stemming", opts->stemming != 0 ? "porter" : "none", err);
         char sql[64];
         snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
         if (!r) r = store_exec(s, sql, err);
@@ -120,7 +120,7 @@ static rl_status migrate(rl_store *s, const rl_store_opts *opts, rl_error *err) 
     /* the stemming choice is part of the index: rebuild it when it changed */
     if (opts->stemming < 0) return RL_OK;
     char cur[32];
-    if (get_meta(s, "fts_stemming", cur, sizeof cur, err)) return RL_EDB;
+    if (store_get_meta(s, "fts_stemming", cur, sizeof cur, err)) return RL_EDB;
     const char *want = opts->stemming ? "porter" : "none";
     if (strcmp(cur, want) != 0) {
         rl_info("rebuilding the keyword index (stemming %s -> %s)", cur, want);
@@ -128,7 +128,7 @@ static rl_status migrate(rl_store *s, const rl_store_opts *opts, rl_error *err) 
         rl_status r = store_exec(s, "DROP TABLE chunks_fts", err);
         if (!r) r = create_fts(s, opts->stemming, err);
         if (!r) r = store_exec(s, "INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild')", err);
-        if (!r) r = set_meta(s, "fts_stemming", want, err);
+        if (!r) r = store_set_meta(s, "fts_stemming", want, err);
         if (r) {
             store_exec(s, "ROLLBACK", NULL);
             return r;

@@ -15,5 +15,8 @@ struct rl_store {
 rl_status store_fail(rl_store *s, rl_error *err, const char *what);
 rl_status store_exec(rl_store *s, const char *sql, rl_error *err);
 rl_status store_prepare(rl_store *s, sqlite3_stmt **st, const char *sql, rl_error *err);
+/* The meta table: settings of the store ("" when a key is absent). */
+rl_status store_get_meta(rl_store *s, const char *key, char *out, size_t cap, rl_error *err);
+rl_status store_set_meta(rl_store *s, const char *key, const char *value, rl_error *err);
 
 #endif
