@@ -67,11 +67,34 @@ int cmd_synth(int argc, char **argv) {
         goto fail;
     }
     if (rl_store_open(&store, db_path, NULL, &err)) goto fail;
-    if (strcmp(cfg.teacher.type, "extractive") != 0) {
-        rl_fail(&err, RL_EUNSUPPORTED, "%s: teacher.type: '%s' is not in this build yet; use extractive", cfg.file, cfg.teacher.type);
+    if (strcmp(cfg.teacher.type, "openai") == 0) {
+        const char *key = cfg.teacher.api_key_env ? getenv(cfg.teacher.api_key_env) : NULL;
+        rl_openai_opts oo = {
+            .base_url = cfg.teacher.base_url,
+            .model = cfg.teacher.model,
+            .api_key = key,
+            .max_concurrency = cfg.teacher.max_concurrency,
+            .timeout_s = cfg.teacher.timeout_s,
+            .max_retries = cfg.teacher.max_retries,
+            .retry_base_s = cfg.teacher.retry_base_s,
+            .temperature = cfg.teacher.temperature,
+            .max_tokens = cfg.teacher.max_tokens,
+            .token_budget = cfg.teacher.token_budget,
+            .question_prompt = cfg.teacher.question_prompt,
+            .answer_prompt = cfg.teacher.answer_prompt,
+        };
+        if (rl_teacher_openai_new(&teacher, &oo, &err)) {
+            rl_error_prefix(&err, "%s", cfg.file);
+            goto fail;
+        }
+        if (!key && strstr(cfg.teacher.base_url, "127.0.0.1") == NULL && strstr(cfg.teacher.base_url, "localhost") == NULL)
+            rl_warn("no API key: the environment variable %s is not set", cfg.teacher.api_key_env ? cfg.teacher.api_key_env : "(none)");
+    } else if (strcmp(cfg.teacher.type, "extractive") == 0) {
+        teacher = rl_teacher_extractive_new();
+    } else {
+        rl_fail(&err, RL_EUNSUPPORTED, "%s: teacher.type: '%s' is not in this build yet; use extractive or openai", cfg.file, cfg.teacher.type);
         goto fail;
     }
-    teacher = rl_teacher_extractive_new();
     o.teacher_fingerprint = teacher->fingerprint;
     if (export_fmt) {
         rl_export_format fmt;
@@ -98,6 +121,16 @@ int cmd_synth(int argc, char **argv) {
     rl_info("questions: %lld, accepted %lld, rejected %lld, near-duplicates dropped %lld", (long long)rep.questions,
             (long long)rep.accepted, (long long)rep.rejected, (long long)rep.duplicates);
     for (int i = 0; i < rep.n_reasons; i++) rl_info("  %-40s %lld", rep.reasons[i], (long long)rep.reason_counts[i]);
+    if (strcmp(cfg.teacher.type, "openai") == 0) {
+        int64_t reqs, retries, pt, ct;
+        rl_teacher_openai_stats(teacher, &reqs, &retries, &pt, &ct);
+        double cost = (double)pt * cfg.teacher.price_prompt_per_mtok / 1e6 + (double)ct * cfg.teacher.price_completion_per_mtok / 1e6;
+        rl_info("teacher: %lld requests (%lld retries), %lld prompt + %lld completion tokens this run, ~%.4f in cost; "
+                "all runs: %lld + %lld tokens",
+                (long long)reqs, (long long)retries, (long long)pt, (long long)ct, cost, (long long)rep.prompt_tokens,
+                (long long)rep.completion_tokens);
+    }
+    if (rep.stopped_by_budget) rl_warn("stopped early: teacher.token_budget is spent; rerun (with a larger budget) to continue");
     rl_info("examples: %lld train, %lld validation, %lld test (%lld refusals)%s", (long long)rep.examples[0],
             (long long)rep.examples[1], (long long)rep.examples[2], (long long)rep.refusals,
             rep.datasets_written ? "" : "; datasets unchanged");

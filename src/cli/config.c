@@ -17,6 +17,7 @@
 typedef enum {
     F_SECTION, /* a mapping heading: only for the template and for known section names */
     F_INT,
+    F_INT64,
     F_FLOAT,
     F_BOOL,
     F_STR,
@@ -112,6 +113,17 @@ static const field fields[] = {
     {"teacher.timeout_s", F_FLOAT, O(teacher.timeout_s), "120", 1, 86400, 0, "per-request time limit in seconds"},
     {"teacher.temperature", F_FLOAT, O(teacher.temperature), "0.2", 0, 2, 0, "sampling temperature"},
     {"teacher.max_tokens", F_INT, O(teacher.max_tokens), "1024", 1, 1 << 20, 0, "answer length limit"},
+    {"teacher.max_retries", F_INT, O(teacher.max_retries), "6", 0, 100, 0,
+     "retries of a failed request (timeouts, 429, 5xx), with exponential backoff and jitter; Retry-After is honoured"},
+    {"teacher.retry_base_s", F_FLOAT, O(teacher.retry_base_s), "0.5", 0.001, 60, 0, "first backoff in seconds (doubles per retry, at most 30 s)"},
+    {"teacher.token_budget", F_INT64, O(teacher.token_budget), "0", 0, 9e18, 0, "stop asking once this many tokens are used (0 = no limit)"},
+    {"teacher.price_prompt_per_mtok", F_FLOAT, O(teacher.price_prompt_per_mtok), "0", 0, 1e6, 0, "price per million prompt tokens, for the cost estimate"},
+    {"teacher.price_completion_per_mtok", F_FLOAT, O(teacher.price_completion_per_mtok), "0", 0, 1e6, 0,
+     "price per million completion tokens, for the cost estimate"},
+    {"teacher.question_prompt", F_STR, O(teacher.question_prompt), "null", NONE, 0,
+     "prompt asking for questions (placeholders {chunk} {heading} {title} {n}); null = built-in"},
+    {"teacher.answer_prompt", F_STR, O(teacher.answer_prompt), "null", NONE, 0,
+     "prompt asking for a cited answer (placeholders {chunk} {heading} {title} {question}); null = built-in"},
 
     {"raft", F_SECTION, 0, 0, NONE, 0, "how RAFT training examples are assembled"},
     {"raft.questions_per_chunk", F_INT, O(raft.questions_per_chunk), "3", 1, 100, 0, "questions asked per chunk"},
@@ -213,6 +225,14 @@ static rl_status set_scalar(load_ctx *c, const field *f, void *base, const char 
             return key_error(c, line, key, "must be from %.0f to %.0f, got %lld", f->min, f->max, x);
         }
         *(int *)dst = (int)x;
+        return RL_OK;
+    }
+    case F_INT64: {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        if (!v[0] || *end != 0 || errno != 0 || x < f->min) return key_error(c, line, key, "expected a non-negative integer, got %s", q);
+        *(long long *)dst = x;
         return RL_OK;
     }
     case F_FLOAT: {

@@ -79,6 +79,11 @@ typedef struct rl_config {
         double timeout_s;
         double temperature;
         int max_tokens;
+        int max_retries;
+        double retry_base_s;
+        long long token_budget;
+        double price_prompt_per_mtok, price_completion_per_mtok;
+        char *question_prompt, *answer_prompt;
     } teacher;
     struct {
         int questions_per_chunk;

@@ -228,6 +228,14 @@ static rl_status generate(rl_store *store, rl_teacher *t, const rl_synth_opts *o
             p->qtask.n_questions = o->questions_per_chunk;
             p->qtask.user = p;
             r = t->vt->submit(t, &p->qtask, err);
+            if (r == RL_EINTERRUPTED) { /* the budget is spent: finish what is in flight, then stop */
+                rl_warn("%s", err ? err->msg : "teacher stopped");
+                rep->stopped_by_budget = 1;
+                r = RL_OK;
+                memset(p, 0, sizeof *p);
+                next = n_todo;
+                break;
+            }
             if (r) break;
             in_flight++;
             tasks_out++;
@@ -247,7 +255,8 @@ static rl_status generate(rl_store *store, rl_teacher *t, const rl_synth_opts *o
                 p->error = rl_xstrdup(task->error ? task->error : rl_status_name(task->status));
             }
             if (task->kind == RL_TASK_QUESTIONS && !p->failed) {
-                p->n_answers = p->answers_left = task->n_out;
+                p->n_answers = task->n_out;
+                p->answers_left = 0; /* counts the answers actually submitted */
                 p->atasks = rl_xcalloc((size_t)(task->n_out ? task->n_out : 1), sizeof *p->atasks);
                 for (int q = 0; q < task->n_out && !r; q++) {
                     rl_teacher_task *a = &p->atasks[q];
@@ -259,13 +268,22 @@ static rl_status generate(rl_store *store, rl_teacher *t, const rl_synth_opts *o
                     a->hint = task->hints ? task->hints[q] : NULL;
                     a->user = p;
                     r = t->vt->submit(t, a, err);
+                    if (r == RL_EINTERRUPTED) { /* budget spent mid-chunk: the chunk is redone next run */
+                        rep->stopped_by_budget = 1;
+                        next = n_todo;
+                        r = RL_OK;
+                        p->failed = 1;
+                        p->error = rl_xstrdup("token budget spent");
+                        break;
+                    }
+                    p->answers_left++;
                     tasks_out++;
                 }
             } else if (task->kind == RL_TASK_ANSWER) {
                 p->answers_left--;
             }
-            int finished = (task->kind == RL_TASK_QUESTIONS && (p->failed || p->n_answers == 0)) ||
-                           (task->kind == RL_TASK_ANSWER && p->answers_left == 0);
+            /* done when no answer of this chunk is outstanding */
+            int finished = p->answers_left == 0;
             if (!finished || r) continue;
             if (p->failed) {
                 /* not marked done: a rerun asks again (a teacher outage must not lose chunks) */

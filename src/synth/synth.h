@@ -63,6 +63,27 @@ rl_teacher *rl_teacher_extractive_new(void);
 void rl_teacher_free(rl_teacher *t);
 void rl_teacher_task_clear(rl_teacher_task *task); /* frees the outputs */
 
+/* Any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp's server, Ollama, raftlm serve). */
+typedef struct rl_openai_opts {
+    const char *base_url; /* ".../v1": requests go to base_url + "/chat/completions" */
+    const char *model, *api_key;
+    int max_concurrency; /* requests in flight */
+    double timeout_s;    /* per request */
+    int max_retries;     /* per request, after the first attempt */
+    double retry_base_s; /* first backoff; doubles each retry, capped at 30 s, with jitter */
+    double temperature;
+    int max_tokens;
+    int64_t token_budget; /* stop asking once this many tokens are used (0 = no limit) */
+    const char *question_prompt, *answer_prompt; /* templates: {chunk} {heading} {title} {n} {question} */
+} rl_openai_opts;
+rl_status rl_teacher_openai_new(rl_teacher **out, const rl_openai_opts *opts, rl_error *err);
+void rl_teacher_openai_stats(rl_teacher *t, int64_t *requests, int64_t *retries, int64_t *prompt_tokens, int64_t *completion_tokens);
+/* Questions from a model's reply: a JSON array (or {"questions": [...]}), repaired when it is
+ * fenced, wrapped in prose, has trailing commas or is cut off; else lines ending in '?'.
+ * Returns the count (0 for an empty list), or -1 when nothing in the reply can be read;
+ * *out is an array of strings the caller frees. */
+int rl_parse_questions(const char *content, char ***out);
+
 /* The extractive teacher's core, for tests and for reuse: up to max question/answer pairs from
  * one chunk (caller frees with rl_qa_free). */
 typedef struct rl_qa {
@@ -120,6 +141,7 @@ typedef struct rl_synth_report {
     int64_t reason_counts[32];
     int n_reasons;
     int distractors_clamped; /* the corpus had fewer chunks than asked for */
+    int stopped_by_budget;   /* the teacher's token budget ran out */
     int datasets_written;    /* 0 when the files were already up to date */
     double seconds;
 } rl_synth_report;
