@@ -25,7 +25,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test asan bench bench-tokenizer demo clean fuzz
+.PHONY: all deps test asan bench bench-tokenizer bench-teacher demo clean fuzz
 all: $(BUILD)/raftlm
 
 # Every build checks the packages first and installs what is missing (once per deps.txt change).
@@ -73,6 +73,13 @@ bench: bench-tokenizer
 bench-tokenizer: $(BUILD)/tokenizer-bench
 	@bench/tokenizer.sh $(BUILD)
 $(BUILD)/tokenizer-bench: $(BUILD)/bench/tokenizer_bench.o $(BUILD)/libraftlm.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# teacher throughput against a local server that answers in 1 s (docs/benchmarks.md)
+bench: bench-teacher
+bench-teacher: $(BUILD)/teacher-bench
+	@$(BUILD)/teacher-bench examples/acme/docs 64 1.0
+$(BUILD)/teacher-bench: $(BUILD)/bench/teacher_bench.o $(BUILD)/tests/fake_openai.o $(BUILD)/libraftlm.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 demo: $(BUILD)/raftlm

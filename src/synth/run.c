@@ -203,7 +203,8 @@ static rl_status generate(rl_store *store, rl_teacher *t, const rl_synth_opts *o
     int64_t accepted = count_accepted(db, fp);
     int cap = t->vt->capacity(t);
     if (cap < 1) cap = 1;
-    /* at most `cap` chunks in flight: each needs a question task then answer tasks */
+    /* at most `cap` chunks in flight: each needs a question task then answer tasks; up to twice
+     * the teacher's concurrency is handed over, so that its queue never runs dry */
     pending_chunk *slots = rl_xcalloc((size_t)cap, sizeof *slots);
     int in_flight = 0, tasks_out = 0;
     size_t next = 0;
@@ -216,7 +217,7 @@ static rl_status generate(rl_store *store, rl_teacher *t, const rl_synth_opts *o
         /* with a limit, keep only as many chunks in flight as could still be needed */
         int stop = o->max_examples > 0 && accepted + (int64_t)in_flight * o->questions_per_chunk >= o->max_examples;
         /* fill free slots with new chunks */
-        for (int s = 0; s < cap && next < n_todo && !stop && tasks_out < cap; s++) {
+        for (int s = 0; s < cap && next < n_todo && !stop && tasks_out < 2 * cap; s++) {
             if (slots[s].chunk) continue;
             if (o->max_examples > 0 && accepted + (int64_t)(in_flight + 1) * o->questions_per_chunk > o->max_examples && in_flight > 0) break;
             pending_chunk *p = &slots[s];
