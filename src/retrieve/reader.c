@@ -264,6 +264,21 @@ static void scan_rst(doc_builder *b) {
     }
 }
 
+/* ---- plain text ------------------------------------------------------------------------- */
+
+/* A plain text file's title: its first line when that reads like one (short, no full stop). */
+static char *text_title(const char *t, size_t len) {
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)t[i])) i++;
+    size_t e = i;
+    while (e < len && t[e] != '\n') e++;
+    while (e > i && isspace((unsigned char)t[e - 1])) e--;
+    if (e == i || e - i > 100 || t[e - 1] == '.' || t[e - 1] == ',' || t[e - 1] == ':') return NULL;
+    int words = 1;
+    for (size_t k = i; k < e; k++) words += t[k] == ' ';
+    return words <= 12 ? rl_xstrndup(t + i, e - i) : NULL;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 rl_status rl_read_document(const char *path, const char *data, size_t len, rl_doc_list *out, rl_error *err) {
@@ -285,7 +300,9 @@ rl_status rl_read_document(const char *path, const char *data, size_t len, rl_do
         b.text.data = text, b.text.len = n, b.text.cap = n + 1;
         if (strcmp(ext, "md") == 0 || strcmp(ext, "markdown") == 0) scan_markdown(&b);
         else if (strcmp(ext, "rst") == 0) scan_rst(&b);
-        doc_list_push(out, &b, "", NULL);
+        char *title = b.n_headings ? NULL : text_title(b.text.data, b.text.len);
+        doc_list_push(out, &b, "", title);
+        free(title);
         if (note) out->warning = rl_xstrdup(note);
     }
     if (s) {

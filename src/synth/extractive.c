@@ -87,6 +87,10 @@ static int figure_at(const char *s, size_t i, size_t *end) {
             *end = k + 4;
             return FIG_DATE;
         }
+        if (d > 0 && d <= 2 && !isdigit((unsigned char)s[k + d])) { /* "April 12" */
+            *end = k + d;
+            return FIG_DATE;
+        }
         return FIG_NONE;
     }
     if (s[i] == 'v' && isdigit((unsigned char)s[i + 1]) && (n = number_len(s, i + 1)) > 0 && memchr(s + i + 1, '.', n)) {
@@ -167,6 +171,8 @@ static int figure_at(const char *s, size_t i, size_t *end) {
 }
 
 /* ---- units of a chunk ------------------------------------------------------------------- */
+
+static int count_words(const char *s);
 
 typedef struct unit {
     char *text;   /* verbatim */
@@ -264,6 +270,11 @@ static void make_units(const char *text, unit_list *l) {
         int list = !blank && ((s[k] == '-' || s[k] == '*' || s[k] == '+') && k + 1 < len && s[k + 1] == ' ');
         int table = !blank && is_table_line(s + k, len - k);
         int kv = !blank && !table && is_key_value(s + k, len - k);
+        int rule = !blank && !table && len - k >= 3 && strspn(s + k, "-=*_~#+. ") == len - k;
+        if (rule) { /* "SUMMARY\n-------": the short paragraph above is a heading */
+            if (para.len && count_words(para.data) <= 6) rl_buf_clear(&para);
+            blank = 1;
+        }
         if (blank || heading || list || table || kv || (para.len && isupper((unsigned char)s[k]) && 0)) {
             if (para.len) split_sentences(l, para.data, para.len);
             rl_buf_clear(&para);
@@ -348,10 +359,29 @@ static int used_in_lower_case(const char *word, size_t n) {
     return 0;
 }
 
+/* Whether the chunk writes this capitalized word in the middle of a sentence ("... with Acme"):
+ * then it is a name. */
+static int capitalized_mid_sentence(const char *word, size_t n) {
+    const char *text = g_chunk_for_case;
+    if (!text || n < 2 || n >= 64) return 0;
+    char w[64];
+    memcpy(w, word, n);
+    w[n] = 0;
+    for (const char *p = strstr(text, w); p; p = strstr(p + 1, w)) {
+        if (isalnum((unsigned char)p[n]) || p < text + 2) continue;
+        if (p[-1] == ' ' && islower((unsigned char)p[-2])) return 1;
+        if (p[-1] == ' ' && p >= text + 3 && p[-2] == ',' ) return 1;
+    }
+    return 0;
+}
+
 static void lower_first(char *s) {
     size_t n = 0;
     while (isalpha((unsigned char)s[n])) n++;
-    if (first_word_in(s, lowercase_first) || (n > 1 && islower((unsigned char)s[1]) && used_in_lower_case(s, n)))
+    int camel = 0;
+    for (size_t i = 1; i < n; i++) camel |= isupper((unsigned char)s[i]) != 0;
+    if (first_word_in(s, lowercase_first) ||
+        (n > 1 && !camel && (used_in_lower_case(s, n) || !capitalized_mid_sentence(s, n))))
         s[0] = (char)tolower((unsigned char)s[0]);
 }
 
@@ -385,7 +415,7 @@ static char *subject_phrase(const char *s, size_t n) {
         free(subj);
         subj = joined;
         if (!subj) return NULL;
-    } else {
+    } else if (count_words(subj) >= 2) { /* one word is a name ("Acme") */
         lower_first(subj);
     }
     int w = count_words(subj);
@@ -606,7 +636,11 @@ static void table_candidates(cand_list *l, const unit *u, const char *topic, int
         else if (transposed) q = rl_xasprintf("What is the %s of the %s?", attr, thing);
         else if (word_in_list(attr, generic_headers) && word_in_list(corner, attribute_corners))
             q = topic ? rl_xasprintf("What is the %c%s of the %s?", tolower((unsigned char)thing[0]), thing + 1, topic) : NULL;
-        else q = rl_xasprintf("What is the %s for %s?", attr, thing);
+        else {
+            size_t al = strlen(attr);
+            int plural = al > 3 && attr[al - 1] == 's' && !strchr("sui", attr[al - 2]);
+            q = rl_xasprintf("What %s the %s for %s?", plural ? "are" : "is", attr, thing);
+        }
         /* the whole cell is the answer ("EUR 9,900", "4 business hours") */
         if (q) add_candidate(l, q, c0[c], strlen(c0[c]), u->text, 3 + fig_score(kind), order * 16 + c);
         free(attr);
@@ -628,6 +662,12 @@ static const char *const year_words[] = {"in", "since", "of", "for", "until", "f
  * "Employees complete the training within how many days of joining?" */
 static void echo_candidate(cand_list *l, const char *s, const char *topic, int order) {
     size_t len = strlen(s);
+    int figures = 0;
+    for (size_t i = 0; s[i]; i++) {
+        size_t fe;
+        if (figure_at(s, i, &fe) != FIG_NONE) figures++, i = fe - 1;
+    }
+    if (figures >= 4) return; /* a table or timeline flattened into a line, not a sentence */
     if (first_word_in(s, pronouns) || !isupper((unsigned char)s[0]) || count_words(s) > 40 || strstr(s, "...") || strstr(s, ". .") ||
         (len && s[len - 1] == ':')) /* a sentence that introduces a list */
         return;
@@ -642,9 +682,27 @@ static void echo_candidate(cand_list *l, const char *s, const char *topic, int o
             i = fe;
             continue;
         }
+        int depth = 0;
+        for (size_t k = 0; k < ps; k++) depth += s[k] == '(' ? 1 : s[k] == ')' ? -1 : 0;
+        if (depth > 0) { /* an aside in brackets */
+            i = fe;
+            continue;
+        }
         size_t se = fe;
         while (s[se] == '*' || s[se] == '`') se++;
         char *prefix = clean_phrase(s, ps);
+        /* "Examples: more than ..." and "And on ..." start a question badly */
+        static const char *const leads[] = {"And ", "But ", "So ", "Also ", "Then ", "Thus ", NULL};
+        for (int l = 0; leads[l]; l++)
+            if (strncmp(prefix, leads[l], strlen(leads[l])) == 0) {
+                memmove(prefix, prefix + strlen(leads[l]), strlen(prefix + strlen(leads[l])) + 1);
+                prefix[0] = (char)toupper((unsigned char)prefix[0]);
+            }
+        char *label = strstr(prefix, ": ");
+        if (label && label - prefix < 24 && count_words(label + 2) >= 3) {
+            memmove(prefix, label + 2, strlen(label + 2) + 1);
+            prefix[0] = (char)toupper((unsigned char)prefix[0]);
+        }
         int colon = ps > 0 && s[ps - 1 - (s[ps - 1] == ' ')] == ':';
         if (count_words(prefix) < 3) {
             free(prefix);
@@ -691,7 +749,7 @@ static void echo_candidate(cand_list *l, const char *s, const char *topic, int o
             /* a bare number: "how many <next word>" when a noun follows */
             size_t k = skip_spaces(s, se), w = k;
             while (isalpha((unsigned char)s[w])) w++;
-            if (w - k < 3 || w - k > 20) {
+            if (w - k < 3 || w - k > 20 || isupper((unsigned char)s[k])) { /* "429 Too Many Requests" is a name */
                 free(prefix);
                 return;
             }
@@ -764,8 +822,10 @@ static void sentence_candidates(cand_list *l, const unit *u, const char *topic, 
             else q = rl_xasprintf("What is the amount for %s?", lk);
         } else if (words <= 2 && topic) {
             q = rl_xasprintf("What is the %s of the %s?", lk, topic);
-        } else if (words >= 2) {
+        } else if (words >= 3 || (words == 2 && topic == NULL && 0)) {
             q = rl_xasprintf("What is the %s?", lk);
+        } else if (words == 2 && topic) {
+            q = rl_xasprintf("What is the %s of the %s?", lk, topic);
         }
         free(lk);
         free(key);
@@ -865,6 +925,11 @@ int rl_extract_qa(const char *chunk_text, const char *heading, const char *doc_t
     cand_list cands = {0};
     char *topic = topic_of(heading, doc_title);
     char *topic_clean = topic ? clean_phrase(topic, strlen(topic)) : NULL;
+    if (topic_clean) { /* "AR-90 Scout – Product Specification": the thing, not the subtitle */
+        char *dash = strstr(topic_clean, " \xe2\x80\x93 ");
+        if (!dash) dash = strstr(topic_clean, " - ");
+        if (dash && dash > topic_clean) *dash = 0;
+    }
     free(topic);
     g_chunk_for_case = chunk_text;
     /* numbered headings ("5.1 Domestic trips") read badly inside a question */
@@ -983,7 +1048,7 @@ rl_teacher *rl_teacher_extractive_new(void) {
     extractive *x = rl_xcalloc(1, sizeof *x);
     x->base.vt = &extractive_vt;
     /* bump the version whenever the phrasing changes, so old questions are not mixed in */
-    snprintf(x->base.fingerprint, sizeof x->base.fingerprint, "extractive-v1");
+    snprintf(x->base.fingerprint, sizeof x->base.fingerprint, "extractive-v2");
     return &x->base;
 }
 
