@@ -274,9 +274,10 @@ static char *text_title(const char *t, size_t len) {
     while (e < len && t[e] != '\n') e++;
     while (e > i && isspace((unsigned char)t[e - 1])) e--;
     if (e == i || e - i > 100 || t[e - 1] == '.' || t[e - 1] == ',' || t[e - 1] == ':') return NULL;
-    int words = 1;
-    for (size_t k = i; k < e; k++) words += t[k] == ' ';
-    return words <= 12 ? rl_xstrndup(t + i, e - i) : NULL;
+    int words = 1, lower = 0;
+    for (size_t k = i; k < e; k++) words += t[k] == ' ', lower |= islower((unsigned char)t[k]) != 0;
+    /* "PRODUCT DATA SHEET" is a form's label, not what the document is about */
+    return words <= 12 && lower ? rl_xstrndup(t + i, e - i) : NULL;
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
