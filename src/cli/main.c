@@ -9,6 +9,7 @@ static const rl_cli_verb verbs[] = {
     {"init", cmd_init, "write a commented raftlm.yaml for a new project"},
     {"ingest", cmd_ingest, "documents -> chunks -> store with keyword (BM25) search"},
     {"search", cmd_search, "search the store (BM25)"},
+    {"bench", cmd_bench, "benchmarks: `bench ann` (vector index recall and speed)"},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
