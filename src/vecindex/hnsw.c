@@ -882,8 +882,9 @@ rl_status rl_vindex_add_batch(rl_vindex *vi, size_t n, const uint64_t *ids, cons
     vi->n_free = keep;
     size_t n_new = n - n_reuse, first_new = vi->n;
     if (first_new + n_new > vi->cap) {
-        size_t nc = vi->cap ? vi->cap : 1024;
-        while (nc < first_new + n_new) nc += nc / 2;
+        /* exact size for the first batch, then grow by half at least */
+        size_t nc = vi->cap + vi->cap / 2;
+        if (nc < first_new + n_new) nc = first_new + n_new;
         st = vi_alloc(vi, nc, err);
         if (!st) st = hash_reserve(vi, vi->hcount + n, err);
         if (st) {
