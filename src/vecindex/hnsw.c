@@ -547,17 +547,24 @@ static inline float qdist(const rl_vindex *vi, const query *qq, uint32_t s) {
     return dist_f(vi, qq->q, s);
 }
 
+#ifndef PF_AHEAD
+#define PF_AHEAD 4
+#endif
+#ifndef PF_LINES
+#define PF_LINES 4
+#endif
+/* Prefetches the first PF_LINES cache lines of a row (the hardware prefetcher follows on). */
 static inline void prefetch_node(const rl_vindex *vi, const query *qq, uint32_t s) {
+    const char *p;
+    size_t bytes;
     if (qq->i8) {
-        const char *p = (const char *)(vi->code + (size_t)s * (size_t)vi->dimp);
-        __builtin_prefetch(p);
-        __builtin_prefetch(p + 64);
+        p = (const char *)(vi->code + (size_t)s * (size_t)vi->dimp);
+        bytes = (size_t)vi->dimp;
     } else {
-        const char *p = (const char *)vrow(vi, s);
-        __builtin_prefetch(p);
-        __builtin_prefetch(p + 64);
-        __builtin_prefetch(p + 128);
+        p = (const char *)vrow(vi, s);
+        bytes = (size_t)vi->dimp * 4;
     }
+    for (size_t o = 0; o < bytes && o < PF_LINES * 64; o += 64) __builtin_prefetch(p + o);
 }
 
 static inline int accept(const rl_vindex *vi, const query *qq, uint32_t s) {
@@ -619,19 +626,21 @@ static __attribute__((always_inline)) inline size_t search_level(const rl_vindex
         if (cur.d > bound && (nr == ef || !qq->filtering)) break;
         cpop(sc->c, &nc);
         const uint32_t *l = read_links(vi, sc, cur.s, lev, locked);
-        uint32_t n = l[0];
-        if (n) {
-            __builtin_prefetch(vis + l[1]);
-            prefetch_node(vi, qq, l[1]);
-        }
+        uint32_t n = l[0], nt = 0;
+        /* two passes: first the unvisited neighbours (their rows prefetched as they are found,
+         * so that many cache misses are in flight at once), then their distances */
+        uint32_t todo[2 * 128 + 1];
+        for (uint32_t j = 1; j <= n; j++) __builtin_prefetch(vis + l[j]);
         for (uint32_t j = 1; j <= n; j++) {
             uint32_t nb = l[j];
-            if (j + 1 <= n) {
-                __builtin_prefetch(vis + l[j + 1]);
-                prefetch_node(vi, qq, l[j + 1]);
-            }
             if (vis[nb] == gen) continue;
             vis[nb] = gen;
+            todo[nt++] = nb;
+            if (nt <= PF_AHEAD) prefetch_node(vi, qq, nb);
+        }
+        for (uint32_t t = 0; t < nt; t++) {
+            uint32_t nb = todo[t];
+            if (t + PF_AHEAD < nt) prefetch_node(vi, qq, todo[t + PF_AHEAD]);
             float d = qdist(vi, qq, nb);
             if (nr < ef || d < bound) {
                 cpush(sc, &nc, (cand){d, nb});
