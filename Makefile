@@ -4,6 +4,9 @@
 #   make test       build and run every test; the last line is "N passed, N failed"
 #   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
 #   make bench      benchmarks (docs/benchmarks.md says what they measure)
+#   make bench-ann  the vector index side by side with hnswlib and FAISS (minutes; needs
+#                   python3-hnswlib python3-faiss python3-numpy)
+#   make fuzz       libFuzzer on the vector index loader (clang; FUZZ_SECONDS, default 60)
 #   make demo       ingest and search the example project (examples/acme)
 
 BUILD   ?= build
@@ -23,7 +26,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test asan bench demo clean
+.PHONY: all deps test asan bench bench-ann fuzz demo clean
 all: $(BUILD)/raftlm
 
 # Every build checks the packages first and installs what is missing (once per deps.txt change).
@@ -66,10 +69,21 @@ asan:
 bench: $(BUILD)/raftlm
 	@bench/ingest.sh $(BUILD)/raftlm
 
+bench-ann: $(BUILD)/raftlm
+	@bench/ann.sh $(BUILD)/raftlm
+
+FUZZ_SECONDS ?= 60
+fuzz: | $(DEPS_OK)
+	@mkdir -p build-fuzz/corpus
+	clang -g -O1 -std=c11 -D_GNU_SOURCE -pthread -fsanitize=fuzzer,address,undefined -Isrc $(shell cat $(BUILD)/.pkg-cflags 2>/dev/null) \
+		fuzz/fuzz_vindex_load.c $(wildcard src/vecindex/*.c) $(wildcard src/core/*.c) $(LDLIBS) -o build-fuzz/fuzz_vindex_load
+	cp -n fuzz/corpus/vindex/* build-fuzz/corpus/ 2>/dev/null || true
+	build-fuzz/fuzz_vindex_load -max_total_time=$(FUZZ_SECONDS) -max_len=65536 build-fuzz/corpus
+
 demo: $(BUILD)/raftlm
 	@scripts/demo.sh $(BUILD)/raftlm
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d
