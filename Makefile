@@ -4,6 +4,9 @@
 #   make test       build and run every test; the last line is "N passed, N failed"
 #   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
 #   make bench      benchmarks (docs/benchmarks.md says what they measure)
+#   make bench-ann  the vector index side by side with hnswlib and FAISS (minutes; needs
+#                   python3-hnswlib python3-faiss python3-numpy)
+#   make fuzz       libFuzzer on the vector index loader (clang; FUZZ_SECONDS, default 60)
 #   make demo       ingest and search the example project (examples/acme)
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/: fuzz/*.c, e.g.
 #                   build-fuzz/fuzz_tok_json -max_total_time=60 tests/fixtures/tokenizer/wordpiece
@@ -25,7 +28,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test asan bench bench-tokenizer bench-teacher demo clean fuzz
+.PHONY: all deps test asan bench bench-tokenizer bench-teacher bench-ann demo clean fuzz
 all: $(BUILD)/raftlm
 
 # Every build checks the packages first and installs what is missing (once per deps.txt change).
@@ -81,6 +84,11 @@ bench-teacher: $(BUILD)/teacher-bench
 	@$(BUILD)/teacher-bench examples/acme/docs 64 1.0
 $(BUILD)/teacher-bench: $(BUILD)/bench/teacher_bench.o $(BUILD)/tests/fake_openai.o $(BUILD)/libraftlm.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# vector index side by side with hnswlib and FAISS (bench/ann.sh; docs/benchmarks.md)
+bench-ann: $(BUILD)/raftlm
+	@bench/ann.sh $(BUILD)/raftlm
+
 
 demo: $(BUILD)/raftlm
 	@scripts/demo.sh $(BUILD)/raftlm

@@ -11,6 +11,7 @@ static const rl_cli_verb verbs[] = {
     {"search", cmd_search, "search the store (BM25)"},
     {"synth", cmd_synth, "chunks -> teacher -> verified questions and cited answers -> RAFT datasets"},
     {"tokenize", cmd_tokenize, "text -> token ids (or back) with a model's tokenizer"},
+    {"bench", cmd_bench, "benchmarks: `bench ann` (vector index recall and speed)"},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])

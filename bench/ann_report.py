@@ -1,0 +1,78 @@
+#!/usr/bin/python3
+"""ann_report.py - Markdown tables from bench/ann.sh's JSON results.
+
+  ann_report.py RESULTS_DIR SET...
+
+For each set: per engine, build time, memory and the recall/QPS curve; then queries/s at the
+first ef that reaches recall@10 >= 0.95 and >= 0.99, and the ratio to hnswlib. Each engine's
+best round (highest queries/s per ef, shortest build) is used.
+"""
+import glob
+import json
+import os
+import sys
+
+ENGINES = ["raftlm", "raftlm_int8", "hnswlib", "faiss"]
+NAMES = {"raftlm": "raftlm (f32)", "raftlm_int8": "raftlm (int8+rescore)", "hnswlib": "hnswlib 0.6.2",
+         "faiss": "FAISS 1.7.3 HNSWFlat"}
+
+
+def load(d, s, e):
+    rs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, f"{s}-{e}-*.json")))]
+    if not rs:
+        return None
+    best = dict(rs[0])
+    best["build_s"] = min(r["build_s"] for r in rs)
+    best["rounds"] = len(rs)
+    runs = []
+    for i, run in enumerate(rs[0]["runs"]):
+        runs.append({"ef": run["ef"], "recall": run["recall"],
+                     "qps": max(r["runs"][i]["qps"] for r in rs),
+                     "qps_cpu": max(r["runs"][i].get("qps_cpu", 0) for r in rs)})
+    best["runs"] = runs
+    return best
+
+
+def at(r, target, key):
+    for run in r["runs"]:
+        if run["recall"] >= target:
+            return run[key], run["ef"]
+    return None, None
+
+
+def main():
+    d, sets = sys.argv[1], sys.argv[2:]
+    for s in sets:
+        res = {e: load(d, s, e) for e in ENGINES}
+        res = {e: r for e, r in res.items() if r}
+        if not res:
+            continue
+        any_r = next(iter(res.values()))
+        print(f"\n#### {s}: {any_r['n_base']} x {any_r['dim']}, {any_r['metric']}, {any_r['n_query']} queries, "
+              f"M {any_r['M']}, ef_construction {any_r['ef_construction']}, build threads {any_r['threads']}, "
+              f"best of {any_r['rounds']} round(s)\n")
+        print("| engine | build s | memory MB | " + " | ".join(f"ef {x['ef']}" for x in any_r["runs"]) + " |")
+        print("|---|---|---|" + "---|" * len(any_r["runs"]))
+        for e, r in res.items():
+            mem = r.get("rss_delta_bytes", 0) / 1e6
+            cells = " | ".join(f"{x['recall']:.4f} / {x['qps']:.0f}" for x in r["runs"])
+            print(f"| {NAMES[e]} | {r['build_s']:.1f} | {mem:.0f} | {cells} |")
+        print("\n(cells: recall@10 / single-thread queries per second, wall clock; memory: resident-set growth "
+              "during the build)\n")
+        for key, label in (("qps", "wall"), ("qps_cpu", "CPU")):
+            print(f"| queries/s ({label}) | recall >= 0.95 | vs hnswlib | recall >= 0.99 | vs hnswlib |")
+            print("|---|---|---|---|---|")
+            base95, _ = at(res["hnswlib"], 0.95, key) if "hnswlib" in res else (None, None)
+            base99, _ = at(res["hnswlib"], 0.99, key) if "hnswlib" in res else (None, None)
+            for e, r in res.items():
+                row = [NAMES[e]]
+                for t, b in ((0.95, base95), (0.99, base99)):
+                    q, ef = at(r, t, key)
+                    row.append(f"{q:.0f} (ef {ef})" if q else "not reached")
+                    row.append(f"{q / b:.2f}x" if q and b else "-")
+                print("| " + " | ".join(row) + " |")
+            print()
+
+
+if __name__ == "__main__":
+    main()
