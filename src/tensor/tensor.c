@@ -1,0 +1,411 @@
+/* tensor.c - the transformer's kernels, forward and backward side by side (see tensor.h).
+ *
+ * Matrix products are OpenBLAS sgemm calls; the other kernels are plain loops written so that
+ * the compiler can vectorize their inner loops (contiguous, no aliasing surprises). Attention
+ * is the one O(T^2) kernel and is spread over the thread pool by (batch, head).
+ *
+ * Deliberately not here: quantized types, a flash-style attention that avoids the (T,T)
+ * probabilities (the training engine keeps them per layer for now), GPU code.
+ */
+#include "tensor/tensor.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* ---- matmul ---------------------------------------------------------------------------- */
+
+void rl_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
+    // out (N,OC), inp (N,C), w (OC,C), bias (OC)
+    if (N <= 0 || OC <= 0) return;
+    float beta = 0.0f;
+    if (bias) {
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
+        beta = 1.0f;
+    }
+    if (C <= 0) {
+        if (!bias) memset(out, 0, (size_t)N * OC * sizeof(float));
+        return;
+    }
+    if (N == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, w, C, inp, 1, beta, out, 1);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+}
+
+void rl_matmul_forward_add(float *out, const float *inp, const float *w, float alpha, int N, int C, int OC) {
+    // out (N,OC) += alpha * inp (N,C) @ w^T (OC,C)
+    if (N <= 0 || OC <= 0 || C <= 0) return;
+    if (N == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, alpha, w, C, inp, 1, 1.0f, out, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, alpha, inp, C, w, C, 1.0f, out, OC);
+}
+
+void rl_matmul_backward_scaled(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                               float alpha, int N, int C, int OC) {
+    // dinp (N,C), dw (OC,C), dout (N,OC), inp (N,C), w (OC,C)
+    if (N <= 0 || OC <= 0 || C <= 0) return;
+    if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, alpha, dout, OC, w, C, 1.0f, dinp, C);
+    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, alpha, dout, OC, inp, C, 1.0f, dw, C);
+}
+
+void rl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                        int N, int C, int OC) {
+    // dinp (N,C), dw (OC,C), dbias (OC), dout (N,OC), inp (N,C), w (OC,C)
+    if (N <= 0 || OC <= 0 || C <= 0) return;
+    rl_matmul_backward_scaled(dinp, dw, dout, inp, w, 1.0f, N, C, OC);
+    if (dbias)
+        for (int n = 0; n < N; n++) {
+            const float *d = dout + (size_t)n * OC;
+            for (int o = 0; o < OC; o++) dbias[o] += d[o];
+        }
+}
+
+/* ---- RMSNorm --------------------------------------------------------------------------- */
+
+void rl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+    // out (N,C), rstd (N), inp (N,C), w (C)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += x[i] * x[i];
+        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        for (int i = 0; i < C; i++) o[i] = x[i] * r * w[i];
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void rl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                         const float *rstd, int N, int C) {
+    // y_i = x_i * r * w_i, r = (mean(x^2) + eps)^-1/2
+    // dx_i = r * w_i * dy_i - r^3 / C * x_i * sum_j (dy_j * w_j * x_j)
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float r = rstd[n];
+        float dot = 0.0f;
+        for (int i = 0; i < C; i++) dot += dy[i] * w[i] * x[i];
+        float k = r * r * r * dot / (float)C;
+        for (int i = 0; i < C; i++) dx[i] += r * w[i] * dy[i] - k * x[i];
+        if (dw)
+            for (int i = 0; i < C; i++) dw[i] += dy[i] * x[i] * r;
+    }
+}
+
+/* ---- RoPE ------------------------------------------------------------------------------ */
+
+void rl_rope_inv_freq(float *inv_freq, int HD, const rl_rope_params *p) {
+    // inv_freq (HD/2); follows transformers' _compute_default/linear/llama3_parameters, in float32
+    int half = HD / 2;
+    for (int i = 0; i < half; i++) {
+        float f = 1.0f / powf(p->theta, (float)(2 * i) / (float)HD);
+        if (p->type == RL_ROPE_LINEAR) {
+            f = f / p->factor;
+        } else if (p->type == RL_ROPE_LLAMA3) {
+            float low_wavelen = (float)p->original_max_position / p->low_freq_factor;
+            float high_wavelen = (float)p->original_max_position / p->high_freq_factor;
+            float wavelen = 2.0f * (float)M_PI / f;
+            if (wavelen > low_wavelen) {
+                f = f / p->factor;
+            } else if (!(wavelen < high_wavelen)) { // medium: interpolate
+                float smooth = ((float)p->original_max_position / wavelen - p->low_freq_factor) /
+                               (p->high_freq_factor - p->low_freq_factor);
+                f = (1.0f - smooth) * f / p->factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
+static void rope_apply(float *x, const int *pos, const float *inv_freq, int N, int NH, int HD, float sign) {
+    // x (N,NH,HD): x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin, with (x1, x2) = (x[i], x[i+HD/2])
+    int half = HD / 2;
+    float cs[512], sn[512];
+    RL_ASSERT(half <= 512);
+    for (int n = 0; n < N; n++) {
+        float p = (float)pos[n];
+        for (int i = 0; i < half; i++) {
+            float a = p * inv_freq[i];
+            cs[i] = cosf(a);
+            sn[i] = sign * sinf(a);
+        }
+        for (int h = 0; h < NH; h++) {
+            float *v = x + ((size_t)n * NH + h) * HD;
+            for (int i = 0; i < half; i++) {
+                float x1 = v[i], x2 = v[i + half];
+                v[i] = x1 * cs[i] - x2 * sn[i];
+                v[i + half] = x2 * cs[i] + x1 * sn[i];
+            }
+        }
+    }
+}
+
+void rl_rope_forward(float *x, const int *pos, const float *inv_freq, int N, int NH, int HD) {
+    rope_apply(x, pos, inv_freq, N, NH, HD, 1.0f);
+}
+
+void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, int NH, int HD) {
+    rope_apply(dx, pos, inv_freq, N, NH, HD, -1.0f);
+}
+
+/* ---- attention ------------------------------------------------------------------------- */
+
+typedef struct {
+    float *out, *att, *dq, *dk, *dv, *scratch;
+    const float *q, *k, *v, *dout, *att_c;
+    const int *seg;
+    int B, T, NH, NKV, HD;
+} attn_ctx;
+
+static void attn_fwd_item(void *vctx, size_t item, int thread) {
+    attn_ctx *c = vctx;
+    int T = c->T, NH = c->NH, NKV = c->NKV, HD = c->HD;
+    int b = (int)(item / (size_t)NH), h = (int)(item % (size_t)NH);
+    int kvh = h / (NH / NKV);
+    float scale = 1.0f / sqrtf((float)HD);
+    const int *seg = c->seg ? c->seg + (size_t)b * T : NULL;
+    for (int t = 0; t < T; t++) {
+        const float *qt = c->q + (((size_t)b * T + t) * NH + h) * HD;
+        float *row = c->att + (((size_t)b * NH + h) * T + t) * T;
+        float maxv = -INFINITY;
+        for (int s = 0; s <= t; s++) {
+            if (seg && seg[s] != seg[t]) {
+                row[s] = -INFINITY;
+                continue;
+            }
+            const float *ks = c->k + (((size_t)b * T + s) * NKV + kvh) * HD;
+            float d = 0.0f;
+            for (int i = 0; i < HD; i++) d += qt[i] * ks[i];
+            d *= scale;
+            row[s] = d;
+            if (d > maxv) maxv = d;
+        }
+        float sum = 0.0f;
+        for (int s = 0; s <= t; s++) {
+            float e = row[s] == -INFINITY ? 0.0f : expf(row[s] - maxv);
+            row[s] = e;
+            sum += e;
+        }
+        float inv = 1.0f / sum; // s == t is always attended, so sum >= 1
+        float *ot = c->out + (((size_t)b * T + t) * NH + h) * HD;
+        for (int i = 0; i < HD; i++) ot[i] = 0.0f;
+        for (int s = 0; s <= t; s++) {
+            row[s] *= inv;
+            float a = row[s];
+            if (a == 0.0f) continue;
+            const float *vs = c->v + (((size_t)b * T + s) * NKV + kvh) * HD;
+            for (int i = 0; i < HD; i++) ot[i] += a * vs[i];
+        }
+    }
+    (void)thread;
+}
+
+void rl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const int *seg,
+                          int B, int T, int NH, int NKV, int HD, rl_pool *pool) {
+    // out (B,T,NH,HD), att (B,NH,T,T), q (B,T,NH,HD), k, v (B,T,NKV,HD), seg (B,T)
+    attn_ctx c = {.out = out, .att = att, .q = q, .k = k, .v = v, .seg = seg, .B = B, .T = T, .NH = NH, .NKV = NKV, .HD = HD};
+    size_t n = (size_t)B * NH;
+    if (pool) rl_pool_for(pool, n, attn_fwd_item, &c);
+    else
+        for (size_t i = 0; i < n; i++) attn_fwd_item(&c, i, 0);
+}
+
+static void attn_bwd_item(void *vctx, size_t item, int thread) {
+    // one (batch, kv head): the query heads of its group write dq, and accumulate into dk, dv
+    attn_ctx *c = vctx;
+    int T = c->T, NH = c->NH, NKV = c->NKV, HD = c->HD, G = NH / NKV;
+    int b = (int)(item / (size_t)NKV), kvh = (int)(item % (size_t)NKV);
+    float scale = 1.0f / sqrtf((float)HD);
+    float *datt = c->scratch + (size_t)thread * T;
+    for (int s = 0; s < T; s++) {
+        memset(c->dk + (((size_t)b * T + s) * NKV + kvh) * HD, 0, (size_t)HD * sizeof(float));
+        memset(c->dv + (((size_t)b * T + s) * NKV + kvh) * HD, 0, (size_t)HD * sizeof(float));
+    }
+    for (int h = kvh * G; h < (kvh + 1) * G; h++) {
+        for (int t = 0; t < T; t++) {
+            const float *row = c->att_c + (((size_t)b * NH + h) * T + t) * T;
+            const float *dot = c->dout + (((size_t)b * T + t) * NH + h) * HD;
+            const float *qt = c->q + (((size_t)b * T + t) * NH + h) * HD;
+            float *dqt = c->dq + (((size_t)b * T + t) * NH + h) * HD;
+            float sum = 0.0f;
+            for (int s = 0; s <= t; s++) {
+                float a = row[s];
+                if (a == 0.0f) {
+                    datt[s] = 0.0f;
+                    continue;
+                }
+                const float *vs = c->v + (((size_t)b * T + s) * NKV + kvh) * HD;
+                float *dvs = c->dv + (((size_t)b * T + s) * NKV + kvh) * HD;
+                float d = 0.0f;
+                for (int i = 0; i < HD; i++) {
+                    d += dot[i] * vs[i];
+                    dvs[i] += a * dot[i];
+                }
+                datt[s] = d;
+                sum += a * d;
+            }
+            for (int i = 0; i < HD; i++) dqt[i] = 0.0f;
+            for (int s = 0; s <= t; s++) {
+                float a = row[s];
+                if (a == 0.0f) continue;
+                float dp = a * (datt[s] - sum) * scale;
+                const float *ks = c->k + (((size_t)b * T + s) * NKV + kvh) * HD;
+                float *dks = c->dk + (((size_t)b * T + s) * NKV + kvh) * HD;
+                for (int i = 0; i < HD; i++) {
+                    dqt[i] += dp * ks[i];
+                    dks[i] += dp * qt[i];
+                }
+            }
+        }
+    }
+}
+
+void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v, const int *seg, int B, int T, int NH,
+                           int NKV, int HD, rl_pool *pool) {
+    attn_ctx c = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .dout = dout, .att_c = att, .q = q, .k = k,
+                  .v = v, .seg = seg, .B = B, .T = T, .NH = NH, .NKV = NKV, .HD = HD};
+    size_t n = (size_t)B * NKV;
+    if (pool) rl_pool_for(pool, n, attn_bwd_item, &c);
+    else
+        for (size_t i = 0; i < n; i++) attn_bwd_item(&c, i, 0);
+}
+
+/* ---- SwiGLU ---------------------------------------------------------------------------- */
+
+void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF) {
+    for (size_t i = 0; i < NF; i++) {
+        float x = g[i];
+        out[i] = x / (1.0f + expf(-x)) * u[i];
+    }
+}
+
+void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF) {
+    // silu'(x) = sig(x) * (1 + x * (1 - sig(x)))
+    for (size_t i = 0; i < NF; i++) {
+        float x = g[i], sig = 1.0f / (1.0f + expf(-x));
+        dg[i] += dout[i] * u[i] * sig * (1.0f + x * (1.0f - sig));
+        du[i] += dout[i] * x * sig;
+    }
+}
+
+/* ---- softmax + cross-entropy ----------------------------------------------------------- */
+
+double rl_xent_forward_backward(float *losses, float *dlogits, const float *logits, const int *targets, int N,
+                                int V, float dscale) {
+    double total = 0.0;
+    for (int n = 0; n < N; n++) {
+        const float *x = logits + (size_t)n * V;
+        float *d = dlogits ? dlogits + (size_t)n * V : NULL;
+        int t = targets[n];
+        if (t < 0) {
+            if (losses) losses[n] = 0.0f;
+            if (d) memset(d, 0, (size_t)V * sizeof(float));
+            continue;
+        }
+        RL_ASSERT(t < V);
+        float maxv = x[0];
+        for (int i = 1; i < V; i++) maxv = x[i] > maxv ? x[i] : maxv;
+        double sum = 0.0;
+        for (int i = 0; i < V; i++) sum += expf(x[i] - maxv);
+        float lse = maxv + (float)log(sum);
+        float loss = lse - x[t];
+        if (losses) losses[n] = loss;
+        total += loss;
+        if (d) {
+            float inv = (float)(1.0 / sum);
+            for (int i = 0; i < V; i++) d[i] = expf(x[i] - maxv) * inv * dscale;
+            d[t] -= dscale;
+        }
+    }
+    return total;
+}
+
+void rl_softmax(float *probs, const float *logits, int V) {
+    float maxv = logits[0];
+    for (int i = 1; i < V; i++) maxv = logits[i] > maxv ? logits[i] : maxv;
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) {
+        probs[i] = expf(logits[i] - maxv);
+        sum += probs[i];
+    }
+    float inv = (float)(1.0 / sum);
+    for (int i = 0; i < V; i++) probs[i] *= inv;
+}
+
+/* ---- embedding ------------------------------------------------------------------------- */
+
+void rl_embedding_forward(float *out, const int *tokens, const float *wte, int N, int C) {
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, (size_t)C * sizeof(float));
+}
+
+void rl_embedding_backward(float *dwte, const float *dout, const int *tokens, int N, int C) {
+    for (int n = 0; n < N; n++) rl_axpy(dwte + (size_t)tokens[n] * C, 1.0f, dout + (size_t)n * C, (size_t)C);
+}
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+void rl_axpy(float *y, float a, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+float rl_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { // subnormal: normalize
+            int e = -1;
+            do {
+                e++;
+                mant <<= 1;
+            } while (!(mant & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t rl_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    int32_t exp = (int32_t)((x >> 23) & 0xff) - 127 + 15;
+    uint32_t mant = x & 0x7fffff;
+    if (((x >> 23) & 0xff) == 0xff) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    if (exp >= 31) return (uint16_t)(sign | 0x7c00);
+    if (exp <= 0) {
+        if (exp < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        int shift = 14 - exp;
+        uint32_t half = mant >> shift, rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    uint32_t h = sign | ((uint32_t)exp << 10) | (mant >> 13);
+    uint32_t rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; // may carry into the exponent: correct
+    return (uint16_t)h;
+}
+
+float rl_bf16_to_f32(uint16_t h) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t rl_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); // NaN stays NaN
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}

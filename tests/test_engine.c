@@ -1,0 +1,405 @@
+/* test_engine.c - the transformer engine against PyTorch: logits, loss and every gradient of
+ * tiny random models (tests/fixtures/engine, written by scripts/make_engine_fixtures.py),
+ * LoRA gradients, packing, KV-cache decoding, and damaged files.
+ *
+ * Differences are reported as max |c - torch| / max |torch| over a tensor (a relative error
+ * that does not blow up on entries near zero); tolerances: logits and loss 1e-4, gradients 1e-3. */
+#include "test.h"
+
+#include <math.h>
+
+#include "model/model.h"
+#include "model/safetensors.h"
+
+#define TOL_LOGITS 1e-4
+#define TOL_LOSS 1e-4
+#define TOL_GRAD 1e-3
+
+static char *fixture(const char *name) { return t_fmt("%s/tests/fixtures/engine/%s", t_root(), name); }
+
+static double max_rel(const float *a, const float *ref, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]);
+        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return mr > 0 ? md / mr : md;
+}
+
+/* Compares and prints "name: max rel diff X (tol Y)"; returns the difference. */
+static double compare(const char *what, const float *a, const float *ref, size_t n, double tol) {
+    double d = max_rel(a, ref, n);
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol %.0e)\n", what, d, tol);
+    CHECK_MSG(d <= tol, "%s: max rel diff %.3e > %.0e", what, d, tol);
+    return d;
+}
+
+typedef struct {
+    rl_model m;
+    rl_st_file ref;
+    int B, T;
+    int *tokens, *targets, *pos, *seg;
+} fx;
+
+static int *ref_ints(rl_st_file *f, const char *name) {
+    const rl_st_tensor *t = rl_st_find(f, name);
+    RL_ASSERT(t && t->dtype == RL_ST_I32);
+    int *out = rl_xmalloc(t->nbytes);
+    memcpy(out, t->data, t->nbytes);
+    return out;
+}
+
+static float *ref_floats(rl_st_file *f, const char *name, size_t *n) {
+    const rl_st_tensor *t = rl_st_find(f, name);
+    if (!t) {
+        rl_test_fail(__FILE__, __LINE__, "fixture lacks %s", name);
+        return NULL;
+    }
+    float *out = rl_xmalloc(t->numel * sizeof(float) + 4);
+    RL_ASSERT(rl_st_tensor_to_f32(t, out, NULL) == RL_OK);
+    if (n) *n = t->numel;
+    return out;
+}
+
+static void fx_open(fx *x, const char *name) {
+    memset(x, 0, sizeof *x);
+    char *dir = fixture(name);
+    rl_error err = {0};
+    rl_status s = rl_model_load_hf(&x->m, dir, &err);
+    CHECK_MSG(s == RL_OK, "load %s: %s", dir, err.msg);
+    RL_ASSERT(s == RL_OK);
+    char *refp = t_fmt("%s/ref.safetensors", dir);
+    s = rl_st_open(&x->ref, refp, &err);
+    CHECK_MSG(s == RL_OK, "%s", err.msg);
+    RL_ASSERT(s == RL_OK);
+    const rl_st_tensor *tt = rl_st_find(&x->ref, "tokens");
+    RL_ASSERT(tt && tt->ndim == 2);
+    x->B = (int)tt->shape[0];
+    x->T = (int)tt->shape[1];
+    x->tokens = ref_ints(&x->ref, "tokens");
+    x->targets = ref_ints(&x->ref, "targets");
+    x->pos = ref_ints(&x->ref, "pos");
+    x->seg = ref_ints(&x->ref, "seg");
+    free(refp);
+    free(dir);
+}
+
+static void fx_close(fx *x) {
+    rl_model_free(&x->m);
+    rl_st_close(&x->ref);
+    free(x->tokens);
+    free(x->targets);
+    free(x->pos);
+    free(x->seg);
+}
+
+/* Full fine-tuning: logits, loss and the gradient of every parameter. */
+static void check_full(const char *name, int use_seg) {
+    fx x;
+    fx_open(&x, name);
+    rl_error err = {0};
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, x.B, x.T, &err));
+    float loss = 0;
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, use_seg ? x.seg : NULL, x.B, x.T, &loss, &err));
+    size_t n;
+    float *logits = ref_floats(&x.ref, "logits", &n);
+    float *rloss = ref_floats(&x.ref, "loss", NULL);
+    CHECK_EQ_INT(n, (size_t)x.B * x.T * x.m.cfg.vocab_size);
+    compare(t_fmt("%s logits", name), a.logits, logits, n, TOL_LOGITS);
+    compare(t_fmt("%s loss (%.6f vs %.6f)", name, loss, rloss[0]), &loss, rloss, 1, TOL_LOSS);
+
+    rl_params g;
+    CHECK_OK(rl_params_init(&g, &x.m.cfg, &err));
+    rl_model_backward(&x.m, &a, &g, NULL, 1.0f / (float)a.n_valid);
+    int nt = rl_params_count(&x.m.cfg);
+    rl_tensor_ref *refs = rl_xcalloc((size_t)nt, sizeof *refs);
+    rl_params_list(&x.m.cfg, &g, refs);
+    double worst = 0;
+    for (int i = 0; i < nt; i++) {
+        char *gname = t_fmt("grad.%s", refs[i].name);
+        float *rg = ref_floats(&x.ref, gname, &n);
+        if (rg) {
+            CHECK_EQ_INT(n, refs[i].n);
+            double d = max_rel(refs[i].data, rg, n);
+            if (d > worst) worst = d;
+            CHECK_MSG(d <= TOL_GRAD, "%s: max rel diff %.3e > %.0e", gname, d, TOL_GRAD);
+        }
+        free(rg);
+        free(gname);
+    }
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol %.0e)\n", t_fmt("%s all %d gradients", name, nt), worst, TOL_GRAD);
+    free(refs);
+    rl_params_free(&g);
+    free(logits);
+    free(rloss);
+    rl_acts_free(&a);
+    fx_close(&x);
+}
+
+TEST(engine_gqa_tied_vs_pytorch) { check_full("gqa_tied", 0); }
+TEST(engine_mha_untied_f16_vs_pytorch) { check_full("mha_untied", 0); }
+TEST(engine_qwen2_bias_vs_pytorch) { check_full("qwen2_bias", 0); }
+TEST(engine_llama3_rope_vs_pytorch) { check_full("llama3_rope", 0); }
+TEST(engine_packed_vs_pytorch) { check_full("packed", 1); }
+
+/* Packed loss equals the two samples run on their own. */
+TEST(engine_packed_equals_unpacked) {
+    fx x;
+    fx_open(&x, "packed");
+    rl_error err = {0};
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, 1, x.T, &err));
+    double sum = 0;
+    for (int s = 0; s < 2; s++) {
+        int tok[64], tgt[64], pos[64], n = 0;
+        for (int t = 0; t < x.T; t++)
+            if (x.seg[t] == s) tok[n] = x.tokens[t], tgt[n] = x.targets[t], pos[n] = x.pos[t], n++;
+        float loss;
+        CHECK_OK(rl_model_forward(&x.m, &a, tok, tgt, pos, NULL, 1, n, &loss, &err));
+        sum += (double)loss * a.n_valid;
+    }
+    float packed;
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, x.seg, 1, x.T, &packed, &err));
+    float got = (float)sum, want = packed * (float)a.n_valid;
+    float *ref = ref_floats(&x.ref, "unpacked_loss_sum", NULL);
+    compare("packed token-loss sum vs unpacked (C)", &want, &got, 1, TOL_LOSS);
+    compare("unpacked token-loss sum vs PyTorch", &got, ref, 1, TOL_LOSS);
+    free(ref);
+    rl_acts_free(&a);
+    fx_close(&x);
+}
+
+/* LoRA: the adapter (PEFT names) is loaded from the fixture; base weights frozen. */
+static void check_lora(const char *name) {
+    fx x;
+    fx_open(&x, name);
+    rl_error err = {0};
+    rl_lora lo, lg;
+    char *ad = t_fmt("%s/lora", fixture(name));
+    rl_status s = rl_lora_load_peft(&lo, &x.m.cfg, ad, &err);
+    CHECK_MSG(s == RL_OK, "%s", err.msg);
+    RL_ASSERT(s == RL_OK);
+    CHECK_OK(rl_lora_init(&lg, &x.m.cfg, lo.r, lo.alpha, lo.rslora, lo.targets, 0, 1, &err));
+    x.m.lora = &lo;
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, x.B, x.T, &err));
+    float loss;
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, NULL, x.B, x.T, &loss, &err));
+    float *rloss = ref_floats(&x.ref, "lora.loss", NULL);
+    compare(t_fmt("%s LoRA loss", name), &loss, rloss, 1, TOL_LOSS);
+    rl_model_backward(&x.m, &a, NULL, &lg, 1.0f / (float)a.n_valid);
+    double worst = 0;
+    int count = 0;
+    for (int m = 0; m < RL_MOD_COUNT; m++) {
+        if (!(lo.targets & (1u << m))) continue;
+        int in, out;
+        rl_lora_shapes(&x.m.cfg, m, &in, &out);
+        for (int l = 0; l < x.m.cfg.n_layers; l++)
+            for (int ab = 0; ab < 2; ab++) {
+                const char *kind = m <= RL_MOD_O ? "self_attn" : "mlp";
+                char *gname = t_fmt("lgrad.base_model.model.model.layers.%d.%s.%s.lora_%c.weight", l, kind,
+                                    rl_module_names[m], ab ? 'B' : 'A');
+                size_t n;
+                float *rg = ref_floats(&x.ref, gname, &n);
+                float *mine = ab ? lg.b[m] + (size_t)l * out * lo.r : lg.a[m] + (size_t)l * lo.r * in;
+                if (rg) {
+                    CHECK_EQ_INT(n, ab ? (size_t)out * lo.r : (size_t)lo.r * in);
+                    double d = max_rel(mine, rg, n);
+                    if (d > worst) worst = d;
+                    CHECK_MSG(d <= TOL_GRAD, "%s: max rel diff %.3e", gname, d);
+                    count++;
+                }
+                free(rg);
+                free(gname);
+            }
+    }
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol %.0e)\n", t_fmt("%s all %d LoRA gradients", name, count), worst,
+            TOL_GRAD);
+    CHECK(count > 0);
+    free(rloss);
+    rl_acts_free(&a);
+    rl_lora_free(&lg);
+    rl_lora_free(&lo);
+    fx_close(&x);
+}
+
+TEST(engine_lora_all_linear_vs_pytorch) { check_lora("gqa_tied"); }
+TEST(engine_lora_qv_qwen2_vs_pytorch) { check_lora("qwen2_bias"); }
+
+/* KV-cache decoding one token at a time gives the batch forward's logits. */
+static void check_decode(const char *name, int with_lora) {
+    fx x;
+    fx_open(&x, name);
+    rl_error err = {0};
+    rl_lora lo;
+    if (with_lora) {
+        CHECK_OK(rl_lora_load_peft(&lo, &x.m.cfg, t_fmt("%s/lora", fixture(name)), &err));
+        x.m.lora = &lo;
+    }
+    rl_acts a;
+    rl_kv kv;
+    CHECK_OK(rl_acts_init(&a, &x.m, 1, x.T, &err));
+    CHECK_OK(rl_kv_init(&kv, &x.m, x.T, &err));
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, NULL, NULL, NULL, 1, x.T, NULL, &err));
+    int V = x.m.cfg.vocab_size;
+    double worst = 0;
+    for (int t = 0; t < x.T; t++) {
+        float *logits;
+        CHECK_OK(rl_model_decode(&x.m, &kv, x.tokens[t], t, &logits, &err));
+        double d = max_rel(logits, a.logits + (size_t)t * V, (size_t)V);
+        if (d > worst) worst = d;
+    }
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol 1e-5)\n", t_fmt("%s%s decode vs batch forward", name, with_lora ? " +LoRA" : ""), worst);
+    CHECK(worst <= 1e-5);
+    CHECK(rl_model_decode(&x.m, &kv, V, 0, NULL, &err) == RL_EINVAL);
+    CHECK(rl_model_decode(&x.m, &kv, 0, x.T, NULL, &err) == RL_EINVAL);
+    rl_kv_free(&kv);
+    rl_acts_free(&a);
+    if (with_lora) rl_lora_free(&lo);
+    fx_close(&x);
+}
+
+TEST(engine_decode_matches_forward) {
+    check_decode("gqa_tied", 0);
+    check_decode("mha_untied", 0);
+    check_decode("qwen2_bias", 1);
+}
+
+TEST(engine_forward_rejects_bad_tokens) {
+    fx x;
+    fx_open(&x, "gqa_tied");
+    rl_error err = {0};
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, 1, 4, &err));
+    int tok[4] = {1, 2, 64, 3}, bad_tgt[4] = {1, 2, 3, 999};
+    CHECK(rl_model_forward(&x.m, &a, tok, NULL, NULL, NULL, 1, 4, NULL, &err) == RL_EINVAL);
+    CHECK_CONTAINS(err.msg, "outside the vocabulary");
+    tok[2] = 5;
+    CHECK(rl_model_forward(&x.m, &a, tok, bad_tgt, NULL, NULL, 1, 4, NULL, &err) == RL_EINVAL);
+    CHECK(rl_model_forward(&x.m, &a, tok, NULL, NULL, NULL, 2, 4, NULL, &err) == RL_EINVAL);
+    CHECK(rl_model_forward(&x.m, &a, tok, NULL, NULL, NULL, 1, 5, NULL, &err) == RL_EINVAL);
+    rl_acts_free(&a);
+    fx_close(&x);
+}
+
+/* ---- kernels: small direct checks ------------------------------------------------------ */
+
+TEST(tensor_half_conversions) {
+    float vals[] = {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.333251953125f};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        CHECK(rl_f16_to_f32(rl_f32_to_f16(vals[i])) == vals[i]);
+        CHECK(fabsf(rl_bf16_to_f32(rl_f32_to_bf16(vals[i])) - vals[i]) <= fabsf(vals[i]) / 128);
+    }
+    CHECK(rl_f32_to_f16(1e6f) == 0x7c00);
+    CHECK(rl_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00); // ties to even
+    CHECK(rl_f32_to_bf16(1.0f) == 0x3f80);
+}
+
+TEST(tensor_rope_backward_is_transpose) {
+    // <rope(x), y> == <x, rope_backward(y)>
+    float x[2 * 3 * 8], y[2 * 3 * 8], rx[2 * 3 * 8], ry[2 * 3 * 8], inv[4];
+    rl_rope_params p = {.theta = 10000.0f};
+    rl_rope_inv_freq(inv, 8, &p);
+    int pos[2] = {3, 17};
+    for (int i = 0; i < 48; i++) x[i] = sinf((float)i), y[i] = cosf((float)i * 0.7f);
+    memcpy(rx, x, sizeof x);
+    memcpy(ry, y, sizeof y);
+    rl_rope_forward(rx, pos, inv, 2, 3, 8);
+    rl_rope_backward(ry, pos, inv, 2, 3, 8);
+    double a = 0, b = 0;
+    for (int i = 0; i < 48; i++) a += rx[i] * y[i], b += x[i] * ry[i];
+    CHECK(fabs(a - b) < 1e-5);
+}
+
+/* ---- damaged files ---------------------------------------------------------------------- */
+
+TEST(engine_hf_damaged_files) {
+    char *dir = t_tmpdir();
+    char *src = fixture("gqa_tied");
+    char *cmd = t_fmt("cp %s/config.json %s/model.safetensors %s/", src, src, dir);
+    CHECK_EQ_INT(t_run(cmd, NULL, 0), 0);
+    rl_model m;
+    rl_error err = {0};
+    CHECK_OK(rl_model_load_hf(&m, dir, &err));
+    rl_model_free(&m);
+    // truncated weights
+    char *st = t_fmt("%s/model.safetensors", dir);
+    CHECK_EQ_INT(t_run(t_fmt("truncate -s 20000 %s", st), NULL, 0), 0);
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "truncated");
+    // a header length that lies
+    CHECK_EQ_INT(t_run(t_fmt("printf '\\377\\377\\377\\377\\000\\000\\000\\000{}' > %s", st), NULL, 0), 0);
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "header length");
+    // garbage
+    t_write_str(dir, "model.safetensors", "\x10\0\0\0\0\0\0\0{\"a\":{\"dtype\":1}}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    // a config the weights do not match
+    CHECK_EQ_INT(t_run(t_fmt("cp %s/model.safetensors %s/", src, dir), NULL, 0), 0);
+    t_write_str(dir, "config.json", "{\"model_type\":\"llama\",\"hidden_size\":48,\"intermediate_size\":40,"
+                "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,\"vocab_size\":64,"
+                "\"tie_word_embeddings\":true}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "shape");
+    // unsupported features are named
+    t_write_str(dir, "config.json", "{\"model_type\":\"llama\",\"hidden_size\":32,\"intermediate_size\":40,"
+                "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":64,\"hidden_act\":\"gelu\"}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EUNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "gelu");
+    t_write_str(dir, "config.json", "{\"model_type\":\"llama\",\"hidden_size\":32,\"intermediate_size\":40,"
+                "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":64,"
+                "\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4}}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EUNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "yarn");
+    t_write_str(dir, "config.json", "{\"model_type\":\"gpt2\"}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EUNSUPPORTED);
+    t_write_str(dir, "config.json", "{\"model_type\":\"llama\",\"hidden_size\":-5}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    t_write_str(dir, "config.json", "not json");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+}
+
+TEST(engine_safetensors_roundtrip_and_shards) {
+    // write the fixture's weights as two BF16 shards with an index, load, compare
+    fx x;
+    fx_open(&x, "gqa_tied");
+    char *dir = t_tmpdir();
+    rl_error err = {0};
+    int nt = rl_params_count(&x.m.cfg);
+    rl_tensor_ref *refs = rl_xcalloc((size_t)nt, sizeof *refs);
+    rl_params_list(&x.m.cfg, &x.m.w, refs);
+    rl_st_entry *e = rl_xcalloc((size_t)nt, sizeof *e);
+    for (int i = 0; i < nt; i++) {
+        e[i].name = refs[i].name;
+        e[i].data = refs[i].data;
+        e[i].ndim = refs[i].ndim;
+        e[i].shape[0] = refs[i].shape[0];
+        e[i].shape[1] = refs[i].shape[1];
+    }
+    int half = nt / 2;
+    CHECK_OK(rl_st_write(t_fmt("%s/a.safetensors", dir), e, half, RL_ST_BF16, &err));
+    CHECK_OK(rl_st_write(t_fmt("%s/b.safetensors", dir), e + half, nt - half, RL_ST_BF16, &err));
+    rl_buf idx = {0};
+    rl_buf_puts(&idx, "{\"metadata\":{},\"weight_map\":{");
+    for (int i = 0; i < nt; i++) rl_buf_printf(&idx, "%s\"%s\":\"%s\"", i ? "," : "", refs[i].name, i < half ? "a.safetensors" : "b.safetensors");
+    rl_buf_puts(&idx, "}}");
+    t_write_str(dir, "model.safetensors.index.json", idx.data);
+    CHECK_EQ_INT(t_run(t_fmt("cp %s/config.json %s/", fixture("gqa_tied"), dir), NULL, 0), 0);
+    rl_model m2;
+    rl_status s = rl_model_load_hf(&m2, dir, &err);
+    CHECK_MSG(s == RL_OK, "%s", err.msg);
+    if (s == RL_OK) {
+        CHECK(m2.w.n == x.m.w.n);
+        CHECK(memcmp(m2.w.mem, x.m.w.mem, x.m.w.n * sizeof(float)) == 0); // BF16-exact values
+        rl_model_free(&m2);
+    }
+    // an index pointing outside the folder is refused
+    t_write_str(dir, "model.safetensors.index.json", "{\"weight_map\":{\"x\":\"../../etc/passwd\"}}");
+    CHECK(rl_model_load_hf(&m2, dir, &err) == RL_EFORMAT);
+    rl_buf_free(&idx);
+    free(e);
+    free(refs);
+    fx_close(&x);
+}
