@@ -9,6 +9,8 @@ static const rl_cli_verb verbs[] = {
     {"init", cmd_init, "write a commented raftlm.yaml for a new project"},
     {"ingest", cmd_ingest, "documents -> chunks -> store with keyword (BM25) search"},
     {"search", cmd_search, "search the store (BM25)"},
+    {"generate", cmd_generate, "generate text from a model (greedy or sampled)"},
+    {"score", cmd_score, "negative log-likelihood of each token of a text under a model"},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])
