@@ -403,3 +403,63 @@ TEST(engine_safetensors_roundtrip_and_shards) {
     free(refs);
     fx_close(&x);
 }
+
+/* ---- training: 10 AdamW steps against PyTorch's torch.optim.AdamW ------------------------ */
+
+#include "train/train.h"
+
+static void check_adamw(const char *name, int lora) {
+    fx x;
+    fx_open(&x, name);
+    rl_error err = {0};
+    rl_lora lo;
+    if (lora) {
+        CHECK_OK(rl_lora_load_peft(&lo, &x.m.cfg, t_fmt("%s/lora", fixture(name)), &err));
+        x.m.lora = &lo;
+    }
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, x.B, x.T, &err));
+    rl_trainer tr;
+    CHECK_OK(rl_trainer_init(&tr, &x.m, lora, 0.1f, 1.0f, &err));
+    size_t n;
+    float *want = ref_floats(&x.ref, lora ? "lora_adamw.losses" : "adamw.losses", &n);
+    CHECK_EQ_INT(n, 11);
+    float got[11];
+    for (int step = 0; step < 11; step++) {
+        CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, NULL, x.B, x.T, &got[step], &err));
+        if (step == 10) break;
+        rl_trainer_zero_grad(&tr);
+        rl_trainer_backward(&tr, &a, 1.0f / (float)a.n_valid);
+        rl_trainer_step(&tr, 1e-2f);
+    }
+    fprintf(stderr, "    %s: loss %.5f -> %.5f (torch %.5f -> %.5f)\n", lora ? "LoRA" : "full", got[0], got[10], want[0], want[10]);
+    double worst = 0; // each loss on its own: the late, small ones matter as much as the first
+    for (int i = 0; i < 11; i++) {
+        double d = fabs((double)got[i] - want[i]) / fabs(want[i]);
+        worst = d > worst ? d : worst;
+    }
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol 1e-04)\n", t_fmt("%s %s 11 losses over 10 AdamW steps", name, lora ? "LoRA" : "full"), worst);
+    CHECK(worst <= 1e-4);
+    CHECK(got[10] < got[0]);
+    free(want);
+    rl_trainer_free(&tr);
+    rl_acts_free(&a);
+    if (lora) rl_lora_free(&lo);
+    fx_close(&x);
+}
+
+TEST(train_adamw_full_10_steps_vs_pytorch) { check_adamw("gqa_tied", 0); }
+TEST(train_adamw_lora_10_steps_vs_pytorch) { check_adamw("gqa_tied", 1); }
+
+TEST(train_schedules) {
+    // transformers: warmup 0 -> lr, linear to 0 at total, cosine half-wave
+    CHECK(rl_sched_lr(RL_SCHED_CONSTANT, 1.0f, 0, 10, 100) == 0.0f);
+    CHECK(fabsf(rl_sched_lr(RL_SCHED_CONSTANT, 1.0f, 5, 10, 100) - 0.5f) < 1e-7f);
+    CHECK(rl_sched_lr(RL_SCHED_CONSTANT, 1.0f, 50, 10, 100) == 1.0f);
+    CHECK(fabsf(rl_sched_lr(RL_SCHED_LINEAR, 1.0f, 55, 10, 100) - 0.5f) < 1e-6f);
+    CHECK(rl_sched_lr(RL_SCHED_LINEAR, 1.0f, 100, 10, 100) == 0.0f);
+    CHECK(fabsf(rl_sched_lr(RL_SCHED_COSINE, 1.0f, 55, 10, 100) - 0.5f) < 1e-6f);
+    CHECK(fabsf(rl_sched_lr(RL_SCHED_COSINE, 2.0f, 10, 10, 100) - 2.0f) < 1e-6f);
+    CHECK(rl_sched_parse("cosine") == RL_SCHED_COSINE && rl_sched_parse("nope") == -1);
+    CHECK(rl_clip_coef(10.0, 1.0f) < 0.1f && rl_clip_coef(0.5, 1.0f) == 1.0f);
+}
