@@ -299,14 +299,13 @@ rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *er
     size_t V = (size_t)c->vocab_size, NH = (size_t)c->n_heads;
     size_t QD = NH * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
     size_t r = m->lora ? (size_t)m->lora->r : 0;
-    size_t threads = m->pool ? (size_t)rl_pool_size(m->pool) : 1;
     size_t maxd = C > F ? C : F;
     maxd = maxd > QD ? maxd : QD;
     size_t sizes[] = {
         (L + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T * T, L * N * QD,
         L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N, N * V, N,
         L * RL_MOD_COUNT * N * r,
-        N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, N * r, threads * T,
+        N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, N * r, (size_t)T * T,
     };
     float **slots[] = {&a->res, &a->ln1, &a->ln1_rstd, &a->q, &a->k, &a->v, &a->att, &a->atty, &a->res2, &a->ln2,
                        &a->ln2_rstd, &a->g, &a->u, &a->h, &a->lnf, &a->lnf_rstd, &a->logits, &a->losses,

@@ -151,7 +151,7 @@ typedef struct rl_acts {
     float *lora_t;     // (L, RL_MOD_COUNT, BT, r) x A^T of every adapted module (LoRA only)
     /* backward scratch (one layer) */
     float *dres, *dln, *dq, *dk, *dv, *datty, *dg, *du, *dh, *dlora; // dlora (BT, max(r))
-    float *attn_scratch; // (threads, T)
+    float *attn_scratch; // (T, T)
     float *mem;
     size_t n;
 } rl_acts;

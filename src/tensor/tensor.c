@@ -151,125 +151,125 @@ void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, i
 
 /* ---- attention ------------------------------------------------------------------------- */
 
-typedef struct {
-    float *out, *att, *dq, *dk, *dv, *scratch;
-    const float *q, *k, *v, *dout, *att_c;
-    const int *seg;
-    int B, T, NH, NKV, HD;
-} attn_ctx;
+/* Per (batch, head) the products go to sgemm over row blocks of ATT_BS queries, each against
+ * the keys up to the block's end only (the causal upper triangle beyond a block is never
+ * computed); the masked softmax and its backward run over rows on the pool. */
+#define ATT_BS 128
 
-static void attn_fwd_item(void *vctx, size_t item, int thread) {
-    attn_ctx *c = vctx;
-    int T = c->T, NH = c->NH, NKV = c->NKV, HD = c->HD;
-    int b = (int)(item / (size_t)NH), h = (int)(item % (size_t)NH);
-    int kvh = h / (NH / NKV);
-    float scale = 1.0f / sqrtf((float)HD);
-    const int *seg = c->seg ? c->seg + (size_t)b * T : NULL;
-    for (int t = 0; t < T; t++) {
-        const float *qt = c->q + (((size_t)b * T + t) * NH + h) * HD;
-        float *row = c->att + (((size_t)b * NH + h) * T + t) * T;
-        float maxv = -INFINITY;
-        for (int s = 0; s <= t; s++) {
-            if (seg && seg[s] != seg[t]) {
-                row[s] = -INFINITY;
-                continue;
-            }
-            const float *ks = c->k + (((size_t)b * T + s) * NKV + kvh) * HD;
-            float d = 0.0f;
-            for (int i = 0; i < HD; i++) d += qt[i] * ks[i];
-            d *= scale;
-            row[s] = d;
-            if (d > maxv) maxv = d;
-        }
-        float sum = 0.0f;
-        for (int s = 0; s <= t; s++) {
-            float e = row[s] == -INFINITY ? 0.0f : expf(row[s] - maxv);
-            row[s] = e;
-            sum += e;
-        }
-        float inv = 1.0f / sum; // s == t is always attended, so sum >= 1
-        float *ot = c->out + (((size_t)b * T + t) * NH + h) * HD;
-        for (int i = 0; i < HD; i++) ot[i] = 0.0f;
-        for (int s = 0; s <= t; s++) {
-            row[s] *= inv;
-            float a = row[s];
-            if (a == 0.0f) continue;
-            const float *vs = c->v + (((size_t)b * T + s) * NKV + kvh) * HD;
-            for (int i = 0; i < HD; i++) ot[i] += a * vs[i];
-        }
+typedef struct {
+    float *rows;       // (T,T) probabilities (forward) or dP -> dS (backward)
+    const float *p;    // (T,T) probabilities (backward)
+    const int *seg;    // (T) or NULL
+    int T, r0, r1;
+    float scale;
+} softmax_ctx;
+
+static void softmax_row(void *vctx, size_t item, int thread) {
+    // row t of block [r0, r1): scores in rows[t][0..t] -> probabilities; zero beyond t (to r1)
+    softmax_ctx *c = vctx;
+    int t = c->r0 + (int)item, T = c->T;
+    float *row = c->rows + (size_t)t * T;
+    float maxv = -INFINITY;
+    for (int s = 0; s <= t; s++) {
+        if (c->seg && c->seg[s] != c->seg[t]) row[s] = -INFINITY;
+        maxv = row[s] > maxv ? row[s] : maxv;
     }
+    float sum = 0.0f;
+    for (int s = 0; s <= t; s++) {
+        float e = expf(row[s] - maxv); // a masked -inf gives 0
+        row[s] = e;
+        sum += e;
+    }
+    float inv = 1.0f / sum; // s == t is always attended, so sum >= 1
+    for (int s = 0; s <= t; s++) row[s] *= inv;
+    for (int s = t + 1; s < c->r1; s++) row[s] = 0.0f;
     (void)thread;
+}
+
+static void softmax_row_backward(void *vctx, size_t item, int thread) {
+    // dS = P * (dP - sum(P * dP)) * scale, in place over dP
+    softmax_ctx *c = vctx;
+    int t = c->r0 + (int)item, T = c->T;
+    float *d = c->rows + (size_t)t * T;
+    const float *p = c->p + (size_t)t * T;
+    float dot = 0.0f;
+    for (int s = 0; s <= t; s++) dot += p[s] * d[s];
+    for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot) * c->scale;
+    for (int s = t + 1; s < c->r1; s++) d[s] = 0.0f;
+    (void)thread;
+}
+
+static void run_rows(rl_pool *pool, softmax_ctx *c, void (*fn)(void *, size_t, int)) {
+    size_t n = (size_t)(c->r1 - c->r0);
+    if (pool) rl_pool_for(pool, n, fn, c);
+    else
+        for (size_t i = 0; i < n; i++) fn(c, i, 0);
 }
 
 void rl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const int *seg,
                           int B, int T, int NH, int NKV, int HD, rl_pool *pool) {
     // out (B,T,NH,HD), att (B,NH,T,T), q (B,T,NH,HD), k, v (B,T,NKV,HD), seg (B,T)
-    attn_ctx c = {.out = out, .att = att, .q = q, .k = k, .v = v, .seg = seg, .B = B, .T = T, .NH = NH, .NKV = NKV, .HD = HD};
-    size_t n = (size_t)B * NH;
-    if (pool) rl_pool_for(pool, n, attn_fwd_item, &c);
-    else
-        for (size_t i = 0; i < n; i++) attn_fwd_item(&c, i, 0);
-}
-
-static void attn_bwd_item(void *vctx, size_t item, int thread) {
-    // one (batch, kv head): the query heads of its group write dq, and accumulate into dk, dv
-    attn_ctx *c = vctx;
-    int T = c->T, NH = c->NH, NKV = c->NKV, HD = c->HD, G = NH / NKV;
-    int b = (int)(item / (size_t)NKV), kvh = (int)(item % (size_t)NKV);
+    int QD = NH * HD, KD = NKV * HD, G = NH / NKV;
     float scale = 1.0f / sqrtf((float)HD);
-    float *datt = c->scratch + (size_t)thread * T;
-    for (int s = 0; s < T; s++) {
-        memset(c->dk + (((size_t)b * T + s) * NKV + kvh) * HD, 0, (size_t)HD * sizeof(float));
-        memset(c->dv + (((size_t)b * T + s) * NKV + kvh) * HD, 0, (size_t)HD * sizeof(float));
-    }
-    for (int h = kvh * G; h < (kvh + 1) * G; h++) {
-        for (int t = 0; t < T; t++) {
-            const float *row = c->att_c + (((size_t)b * NH + h) * T + t) * T;
-            const float *dot = c->dout + (((size_t)b * T + t) * NH + h) * HD;
-            const float *qt = c->q + (((size_t)b * T + t) * NH + h) * HD;
-            float *dqt = c->dq + (((size_t)b * T + t) * NH + h) * HD;
-            float sum = 0.0f;
-            for (int s = 0; s <= t; s++) {
-                float a = row[s];
-                if (a == 0.0f) {
-                    datt[s] = 0.0f;
-                    continue;
-                }
-                const float *vs = c->v + (((size_t)b * T + s) * NKV + kvh) * HD;
-                float *dvs = c->dv + (((size_t)b * T + s) * NKV + kvh) * HD;
-                float d = 0.0f;
-                for (int i = 0; i < HD; i++) {
-                    d += dot[i] * vs[i];
-                    dvs[i] += a * dot[i];
-                }
-                datt[s] = d;
-                sum += a * d;
-            }
-            for (int i = 0; i < HD; i++) dqt[i] = 0.0f;
-            for (int s = 0; s <= t; s++) {
-                float a = row[s];
-                if (a == 0.0f) continue;
-                float dp = a * (datt[s] - sum) * scale;
-                const float *ks = c->k + (((size_t)b * T + s) * NKV + kvh) * HD;
-                float *dks = c->dk + (((size_t)b * T + s) * NKV + kvh) * HD;
-                for (int i = 0; i < HD; i++) {
-                    dqt[i] += dp * ks[i];
-                    dks[i] += dp * qt[i];
-                }
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *qh = q + (size_t)b * T * QD + (size_t)h * HD;
+            const float *kh = k + (size_t)b * T * KD + (size_t)(h / G) * HD;
+            const float *vh = v + (size_t)b * T * KD + (size_t)(h / G) * HD;
+            float *oh = out + (size_t)b * T * QD + (size_t)h * HD;
+            float *P = att + ((size_t)b * NH + h) * T * T;
+            for (int r0 = 0; r0 < T; r0 += ATT_BS) {
+                int r1 = r0 + ATT_BS < T ? r0 + ATT_BS : T, nr = r1 - r0;
+                // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, HD, scale, qh + (size_t)r0 * QD, QD, kh,
+                            KD, 0.0f, P + (size_t)r0 * T, T);
+                softmax_ctx c = {.rows = P, .seg = seg ? seg + (size_t)b * T : NULL, .T = T, .r0 = r0, .r1 = r1};
+                run_rows(pool, &c, softmax_row);
+                // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, HD, r1, 1.0f, P + (size_t)r0 * T, T, vh, KD,
+                            0.0f, oh + (size_t)r0 * QD, QD);
             }
         }
-    }
 }
 
 void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, const int *seg, int B, int T, int NH,
                            int NKV, int HD, rl_pool *pool) {
-    attn_ctx c = {.dq = dq, .dk = dk, .dv = dv, .scratch = scratch, .dout = dout, .att_c = att, .q = q, .k = k,
-                  .v = v, .seg = seg, .B = B, .T = T, .NH = NH, .NKV = NKV, .HD = HD};
-    size_t n = (size_t)B * NKV;
-    if (pool) rl_pool_for(pool, n, attn_bwd_item, &c);
-    else
-        for (size_t i = 0; i < n; i++) attn_bwd_item(&c, i, 0);
+    // scratch (T,T): dP, then dS
+    int QD = NH * HD, KD = NKV * HD, G = NH / NKV;
+    float scale = 1.0f / sqrtf((float)HD);
+    memset(dk, 0, (size_t)B * T * KD * sizeof(float));
+    memset(dv, 0, (size_t)B * T * KD * sizeof(float));
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *qh = q + (size_t)b * T * QD + (size_t)h * HD;
+            const float *kh = k + (size_t)b * T * KD + (size_t)(h / G) * HD;
+            const float *vh = v + (size_t)b * T * KD + (size_t)(h / G) * HD;
+            const float *doh = dout + (size_t)b * T * QD + (size_t)h * HD;
+            float *dqh = dq + (size_t)b * T * QD + (size_t)h * HD;
+            float *dkh = dk + (size_t)b * T * KD + (size_t)(h / G) * HD;
+            float *dvh = dv + (size_t)b * T * KD + (size_t)(h / G) * HD;
+            const float *P = att + ((size_t)b * NH + h) * T * T;
+            for (int r0 = 0; r0 < T; r0 += ATT_BS) {
+                int r1 = r0 + ATT_BS < T ? r0 + ATT_BS : T, nr = r1 - r0;
+                const float *Pb = P + (size_t)r0 * T;
+                float *D = scratch + (size_t)r0 * T;
+                // dV[0:r1] += P[r0:r1, 0:r1]^T dO[r0:r1]
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, HD, nr, 1.0f, Pb, T, doh + (size_t)r0 * QD, QD,
+                            1.0f, dvh, KD);
+                // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, HD, 1.0f, doh + (size_t)r0 * QD, QD, vh, KD,
+                            0.0f, D, T);
+                softmax_ctx c = {.rows = scratch, .p = P, .T = T, .r0 = r0, .r1 = r1, .scale = scale};
+                run_rows(pool, &c, softmax_row_backward);
+                // dQ[r0:r1] = dS K[0:r1];  dK[0:r1] += dS^T Q[r0:r1]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, HD, r1, 1.0f, D, T, kh, KD, 0.0f,
+                            dqh + (size_t)r0 * QD, QD);
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, HD, nr, 1.0f, D, T, qh + (size_t)r0 * QD, QD,
+                            1.0f, dkh, KD);
+            }
+        }
+    (void)seg; // the mask is in the saved probabilities (zeros)
 }
 
 /* ---- SwiGLU ---------------------------------------------------------------------------- */

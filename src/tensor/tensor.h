@@ -70,10 +70,11 @@ void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, i
 /* q (B,T,NH,HD), k and v (B,T,NKV,HD) (after RoPE), NH a multiple of NKV.
  * seg (B,T) optional (NULL = one sequence per row): token t attends to token s <= t only when
  * seg[s] == seg[t] (sample packing). att (B,NH,T,T) receives the softmax probabilities for
- * backward (upper triangle left untouched); out (B,T,NH,HD) is written. */
+ * backward (entries above the diagonal are left as they were, except for zeros inside each
+ * 128-row block); out (B,T,NH,HD) is written. */
 void rl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const int *seg,
                           int B, int T, int NH, int NKV, int HD, rl_pool *pool);
-/* dq (B,T,NH,HD), dk, dv (B,T,NKV,HD) are WRITTEN (not accumulated). scratch: (pool threads, T). */
+/* dq (B,T,NH,HD), dk, dv (B,T,NKV,HD) are WRITTEN (not accumulated). scratch: (T,T). */
 void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, const int *seg, int B, int T, int NH,
                            int NKV, int HD, rl_pool *pool);
