@@ -151,3 +151,49 @@ TEST(stories260k_score_agrees_with_decode) {
     CHECK(rc == 2);
     free(out);
 }
+
+static double json_mean(const char *out) {
+    const char *p = out ? strstr(out, "\"mean_nll\":") : NULL;
+    return p ? strtod(p + 11, NULL) : NAN;
+}
+
+TEST(stories260k_convert_to_hf_same_text_and_nll) {
+    NEED_STORIES(bin, "stories260K.bin");
+    NEED_STORIES(tok, "tok512.bin");
+    NEED_STORIES(ref, "reference_greedy_200.txt");
+    char *dir = t_tmpdir(), *out = NULL, *want = NULL;
+    size_t wl;
+    rl_error err;
+    CHECK_OK(rl_file_read(ref, 0, &want, &wl, &err));
+    CHECK_EQ_INT(t_run(t_fmt("%s convert %s %s/hf --to hf 2>/dev/null", t_bin(), bin, dir), NULL, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s generate --model %s/hf --tokenizer %s --temp 0 -n 200 2>/dev/null", t_bin(), dir, tok), &out, 0), 0);
+    CHECK_EQ_STR(out, want);
+    free(out);
+    const char *text = "Lily wanted to play with the big red ball in the park.";
+    char *a = NULL, *b = NULL;
+    CHECK_EQ_INT(t_run(t_fmt("%s score --model %s --tokenizer %s --text '%s' --json 2>/dev/null", t_bin(), bin, tok, text), &a, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s score --model %s/hf --tokenizer %s --text '%s' --json 2>/dev/null", t_bin(), dir, tok, text), &b, 0), 0);
+    CHECK_EQ_STR(a, b); // same weights, same arithmetic: identical digits
+    free(a);
+    free(b);
+    free(want);
+    CHECK(t_run(t_fmt("%s convert %s %s/x --to gguf 2>/dev/null", t_bin(), bin, dir), NULL, 0) == 2);
+}
+
+TEST(lora_merged_export_scores_as_base_plus_adapter) {
+    char *fx = t_fmt("%s/tests/fixtures/engine/qwen2_bias", t_root());
+    char *dir = t_tmpdir(), *a = NULL, *b = NULL;
+    const char *toks = "1,5,9,33,17,42,8,60,3,11";
+    CHECK_EQ_INT(t_run(t_fmt("%s score --model %s --lora %s/lora --tokens %s --json 2>/dev/null", t_bin(), fx, fx, toks), &a, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s convert %s %s/merged --to hf --lora %s/lora 2>/dev/null", t_bin(), fx, dir, fx), NULL, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s score --model %s/merged --tokens %s --json 2>/dev/null", t_bin(), dir, toks), &b, 0), 0);
+    double ma = json_mean(a), mb = json_mean(b);
+    fprintf(stderr, "    base+adapter %.7f merged %.7f: rel diff %.1e (tol 1e-5)\n", ma, mb, fabs(ma - mb) / ma);
+    CHECK(fabs(ma - mb) <= 1e-5 * ma);
+    free(a);
+    // and the adapter changes the model (the test could fail)
+    CHECK_EQ_INT(t_run(t_fmt("%s score --model %s --tokens %s --json 2>/dev/null", t_bin(), fx, toks), &a, 0), 0);
+    CHECK(fabs(json_mean(a) - ma) > 1e-3);
+    free(a);
+    free(b);
+}

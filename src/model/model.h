@@ -125,6 +125,13 @@ rl_status rl_model_load(rl_model *m, const char *path, rl_error *err);
 rl_status rl_model_load_llama2c(rl_model *m, const char *path, rl_error *err);
 rl_status rl_model_load_hf(rl_model *m, const char *dir, rl_error *err);
 
+/* Writes config.json + model.safetensors (F32) into dir (created; files written atomically). */
+rl_status rl_model_save_hf(const rl_model *m, const char *dir, rl_error *err);
+/* The Hugging Face config.json text of a config; caller frees. */
+char *rl_model_config_to_hf_json(const rl_model_config *cfg);
+/* Folds m->lora into the base weights (W += scale * B A) and detaches it. */
+void rl_lora_merge(rl_model *m);
+
 /* ---- training / scoring forward and backward ---- */
 
 typedef struct rl_acts {
