@@ -13,6 +13,7 @@ static const rl_cli_verb verbs[] = {
     {"convert", cmd_convert, "convert a model to a Hugging Face folder (optionally merging a LoRA adapter)"},
     {"bench", cmd_bench, "time training steps of a model shape (LoRA / full) against OpenBLAS SGEMM"},
     {"score", cmd_score, "negative log-likelihood of each token of a text under a model"},
+    {"tokenize", cmd_tokenize, "text -> token ids (or back) with a model's tokenizer"},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])

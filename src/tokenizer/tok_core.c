@@ -391,6 +391,7 @@ void rl_tok_free(rl_tokenizer *t) {
     free(t->dec_off);
     free(t->dec_len);
     free(t->chat_template);
+    free(t->chat_system);
     free(t->name);
     free(t->bos_str);
     free(t->eos_str);

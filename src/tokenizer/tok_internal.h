@@ -107,6 +107,9 @@ struct rl_tokenizer {
     char *wp_prefix;  /* WordPiece continuing_subword_prefix ("##") */
     int wp_max_chars;
     int spm_add_space; /* GGUF llama: prepend U+2581 */
+    /* no piece holds U+2581 after another character, so BPE never merges across the start of
+     * a U+2581 run and a long word can be cut there (SentencePiece's split_by_whitespace) */
+    int spm_cut_ok;
 
     /* pipeline (tokenizer.json, GGUF gpt2) */
     tok_norm *norms;
@@ -115,6 +118,10 @@ struct rl_tokenizer {
     int n_pres;
     tok_added *added;
     int n_added;
+    /* added-token matching, [0] raw text (normalized=false or no normalizer), [1] normalized
+     * text: indexes into added sorted by (first byte, length desc), with per-first-byte starts */
+    int32_t *aidx[2];
+    int32_t abeg[2][257];
     int has_normalizer;
     tok_tmpl_item *tmpl; /* post-processor single template; NULL = none */
     int n_tmpl;
@@ -130,6 +137,10 @@ struct rl_tokenizer {
     /* chat */
     char *chat_template;
     rl_chat_family chat_family;
+    char *chat_system;   /* the template's default system prompt (ChatML: Qwen2.5, SmolLM2) */
+    int chat_bos;        /* the template writes bos_token */
+    int chat_gen_always; /* the template opens the assistant turn unconditionally (early Llama 3) */
+    int chat_think;      /* Qwen3: a final assistant turn gets an empty <think></think> block */
     char *name; /* for messages: the file or folder loaded */
     char *bos_str, *eos_str;
 };
@@ -169,7 +180,7 @@ void tok_ids_push(tok_ids *a, int32_t id);
 
 /* tok_bpe.c: encodes one pre-token (raw UTF-8) with the BPE model. */
 void tok_bpe_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out);
-/* tok_bpe.c: SentencePiece by scores (GGUF llama) for one fragment. */
+/* tok_llama2c.c: SentencePiece by scores (GGUF llama) for one fragment. */
 void tok_spm_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out);
 /* tok_wordpiece.c */
 void tok_wordpiece_word(const rl_tokenizer *t, const char *w, size_t n, tok_ids *out);
@@ -193,6 +204,8 @@ void tok_pre_free(tok_pre *p);
 void tok_norm_free(tok_norm *n);
 /* tok_chat.c */
 void tok_chat_detect_default(rl_tokenizer *t);
+/* tok_pipeline.c: builds aidx/abeg from added (after the normalizers are known) */
+rl_status tok_added_index(rl_tokenizer *t, rl_error *err);
 
 /* UTF-8 helpers */
 static inline int tok_u8len(unsigned char c) {

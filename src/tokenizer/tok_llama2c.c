@@ -122,8 +122,9 @@ typedef struct lsym {
 } lsym;
 
 static void l2c_try(const rl_tokenizer *t, lsym *sym, int32_t i, rl_buf *cat, heap *h) {
+    if (i < 0) return;
     int32_t j = sym[i].next;
-    if (i < 0 || j < 0) return;
+    if (j < 0) return;
     int32_t a = sym[i].id, b = sym[j].id;
     cat->len = 0;
     rl_buf_append(cat, t->pool + t->off[a], t->len[a]);

@@ -89,7 +89,8 @@ typedef enum rl_chat_family {
     RL_CHAT_UNKNOWN = 0,
     RL_CHAT_CHATML,  /* Qwen, SmolLM2: <|im_start|>role\n...<|im_end|>\n */
     RL_CHAT_LLAMA3,  /* <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|> */
-    RL_CHAT_LLAMA2,  /* Llama 2 / Mistral: <s>[INST] ... [/INST] answer</s> */
+    RL_CHAT_LLAMA2,  /* Llama 2: <s>[INST] <<SYS>>\n...\n<</SYS>>\n\n... [/INST] answer </s> */
+    RL_CHAT_MISTRAL, /* Mistral v0.1: <s>[INST] ... [/INST]answer</s> */
     RL_CHAT_ZEPHYR,  /* <|user|>\n...</s>\n */
     RL_CHAT_GEMMA,   /* <start_of_turn>user\n...<end_of_turn>\n */
     RL_CHAT_PHI3,    /* <|user|>\n...<|end|>\n */
@@ -102,7 +103,8 @@ typedef struct rl_chat_msg {
 
 /* Detects the family of a Jinja chat_template string (RL_CHAT_UNKNOWN when it cannot tell). */
 rl_chat_family rl_chat_detect(const char *jinja_template);
-/* Family from a name: "chatml", "llama3", "llama2", "mistral", "zephyr", "gemma", "phi3". */
+/* Family from a name: "chatml", "llama3", "llama2", "mistral", "zephyr", "gemma", "phi3";
+ * RL_CHAT_UNKNOWN for anything else. */
 rl_chat_family rl_chat_family_parse(const char *name);
 const char *rl_chat_family_name(rl_chat_family family);
 /* The family of the tokenizer's own chat template (from tokenizer_config.json or GGUF), or the
@@ -118,6 +120,10 @@ rl_status rl_tok_set_chat_template(rl_tokenizer *tok, const char *name_or_templa
 rl_status rl_tok_chat_render(const rl_tokenizer *tok, const rl_chat_msg *msgs, size_t n, int add_generation_prompt,
                              char **out, rl_error *err);
 /* The same for an explicit family and bos/eos strings (either may be NULL or ""). */
+rl_status rl_chat_render_template(const char *jinja_template, const char *bos, const char *eos, const rl_chat_msg *msgs,
+                                  size_t n, int add_generation_prompt, char **out, rl_error *err);
+/* The same for an explicit family and bos/eos strings, without template details (no default
+ * system prompt; BOS written by the families whose templates write it). */
 rl_status rl_chat_render(rl_chat_family family, const char *bos, const char *eos, const rl_chat_msg *msgs, size_t n,
                          int add_generation_prompt, char **out, rl_error *err);
 
