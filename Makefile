@@ -35,6 +35,12 @@ $(DEPS_OK): scripts/deps.txt scripts/deps.sh
 	@touch $@
 deps:
 	@scripts/deps.sh
+# a package removed since the stamp was made: check again (dpkg-query, a few ms)
+ifneq ($(filter-out deps clean,$(MAKECMDGOALS)$(if $(MAKECMDGOALS),,all)),)
+ifneq ($(shell scripts/deps.sh --check >/dev/null 2>&1 || echo missing),)
+.PHONY: $(DEPS_OK)
+endif
+endif
 
 $(BUILD)/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)

@@ -60,8 +60,11 @@ int t_run(const char *cmdline, char **out, int merge_stderr) {
 }
 
 const char *t_bin(void) {
+    static char bin[PATH_MAX];
     const char *b = getenv("RAFTLM_BIN");
-    return b ? b : "build/raftlm";
+    if (b) return b;
+    if (!bin[0]) snprintf(bin, sizeof bin, "%s/build/raftlm", t_root());
+    return bin;
 }
 
 const char *t_root(void) {

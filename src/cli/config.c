@@ -1,0 +1,580 @@
+/* config.c - the raftlm.yaml schema, its loader (libyaml's document API, which keeps line
+ * numbers) and the commented template that `raftlm init` writes.
+ *
+ * One table of fields drives everything: defaults are YAML text parsed by the same code as the
+ * user's values, so the template, the defaults and validation cannot drift apart. */
+#include "cli/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+typedef enum {
+    F_SECTION, /* a mapping heading: only for the template and for known section names */
+    F_INT,
+    F_FLOAT,
+    F_BOOL,
+    F_STR,
+    F_PATH, /* a string resolved against the config's folder */
+    F_ENUM,
+    F_STRLIST,
+    F_PATHLIST,
+    F_DATASETS, /* list of mappings, see dataset_fields */
+} field_kind;
+
+typedef struct field {
+    const char *key; /* dotted: "chunking.size" */
+    field_kind kind;
+    size_t off;
+    const char *def; /* YAML text of the default; "null" = none; lists: comma-separated items */
+    double min, max;
+    const char *values; /* F_ENUM: "a|b|c" */
+    const char *doc;
+} field;
+
+#define O(f) offsetof(rl_config, f)
+#define NONE 0, 0
+static const field fields[] = {
+    {"base_model", F_PATH, O(base_model), "null", NONE, 0,
+     "student model: an HF folder (config.json + *.safetensors), a .gguf file or a llama2.c .bin"},
+    {"base_model_init", F_ENUM, O(base_model_init), "pretrained", NONE, "pretrained|random",
+     "pretrained: load base_model's weights; random: train a new model of that shape from scratch"},
+    {"tokenizer", F_PATH, O(tokenizer), "null", NONE, 0,
+     "tokenizer.json / tokenizer.bin / .gguf when it is not beside base_model"},
+    {"chat_template", F_STR, O(chat_template), "null", NONE, 0,
+     "override the model's chat template (a Jinja string or a family: chatml, llama3, llama2, ...)"},
+    {"datasets", F_DATASETS, O(datasets), "", NONE, 0,
+     "training data; empty = the RAFT examples that `raftlm synth` writes to output_dir"},
+    {"adapter", F_ENUM, O(adapter), "lora", NONE, "lora|full", "lora: train a LoRA adapter; full: full fine-tuning"},
+    {"lora_r", F_INT, O(lora_r), "16", 1, 4096, 0, "LoRA rank"},
+    {"lora_alpha", F_FLOAT, O(lora_alpha), "32", 0, 1e6, 0, "LoRA scaling numerator (scale = alpha / r)"},
+    {"lora_dropout", F_FLOAT, O(lora_dropout), "0.05", 0, 0.99, 0, "dropout on the LoRA input"},
+    {"lora_target_modules", F_STRLIST, O(lora_target_modules), "all-linear", NONE, 0,
+     "modules that get adapters: all-linear, or names such as q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj"},
+    {"lora_model_dir", F_PATH, O(lora_model_dir), "null", NONE, 0, "continue from this PEFT adapter folder"},
+    {"sequence_len", F_INT, O(sequence_len), "1024", 8, 1 << 20, 0, "tokens per training sequence"},
+    {"sample_packing", F_BOOL, O(sample_packing), "true", NONE, 0,
+     "pack several examples into one sequence (attention never crosses examples)"},
+    {"micro_batch_size", F_INT, O(micro_batch_size), "1", 1, 65536, 0, "sequences per forward/backward"},
+    {"gradient_accumulation_steps", F_INT, O(gradient_accumulation_steps), "8", 1, 65536, 0,
+     "micro-batches per optimizer step"},
+    {"num_epochs", F_INT, O(num_epochs), "3", 1, 100000, 0, "passes over the training data"},
+    {"max_steps", F_INT, O(max_steps), "0", 0, 1e9, 0, "stop after this many optimizer steps (0 = no limit)"},
+    {"learning_rate", F_FLOAT, O(learning_rate), "0.0002", 0, 10, 0, "peak learning rate"},
+    {"lr_scheduler", F_ENUM, O(lr_scheduler), "cosine", NONE, "constant|linear|cosine", "learning-rate schedule after warmup"},
+    {"warmup_steps", F_INT, O(warmup_steps), "10", 0, 1e9, 0, "linear warmup steps"},
+    {"optimizer", F_ENUM, O(optimizer), "adamw_torch", NONE, "adamw|adamw_torch|adamw_torch_fused",
+     "AdamW with decoupled weight decay (the Axolotl names are accepted)"},
+    {"weight_decay", F_FLOAT, O(weight_decay), "0.0", 0, 10, 0, "decoupled weight decay"},
+    {"max_grad_norm", F_FLOAT, O(max_grad_norm), "1.0", 0, 1e9, 0, "clip the global gradient norm (0 = off)"},
+    {"train_on_inputs", F_BOOL, O(train_on_inputs), "false", NONE, 0, "false: the loss covers only the answers"},
+    {"val_set_size", F_FLOAT, O(val_set_size), "0.05", 0, 0.9, 0, "fraction of the data held out for validation"},
+    {"eval_steps", F_INT, O(eval_steps), "50", 0, 1e9, 0, "validation loss every N steps (0 = at the end only)"},
+    {"save_steps", F_INT, O(save_steps), "100", 0, 1e9, 0, "checkpoint every N steps (0 = at the end only)"},
+    {"gradient_checkpointing", F_BOOL, O(gradient_checkpointing), "false", NONE, 0,
+     "recompute activations per layer in the backward pass (less memory, ~30% slower)"},
+    {"seed", F_INT, O(seed), "42", 0, 2147483647, 0, "random seed for training"},
+    {"threads", F_INT, O(threads), "0", 0, 4096, 0, "worker threads (0 = all cores)"},
+    {"output_dir", F_PATH, O(output_dir), "out", NONE, 0, "store.db, indexes, datasets, checkpoints and the report go here"},
+
+    {"corpus", F_SECTION, 0, 0, NONE, 0, "the knowledge base"},
+    {"corpus.paths", F_PATHLIST, O(corpus.paths), "docs", NONE, 0,
+     "files or folders to ingest (.txt .md .rst .html .htm .pdf .jsonl)"},
+    {"corpus.include", F_STRLIST, O(corpus.include), "", NONE, 0, "only files whose relative path matches one of these globs"},
+    {"corpus.exclude", F_STRLIST, O(corpus.exclude), "", NONE, 0, "skip files whose relative path matches one of these globs"},
+    {"corpus.max_file_mb", F_INT, O(corpus.max_file_mb), "100", 1, 1 << 20, 0, "larger files are skipped with a warning"},
+
+    {"chunking", F_SECTION, 0, 0, NONE, 0, "how documents are cut into chunks"},
+    {"chunking.size", F_INT, O(chunking.size), "256", 16, 1 << 20, 0, "target chunk size in tokens (never exceeded)"},
+    {"chunking.overlap", F_INT, O(chunking.overlap), "32", 0, 1 << 20, 0,
+     "tokens repeated from the end of a chunk at the start of the next one"},
+    {"chunking.tokenizer", F_PATH, O(chunking.tokenizer), "null", NONE, 0,
+     "count tokens with this tokenizer (null: a word-based estimate, see docs/chunking.md)"},
+
+    {"retrieval", F_SECTION, 0, 0, NONE, 0, "search over the chunks"},
+    {"retrieval.mode", F_ENUM, O(retrieval.mode), "bm25", NONE, "bm25|dense|hybrid", "bm25 (keyword), dense (embeddings) or hybrid (both)"},
+    {"retrieval.k", F_INT, O(retrieval.k), "5", 1, 1000, 0, "chunks retrieved per question"},
+    {"retrieval.embedding_model", F_PATH, O(retrieval.embedding_model), "null", NONE, 0, "embedding model for dense retrieval"},
+    {"retrieval.stemming", F_BOOL, O(retrieval.stemming), "true", NONE, 0, "Porter stemming in the keyword index"},
+
+    {"teacher", F_SECTION, 0, 0, NONE, 0, "the model that writes questions and cited answers"},
+    {"teacher.type", F_ENUM, O(teacher.type), "extractive", NONE, "extractive|openai|local",
+     "extractive (offline, no model), openai (any OpenAI-compatible endpoint) or local (a model file)"},
+    {"teacher.base_url", F_STR, O(teacher.base_url), "null", NONE, 0, "for openai: e.g. http://127.0.0.1:8000/v1"},
+    {"teacher.model", F_STR, O(teacher.model), "null", NONE, 0, "model name (openai) or path (local)"},
+    {"teacher.api_key_env", F_STR, O(teacher.api_key_env), "OPENAI_API_KEY", NONE, 0, "environment variable holding the API key"},
+    {"teacher.max_concurrency", F_INT, O(teacher.max_concurrency), "16", 1, 4096, 0, "requests in flight at once"},
+    {"teacher.timeout_s", F_FLOAT, O(teacher.timeout_s), "120", 1, 86400, 0, "per-request time limit in seconds"},
+    {"teacher.temperature", F_FLOAT, O(teacher.temperature), "0.2", 0, 2, 0, "sampling temperature"},
+    {"teacher.max_tokens", F_INT, O(teacher.max_tokens), "1024", 1, 1 << 20, 0, "answer length limit"},
+
+    {"raft", F_SECTION, 0, 0, NONE, 0, "how RAFT training examples are assembled"},
+    {"raft.questions_per_chunk", F_INT, O(raft.questions_per_chunk), "3", 1, 100, 0, "questions asked per chunk"},
+    {"raft.p", F_FLOAT, O(raft.p), "0.8", 0, 1, 0, "fraction of examples whose documents include the oracle chunk"},
+    {"raft.num_distractors", F_INT, O(raft.num_distractors), "4", 0, 100, 0, "distractor chunks per example"},
+    {"raft.seed", F_INT, O(raft.seed), "7", 0, 2147483647, 0, "random seed for synthesis and assembly"},
+    {"raft.distractors", F_ENUM, O(raft.distractors), "hard", NONE, "hard|random", "hard: retrieved look-alikes; random: any chunk"},
+    {"raft.without_oracle", F_ENUM, O(raft.without_oracle), "memorize", NONE, "memorize|refuse",
+     "what examples without the oracle teach: answer anyway (paper) or say the documents do not tell"},
+    {"raft.refusal_fraction", F_FLOAT, O(raft.refusal_fraction), "0.0", 0, 1, 0, "fraction of unanswerable questions"},
+    {"raft.val_fraction", F_FLOAT, O(raft.val_fraction), "0.05", 0, 0.9, 0, "documents held out for validation"},
+    {"raft.test_fraction", F_FLOAT, O(raft.test_fraction), "0.1", 0, 0.9, 0, "documents held out for the test split"},
+
+    {"eval", F_SECTION, 0, 0, NONE, 0, "evaluation"},
+    {"eval.modes", F_STRLIST, O(eval.modes), "retrieval,closed_book,rag,raft", NONE, 0,
+     "retrieval, closed_book, rag, oracle, raft"},
+    {"eval.k", F_INT, O(eval.k), "5", 1, 1000, 0, "chunks retrieved per question"},
+    {"eval.questions", F_PATH, O(eval.questions), "null", NONE, 0, "JSONL of question/answer[/oracle_doc]; null = the test split"},
+
+    {"serve", F_SECTION, 0, 0, NONE, 0, "the OpenAI-compatible server"},
+    {"serve.host", F_STR, O(serve.host), "127.0.0.1", NONE, 0, "address to bind (an API key is required off loopback)"},
+    {"serve.port", F_INT, O(serve.port), "8080", 1, 65535, 0, "TCP port"},
+    {"serve.parallel", F_INT, O(serve.parallel), "4", 1, 1024, 0, "requests generated at once"},
+    {"serve.api_key_env", F_STR, O(serve.api_key_env), "RAFTLM_API_KEY", NONE, 0, "environment variable holding the API key"},
+    {"serve.max_tokens", F_INT, O(serve.max_tokens), "512", 1, 1 << 20, 0, "default and upper limit of max_tokens"},
+};
+#define N_FIELDS (sizeof fields / sizeof fields[0])
+
+#define D(f) offsetof(rl_dataset_cfg, f)
+static const field dataset_fields[] = {
+    {"path", F_PATH, D(path), "null", NONE, 0, "JSONL file"},
+    {"type", F_ENUM, D(type), "raft", NONE, "completion|input_output|alpaca|chat_template|raft|tokenized", "record format"},
+    {"field_messages", F_STR, D(field_messages), "messages", NONE, 0, "chat_template: field holding the messages"},
+    {"split", F_ENUM, D(split), "train", NONE, "train|validation|test", "which split this file is"},
+};
+#define N_DATASET_FIELDS (sizeof dataset_fields / sizeof dataset_fields[0])
+
+/* ---- values ------------------------------------------------------------------------------ */
+
+typedef struct load_ctx {
+    const char *file, *dir;
+    rl_error *err;
+} load_ctx;
+
+static rl_status key_error(load_ctx *c, int line, const char *key, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static rl_status key_error(load_ctx *c, int line, const char *key, const char *fmt, ...) {
+    char what[700];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (line > 0) return rl_fail(c->err, RL_ECONFIG, "%s:%d: %s: %s", c->file, line, key, what);
+    return rl_fail(c->err, RL_ECONFIG, "%s: %s: %s", c->file, key, what);
+}
+
+/* A short quoted rendering of a user's value for messages. */
+static void quote_value(char *out, size_t cap, const char *v) {
+    size_t n = strlen(v);
+    if (n > 60) snprintf(out, cap, "\"%.57s...\"", v);
+    else snprintf(out, cap, "\"%s\"", v);
+}
+
+static int is_null_scalar(const char *v, int plain) {
+    return plain && (v[0] == 0 || strcmp(v, "~") == 0 || strcasecmp(v, "null") == 0);
+}
+
+static const char *describe_node(const yaml_node_t *n) {
+    return n->type == YAML_MAPPING_NODE ? "a mapping" : n->type == YAML_SEQUENCE_NODE ? "a list" : "a value";
+}
+
+static void free_strlist(rl_strlist *l) {
+    for (int i = 0; i < l->n; i++) free(l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}
+
+static char *resolve_path(load_ctx *c, const char *v) {
+    if (v[0] == '/') return rl_xstrdup(v);
+    if (v[0] == '~' && v[1] == '/' && getenv("HOME")) return rl_path_join(getenv("HOME"), v + 2);
+    return rl_path_join(c->dir, v);
+}
+
+/* Sets one scalar field from text v; plain = unquoted in YAML (only then "null" means none). */
+static rl_status set_scalar(load_ctx *c, const field *f, void *base, const char *key, const char *v, int plain, int line) {
+    char q[80];
+    quote_value(q, sizeof q, v);
+    void *dst = (char *)base + f->off;
+    switch (f->kind) {
+    case F_INT: {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        int ok = v[0] && *end == 0 && errno == 0;
+        if (!ok || x < f->min || x > f->max) {
+            if (!ok && f->min == 1) return key_error(c, line, key, "expected a positive integer, got %s", q);
+            if (!ok && f->min == 0) return key_error(c, line, key, "expected a non-negative integer, got %s", q);
+            if (!ok) return key_error(c, line, key, "expected an integer from %.0f to %.0f, got %s", f->min, f->max, q);
+            return key_error(c, line, key, "must be from %.0f to %.0f, got %lld", f->min, f->max, x);
+        }
+        *(int *)dst = (int)x;
+        return RL_OK;
+    }
+    case F_FLOAT: {
+        char *end;
+        errno = 0;
+        double x = strtod(v, &end);
+        if (!v[0] || *end != 0 || errno != 0 || !isfinite(x))
+            return key_error(c, line, key, "expected a number from %g to %g, got %s", f->min, f->max, q);
+        if (x < f->min || x > f->max) return key_error(c, line, key, "must be from %g to %g, got %s", f->min, f->max, v);
+        *(double *)dst = x;
+        return RL_OK;
+    }
+    case F_BOOL: {
+        static const char *yes[] = {"true", "yes", "on"}, *no[] = {"false", "no", "off"};
+        for (int i = 0; i < 3; i++) {
+            if (strcasecmp(v, yes[i]) == 0) return *(bool *)dst = true, RL_OK;
+            if (strcasecmp(v, no[i]) == 0) return *(bool *)dst = false, RL_OK;
+        }
+        return key_error(c, line, key, "expected true or false, got %s", q);
+    }
+    case F_STR:
+    case F_PATH:
+    case F_ENUM: {
+        char **s = dst;
+        free(*s);
+        *s = NULL;
+        if (is_null_scalar(v, plain)) return RL_OK;
+        if (f->kind == F_ENUM) {
+            size_t n = strlen(v);
+            const char *p = f->values;
+            int found = 0;
+            while (*p) {
+                const char *bar = strchr(p, '|');
+                size_t len = bar ? (size_t)(bar - p) : strlen(p);
+                if (len == n && strncmp(p, v, n) == 0) found = 1;
+                p += len + (bar ? 1 : 0);
+            }
+            if (!found) {
+                rl_buf list = {0};
+                for (const char *b = f->values; *b; b++) rl_buf_puts(&list, *b == '|' ? ", " : (char[]){*b, 0});
+                rl_status st = key_error(c, line, key, "expected one of %s; got %s", list.data, q);
+                rl_buf_free(&list);
+                return st;
+            }
+        }
+        *s = f->kind == F_PATH ? resolve_path(c, v) : rl_xstrdup(v);
+        return RL_OK;
+    }
+    default:
+        return key_error(c, line, key, "internal: not a scalar field");
+    }
+}
+
+static void list_push(rl_strlist *l, char *s) {
+    l->items = rl_xrealloc(l->items, (size_t)(l->n + 1) * sizeof *l->items);
+    l->items[l->n++] = s;
+}
+
+/* ---- defaults ------------------------------------------------------------------------------- */
+
+static void apply_defaults(const field *fs, size_t n, void *base, const char *dir) {
+    rl_error err;
+    load_ctx c = {"(defaults)", dir, &err};
+    for (size_t i = 0; i < n; i++) {
+        const field *f = &fs[i];
+        if (f->kind == F_SECTION || f->kind == F_DATASETS) continue;
+        if (f->kind == F_STRLIST || f->kind == F_PATHLIST) {
+            rl_strlist *l = (rl_strlist *)((char *)base + f->off);
+            free_strlist(l);
+            const char *p = f->def;
+            while (*p) {
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t)(comma - p) : strlen(p);
+                char *item = rl_xstrndup(p, len);
+                if (f->kind == F_PATHLIST) {
+                    char *r = resolve_path(&c, item);
+                    free(item);
+                    item = r;
+                }
+                list_push(l, item);
+                p += len + (comma ? 1 : 0);
+            }
+            continue;
+        }
+        rl_status s = set_scalar(&c, f, base, f->key, f->def, 1, 0);
+        RL_ASSERT(s == RL_OK); /* a bad default is a bug in the table */
+    }
+}
+
+void rl_config_defaults(rl_config *cfg, const char *dir) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->dir = rl_xstrdup(dir);
+    cfg->file = rl_xstrdup("raftlm.yaml");
+    apply_defaults(fields, N_FIELDS, cfg, dir);
+}
+
+static void free_fields(const field *fs, size_t n, void *base) {
+    for (size_t i = 0; i < n; i++) {
+        const field *f = &fs[i];
+        void *p = (char *)base + f->off;
+        if (f->kind == F_STR || f->kind == F_PATH || f->kind == F_ENUM) {
+            free(*(char **)p);
+            *(char **)p = NULL;
+        } else if (f->kind == F_STRLIST || f->kind == F_PATHLIST) {
+            free_strlist(p);
+        }
+    }
+}
+
+void rl_config_free(rl_config *cfg) {
+    if (!cfg) return;
+    free_fields(fields, N_FIELDS, cfg);
+    for (int i = 0; i < cfg->n_datasets; i++) free_fields(dataset_fields, N_DATASET_FIELDS, &cfg->datasets[i]);
+    free(cfg->datasets);
+    free(cfg->file);
+    free(cfg->dir);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* ---- loading -------------------------------------------------------------------------------- */
+
+static const field *find_field(const field *fs, size_t n, const char *key) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(fs[i].key, key) == 0) return &fs[i];
+    return NULL;
+}
+
+static rl_status unknown_key(load_ctx *c, const field *fs, size_t n, const char *key, int line) {
+    const char *best = NULL;
+    int best_d = 4;
+    for (size_t i = 0; i < n; i++) {
+        int d = rl_levenshtein(key, fs[i].key);
+        if (d < best_d) best_d = d, best = fs[i].key;
+    }
+    if (best) return key_error(c, line, key, "unknown key (did you mean '%s'?)", best);
+    return key_error(c, line, key, "unknown key (see `raftlm init` for every key)");
+}
+
+static rl_status load_value(load_ctx *c, yaml_document_t *doc, const field *f, void *base, const char *key, yaml_node_t *v);
+
+static rl_status load_mapping(load_ctx *c, yaml_document_t *doc, yaml_node_t *map, const field *fs, size_t n, void *base,
+                              const char *prefix) {
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(doc, p->key);
+        yaml_node_t *v = yaml_document_get_node(doc, p->value);
+        int line = (int)k->start_mark.line + 1;
+        if (k->type != YAML_SCALAR_NODE)
+            return rl_fail(c->err, RL_ECONFIG, "%s:%d: keys must be plain names", c->file, line);
+        char key[256];
+        snprintf(key, sizeof key, "%s%s%s", prefix, prefix[0] ? "." : "", (const char *)k->data.scalar.value);
+        /* duplicate keys silently override in most YAML loaders; here they are a mistake */
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            yaml_node_t *k2 = yaml_document_get_node(doc, q->key);
+            if (k2->type == YAML_SCALAR_NODE && strcmp((const char *)k2->data.scalar.value, (const char *)k->data.scalar.value) == 0)
+                return key_error(c, line, key, "duplicate key (first set on line %d)", (int)k2->start_mark.line + 1);
+        }
+        const field *f = find_field(fs, n, key);
+        if (!f) return unknown_key(c, fs, n, key, line);
+        if (f->kind == F_SECTION) {
+            if (v->type == YAML_SCALAR_NODE && is_null_scalar((const char *)v->data.scalar.value, v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+                continue; /* "corpus:" with nothing under it */
+            if (v->type != YAML_MAPPING_NODE)
+                return key_error(c, (int)v->start_mark.line + 1, key, "expected a mapping of settings, got %s", describe_node(v));
+            rl_status s = load_mapping(c, doc, v, fs, n, base, key);
+            if (s) return s;
+            continue;
+        }
+        rl_status s = load_value(c, doc, f, base, key, v);
+        if (s) return s;
+    }
+    return RL_OK;
+}
+
+static rl_status load_value(load_ctx *c, yaml_document_t *doc, const field *f, void *base, const char *key, yaml_node_t *v) {
+    int line = (int)v->start_mark.line + 1;
+    if (f->kind == F_STRLIST || f->kind == F_PATHLIST) {
+        rl_strlist *l = (rl_strlist *)((char *)base + f->off);
+        free_strlist(l);
+        if (v->type == YAML_MAPPING_NODE) return key_error(c, line, key, "expected a list, got a mapping");
+        if (v->type == YAML_SCALAR_NODE) { /* one item may be written without brackets */
+            const char *s = (const char *)v->data.scalar.value;
+            if (is_null_scalar(s, v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)) return RL_OK;
+            list_push(l, f->kind == F_PATHLIST ? resolve_path(c, s) : rl_xstrdup(s));
+            return RL_OK;
+        }
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            yaml_node_t *e = yaml_document_get_node(doc, *it);
+            if (e->type != YAML_SCALAR_NODE)
+                return key_error(c, (int)e->start_mark.line + 1, key, "list items must be plain values, got %s", describe_node(e));
+            const char *s = (const char *)e->data.scalar.value;
+            list_push(l, f->kind == F_PATHLIST ? resolve_path(c, s) : rl_xstrdup(s));
+        }
+        return RL_OK;
+    }
+    if (f->kind == F_DATASETS) {
+        rl_config *cfg = base;
+        if (v->type == YAML_SCALAR_NODE && is_null_scalar((const char *)v->data.scalar.value, 1)) return RL_OK;
+        if (v->type != YAML_SEQUENCE_NODE) return key_error(c, line, key, "expected a list of {path, type}, got %s", describe_node(v));
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            yaml_node_t *e = yaml_document_get_node(doc, *it);
+            int eline = (int)e->start_mark.line + 1;
+            if (e->type != YAML_MAPPING_NODE) return key_error(c, eline, key, "each dataset must be a mapping with path and type");
+            cfg->datasets = rl_xrealloc(cfg->datasets, (size_t)(cfg->n_datasets + 1) * sizeof *cfg->datasets);
+            rl_dataset_cfg *d = &cfg->datasets[cfg->n_datasets++];
+            memset(d, 0, sizeof *d);
+            apply_defaults(dataset_fields, N_DATASET_FIELDS, d, c->dir);
+            for (yaml_node_pair_t *p = e->data.mapping.pairs.start; p < e->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(doc, p->key);
+                yaml_node_t *dv = yaml_document_get_node(doc, p->value);
+                int kline = (int)k->start_mark.line + 1;
+                char dkey[256];
+                snprintf(dkey, sizeof dkey, "datasets[%d].%s", cfg->n_datasets - 1,
+                         k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?");
+                const field *df = k->type == YAML_SCALAR_NODE ? find_field(dataset_fields, N_DATASET_FIELDS, (const char *)k->data.scalar.value) : NULL;
+                if (!df) return key_error(c, kline, dkey, "unknown key (dataset keys: path, type, field_messages, split)");
+                if (dv->type != YAML_SCALAR_NODE) return key_error(c, kline, dkey, "expected a value, got %s", describe_node(dv));
+                rl_status s = set_scalar(c, df, d, dkey, (const char *)dv->data.scalar.value,
+                                         dv->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, kline);
+                if (s) return s;
+            }
+            if (!d->path) return key_error(c, eline, key, "dataset %d has no path", cfg->n_datasets);
+        }
+        return RL_OK;
+    }
+    if (v->type != YAML_SCALAR_NODE) {
+        const char *want = f->kind == F_INT ? "an integer" : f->kind == F_FLOAT ? "a number" : f->kind == F_BOOL ? "true or false" : "a value";
+        return key_error(c, line, key, "expected %s, got %s", want, describe_node(v));
+    }
+    return set_scalar(c, f, base, key, (const char *)v->data.scalar.value, v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, line);
+}
+
+static rl_status validate(load_ctx *c, rl_config *cfg) {
+    if (cfg->chunking.overlap >= cfg->chunking.size)
+        return key_error(c, 0, "chunking.overlap", "must be smaller than chunking.size (%d), got %d", cfg->chunking.size,
+                         cfg->chunking.overlap);
+    static const char *modes[] = {"retrieval", "closed_book", "rag", "oracle", "raft"};
+    for (int i = 0; i < cfg->eval.modes.n; i++) {
+        int ok = 0;
+        for (int m = 0; m < 5; m++) ok |= strcmp(cfg->eval.modes.items[i], modes[m]) == 0;
+        if (!ok)
+            return key_error(c, 0, "eval.modes", "unknown mode \"%s\" (retrieval, closed_book, rag, oracle, raft)", cfg->eval.modes.items[i]);
+    }
+    return RL_OK;
+}
+
+rl_status rl_config_load(rl_config *cfg, const char *path, rl_error *err) {
+    char *dir = rl_path_dirname(path);
+    rl_config_defaults(cfg, dir);
+    free(dir);
+    free(cfg->file);
+    cfg->file = rl_xstrdup(path);
+    load_ctx c = {cfg->file, cfg->dir, err};
+
+    char *text;
+    size_t len;
+    rl_status s = rl_file_read(path, 16 << 20, &text, &len, err);
+    if (s) {
+        if (s == RL_ENOTFOUND) rl_fail(err, s, "config file %s not found (create one with `raftlm init`)", path);
+        rl_config_free(cfg);
+        return s;
+    }
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        const yaml_mark_t *m = parser.problem ? &parser.problem_mark : &parser.context_mark;
+        s = rl_fail(err, RL_ECONFIG, "%s:%d: YAML syntax error: %s%s%s", path, (int)m->line + 1,
+                    parser.problem ? parser.problem : "unknown problem", parser.context ? " " : "", parser.context ? parser.context : "");
+        yaml_parser_delete(&parser);
+        free(text);
+        rl_config_free(cfg);
+        return s;
+    }
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root && root->type == YAML_MAPPING_NODE) {
+        s = load_mapping(&c, &doc, root, fields, N_FIELDS, cfg, "");
+    } else if (root && !(root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0)) {
+        s = rl_fail(err, RL_ECONFIG, "%s:%d: expected a mapping of settings (key: value) at the top level", path,
+                    (int)root->start_mark.line + 1);
+    }
+    if (s == RL_OK) s = validate(&c, cfg);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    free(text);
+    if (s) rl_config_free(cfg);
+    return s;
+}
+
+char *rl_config_store_path(const rl_config *cfg) { return rl_path_join(cfg->output_dir, "store.db"); }
+
+/* ---- the template --------------------------------------------------------------------------- */
+
+static void yaml_scalar_out(rl_buf *b, const char *v) {
+    int plain = v[0] && !strchr(":#{}[],&*!|>'\"%@`", v[0]) && !strstr(v, ": ") && !strstr(v, " #") && v[strlen(v) - 1] != ' ' &&
+                v[0] != ' ' && strcasecmp(v, "null") != 0 && strcasecmp(v, "true") != 0 && strcasecmp(v, "false") != 0;
+    if (plain) rl_buf_puts(b, v);
+    else {
+        rl_buf_putc(b, '"');
+        for (const char *p = v; *p; p++) {
+            if (*p == '"' || *p == '\\') rl_buf_putc(b, '\\');
+            rl_buf_putc(b, *p);
+        }
+        rl_buf_putc(b, '"');
+    }
+}
+
+static void default_out(rl_buf *b, const field *f) {
+    if (f->kind == F_STRLIST || f->kind == F_PATHLIST) {
+        rl_buf_putc(b, '[');
+        const char *p = f->def;
+        int first = 1;
+        while (*p) {
+            const char *comma = strchr(p, ',');
+            size_t len = comma ? (size_t)(comma - p) : strlen(p);
+            char *item = rl_xstrndup(p, len);
+            if (!first) rl_buf_puts(b, ", ");
+            yaml_scalar_out(b, item);
+            free(item);
+            first = 0;
+            p += len + (comma ? 1 : 0);
+        }
+        rl_buf_putc(b, ']');
+    } else if (f->kind == F_STR || f->kind == F_PATH || f->kind == F_ENUM) {
+        if (strcmp(f->def, "null") == 0) rl_buf_puts(b, "null");
+        else yaml_scalar_out(b, f->def);
+    } else {
+        rl_buf_puts(b, f->def);
+    }
+}
+
+char *rl_config_template(void) {
+    rl_buf b = {0};
+    rl_buf_puts(&b,
+                "# raftlm.yaml - one file describes the whole RAFT project.\n"
+                "# Every key is listed with its default; delete what you do not change.\n"
+                "# Relative paths are relative to this file's folder.\n"
+                "# Training keys use Axolotl's names. Docs: docs/config.md\n\n");
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const field *f = &fields[i];
+        const char *dot = strchr(f->key, '.');
+        if (f->kind == F_SECTION) {
+            rl_buf_printf(&b, "\n%s:  # %s\n", f->key, f->doc);
+            continue;
+        }
+        const char *name = dot ? dot + 1 : f->key;
+        const char *indent = dot ? "  " : "";
+        if (f->kind == F_DATASETS) {
+            rl_buf_printf(&b, "%s# %s\n%s# e.g.\n%s#   - path: out/datasets/raft_train.jsonl\n%s#     type: raft\n", indent, f->doc,
+                          indent, indent, indent);
+            rl_buf_printf(&b, "%s%s: []\n", indent, name);
+            continue;
+        }
+        rl_buf_printf(&b, "%s# %s", indent, f->doc);
+        if (f->kind == F_ENUM) {
+            rl_buf_puts(&b, " (");
+            for (const char *p = f->values; *p; p++) rl_buf_puts(&b, *p == '|' ? ", " : (char[]){*p, 0});
+            rl_buf_puts(&b, ")");
+        }
+        rl_buf_printf(&b, "\n%s%s: ", indent, name);
+        default_out(&b, f);
+        rl_buf_putc(&b, '\n');
+    }
+    return rl_buf_take(&b);
+}
