@@ -20,6 +20,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 /* Prints "raftlm: <msg>" to stderr and returns the exit code for that status (1; 2 for usage). */
