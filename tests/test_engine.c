@@ -530,3 +530,40 @@ TEST(tensor_attention_blocks_vs_naive) {
     void *all[] = {q, k, v, dout, out, att, scr, dq, dk, dv, rout, rdq, rdk, rdv, seg, p, dp, f};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
 }
+
+/* Gradient checkpointing recomputes each layer in backward: the same gradients, bit for bit. */
+TEST(engine_checkpointing_same_gradients) {
+    const char *names[] = {"gqa_tied", "packed", "qwen2_bias"};
+    for (int f = 0; f < 3; f++) {
+        fx x;
+        fx_open(&x, names[f]);
+        rl_error err = {0};
+        rl_params g[2];
+        float loss[2];
+        for (int ck = 0; ck < 2; ck++) {
+            rl_acts a;
+            CHECK_OK(rl_acts_init_ex(&a, &x.m, x.B, x.T, ck, &err));
+            CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, x.seg, x.B, x.T, &loss[ck], &err));
+            CHECK_OK(rl_params_init(&g[ck], &x.m.cfg, &err));
+            rl_model_backward(&x.m, &a, &g[ck], NULL, 1.0f / (float)a.n_valid);
+            rl_acts_free(&a);
+        }
+        CHECK(loss[0] == loss[1]);
+        CHECK_MSG(memcmp(g[0].mem, g[1].mem, g[0].n * sizeof(float)) == 0, "%s: checkpointed gradients differ", names[f]);
+        rl_params_free(&g[0]);
+        rl_params_free(&g[1]);
+        fx_close(&x);
+    }
+    // and it saves memory: L layers of activations become one
+    fx x;
+    fx_open(&x, "gqa_tied");
+    rl_acts a0, a1;
+    rl_error err;
+    CHECK_OK(rl_acts_init_ex(&a0, &x.m, 4, 64, 0, &err));
+    CHECK_OK(rl_acts_init_ex(&a1, &x.m, 4, 64, 1, &err));
+    fprintf(stderr, "    activations for 4x64: %.2f MB, with checkpointing %.2f MB\n", a0.n * 4e-6, a1.n * 4e-6);
+    CHECK(a1.n < a0.n * 3 / 4);
+    rl_acts_free(&a0);
+    rl_acts_free(&a1);
+    fx_close(&x);
+}

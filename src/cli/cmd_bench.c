@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "train/train.h"
 
-static const char *USAGE = "[--shape smollm2-135m|stories260k] [--mode lora|full] [--seq T] [--steps N] [--rank R] [--threads N]";
+static const char *USAGE = "[--shape smollm2-135m|stories260k] [--mode lora|full] [--seq T] [--steps N] [--rank R] [--threads N] [--ckpt]";
 
 static void shape_config(rl_model_config *c, const char *shape) {
     memset(c, 0, sizeof *c);
@@ -50,10 +50,10 @@ int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {
         {"shape", required_argument, 0, 's'}, {"mode", required_argument, 0, 'm'}, {"seq", required_argument, 0, 'T'},
         {"steps", required_argument, 0, 'n'}, {"rank", required_argument, 0, 'r'}, {"threads", required_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"ckpt", no_argument, 0, 'c'},        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
     };
     const char *shape = "smollm2-135m", *mode = "lora";
-    int T = 512, steps = 3, rank = 16, threads = 0, c;
+    int T = 512, steps = 3, rank = 16, threads = 0, ckpt = 0, c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': shape = optarg; break;
@@ -62,6 +62,7 @@ int cmd_bench(int argc, char **argv) {
         case 'n': steps = atoi(optarg); break;
         case 'r': rank = atoi(optarg); break;
         case 'j': threads = atoi(optarg); break;
+        case 'c': ckpt = 1; break;
         case 'h': printf("usage: raftlm bench %s\n", USAGE); return 0;
         default: return cli_usage("bench", USAGE);
         }
@@ -92,7 +93,7 @@ int cmd_bench(int argc, char **argv) {
     }
     rl_acts a;
     rl_trainer tr;
-    if (rl_acts_init(&a, &m, 1, T, &err) || rl_trainer_init(&tr, &m, lora, 0.0f, 1.0f, &err)) return cli_report(&err);
+    if (rl_acts_init_ex(&a, &m, 1, T, ckpt, &err) || rl_trainer_init(&tr, &m, lora, 0.0f, 1.0f, &err)) return cli_report(&err);
     int *tok = malloc((size_t)T * sizeof *tok), *tgt = malloc((size_t)T * sizeof *tgt);
     for (int i = 0; i < T; i++) tok[i] = (int)((i * 7919u + 13u) % (unsigned)cfg.vocab_size), tgt[i] = (int)((i * 104729u + 5u) % (unsigned)cfg.vocab_size);
     double best = 1e30, total = 0;
@@ -124,7 +125,8 @@ int cmd_bench(int argc, char **argv) {
     double gf = sgemm_gflops(1024);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("shape %s, mode %s (rank %d), T=%d, threads %d\n", shape, mode, lora ? rank : 0, T, threads);
+    printf("shape %s, mode %s (rank %d), T=%d, threads %d%s\n", shape, mode, lora ? rank : 0, T, threads,
+           ckpt ? ", gradient checkpointing" : "");
     printf("step: mean %.3f s, best %.3f s -> %.0f tokens/s (loss %.4f)\n", mean, best, tps, loss);
     printf("model FLOPs/token %.3g -> %.1f GFLOP/s; OpenBLAS SGEMM 1024^3: %.1f GFLOP/s; MFU vs SGEMM %.0f%%\n",
            flops_tok, flops_tok * tps / 1e9, gf, 100.0 * flops_tok * tps / 1e9 / gf);

@@ -1,7 +1,7 @@
 /* cmd_train.c - `raftlm train -c raftlm.yaml`: fine-tunes base_model on the configured datasets
  * (LoRA or full), writing checkpoints, train_log.jsonl and the result (a PEFT adapter, or an
  * HF model folder) into <output_dir>/train. --resume continues from the newest checkpoint.
- * Not yet: base_model_init: random, gradient_checkpointing, lora_dropout (treated as 0). */
+ * Not yet: base_model_init: random, lora_dropout (treated as 0). */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -49,7 +49,6 @@ int cmd_train(int argc, char **argv) {
         const char *tokp = cfg.tokenizer ? cfg.tokenizer : rl_path_is_dir(cfg.base_model) ? cfg.base_model : NULL;
         s = cli_model_open(&cm, cfg.base_model, NULL, tokp, threads >= 0 ? threads : cfg.threads, &err);
     }
-    if (!s && cfg.gradient_checkpointing) rl_warn("gradient_checkpointing is not implemented yet: training keeps every activation");
     if (!s && lora && cfg.lora_dropout > 0) rl_warn("lora_dropout %.2f is not implemented yet: training without dropout", cfg.lora_dropout);
     if (!s && cfg.chat_template) s = rl_tok_set_chat_template(cm.tok, cfg.chat_template, &err);
     for (int i = 0; !s && i < (cfg.n_datasets ? cfg.n_datasets : 1); i++) {
@@ -92,7 +91,7 @@ int cmd_train(int argc, char **argv) {
                            .lr_scheduler = (rl_sched)rl_sched_parse(cfg.lr_scheduler), .warmup_steps = cfg.warmup_steps,
                            .weight_decay = (float)cfg.weight_decay, .max_grad_norm = (float)cfg.max_grad_norm,
                            .eval_steps = cfg.eval_steps, .save_steps = cfg.save_steps, .seed = (uint64_t)cfg.seed,
-                           .resume = resume};
+                           .resume = resume, .gradient_checkpointing = cfg.gradient_checkpointing};
         rl_train_result r;
         s = rl_train_run(&cm.model, &train, &val, &o, &r, &err);
         if (!s) {

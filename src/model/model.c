@@ -292,6 +292,10 @@ static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params
 /* ---- activations ------------------------------------------------------------------------ */
 
 rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *err) {
+    return rl_acts_init_ex(a, m, B, T, 0, err);
+}
+
+rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int checkpointing, rl_error *err) {
     memset(a, 0, sizeof *a);
     const rl_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return rl_fail(err, RL_EINVAL, "batch %dx%d must be positive", B, T);
@@ -301,8 +305,10 @@ rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *er
     size_t r = m->lora ? (size_t)m->lora->r : 0;
     size_t maxd = C > F ? C : F;
     maxd = maxd > QD ? maxd : QD;
+    size_t LR = L; // layers whose inner activations are kept: 1 with checkpointing (recomputed)
+    if (checkpointing) L = 1;
     size_t sizes[] = {
-        (L + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T * T, L * N * QD,
+        (LR + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T * T, L * N * QD,
         L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N, N * V, N,
         L * RL_MOD_COUNT * N * r,
         N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, N * r, (size_t)T * T,
@@ -334,6 +340,7 @@ rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *er
     a->seg = ints + 3 * N;
     a->B = B;
     a->T = T;
+    a->checkpointing = checkpointing;
     return RL_OK;
 }
 
@@ -345,17 +352,59 @@ void rl_acts_free(rl_acts *a) {
 
 /* ---- forward ---------------------------------------------------------------------------- */
 
+/* Pointers to layer l's activations (with checkpointing every layer shares slot 0). */
+typedef struct {
+    float *res, *res_next, *ln1, *ln1_rstd, *q, *k, *v, *att, *atty, *res2, *ln2, *ln2_rstd, *g, *u, *h, *lt;
+} layer_acts;
+
+static layer_acts layer_ptrs(const rl_model *m, const rl_acts *a, int l) {
+    const rl_model_config *c = &m->cfg;
+    size_t NC = (size_t)a->B * a->T, C = (size_t)c->dim, F = (size_t)c->hidden_dim;
+    size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+    size_t r = m->lora ? (size_t)m->lora->r : 0, att_stride = (size_t)a->B * c->n_heads * a->T * a->T;
+    size_t s = a->checkpointing ? 0 : (size_t)l;
+    layer_acts p = {
+        .res = a->res + l * NC * C, .res_next = a->res + (l + 1) * NC * C, .ln1 = a->ln1 + s * NC * C,
+        .ln1_rstd = a->ln1_rstd + s * NC, .q = a->q + s * NC * QD, .k = a->k + s * NC * KD, .v = a->v + s * NC * KD,
+        .att = a->att + s * att_stride, .atty = a->atty + s * NC * QD, .res2 = a->res2 + s * NC * C,
+        .ln2 = a->ln2 + s * NC * C, .ln2_rstd = a->ln2_rstd + s * NC, .g = a->g + s * NC * F, .u = a->u + s * NC * F,
+        .h = a->h + s * NC * F, .lt = a->lora_t ? a->lora_t + s * RL_MOD_COUNT * NC * r : NULL,
+    };
+    return p;
+}
+
+#define LT(p, mod) ((p).lt ? (p).lt + (size_t)(mod) * (size_t)a->B * a->T * (size_t)(m->lora ? m->lora->r : 0) : NULL)
+
+/* One block: res_next = res2 + mlp(rmsnorm(res2)), res2 = res + attention(rmsnorm(res)). */
+static void layer_forward(rl_model *m, rl_acts *a, int l, int B, int T, const int *sg) {
+    const rl_model_config *c = &m->cfg;
+    int N = B * T, C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
+    layer_acts p = layer_ptrs(m, a, l);
+    rl_rmsnorm_forward(p.ln1, p.ln1_rstd, p.res, m->w.rms_att + (size_t)l * C, N, C, c->norm_eps);
+    linear_fwd(m, l, RL_MOD_Q, p.q, p.ln1, LT(p, RL_MOD_Q), N);
+    linear_fwd(m, l, RL_MOD_K, p.k, p.ln1, LT(p, RL_MOD_K), N);
+    linear_fwd(m, l, RL_MOD_V, p.v, p.ln1, LT(p, RL_MOD_V), N);
+    rl_rope_forward(p.q, a->pos, m->inv_freq, N, NH, HD);
+    rl_rope_forward(p.k, a->pos, m->inv_freq, N, NKV, HD);
+    rl_attention_forward(p.atty, p.att, p.q, p.k, p.v, sg, B, T, NH, NKV, HD, m->pool);
+    linear_fwd(m, l, RL_MOD_O, p.res2, p.atty, LT(p, RL_MOD_O), N);
+    rl_axpy(p.res2, 1.0f, p.res, (size_t)N * C);
+    rl_rmsnorm_forward(p.ln2, p.ln2_rstd, p.res2, m->w.rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+    linear_fwd(m, l, RL_MOD_GATE, p.g, p.ln2, LT(p, RL_MOD_GATE), N);
+    linear_fwd(m, l, RL_MOD_UP, p.u, p.ln2, LT(p, RL_MOD_UP), N);
+    rl_swiglu_forward(p.h, p.g, p.u, (size_t)N * F);
+    linear_fwd(m, l, RL_MOD_DOWN, p.res_next, p.h, LT(p, RL_MOD_DOWN), N);
+    rl_axpy(p.res_next, 1.0f, p.res2, (size_t)N * C);
+}
+
 rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int *targets, const int *pos,
                            const int *seg, int B, int T, float *loss, rl_error *err) {
     const rl_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0 || B > a->B || T > a->T)
         return rl_fail(err, RL_EINVAL, "batch %dx%d does not fit the activations (%dx%d)", B, T, a->B, a->T);
-    int r = m->lora ? m->lora->r : 0;
-    if (m->lora && (!a->lora_t || (size_t)a->B * a->T * r * RL_MOD_COUNT * c->n_layers == 0))
+    if (m->lora && !a->lora_t)
         return rl_fail(err, RL_EINVAL, "activations were allocated without LoRA; allocate them after attaching it");
-    int N = B * T, C = c->dim, F = c->hidden_dim, V = c->vocab_size, NH = c->n_heads, NKV = c->n_kv_heads,
-        HD = c->head_dim;
-    int QD = NH * HD, KD = NKV * HD;
+    int N = B * T, C = c->dim, V = c->vocab_size;
     for (int i = 0; i < N; i++) {
         if (tokens[i] < 0 || tokens[i] >= V)
             return rl_fail(err, RL_EINVAL, "token %d at index %d is outside the vocabulary (%d)", tokens[i], i, V);
@@ -372,38 +421,9 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
         a->seg[i] = seg ? seg[i] : 0;
     }
     a->has_seg = seg != NULL;
-    const int *sg = seg ? a->seg : NULL;
-    size_t NC = (size_t)a->B * a->T; // per-layer stride is the capacity
-    size_t att_stride = (size_t)a->B * NH * a->T * a->T;
-
     rl_embedding_forward(a->res, a->tokens, m->w.wte, N, C);
-    for (int l = 0; l < c->n_layers; l++) {
-        float *res = a->res + l * NC * C, *res_next = a->res + (l + 1) * NC * C;
-        float *ln1 = a->ln1 + l * NC * C, *ln1_rstd = a->ln1_rstd + l * NC;
-        float *q = a->q + l * NC * QD, *k = a->k + l * NC * KD, *v = a->v + l * NC * KD;
-        float *att = a->att + l * att_stride, *atty = a->atty + l * NC * QD, *res2 = a->res2 + l * NC * C;
-        float *ln2 = a->ln2 + l * NC * C, *ln2_rstd = a->ln2_rstd + l * NC;
-        float *g = a->g + l * NC * F, *u = a->u + l * NC * F, *h = a->h + l * NC * F;
-        float *lt = a->lora_t ? a->lora_t + (size_t)l * RL_MOD_COUNT * NC * r : NULL;
-#define LT(mod) (lt ? lt + (size_t)(mod) * NC * r : NULL)
-        rl_rmsnorm_forward(ln1, ln1_rstd, res, m->w.rms_att + (size_t)l * C, N, C, c->norm_eps);
-        linear_fwd(m, l, RL_MOD_Q, q, ln1, LT(RL_MOD_Q), N);
-        linear_fwd(m, l, RL_MOD_K, k, ln1, LT(RL_MOD_K), N);
-        linear_fwd(m, l, RL_MOD_V, v, ln1, LT(RL_MOD_V), N);
-        rl_rope_forward(q, a->pos, m->inv_freq, N, NH, HD);
-        rl_rope_forward(k, a->pos, m->inv_freq, N, NKV, HD);
-        rl_attention_forward(atty, att, q, k, v, sg, B, T, NH, NKV, HD, m->pool);
-        linear_fwd(m, l, RL_MOD_O, res2, atty, LT(RL_MOD_O), N);
-        rl_axpy(res2, 1.0f, res, (size_t)N * C);
-        rl_rmsnorm_forward(ln2, ln2_rstd, res2, m->w.rms_ffn + (size_t)l * C, N, C, c->norm_eps);
-        linear_fwd(m, l, RL_MOD_GATE, g, ln2, LT(RL_MOD_GATE), N);
-        linear_fwd(m, l, RL_MOD_UP, u, ln2, LT(RL_MOD_UP), N);
-        rl_swiglu_forward(h, g, u, (size_t)N * F);
-        linear_fwd(m, l, RL_MOD_DOWN, res_next, h, LT(RL_MOD_DOWN), N);
-        rl_axpy(res_next, 1.0f, res2, (size_t)N * C);
-#undef LT
-    }
-    float *res_final = a->res + (size_t)c->n_layers * NC * C;
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, a, l, B, T, seg ? a->seg : NULL);
+    float *res_final = a->res + (size_t)c->n_layers * a->B * a->T * C;
     rl_rmsnorm_forward(a->lnf, a->lnf_rstd, res_final, m->w.rms_final, N, C, c->norm_eps);
     rl_matmul_forward(a->logits, a->lnf, m->w.lm_head, NULL, N, C, V);
     a->n_valid = 0;
@@ -415,59 +435,56 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
 
 /* ---- backward --------------------------------------------------------------------------- */
 
+static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lora *lg) {
+    const rl_model_config *c = &m->cfg;
+    int B = a->b, T = a->t, N = B * T, C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads,
+        HD = c->head_dim, QD = NH * HD;
+    const int *sg = a->has_seg ? a->seg : NULL;
+    layer_acts p = layer_ptrs(m, a, l);
+    // MLP: res_next = res2 + down(silu(gate(ln2)) * up(ln2))
+    memset(a->dh, 0, (size_t)N * F * sizeof(float));
+    linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), a->dlora, N);
+    memset(a->dg, 0, (size_t)N * F * sizeof(float));
+    memset(a->du, 0, (size_t)N * F * sizeof(float));
+    rl_swiglu_backward(a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
+    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), a->dlora, N);
+    linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), a->dlora, N);
+    rl_rmsnorm_backward(a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->dln, p.res2, m->w.rms_ffn + (size_t)l * C,
+                        p.ln2_rstd, N, C);
+    // attention: res2 = res + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
+    memset(a->datty, 0, (size_t)N * QD * sizeof(float));
+    linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), a->dlora, N);
+    rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, p.att, p.q, p.k, p.v, sg, B, T, NH, NKV, HD,
+                          m->pool);
+    rl_rope_backward(a->dq, a->pos, m->inv_freq, N, NH, HD);
+    rl_rope_backward(a->dk, a->pos, m->inv_freq, N, NKV, HD);
+    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), a->dlora, N);
+    linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), a->dlora, N);
+    linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), a->dlora, N);
+    rl_rmsnorm_backward(a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->dln, p.res, m->w.rms_att + (size_t)l * C,
+                        p.ln1_rstd, N, C);
+}
+
 void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, float dscale) {
     const rl_model_config *c = &m->cfg;
-    int B = a->b, T = a->t, N = B * T, C = c->dim, F = c->hidden_dim, V = c->vocab_size, NH = c->n_heads,
-        NKV = c->n_kv_heads, HD = c->head_dim;
-    int QD = NH * HD, KD = NKV * HD, r = m->lora ? m->lora->r : 0;
-    size_t NC = (size_t)a->B * a->T, att_stride = (size_t)a->B * NH * a->T * a->T;
-    const int *sg = a->has_seg ? a->seg : NULL;
-
+    int N = a->b * a->t, C = c->dim, V = c->vocab_size;
     // loss -> logits -> final norm (dlogits overwrite the logits)
     rl_xent_forward_backward(NULL, a->logits, a->logits, a->targets, N, V, dscale);
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
     rl_matmul_backward(a->dln, gr ? gr->lm_head : NULL, NULL, a->logits, a->lnf, m->w.lm_head, N, C, V);
     memset(a->dres, 0, (size_t)N * C * sizeof(float));
-    rl_rmsnorm_backward(a->dres, gr ? gr->rms_final : NULL, a->dln, a->res + (size_t)c->n_layers * NC * C,
+    rl_rmsnorm_backward(a->dres, gr ? gr->rms_final : NULL, a->dln, a->res + (size_t)c->n_layers * a->B * a->T * C,
                         m->w.rms_final, a->lnf_rstd, N, C);
-
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        float *res = a->res + l * NC * C;
-        float *ln1 = a->ln1 + l * NC * C, *ln1_rstd = a->ln1_rstd + l * NC;
-        float *q = a->q + l * NC * QD, *k = a->k + l * NC * KD, *v = a->v + l * NC * KD;
-        float *att = a->att + l * att_stride, *atty = a->atty + l * NC * QD, *res2 = a->res2 + l * NC * C;
-        float *ln2 = a->ln2 + l * NC * C, *ln2_rstd = a->ln2_rstd + l * NC;
-        float *g = a->g + l * NC * F, *u = a->u + l * NC * F, *h = a->h + l * NC * F;
-        float *lt = a->lora_t ? a->lora_t + (size_t)l * RL_MOD_COUNT * NC * r : NULL;
-#define LT(mod) (lt ? lt + (size_t)(mod) * NC * r : NULL)
-        // MLP: res_next = res2 + down(silu(gate(ln2)) * up(ln2))
-        memset(a->dh, 0, (size_t)N * F * sizeof(float));
-        linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, h, LT(RL_MOD_DOWN), a->dlora, N);
-        memset(a->dg, 0, (size_t)N * F * sizeof(float));
-        memset(a->du, 0, (size_t)N * F * sizeof(float));
-        rl_swiglu_backward(a->dg, a->du, a->dh, g, u, (size_t)N * F);
-        memset(a->dln, 0, (size_t)N * C * sizeof(float));
-        linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, ln2, LT(RL_MOD_GATE), a->dlora, N);
-        linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, ln2, LT(RL_MOD_UP), a->dlora, N);
-        rl_rmsnorm_backward(a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->dln, res2,
-                            m->w.rms_ffn + (size_t)l * C, ln2_rstd, N, C);
-        // attention: res2 = res + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
-        memset(a->datty, 0, (size_t)N * QD * sizeof(float));
-        linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, atty, LT(RL_MOD_O), a->dlora, N);
-        rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, att, q, k, v, sg, B, T, NH, NKV, HD,
-                              m->pool);
-        rl_rope_backward(a->dq, a->pos, m->inv_freq, N, NH, HD);
-        rl_rope_backward(a->dk, a->pos, m->inv_freq, N, NKV, HD);
-        memset(a->dln, 0, (size_t)N * C * sizeof(float));
-        linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, ln1, LT(RL_MOD_Q), a->dlora, N);
-        linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, ln1, LT(RL_MOD_K), a->dlora, N);
-        linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, ln1, LT(RL_MOD_V), a->dlora, N);
-        rl_rmsnorm_backward(a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->dln, res,
-                            m->w.rms_att + (size_t)l * C, ln1_rstd, N, C);
-#undef LT
+        if (a->checkpointing) layer_forward(m, a, l, a->b, a->t, a->has_seg ? a->seg : NULL); // recompute
+        layer_backward(m, a, l, gr, lg);
     }
     if (gr) rl_embedding_backward(gr->wte, a->dres, a->tokens, N, C);
 }
+
+#undef LT
 
 /* ---- generation ------------------------------------------------------------------------- */
 

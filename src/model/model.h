@@ -141,6 +141,7 @@ typedef struct rl_acts {
     int *tokens, *targets, *pos, *seg; // (B,T) copies of the last forward's inputs
     int has_seg;
     float *res;        // (L+1, B*T, C) residual stream entering each layer, [L] = final
+    /* the following per-layer arrays have 1 instead of L layers with checkpointing */
     float *ln1;        // (L, BT, C)
     float *ln1_rstd;   // (L, BT)
     float *q;          // (L, BT, QD) after RoPE
@@ -159,12 +160,16 @@ typedef struct rl_acts {
     /* backward scratch (one layer) */
     float *dres, *dln, *dq, *dk, *dv, *datty, *dg, *du, *dh, *dlora; // dlora (BT, max(r))
     float *attn_scratch; // (T, T)
+    int checkpointing; /* 1: only res is kept per layer; the rest is recomputed in backward */
     float *mem;
     size_t n;
 } rl_acts;
 
 /* Allocates activations for batches up to (B, T) of m (LoRA rank of m->lora if set). */
 rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *err);
+/* The same with gradient checkpointing: the inner activations (incl. the (T,T) attention
+ * probabilities) are kept for one layer only and recomputed layer by layer in backward. */
+rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int checkpointing, rl_error *err);
 void rl_acts_free(rl_acts *a);
 
 /* Forward over tokens (B,T). targets (B,T) may be NULL (no loss); a target < 0 is masked.

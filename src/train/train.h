@@ -128,6 +128,7 @@ typedef struct rl_train_opts {
     int eval_steps, save_steps; /* 0: at the end only */
     uint64_t seed;
     int resume;               /* continue from the newest checkpoint in output_dir */
+    int gradient_checkpointing; /* recompute each layer's activations in backward */
     int stop_after;           /* tests: stop (as if killed) after this many steps; 0 = no */
 } rl_train_opts;
 
