@@ -262,7 +262,7 @@ static char *write_project(const char *dir, const char *sh, int max_steps, int s
     char *yaml = t_fmt("base_model: %s/models/stories260K/stories260K.bin\n"
                        "tokenizer: %s/models/stories260K/tok512.bin\n"
                        "datasets:\n  - path: stories.jsonl\n    type: completion\n"
-                       "adapter: %s\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0\nlora_target_modules: [all-linear]\n"
+                       "adapter: %s\nlora_r: 4\nlora_alpha: 8\nlora_dropout: 0.1\nlora_target_modules: [all-linear]\n"
                        "sequence_len: 64\nmicro_batch_size: 2\ngradient_accumulation_steps: 2\nmax_steps: %d\n"
                        "learning_rate: 0.003\nlr_scheduler: cosine\nwarmup_steps: 5\nval_set_size: 0.1\n"
                        "eval_steps: 50\nsave_steps: %d\nseed: 3\nthreads: 1\noutput_dir: out\n",

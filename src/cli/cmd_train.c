@@ -1,7 +1,7 @@
 /* cmd_train.c - `raftlm train -c raftlm.yaml`: fine-tunes base_model on the configured datasets
  * (LoRA or full), writing checkpoints, train_log.jsonl and the result (a PEFT adapter, or an
  * HF model folder) into <output_dir>/train. --resume continues from the newest checkpoint.
- * Not yet: base_model_init: random, lora_dropout (treated as 0). */
+ * Not yet: base_model_init: random. */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -49,7 +49,6 @@ int cmd_train(int argc, char **argv) {
         const char *tokp = cfg.tokenizer ? cfg.tokenizer : rl_path_is_dir(cfg.base_model) ? cfg.base_model : NULL;
         s = cli_model_open(&cm, cfg.base_model, NULL, tokp, threads >= 0 ? threads : cfg.threads, &err);
     }
-    if (!s && lora && cfg.lora_dropout > 0) rl_warn("lora_dropout %.2f is not implemented yet: training without dropout", cfg.lora_dropout);
     if (!s && cfg.chat_template) s = rl_tok_set_chat_template(cm.tok, cfg.chat_template, &err);
     for (int i = 0; !s && i < (cfg.n_datasets ? cfg.n_datasets : 1); i++) {
         const char *path, *type;
@@ -80,7 +79,7 @@ int cmd_train(int argc, char **argv) {
             if (!s) s = rl_lora_init(&cm.lora, &cm.model.cfg, cfg.lora_r, (float)cfg.lora_alpha, 0, targets,
                                      (uint64_t)cfg.seed, 0, &err);
         }
-        if (!s) cm.model.lora = &cm.lora, cm.has_lora = 1;
+        if (!s) cm.model.lora = &cm.lora, cm.has_lora = 1, cm.lora.dropout = (float)cfg.lora_dropout;
     }
     if (!s) {
         rl_train_opts o = {.output_dir = out, .base_model = cfg.base_model, .lora = lora,

@@ -72,8 +72,12 @@ rl_status rl_lora_load_peft(rl_lora *lo, const rl_model_config *cfg, const char 
     int r = json_is_integer(jr) ? (int)json_integer_value(jr) : 0;
     float alpha = (float)json_number_value(ja);
     int rslora = json_is_true(json_object_get(o, "use_rslora"));
+    json_t *jd = json_object_get(o, "lora_dropout");
+    float dropout = json_is_number(jd) ? (float)json_number_value(jd) : 0.0f;
+    if (!s && !(dropout >= 0.0f && dropout < 1.0f)) s = rl_fail(err, RL_EFORMAT, "lora_dropout %g out of range", dropout);
     json_decref(o);
     if (!s) s = rl_lora_init(lo, cfg, r, alpha, rslora, targets, 0, 1, err);
+    if (!s) lo->dropout = dropout;
     if (s) {
         rl_error_prefix(err, "%s/adapter_config.json", dir);
         return s;
@@ -134,10 +138,10 @@ rl_status rl_lora_save_peft(const rl_lora *lo, const rl_model_config *cfg, const
         rl_buf js = {0};
         rl_buf_printf(&js,
                       "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"CAUSAL_LM\",\n  \"base_model_name_or_path\": \"%s\",\n"
-                      "  \"r\": %d,\n  \"lora_alpha\": %g,\n  \"lora_dropout\": 0.0,\n  \"use_rslora\": %s,\n"
+                      "  \"r\": %d,\n  \"lora_alpha\": %g,\n  \"lora_dropout\": %g,\n  \"use_rslora\": %s,\n"
                       "  \"target_modules\": [%s],\n  \"bias\": \"none\",\n  \"fan_in_fan_out\": false,\n"
                       "  \"inference_mode\": true,\n  \"init_lora_weights\": true\n}\n",
-                      base_model ? base_model : "", lo->r, (double)lo->alpha, lo->rslora ? "true" : "false",
+                      base_model ? base_model : "", lo->r, (double)lo->alpha, (double)lo->dropout, lo->rslora ? "true" : "false",
                       mods.data ? mods.data : "");
         path = rl_path_join(dir, "adapter_config.json");
         s = rl_file_write_atomic(path, js.data, js.len, err);

@@ -252,8 +252,32 @@ void rl_lora_free(rl_lora *lo) {
 
 static int lora_on(const rl_model *m, rl_module mod) { return m->lora && (m->lora->targets & (1u << mod)); }
 
-/* out (N,out) = inp (N,in) W^T + b [+ scale * (inp A^T) B^T, keeping t = inp A^T (N,r)] */
-static void linear_fwd(rl_model *m, int l, rl_module mod, float *out, const float *inp, float *t, int N) {
+/* LoRA dropout (PEFT: dropout on the adapter's input only). The mask is a hash of
+ * (seed, layer, module, row, column), so backward and a resumed run regenerate it exactly
+ * without storing it. */
+static inline int drop_keep(uint64_t seed, int l, int mod, size_t n, int i, uint32_t thresh) {
+    uint64_t z = seed + ((uint64_t)(l * RL_MOD_COUNT + mod) << 40) + n * 0x9e3779b97f4a7c15ull + (uint64_t)i * 0xd1b54a32d192ed03ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32) >= thresh;
+}
+
+static int dropout_on(const rl_lora *lo) { return lo->dropout_active && lo->dropout > 0.0f; }
+
+/* xd (N,in) = dropout(x) with the mask of (l, mod), scaled by 1/(1-p); or the mask applied to a gradient. */
+static void dropout_apply(float *xd, const float *x, const rl_lora *lo, int l, int mod, int N, int in) {
+    uint32_t thresh = (uint32_t)((double)lo->dropout * 4294967296.0 > 4294967295.0 ? 4294967295.0 : (double)lo->dropout * 4294967296.0);
+    float scale = 1.0f / (1.0f - lo->dropout);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < in; i++) {
+            size_t k = (size_t)n * in + i;
+            xd[k] = drop_keep(lo->dropout_seed, l, mod, (size_t)n, i, thresh) ? x[k] * scale : 0.0f;
+        }
+}
+
+/* out (N,out) = inp (N,in) W^T + b [+ scale * (drop(inp) A^T) B^T, keeping t = drop(inp) A^T (N,r)].
+ * xd: scratch (N,in) for the dropped input (only used while dropout is active). */
+static void linear_fwd(rl_model *m, int l, rl_module mod, float *out, const float *inp, float *t, float *xd, int N) {
     float *w, *b;
     int in, outd;
     rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
@@ -262,15 +286,20 @@ static void linear_fwd(rl_model *m, int l, rl_module mod, float *out, const floa
         const rl_lora *lo = m->lora;
         int r = lo->r;
         const float *A = lo->a[mod] + (size_t)l * r * in, *B = lo->b[mod] + (size_t)l * outd * r;
-        rl_matmul_forward(t, inp, A, NULL, N, in, r);
+        const float *x = inp;
+        if (dropout_on(lo) && xd) {
+            dropout_apply(xd, inp, lo, l, mod, N, in);
+            x = xd;
+        }
+        rl_matmul_forward(t, x, A, NULL, N, in, r);
         rl_matmul_forward_add(out, t, B, lo->scale, N, r, outd);
     }
 }
 
 /* dinp (N,in) += ..., base gradients into g (may be NULL), LoRA gradients into lg (may be NULL).
- * dt: scratch (N,r). */
+ * dt: scratch (N,r); xd: scratch (N,in). */
 static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params *g, rl_lora *lg, const float *dout,
-                       const float *inp, const float *t, float *dt, int N) {
+                       const float *inp, const float *t, float *dt, float *xd, int N) {
     float *w, *b, *dw = NULL, *db = NULL;
     int in, outd;
     rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
@@ -284,8 +313,18 @@ static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params
         // out += s * t B^T: dB += s dout^T t, dt = s dout B
         memset(dt, 0, (size_t)N * r * sizeof(float));
         rl_matmul_backward_scaled(dt, dB, dout, t, B, lo->scale, N, r, outd);
-        // t = inp A^T: dA += dt^T inp, dinp += dt A
-        rl_matmul_backward(dinp, dA, NULL, dt, inp, A, N, in, r);
+        if (dropout_on(lo) && xd) {
+            // t = drop(inp) A^T: dA += dt^T drop(inp); dinp += drop'(dt A)
+            dropout_apply(xd, inp, lo, l, mod, N, in);
+            rl_matmul_backward(NULL, dA, NULL, dt, xd, A, N, in, r);
+            memset(xd, 0, (size_t)N * in * sizeof(float));
+            rl_matmul_backward(xd, NULL, NULL, dt, inp, A, N, in, r);
+            dropout_apply(xd, xd, lo, l, mod, N, in);
+            rl_axpy(dinp, 1.0f, xd, (size_t)N * in);
+        } else {
+            // t = inp A^T: dA += dt^T inp, dinp += dt A
+            rl_matmul_backward(dinp, dA, NULL, dt, inp, A, N, in, r);
+        }
     }
 }
 
@@ -311,12 +350,12 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int check
         (LR + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T * T, L * N * QD,
         L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N, N * V, N,
         L * RL_MOD_COUNT * N * r,
-        N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, N * r, (size_t)T * T,
+        N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, N * r, (size_t)T * T, r ? N * maxd : 0,
     };
     float **slots[] = {&a->res, &a->ln1, &a->ln1_rstd, &a->q, &a->k, &a->v, &a->att, &a->atty, &a->res2, &a->ln2,
                        &a->ln2_rstd, &a->g, &a->u, &a->h, &a->lnf, &a->lnf_rstd, &a->logits, &a->losses,
                        &a->lora_t, &a->dres, &a->dln, &a->dq, &a->dk, &a->dv, &a->datty, &a->dg, &a->du, &a->dh,
-                       &a->dlora, &a->attn_scratch};
+                       &a->dlora, &a->attn_scratch, &a->lora_x};
     size_t n_slots = sizeof sizes / sizeof sizes[0], total = 0;
     for (size_t i = 0; i < n_slots; i++) total += sizes[i];
     a->mem = malloc(total * sizeof(float));
@@ -381,19 +420,19 @@ static void layer_forward(rl_model *m, rl_acts *a, int l, int B, int T, const in
     int N = B * T, C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     layer_acts p = layer_ptrs(m, a, l);
     rl_rmsnorm_forward(p.ln1, p.ln1_rstd, p.res, m->w.rms_att + (size_t)l * C, N, C, c->norm_eps);
-    linear_fwd(m, l, RL_MOD_Q, p.q, p.ln1, LT(p, RL_MOD_Q), N);
-    linear_fwd(m, l, RL_MOD_K, p.k, p.ln1, LT(p, RL_MOD_K), N);
-    linear_fwd(m, l, RL_MOD_V, p.v, p.ln1, LT(p, RL_MOD_V), N);
+    linear_fwd(m, l, RL_MOD_Q, p.q, p.ln1, LT(p, RL_MOD_Q), a->lora_x, N);
+    linear_fwd(m, l, RL_MOD_K, p.k, p.ln1, LT(p, RL_MOD_K), a->lora_x, N);
+    linear_fwd(m, l, RL_MOD_V, p.v, p.ln1, LT(p, RL_MOD_V), a->lora_x, N);
     rl_rope_forward(p.q, a->pos, m->inv_freq, N, NH, HD);
     rl_rope_forward(p.k, a->pos, m->inv_freq, N, NKV, HD);
     rl_attention_forward(p.atty, p.att, p.q, p.k, p.v, sg, B, T, NH, NKV, HD, m->pool);
-    linear_fwd(m, l, RL_MOD_O, p.res2, p.atty, LT(p, RL_MOD_O), N);
+    linear_fwd(m, l, RL_MOD_O, p.res2, p.atty, LT(p, RL_MOD_O), a->lora_x, N);
     rl_axpy(p.res2, 1.0f, p.res, (size_t)N * C);
     rl_rmsnorm_forward(p.ln2, p.ln2_rstd, p.res2, m->w.rms_ffn + (size_t)l * C, N, C, c->norm_eps);
-    linear_fwd(m, l, RL_MOD_GATE, p.g, p.ln2, LT(p, RL_MOD_GATE), N);
-    linear_fwd(m, l, RL_MOD_UP, p.u, p.ln2, LT(p, RL_MOD_UP), N);
+    linear_fwd(m, l, RL_MOD_GATE, p.g, p.ln2, LT(p, RL_MOD_GATE), a->lora_x, N);
+    linear_fwd(m, l, RL_MOD_UP, p.u, p.ln2, LT(p, RL_MOD_UP), a->lora_x, N);
     rl_swiglu_forward(p.h, p.g, p.u, (size_t)N * F);
-    linear_fwd(m, l, RL_MOD_DOWN, p.res_next, p.h, LT(p, RL_MOD_DOWN), N);
+    linear_fwd(m, l, RL_MOD_DOWN, p.res_next, p.h, LT(p, RL_MOD_DOWN), a->lora_x, N);
     rl_axpy(p.res_next, 1.0f, p.res2, (size_t)N * C);
 }
 
@@ -443,26 +482,26 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     layer_acts p = layer_ptrs(m, a, l);
     // MLP: res_next = res2 + down(silu(gate(ln2)) * up(ln2))
     memset(a->dh, 0, (size_t)N * F * sizeof(float));
-    linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), a->dlora, N);
+    linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), a->dlora, a->lora_x, N);
     memset(a->dg, 0, (size_t)N * F * sizeof(float));
     memset(a->du, 0, (size_t)N * F * sizeof(float));
     rl_swiglu_backward(a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
-    linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), a->dlora, N);
-    linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), a->dlora, N);
+    linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), a->dlora, a->lora_x, N);
+    linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), a->dlora, a->lora_x, N);
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->dln, p.res2, m->w.rms_ffn + (size_t)l * C,
                         p.ln2_rstd, N, C);
     // attention: res2 = res + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
     memset(a->datty, 0, (size_t)N * QD * sizeof(float));
-    linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), a->dlora, N);
+    linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), a->dlora, a->lora_x, N);
     rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, p.att, p.q, p.k, p.v, sg, B, T, NH, NKV, HD,
                           m->pool);
     rl_rope_backward(a->dq, a->pos, m->inv_freq, N, NH, HD);
     rl_rope_backward(a->dk, a->pos, m->inv_freq, N, NKV, HD);
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
-    linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), a->dlora, N);
-    linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), a->dlora, N);
-    linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), a->dlora, N);
+    linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), a->dlora, a->lora_x, N);
+    linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), a->dlora, a->lora_x, N);
+    linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), a->dlora, a->lora_x, N);
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->dln, p.res, m->w.rms_att + (size_t)l * C,
                         p.ln1_rstd, N, C);
 }
@@ -531,9 +570,9 @@ rl_status rl_model_decode(rl_model *m, rl_kv *kv, int token, int pos, float **lo
     for (int l = 0; l < c->n_layers; l++) {
         float *kc = kv->k + (size_t)l * kv->max_T * KD, *vc = kv->v + (size_t)l * kv->max_T * KD;
         rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_att + (size_t)l * C, 1, C, c->norm_eps);
-        linear_fwd(m, l, RL_MOD_Q, kv->q, kv->xb, t, 1);
-        linear_fwd(m, l, RL_MOD_K, kc + (size_t)pos * KD, kv->xb, t, 1);
-        linear_fwd(m, l, RL_MOD_V, vc + (size_t)pos * KD, kv->xb, t, 1);
+        linear_fwd(m, l, RL_MOD_Q, kv->q, kv->xb, t, NULL, 1);
+        linear_fwd(m, l, RL_MOD_K, kc + (size_t)pos * KD, kv->xb, t, NULL, 1);
+        linear_fwd(m, l, RL_MOD_V, vc + (size_t)pos * KD, kv->xb, t, NULL, 1);
         rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
         rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
         for (int h = 0; h < NH; h++) {
@@ -557,13 +596,13 @@ rl_status rl_model_decode(rl_model *m, rl_kv *kv, int token, int pos, float **lo
                 for (int i = 0; i < HD; i++) out[i] += a * vs[i];
             }
         }
-        linear_fwd(m, l, RL_MOD_O, kv->xb, kv->xb2, t, 1);
+        linear_fwd(m, l, RL_MOD_O, kv->xb, kv->xb2, t, NULL, 1);
         rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
         rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);
-        linear_fwd(m, l, RL_MOD_GATE, kv->hb, kv->xb, t, 1);
-        linear_fwd(m, l, RL_MOD_UP, kv->hb2, kv->xb, t, 1);
+        linear_fwd(m, l, RL_MOD_GATE, kv->hb, kv->xb, t, NULL, 1);
+        linear_fwd(m, l, RL_MOD_UP, kv->hb2, kv->xb, t, NULL, 1);
         rl_swiglu_forward(kv->hb, kv->hb, kv->hb2, (size_t)F);
-        linear_fwd(m, l, RL_MOD_DOWN, kv->xb, kv->hb, t, 1);
+        linear_fwd(m, l, RL_MOD_DOWN, kv->xb, kv->hb, t, NULL, 1);
         rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
     }
     rl_rmsnorm_forward(kv->x, NULL, kv->x, m->w.rms_final, 1, C, c->norm_eps);

@@ -83,6 +83,9 @@ typedef struct rl_lora {
     float alpha, scale;
     int rslora;
     unsigned targets;          /* bit m set: module m is adapted */
+    float dropout;             /* lora_dropout: applied to the adapter's input while dropout_active */
+    int dropout_active;        /* set by the trainer for training forwards, 0 for eval/inference */
+    uint64_t dropout_seed;     /* the mask's seed; the trainer sets a new one per micro-batch */
     float *a[RL_MOD_COUNT];    // (L, r, in)
     float *b[RL_MOD_COUNT];    // (L, out, r)
     float *mem;
@@ -160,6 +163,7 @@ typedef struct rl_acts {
     /* backward scratch (one layer) */
     float *dres, *dln, *dq, *dk, *dv, *datty, *dg, *du, *dh, *dlora; // dlora (BT, max(r))
     float *attn_scratch; // (T, T)
+    float *lora_x;       // (BT, max(C,F,QD)) LoRA dropout scratch
     int checkpointing; /* 1: only res is kept per layer; the rest is recomputed in backward */
     float *mem;
     size_t n;

@@ -42,6 +42,8 @@ static size_t epoch_micro_batches(const rl_dataset *ds, size_t *order, uint64_t 
 
 rl_status rl_eval_loss(rl_model *m, rl_acts *a, const rl_dataset *ds, int B, int T, int packed, float *loss,
                        rl_error *err) {
+    int dropout = m->lora ? m->lora->dropout_active : 0; // evaluation runs without dropout
+    if (m->lora) m->lora->dropout_active = 0;
     size_t *order = rl_xmalloc((ds->n ? ds->n : 1) * sizeof *order);
     for (size_t i = 0; i < ds->n; i++) order[i] = i;
     rl_batch b = {0};
@@ -56,6 +58,7 @@ rl_status rl_eval_loss(rl_model *m, rl_acts *a, const rl_dataset *ds, int B, int
         valid += a->n_valid;
     }
     *loss = valid ? (float)(sum / valid) : NAN;
+    if (m->lora) m->lora->dropout_active = dropout;
     rl_batch_free(&b);
     free(order);
     return s;
@@ -264,11 +267,16 @@ rl_status rl_train_run(rl_model *m, const rl_dataset *train, const rl_dataset *v
         double loss_sum = 0;
         for (int k = 0; k < n_mb && !s; k++) {
             float l;
+            if (m->lora) { // a fresh dropout mask per micro-batch, a function of (seed, step, k) only
+                m->lora->dropout_active = 1;
+                m->lora->dropout_seed = o->seed * 0x9e3779b97f4a7c15ull + (uint64_t)c.step * GA + (uint64_t)k + 1;
+            }
             s = rl_model_forward(m, &a, mb[k].tokens, mb[k].targets, mb[k].pos, mb[k].seg, mb[k].B, mb[k].T, &l, err);
             if (s) break;
             loss_sum += (double)l * a.n_valid;
             if (a.n_valid) rl_trainer_backward(&tr, &a, 1.0f / (float)(valid ? valid : 1));
         }
+        if (m->lora) m->lora->dropout_active = 0;
         if (s) break;
         float lr = rl_sched_lr(o->lr_scheduler, o->learning_rate, c.step, o->warmup_steps, total);
         double norm = rl_trainer_step(&tr, lr);
