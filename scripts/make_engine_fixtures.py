@@ -323,7 +323,62 @@ def build(name, cfg, dt, B=2, T=8, packed=False, lora=None, adamw=False, seed=0,
     print(f"{name}: loss {loss.item():.6f}")
 
 
+# ---- ggml block formats: random blocks and their values, computed block-wise from the format ----
+
+def f16_bytes(x):
+    return torch.tensor([x], dtype=torch.float16).view(torch.uint8)
+
+
+def kquant_fixture(gen):
+    """Random Q4_0, Q8_0, Q4_K and Q6_K blocks (valid f16 scales) and their dequantized values,
+    computed with whole-tensor reshapes (the formulation of llama.cpp's gguf-py) rather than the
+    per-element loops of the C code."""
+    out = []
+    nb = 3
+
+    def rnd_bytes(n):
+        return torch.randint(0, 256, (nb, n), generator=gen, dtype=torch.int64).to(torch.uint8)
+
+    def scales(lo, hi):
+        return [f16_bytes(float(torch.empty(1).uniform_(lo, hi, generator=gen))) for _ in range(nb)]
+
+    # Q8_0: d, 32 x int8
+    d = torch.stack(scales(0.001, 0.1))
+    qs = rnd_bytes(32)
+    blocks = torch.cat([d, qs], 1)
+    vals = d.view(torch.float16).double() * qs.view(torch.int8).double()
+    out += [("q8_0.bytes", blocks.reshape(-1), "I32"), ("q8_0.values", vals.reshape(-1), "F32")]
+    # Q4_0: d, 16 bytes: low nibbles first half, high nibbles second half, minus 8
+    d = torch.stack(scales(0.001, 0.1))
+    qs = rnd_bytes(16)
+    q = torch.cat([(qs & 0xF), (qs >> 4)], 1).double() - 8
+    out += [("q4_0.bytes", torch.cat([d, qs], 1).reshape(-1), "I32"), ("q4_0.values", (d.view(torch.float16).double() * q).reshape(-1), "F32")]
+    # Q4_K: d, dmin, 12 scale bytes, 128 nibble bytes
+    d, dmin, sc, qs = torch.stack(scales(0.001, 0.05)), torch.stack(scales(0.001, 0.05)), rnd_bytes(12), rnd_bytes(128)
+    sc3 = sc.reshape(nb, 3, 4).long()
+    dd, mm, md = sc3[:, 0], sc3[:, 1], sc3[:, 2]
+    scale = torch.cat([dd & 0x3F, (md & 0x0F) | ((dd >> 2) & 0x30)], 1).double()  # (nb, 8)
+    mins = torch.cat([mm & 0x3F, (md >> 4) | ((mm >> 2) & 0x30)], 1).double()
+    q = qs.reshape(nb, 4, 1, 32).long() >> torch.tensor([0, 4]).reshape(1, 1, 2, 1)
+    q = (q & 0xF).reshape(nb, 8, 32).double()
+    vals = d.view(torch.float16).double().reshape(nb, 1, 1) * scale.reshape(nb, 8, 1) * q - \
+        dmin.view(torch.float16).double().reshape(nb, 1, 1) * mins.reshape(nb, 8, 1)
+    out += [("q4_k.bytes", torch.cat([d, dmin, sc, qs], 1).reshape(-1), "I32"), ("q4_k.values", vals.reshape(-1), "F32")]
+    # Q6_K: ql 128, qh 64, 16 int8 scales, d
+    ql, qh, sc, d = rnd_bytes(128), rnd_bytes(64), rnd_bytes(16), torch.stack(scales(0.001, 0.05))
+    lo = (ql.reshape(nb, 2, 1, 64).long() >> torch.tensor([0, 4]).reshape(1, 1, 2, 1)) & 0xF
+    lo = lo.reshape(nb, 2, 4, 32)  # per half: (low nibbles of 0..31, 32..63, high of 0..31, 32..63)
+    hi = (qh.reshape(nb, 2, 1, 32).long() >> torch.tensor([0, 2, 4, 6]).reshape(1, 1, 4, 1)) & 3
+    q = (lo | (hi << 4)) - 32  # (nb, 2, 4, 32) -> 256 values in order
+    q = q.reshape(nb, 16, 16).double()
+    vals = d.view(torch.float16).double().reshape(nb, 1, 1) * sc.view(torch.int8).double().reshape(nb, 16, 1) * q
+    out += [("q6_k.bytes", torch.cat([ql, qh, sc, d], 1).reshape(-1), "I32"), ("q6_k.values", vals.reshape(-1), "F32")]
+    st_write(os.path.join(OUT, "ggml_blocks.safetensors"), out)
+    print("ggml_blocks: Q8_0, Q4_0, Q4_K, Q6_K")
+
+
 def main():
+    kquant_fixture(torch.Generator().manual_seed(9))
     build("gqa_tied", hf_config("gqa_tied", "llama", 32, 4, 2, 40, 2, 64, True), "BF16", adamw=True,
           lora={"r": 4, "alpha": 8, "targets": MODULES}, seed=1)
     build("mha_untied", hf_config("mha_untied", "llama", 32, 4, 4, 40, 2, 64, False), "F16", seed=2)

@@ -167,6 +167,13 @@ void rl_model_free(rl_model *m) {
 rl_status rl_model_load(rl_model *m, const char *path, rl_error *err) {
     if (rl_path_is_dir(path)) return rl_model_load_hf(m, path, err);
     if (!rl_path_exists(path)) return rl_fail(err, RL_ENOTFOUND, "model %s does not exist", path);
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    if (f) {
+        if (fread(magic, 1, 4, f) != 4) memset(magic, 0, 4);
+        fclose(f);
+    }
+    if (memcmp(magic, "GGUF", 4) == 0) return rl_model_load_gguf(m, path, err);
     return rl_model_load_llama2c(m, path, err);
 }
 

@@ -128,6 +128,21 @@ rl_status rl_model_load(rl_model *m, const char *path, rl_error *err);
 rl_status rl_model_load_llama2c(rl_model *m, const char *path, rl_error *err);
 rl_status rl_model_load_hf(rl_model *m, const char *dir, rl_error *err);
 
+/* Loads a GGUF model (architectures llama and qwen2; F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K
+ * tensors, dequantized to float32). */
+rl_status rl_model_load_gguf(rl_model *m, const char *path, rl_error *err);
+/* A vocabulary to embed in a GGUF file (tokenizer.ggml.*), e.g. from a llama2.c tokenizer. */
+typedef struct rl_gguf_vocab {
+    const char *model;    /* "llama" (SentencePiece-style) */
+    int n;
+    const char **tokens;  /* pieces with U+2581 for spaces */
+    const float *scores;
+    const int32_t *types; /* 1 normal, 2 unknown, 3 control, 6 byte */
+    int bos, eos, unk;
+} rl_gguf_vocab;
+/* Writes m as a GGUF file llama.cpp loads; type: 0 (F32), 1 (F16) or 8 (Q8_0) for matrices
+ * (1-D tensors stay F32). vocab may be NULL (no tokenizer metadata). */
+rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, const rl_gguf_vocab *vocab, rl_error *err);
 /* Writes config.json + model.safetensors (F32) into dir (created; files written atomically). */
 rl_status rl_model_save_hf(const rl_model *m, const char *dir, rl_error *err);
 /* The Hugging Face config.json text of a config; caller frees. */
