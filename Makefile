@@ -13,7 +13,7 @@
 
 BUILD   ?= build
 CC      ?= cc
-PKGS    := yaml-0.1 sqlite3 libxml-2.0 poppler-glib jansson libcrypto libpcre2-8 libutf8proc libcurl libmicrohttpd
+PKGS    := yaml-0.1 sqlite3 libxml-2.0 poppler-glib jansson libcrypto libpcre2-8 libutf8proc libcurl libmicrohttpd openblas
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -pthread -MMD -MP

@@ -4,6 +4,8 @@
 #define RL_CLI_H
 
 #include "core/core.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct rl_cli_verb {
     const char *name;
@@ -15,12 +17,33 @@ int cmd_init(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
-int cmd_tokenize(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int bench_ann(int argc, char **argv); /* `raftlm bench ann`, bench_ann.c */
+int cmd_convert(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 /* Prints "raftlm: <msg>" to stderr and returns the exit code for that status (1; 2 for usage). */
 int cli_report(const rl_error *err);
 /* Exit code 2 with a usage line. */
 int cli_usage(const char *verb, const char *usage);
+
+/* A model opened for the model verbs (model_util.c). */
+typedef struct cli_model {
+    rl_model model;
+    rl_lora lora;
+    int has_lora;
+    rl_tokenizer *tok; /* NULL without --tokenizer */
+    rl_pool *pool;
+} cli_model;
+rl_status cli_model_open(cli_model *cm, const char *model_path, const char *lora_dir, const char *tok_path,
+                         int threads, rl_error *err);
+void cli_model_close(cli_model *cm);
+/* BOS (when the tokenizer or model has one) + the text's tokens, without EOS; caller frees. */
+rl_status cli_encode_prompt(const cli_model *cm, const char *text, int32_t **out, size_t *n, rl_error *err);
+/* "1,2,3" -> ids (caller frees). */
+rl_status cli_parse_tokens(const char *list, int32_t **out, size_t *n, rl_error *err);
 
 #endif

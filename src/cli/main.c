@@ -10,8 +10,12 @@ static const rl_cli_verb verbs[] = {
     {"ingest", cmd_ingest, "documents -> chunks -> store with keyword (BM25) search"},
     {"search", cmd_search, "search the store (BM25)"},
     {"synth", cmd_synth, "chunks -> teacher -> verified questions and cited answers -> RAFT datasets"},
+    {"generate", cmd_generate, "generate text from a model (greedy or sampled)"},
+    {"train", cmd_train, "fine-tune the base model (LoRA or full) on the configured datasets"},
+    {"convert", cmd_convert, "convert a model to a Hugging Face folder (optionally merging a LoRA adapter)"},
+    {"bench", cmd_bench, "benchmarks: training steps against SGEMM; `bench ann`: vector index recall and speed"},
+    {"score", cmd_score, "negative log-likelihood of each token of a text under a model"},
     {"tokenize", cmd_tokenize, "text -> token ids (or back) with a model's tokenizer"},
-    {"bench", cmd_bench, "benchmarks: `bench ann` (vector index recall and speed)"},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])

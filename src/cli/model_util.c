@@ -1,0 +1,84 @@
+/* model_util.c - what the model verbs (generate, score, ...) share: loading a model with an
+ * optional LoRA adapter and tokenizer, and parsing token lists. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+rl_status cli_model_open(cli_model *cm, const char *model_path, const char *lora_dir, const char *tok_path,
+                         int threads, rl_error *err) {
+    memset(cm, 0, sizeof *cm);
+    rl_status s = rl_model_load(&cm->model, model_path, err);
+    if (s) return s;
+    if (lora_dir) {
+        if ((s = rl_lora_load_peft(&cm->lora, &cm->model.cfg, lora_dir, err))) {
+            rl_model_free(&cm->model);
+            return s;
+        }
+        cm->model.lora = &cm->lora;
+        cm->has_lora = 1;
+    }
+    if (tok_path) {
+        if ((s = rl_tok_load(&cm->tok, tok_path, err))) {
+            cli_model_close(cm);
+            return s;
+        }
+        if (rl_tok_vocab_size(cm->tok) > cm->model.cfg.vocab_size)
+            rl_warn("tokenizer has %d ids, the model %d", rl_tok_vocab_size(cm->tok), cm->model.cfg.vocab_size);
+    }
+    cm->pool = rl_pool_create(threads);
+    cm->model.pool = cm->pool;
+    return RL_OK;
+}
+
+void cli_model_close(cli_model *cm) {
+    if (cm->has_lora) rl_lora_free(&cm->lora);
+    rl_model_free(&cm->model);
+    if (cm->tok) rl_tok_free(cm->tok);
+    if (cm->pool) rl_pool_free(cm->pool);
+    memset(cm, 0, sizeof *cm);
+}
+
+rl_status cli_encode_prompt(const cli_model *cm, const char *text, int32_t **out, size_t *n, rl_error *err) {
+    int32_t *ids = NULL;
+    size_t k = 0;
+    rl_status s = rl_tok_encode(cm->tok, text, strlen(text), 0, &ids, &k, err);
+    if (s) return s;
+    int bos = rl_tok_bos(cm->tok);
+    if (bos < 0) bos = cm->model.cfg.bos_id;
+    if (bos >= 0) {
+        ids = rl_xrealloc(ids, (k + 1) * sizeof *ids);
+        memmove(ids + 1, ids, k * sizeof *ids);
+        ids[0] = bos;
+        k++;
+    }
+    *out = ids;
+    *n = k;
+    return RL_OK;
+}
+
+rl_status cli_parse_tokens(const char *list, int32_t **out, size_t *n, rl_error *err) {
+    size_t cap = 16, k = 0;
+    int32_t *v = rl_xmalloc(cap * sizeof *v);
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        if (!*p) break;
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (end == p || x < 0 || x > INT32_MAX) {
+            free(v);
+            return rl_fail(err, RL_EINVAL, "--tokens: '%s' is not a list of token ids", list);
+        }
+        if (k == cap) v = rl_xrealloc(v, (cap *= 2) * sizeof *v);
+        v[k++] = (int32_t)x;
+        p = end;
+        if (*p && *p != ',' && *p != ' ') {
+            free(v);
+            return rl_fail(err, RL_EINVAL, "--tokens: '%s' is not a list of token ids", list);
+        }
+    }
+    *out = v;
+    *n = k;
+    return RL_OK;
+}

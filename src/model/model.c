@@ -1,0 +1,636 @@
+/* model.c - the Llama / Qwen2 transformer: parameters, activations, forward and backward over a
+ * batch, LoRA adapters, and single-token decoding with a KV cache.
+ *
+ * The forward keeps every activation the backward needs (llm.c style) in one rl_acts
+ * allocation; the backward walks the layers in reverse with one layer's worth of scratch.
+ * Every linear layer goes through linear_fwd / linear_bwd, which add the LoRA path when the
+ * model has adapters on that module, so the batch forward, the backward and decoding all
+ * agree on what a layer computes.
+ *
+ * Simplifications, said plainly: LoRA dropout is not implemented (treated as 0); the attention
+ * probabilities of every layer are kept (O(L*B*NH*T^2) memory, no gradient checkpointing yet).
+ */
+#include "model/model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const rl_module_names[RL_MOD_COUNT] = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                   "gate_proj", "up_proj", "down_proj"};
+
+/* ---- config ----------------------------------------------------------------------------- */
+
+rl_status rl_model_config_check(const rl_model_config *c, rl_error *err) {
+    if (c->dim <= 0 || c->hidden_dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
+        c->head_dim <= 0 || c->vocab_size <= 0)
+        return rl_fail(err, RL_EFORMAT, "model config: sizes must be positive (dim %d, hidden %d, layers %d, heads %d, "
+                       "kv heads %d, head dim %d, vocab %d)", c->dim, c->hidden_dim, c->n_layers, c->n_heads,
+                       c->n_kv_heads, c->head_dim, c->vocab_size);
+    if (c->dim > (1 << 16) || c->hidden_dim > (1 << 18) || c->n_layers > 1024 || c->n_heads > 1024 ||
+        c->head_dim > 1024 || c->vocab_size > (1 << 22))
+        return rl_fail(err, RL_EFORMAT, "model config: implausibly large sizes (dim %d, hidden %d, layers %d, heads %d, "
+                       "head dim %d, vocab %d)", c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->head_dim, c->vocab_size);
+    if (c->n_heads % c->n_kv_heads != 0)
+        return rl_fail(err, RL_EFORMAT, "model config: %d heads is not a multiple of %d kv heads", c->n_heads, c->n_kv_heads);
+    if (c->head_dim % 2 != 0) return rl_fail(err, RL_EFORMAT, "model config: head size %d is odd (RoPE needs pairs)", c->head_dim);
+    if (!(c->norm_eps > 0.0f && c->norm_eps < 1.0f)) return rl_fail(err, RL_EFORMAT, "model config: rms_norm_eps %g out of range", c->norm_eps);
+    if (!(c->rope.theta > 1.0f)) return rl_fail(err, RL_EFORMAT, "model config: rope_theta %g out of range", c->rope.theta);
+    if (c->rope.type != RL_ROPE_DEFAULT && !(c->rope.factor > 0.0f))
+        return rl_fail(err, RL_EFORMAT, "model config: rope_scaling factor %g must be positive", c->rope.factor);
+    if (c->rope.type == RL_ROPE_LLAMA3 &&
+        (!(c->rope.high_freq_factor > c->rope.low_freq_factor) || !(c->rope.low_freq_factor > 0.0f) ||
+         c->rope.original_max_position <= 0))
+        return rl_fail(err, RL_EFORMAT, "model config: llama3 rope_scaling needs high_freq_factor > low_freq_factor > 0 "
+                       "and original_max_position_embeddings > 0");
+    return RL_OK;
+}
+
+/* ---- parameters ------------------------------------------------------------------------- */
+
+static size_t params_layout(const rl_model_config *c, size_t sizes[15]) {
+    size_t C = (size_t)c->dim, F = (size_t)c->hidden_dim, L = (size_t)c->n_layers, V = (size_t)c->vocab_size;
+    size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+    size_t s[15] = {V * C, L * C, L * QD * C, L * KD * C, L * KD * C, c->qkv_bias ? L * QD : 0,
+                    c->qkv_bias ? L * KD : 0, c->qkv_bias ? L * KD : 0, L * C * QD, L * C, L * F * C, L * F * C,
+                    L * C * F, C, c->tie_embeddings ? 0 : V * C};
+    size_t total = 0;
+    for (int i = 0; i < 15; i++) total += (sizes[i] = s[i]);
+    return total;
+}
+
+rl_status rl_params_init(rl_params *p, const rl_model_config *cfg, rl_error *err) {
+    memset(p, 0, sizeof *p);
+    size_t sizes[15];
+    size_t n = params_layout(cfg, sizes);
+    p->mem = calloc(n, sizeof(float));
+    if (!p->mem) return rl_fail(err, RL_ENOMEM, "cannot allocate %zu parameters", n);
+    p->n = n;
+    float **slots[15] = {&p->wte, &p->rms_att, &p->wq, &p->wk, &p->wv, &p->bq, &p->bk, &p->bv, &p->wo,
+                         &p->rms_ffn, &p->w1, &p->w3, &p->w2, &p->rms_final, &p->lm_head};
+    float *at = p->mem;
+    for (int i = 0; i < 15; i++) {
+        *slots[i] = sizes[i] ? at : NULL;
+        at += sizes[i];
+    }
+    if (cfg->tie_embeddings) p->lm_head = p->wte;
+    return RL_OK;
+}
+
+void rl_params_free(rl_params *p) {
+    free(p->mem);
+    memset(p, 0, sizeof *p);
+}
+
+int rl_params_count(const rl_model_config *c) {
+    return 1 + c->n_layers * (c->qkv_bias ? 12 : 9) + 1 + (c->tie_embeddings ? 0 : 1);
+}
+
+static void ref_set(rl_tensor_ref *r, const char *name, float *data, int64_t d0, int64_t d1) {
+    snprintf(r->name, sizeof r->name, "%s", name);
+    r->data = data;
+    r->ndim = d1 > 0 ? 2 : 1;
+    r->shape[0] = d0;
+    r->shape[1] = d1 > 0 ? d1 : 0;
+    r->n = (size_t)d0 * (size_t)(d1 > 0 ? d1 : 1);
+}
+
+int rl_params_list(const rl_model_config *c, const rl_params *p, rl_tensor_ref *refs) {
+    int n = 0;
+    int64_t C = c->dim, F = c->hidden_dim, V = c->vocab_size;
+    int64_t QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim;
+    char name[80];
+    ref_set(&refs[n++], "model.embed_tokens.weight", p->wte, V, C);
+    for (int l = 0; l < c->n_layers; l++) {
+#define LAYER(suffix, ptr, d0, d1)                                                                \
+    do {                                                                                          \
+        snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix);                             \
+        ref_set(&refs[n++], name, (ptr) + (size_t)l * (size_t)(d0) * (size_t)((d1) > 0 ? (d1) : 1), d0, d1); \
+    } while (0)
+        LAYER("input_layernorm.weight", p->rms_att, C, 0);
+        LAYER("self_attn.q_proj.weight", p->wq, QD, C);
+        LAYER("self_attn.k_proj.weight", p->wk, KD, C);
+        LAYER("self_attn.v_proj.weight", p->wv, KD, C);
+        if (c->qkv_bias) {
+            LAYER("self_attn.q_proj.bias", p->bq, QD, 0);
+            LAYER("self_attn.k_proj.bias", p->bk, KD, 0);
+            LAYER("self_attn.v_proj.bias", p->bv, KD, 0);
+        }
+        LAYER("self_attn.o_proj.weight", p->wo, C, QD);
+        LAYER("post_attention_layernorm.weight", p->rms_ffn, C, 0);
+        LAYER("mlp.gate_proj.weight", p->w1, F, C);
+        LAYER("mlp.up_proj.weight", p->w3, F, C);
+        LAYER("mlp.down_proj.weight", p->w2, C, F);
+#undef LAYER
+    }
+    ref_set(&refs[n++], "model.norm.weight", p->rms_final, C, 0);
+    if (!c->tie_embeddings) ref_set(&refs[n++], "lm_head.weight", p->lm_head, V, C);
+    return n;
+}
+
+void rl_params_linear(const rl_model_config *c, const rl_params *p, int l, rl_module m, float **w, float **bias,
+                      int *in, int *out) {
+    size_t C = (size_t)c->dim, F = (size_t)c->hidden_dim;
+    size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+    float *b = NULL;
+    switch (m) {
+    case RL_MOD_Q: *w = p->wq + l * QD * C, *in = (int)C, *out = (int)QD, b = p->bq ? p->bq + l * QD : NULL; break;
+    case RL_MOD_K: *w = p->wk + l * KD * C, *in = (int)C, *out = (int)KD, b = p->bk ? p->bk + l * KD : NULL; break;
+    case RL_MOD_V: *w = p->wv + l * KD * C, *in = (int)C, *out = (int)KD, b = p->bv ? p->bv + l * KD : NULL; break;
+    case RL_MOD_O: *w = p->wo + l * C * QD, *in = (int)QD, *out = (int)C; break;
+    case RL_MOD_GATE: *w = p->w1 + l * F * C, *in = (int)C, *out = (int)F; break;
+    case RL_MOD_UP: *w = p->w3 + l * F * C, *in = (int)C, *out = (int)F; break;
+    default: *w = p->w2 + l * C * F, *in = (int)F, *out = (int)C; break;
+    }
+    if (bias) *bias = b;
+}
+
+/* ---- model ------------------------------------------------------------------------------ */
+
+rl_status rl_model_init(rl_model *m, const rl_model_config *cfg, rl_error *err) {
+    memset(m, 0, sizeof *m);
+    rl_status s = rl_model_config_check(cfg, err);
+    if (s) return s;
+    m->cfg = *cfg;
+    if ((s = rl_params_init(&m->w, cfg, err))) return s;
+    m->inv_freq = rl_xcalloc((size_t)cfg->head_dim / 2, sizeof(float));
+    rl_rope_inv_freq(m->inv_freq, cfg->head_dim, &cfg->rope);
+    return RL_OK;
+}
+
+void rl_model_free(rl_model *m) {
+    rl_params_free(&m->w);
+    free(m->inv_freq);
+    memset(m, 0, sizeof *m);
+}
+
+rl_status rl_model_load(rl_model *m, const char *path, rl_error *err) {
+    if (rl_path_is_dir(path)) return rl_model_load_hf(m, path, err);
+    if (!rl_path_exists(path)) return rl_fail(err, RL_ENOTFOUND, "model %s does not exist", path);
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    if (f) {
+        if (fread(magic, 1, 4, f) != 4) memset(magic, 0, 4);
+        fclose(f);
+    }
+    if (memcmp(magic, "GGUF", 4) == 0) return rl_model_load_gguf(m, path, err);
+    return rl_model_load_llama2c(m, path, err);
+}
+
+/* ---- LoRA ------------------------------------------------------------------------------- */
+
+void rl_lora_shapes(const rl_model_config *cfg, rl_module m, int *in, int *out) {
+    rl_params dummy = {0};
+    float *w;
+    rl_params_linear(cfg, &dummy, 0, m, &w, NULL, in, out);
+}
+
+unsigned rl_lora_parse_targets(const char *list) {
+    if (!list || !*list) return 0;
+    if (strcmp(list, "all-linear") == 0) return (1u << RL_MOD_COUNT) - 1;
+    unsigned mask = 0;
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        if (!*p) break;
+        size_t n = strcspn(p, ", ");
+        int found = 0;
+        for (int m = 0; m < RL_MOD_COUNT; m++)
+            if (strlen(rl_module_names[m]) == n && strncmp(p, rl_module_names[m], n) == 0) mask |= 1u << m, found = 1;
+        if (!found) return 0;
+        p += n;
+    }
+    return mask;
+}
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static float rand_uniform(uint64_t *s) { return (float)((splitmix64(s) >> 11) * (1.0 / 9007199254740992.0)); }
+
+rl_status rl_lora_init(rl_lora *lo, const rl_model_config *cfg, int r, float alpha, int rslora, unsigned targets,
+                       uint64_t seed, int zero_init, rl_error *err) {
+    memset(lo, 0, sizeof *lo);
+    if (r <= 0 || r > 4096) return rl_fail(err, RL_EINVAL, "lora_r %d out of range", r);
+    if (!targets) return rl_fail(err, RL_EINVAL, "lora: no target modules");
+    size_t total = 0, L = (size_t)cfg->n_layers;
+    for (int m = 0; m < RL_MOD_COUNT; m++) {
+        if (!(targets & (1u << m))) continue;
+        int in, out;
+        rl_lora_shapes(cfg, m, &in, &out);
+        total += L * (size_t)r * (size_t)(in + out);
+    }
+    lo->mem = calloc(total, sizeof(float));
+    if (!lo->mem) return rl_fail(err, RL_ENOMEM, "cannot allocate %zu LoRA parameters", total);
+    lo->n = total;
+    lo->r = r;
+    lo->alpha = alpha;
+    lo->rslora = rslora;
+    lo->scale = rslora ? alpha / sqrtf((float)r) : alpha / (float)r;
+    lo->targets = targets;
+    float *at = lo->mem;
+    uint64_t rng = seed;
+    for (int m = 0; m < RL_MOD_COUNT; m++) {
+        if (!(targets & (1u << m))) continue;
+        int in, out;
+        rl_lora_shapes(cfg, m, &in, &out);
+        lo->a[m] = at;
+        at += L * (size_t)r * in;
+        lo->b[m] = at;
+        at += L * (size_t)out * r;
+        if (!zero_init) { // kaiming_uniform_(a=sqrt(5)) on (r, in): bound = 1/sqrt(in)
+            float bound = 1.0f / sqrtf((float)in);
+            for (size_t i = 0; i < L * (size_t)r * in; i++) lo->a[m][i] = (2.0f * rand_uniform(&rng) - 1.0f) * bound;
+        }
+    }
+    return RL_OK;
+}
+
+void rl_lora_free(rl_lora *lo) {
+    free(lo->mem);
+    memset(lo, 0, sizeof *lo);
+}
+
+/* ---- the linear layer with its optional LoRA path ---------------------------------------- */
+
+static int lora_on(const rl_model *m, rl_module mod) { return m->lora && (m->lora->targets & (1u << mod)); }
+
+/* LoRA dropout (PEFT: dropout on the adapter's input only). The mask is a hash of
+ * (seed, layer, module, row, column), so backward and a resumed run regenerate it exactly
+ * without storing it. */
+static inline int drop_keep(uint64_t seed, int l, int mod, size_t n, int i, uint32_t thresh) {
+    uint64_t z = seed + ((uint64_t)(l * RL_MOD_COUNT + mod) << 40) + n * 0x9e3779b97f4a7c15ull + (uint64_t)i * 0xd1b54a32d192ed03ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (uint32_t)((z ^ (z >> 31)) >> 32) >= thresh;
+}
+
+static int dropout_on(const rl_lora *lo) { return lo->dropout_active && lo->dropout > 0.0f; }
+
+/* xd (N,in) = dropout(x) with the mask of (l, mod), scaled by 1/(1-p); or the mask applied to a gradient. */
+static void dropout_apply(float *xd, const float *x, const rl_lora *lo, int l, int mod, int N, int in) {
+    uint32_t thresh = (uint32_t)((double)lo->dropout * 4294967296.0 > 4294967295.0 ? 4294967295.0 : (double)lo->dropout * 4294967296.0);
+    float scale = 1.0f / (1.0f - lo->dropout);
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < in; i++) {
+            size_t k = (size_t)n * in + i;
+            xd[k] = drop_keep(lo->dropout_seed, l, mod, (size_t)n, i, thresh) ? x[k] * scale : 0.0f;
+        }
+}
+
+/* out (N,out) = inp (N,in) W^T + b [+ scale * (drop(inp) A^T) B^T, keeping t = drop(inp) A^T (N,r)].
+ * xd: scratch (N,in) for the dropped input (only used while dropout is active). */
+static void linear_fwd(rl_model *m, int l, rl_module mod, float *out, const float *inp, float *t, float *xd, int N) {
+    float *w, *b;
+    int in, outd;
+    rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
+    rl_matmul_forward(out, inp, w, b, N, in, outd);
+    if (lora_on(m, mod)) {
+        const rl_lora *lo = m->lora;
+        int r = lo->r;
+        const float *A = lo->a[mod] + (size_t)l * r * in, *B = lo->b[mod] + (size_t)l * outd * r;
+        const float *x = inp;
+        if (dropout_on(lo) && xd) {
+            dropout_apply(xd, inp, lo, l, mod, N, in);
+            x = xd;
+        }
+        rl_matmul_forward(t, x, A, NULL, N, in, r);
+        rl_matmul_forward_add(out, t, B, lo->scale, N, r, outd);
+    }
+}
+
+/* dinp (N,in) += ..., base gradients into g (may be NULL), LoRA gradients into lg (may be NULL).
+ * dt: scratch (N,r); xd: scratch (N,in). */
+static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params *g, rl_lora *lg, const float *dout,
+                       const float *inp, const float *t, float *dt, float *xd, int N) {
+    float *w, *b, *dw = NULL, *db = NULL;
+    int in, outd;
+    rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
+    if (g) rl_params_linear(&m->cfg, g, l, mod, &dw, &db, &in, &outd);
+    rl_matmul_backward(dinp, dw, b ? db : NULL, dout, inp, w, N, in, outd);
+    if (lora_on(m, mod)) {
+        const rl_lora *lo = m->lora;
+        int r = lo->r;
+        const float *A = lo->a[mod] + (size_t)l * r * in, *B = lo->b[mod] + (size_t)l * outd * r;
+        float *dA = lg ? lg->a[mod] + (size_t)l * r * in : NULL, *dB = lg ? lg->b[mod] + (size_t)l * outd * r : NULL;
+        // out += s * t B^T: dB += s dout^T t, dt = s dout B
+        memset(dt, 0, (size_t)N * r * sizeof(float));
+        rl_matmul_backward_scaled(dt, dB, dout, t, B, lo->scale, N, r, outd);
+        if (dropout_on(lo) && xd) {
+            // t = drop(inp) A^T: dA += dt^T drop(inp); dinp += drop'(dt A)
+            dropout_apply(xd, inp, lo, l, mod, N, in);
+            rl_matmul_backward(NULL, dA, NULL, dt, xd, A, N, in, r);
+            memset(xd, 0, (size_t)N * in * sizeof(float));
+            rl_matmul_backward(xd, NULL, NULL, dt, inp, A, N, in, r);
+            dropout_apply(xd, xd, lo, l, mod, N, in);
+            rl_axpy(dinp, 1.0f, xd, (size_t)N * in);
+        } else {
+            // t = inp A^T: dA += dt^T inp, dinp += dt A
+            rl_matmul_backward(dinp, dA, NULL, dt, inp, A, N, in, r);
+        }
+    }
+}
+
+/* ---- activations ------------------------------------------------------------------------ */
+
+rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *err) {
+    return rl_acts_init_ex(a, m, B, T, 0, err);
+}
+
+rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int checkpointing, rl_error *err) {
+    memset(a, 0, sizeof *a);
+    const rl_model_config *c = &m->cfg;
+    if (B <= 0 || T <= 0) return rl_fail(err, RL_EINVAL, "batch %dx%d must be positive", B, T);
+    size_t N = (size_t)B * T, C = (size_t)c->dim, F = (size_t)c->hidden_dim, L = (size_t)c->n_layers;
+    size_t V = (size_t)c->vocab_size, NH = (size_t)c->n_heads;
+    size_t QD = NH * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+    size_t r = m->lora ? (size_t)m->lora->r : 0;
+    size_t maxd = C > F ? C : F;
+    maxd = maxd > QD ? maxd : QD;
+    size_t LR = L; // layers whose inner activations are kept: 1 with checkpointing (recomputed)
+    if (checkpointing) L = 1;
+    size_t sizes[] = {
+        (LR + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T * T, L * N * QD,
+        L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N, N * V, N,
+        L * RL_MOD_COUNT * N * r,
+        N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, N * r, (size_t)T * T, r ? N * maxd : 0,
+    };
+    float **slots[] = {&a->res, &a->ln1, &a->ln1_rstd, &a->q, &a->k, &a->v, &a->att, &a->atty, &a->res2, &a->ln2,
+                       &a->ln2_rstd, &a->g, &a->u, &a->h, &a->lnf, &a->lnf_rstd, &a->logits, &a->losses,
+                       &a->lora_t, &a->dres, &a->dln, &a->dq, &a->dk, &a->dv, &a->datty, &a->dg, &a->du, &a->dh,
+                       &a->dlora, &a->attn_scratch, &a->lora_x};
+    size_t n_slots = sizeof sizes / sizeof sizes[0], total = 0;
+    for (size_t i = 0; i < n_slots; i++) total += sizes[i];
+    a->mem = malloc(total * sizeof(float));
+    int *ints = malloc(4 * N * sizeof(int));
+    if (!a->mem || !ints) {
+        free(a->mem);
+        free(ints);
+        a->mem = NULL;
+        return rl_fail(err, RL_ENOMEM, "cannot allocate %.1f MB of activations for a %dx%d batch",
+                       (double)total * 4 / 1e6, B, T);
+    }
+    a->n = total;
+    float *at = a->mem;
+    for (size_t i = 0; i < n_slots; i++) {
+        *slots[i] = sizes[i] ? at : NULL;
+        at += sizes[i];
+    }
+    a->tokens = ints;
+    a->targets = ints + N;
+    a->pos = ints + 2 * N;
+    a->seg = ints + 3 * N;
+    a->B = B;
+    a->T = T;
+    a->checkpointing = checkpointing;
+    return RL_OK;
+}
+
+void rl_acts_free(rl_acts *a) {
+    free(a->mem);
+    free(a->tokens);
+    memset(a, 0, sizeof *a);
+}
+
+/* ---- forward ---------------------------------------------------------------------------- */
+
+/* Pointers to layer l's activations (with checkpointing every layer shares slot 0). */
+typedef struct {
+    float *res, *res_next, *ln1, *ln1_rstd, *q, *k, *v, *att, *atty, *res2, *ln2, *ln2_rstd, *g, *u, *h, *lt;
+} layer_acts;
+
+static layer_acts layer_ptrs(const rl_model *m, const rl_acts *a, int l) {
+    const rl_model_config *c = &m->cfg;
+    size_t NC = (size_t)a->B * a->T, C = (size_t)c->dim, F = (size_t)c->hidden_dim;
+    size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+    size_t r = m->lora ? (size_t)m->lora->r : 0, att_stride = (size_t)a->B * c->n_heads * a->T * a->T;
+    size_t s = a->checkpointing ? 0 : (size_t)l;
+    layer_acts p = {
+        .res = a->res + l * NC * C, .res_next = a->res + (l + 1) * NC * C, .ln1 = a->ln1 + s * NC * C,
+        .ln1_rstd = a->ln1_rstd + s * NC, .q = a->q + s * NC * QD, .k = a->k + s * NC * KD, .v = a->v + s * NC * KD,
+        .att = a->att + s * att_stride, .atty = a->atty + s * NC * QD, .res2 = a->res2 + s * NC * C,
+        .ln2 = a->ln2 + s * NC * C, .ln2_rstd = a->ln2_rstd + s * NC, .g = a->g + s * NC * F, .u = a->u + s * NC * F,
+        .h = a->h + s * NC * F, .lt = a->lora_t ? a->lora_t + s * RL_MOD_COUNT * NC * r : NULL,
+    };
+    return p;
+}
+
+#define LT(p, mod) ((p).lt ? (p).lt + (size_t)(mod) * (size_t)a->B * a->T * (size_t)(m->lora ? m->lora->r : 0) : NULL)
+
+/* One block: res_next = res2 + mlp(rmsnorm(res2)), res2 = res + attention(rmsnorm(res)). */
+static void layer_forward(rl_model *m, rl_acts *a, int l, int B, int T, const int *sg) {
+    const rl_model_config *c = &m->cfg;
+    int N = B * T, C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
+    layer_acts p = layer_ptrs(m, a, l);
+    rl_rmsnorm_forward(p.ln1, p.ln1_rstd, p.res, m->w.rms_att + (size_t)l * C, N, C, c->norm_eps);
+    linear_fwd(m, l, RL_MOD_Q, p.q, p.ln1, LT(p, RL_MOD_Q), a->lora_x, N);
+    linear_fwd(m, l, RL_MOD_K, p.k, p.ln1, LT(p, RL_MOD_K), a->lora_x, N);
+    linear_fwd(m, l, RL_MOD_V, p.v, p.ln1, LT(p, RL_MOD_V), a->lora_x, N);
+    rl_rope_forward(p.q, a->pos, m->inv_freq, N, NH, HD);
+    rl_rope_forward(p.k, a->pos, m->inv_freq, N, NKV, HD);
+    rl_attention_forward(p.atty, p.att, p.q, p.k, p.v, sg, B, T, NH, NKV, HD, m->pool);
+    linear_fwd(m, l, RL_MOD_O, p.res2, p.atty, LT(p, RL_MOD_O), a->lora_x, N);
+    rl_axpy(p.res2, 1.0f, p.res, (size_t)N * C);
+    rl_rmsnorm_forward(p.ln2, p.ln2_rstd, p.res2, m->w.rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+    linear_fwd(m, l, RL_MOD_GATE, p.g, p.ln2, LT(p, RL_MOD_GATE), a->lora_x, N);
+    linear_fwd(m, l, RL_MOD_UP, p.u, p.ln2, LT(p, RL_MOD_UP), a->lora_x, N);
+    rl_swiglu_forward(p.h, p.g, p.u, (size_t)N * F);
+    linear_fwd(m, l, RL_MOD_DOWN, p.res_next, p.h, LT(p, RL_MOD_DOWN), a->lora_x, N);
+    rl_axpy(p.res_next, 1.0f, p.res2, (size_t)N * C);
+}
+
+rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int *targets, const int *pos,
+                           const int *seg, int B, int T, float *loss, rl_error *err) {
+    const rl_model_config *c = &m->cfg;
+    if (B <= 0 || T <= 0 || B > a->B || T > a->T)
+        return rl_fail(err, RL_EINVAL, "batch %dx%d does not fit the activations (%dx%d)", B, T, a->B, a->T);
+    if (m->lora && !a->lora_t)
+        return rl_fail(err, RL_EINVAL, "activations were allocated without LoRA; allocate them after attaching it");
+    int N = B * T, C = c->dim, V = c->vocab_size;
+    for (int i = 0; i < N; i++) {
+        if (tokens[i] < 0 || tokens[i] >= V)
+            return rl_fail(err, RL_EINVAL, "token %d at index %d is outside the vocabulary (%d)", tokens[i], i, V);
+        if (targets && targets[i] >= V)
+            return rl_fail(err, RL_EINVAL, "target %d at index %d is outside the vocabulary (%d)", targets[i], i, V);
+        if (pos && pos[i] < 0) return rl_fail(err, RL_EINVAL, "negative position %d at index %d", pos[i], i);
+    }
+    a->b = B;
+    a->t = T;
+    memcpy(a->tokens, tokens, (size_t)N * sizeof(int));
+    for (int i = 0; i < N; i++) {
+        a->targets[i] = targets ? targets[i] : -100;
+        a->pos[i] = pos ? pos[i] : i % T;
+        a->seg[i] = seg ? seg[i] : 0;
+    }
+    a->has_seg = seg != NULL;
+    rl_embedding_forward(a->res, a->tokens, m->w.wte, N, C);
+    for (int l = 0; l < c->n_layers; l++) layer_forward(m, a, l, B, T, seg ? a->seg : NULL);
+    float *res_final = a->res + (size_t)c->n_layers * a->B * a->T * C;
+    rl_rmsnorm_forward(a->lnf, a->lnf_rstd, res_final, m->w.rms_final, N, C, c->norm_eps);
+    rl_matmul_forward(a->logits, a->lnf, m->w.lm_head, NULL, N, C, V);
+    a->n_valid = 0;
+    for (int i = 0; i < N; i++) a->n_valid += a->targets[i] >= 0;
+    double sum = rl_xent_forward_backward(a->losses, NULL, a->logits, a->targets, N, V, 0.0f);
+    if (loss) *loss = a->n_valid ? (float)(sum / a->n_valid) : 0.0f;
+    return RL_OK;
+}
+
+/* ---- backward --------------------------------------------------------------------------- */
+
+static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lora *lg) {
+    const rl_model_config *c = &m->cfg;
+    int B = a->b, T = a->t, N = B * T, C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads,
+        HD = c->head_dim, QD = NH * HD;
+    const int *sg = a->has_seg ? a->seg : NULL;
+    layer_acts p = layer_ptrs(m, a, l);
+    // MLP: res_next = res2 + down(silu(gate(ln2)) * up(ln2))
+    memset(a->dh, 0, (size_t)N * F * sizeof(float));
+    linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), a->dlora, a->lora_x, N);
+    memset(a->dg, 0, (size_t)N * F * sizeof(float));
+    memset(a->du, 0, (size_t)N * F * sizeof(float));
+    rl_swiglu_backward(a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
+    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), a->dlora, a->lora_x, N);
+    linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), a->dlora, a->lora_x, N);
+    rl_rmsnorm_backward(a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->dln, p.res2, m->w.rms_ffn + (size_t)l * C,
+                        p.ln2_rstd, N, C);
+    // attention: res2 = res + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
+    memset(a->datty, 0, (size_t)N * QD * sizeof(float));
+    linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), a->dlora, a->lora_x, N);
+    rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, p.att, p.q, p.k, p.v, sg, B, T, NH, NKV, HD,
+                          m->pool);
+    rl_rope_backward(a->dq, a->pos, m->inv_freq, N, NH, HD);
+    rl_rope_backward(a->dk, a->pos, m->inv_freq, N, NKV, HD);
+    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), a->dlora, a->lora_x, N);
+    linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), a->dlora, a->lora_x, N);
+    linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), a->dlora, a->lora_x, N);
+    rl_rmsnorm_backward(a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->dln, p.res, m->w.rms_att + (size_t)l * C,
+                        p.ln1_rstd, N, C);
+}
+
+void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, float dscale) {
+    const rl_model_config *c = &m->cfg;
+    int N = a->b * a->t, C = c->dim, V = c->vocab_size;
+    // loss -> logits -> final norm (dlogits overwrite the logits)
+    rl_xent_forward_backward(NULL, a->logits, a->logits, a->targets, N, V, dscale);
+    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    rl_matmul_backward(a->dln, gr ? gr->lm_head : NULL, NULL, a->logits, a->lnf, m->w.lm_head, N, C, V);
+    memset(a->dres, 0, (size_t)N * C * sizeof(float));
+    rl_rmsnorm_backward(a->dres, gr ? gr->rms_final : NULL, a->dln, a->res + (size_t)c->n_layers * a->B * a->T * C,
+                        m->w.rms_final, a->lnf_rstd, N, C);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        if (a->checkpointing) layer_forward(m, a, l, a->b, a->t, a->has_seg ? a->seg : NULL); // recompute
+        layer_backward(m, a, l, gr, lg);
+    }
+    if (gr) rl_embedding_backward(gr->wte, a->dres, a->tokens, N, C);
+}
+
+#undef LT
+
+/* ---- generation ------------------------------------------------------------------------- */
+
+rl_status rl_kv_init(rl_kv *kv, const rl_model *m, int max_T, rl_error *err) {
+    memset(kv, 0, sizeof *kv);
+    const rl_model_config *c = &m->cfg;
+    if (max_T <= 0) return rl_fail(err, RL_EINVAL, "KV cache length %d must be positive", max_T);
+    size_t L = (size_t)c->n_layers, C = (size_t)c->dim, F = (size_t)c->hidden_dim;
+    size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
+    size_t r = m->lora ? (size_t)m->lora->r : 0, big = C > QD ? C : QD;
+    size_t sizes[] = {L * max_T * KD, L * max_T * KD, C, big, big + r, QD, F, F, (size_t)c->n_heads * max_T,
+                      (size_t)c->vocab_size};
+    float **slots[] = {&kv->k, &kv->v, &kv->x, &kv->xb, &kv->xb2, &kv->q, &kv->hb, &kv->hb2, &kv->att, &kv->logits};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += sizes[i];
+    total += r; // LoRA t
+    kv->mem = calloc(total, sizeof(float));
+    if (!kv->mem) return rl_fail(err, RL_ENOMEM, "cannot allocate a KV cache of %d positions", max_T);
+    kv->n = total;
+    float *at = kv->mem;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        *slots[i] = at;
+        at += sizes[i];
+    }
+    kv->max_T = max_T;
+    return RL_OK;
+}
+
+void rl_kv_free(rl_kv *kv) {
+    free(kv->mem);
+    memset(kv, 0, sizeof *kv);
+}
+
+rl_status rl_model_decode(rl_model *m, rl_kv *kv, int token, int pos, float **logits, rl_error *err) {
+    const rl_model_config *c = &m->cfg;
+    if (token < 0 || token >= c->vocab_size)
+        return rl_fail(err, RL_EINVAL, "token %d is outside the vocabulary (%d)", token, c->vocab_size);
+    if (pos < 0 || pos >= kv->max_T) return rl_fail(err, RL_EINVAL, "position %d is outside the KV cache (%d)", pos, kv->max_T);
+    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, G = NH / NKV;
+    int KD = NKV * HD;
+    float *t = kv->logits + c->vocab_size; // LoRA scratch (r) after the logits
+    float scale = 1.0f / sqrtf((float)HD);
+    memcpy(kv->x, m->w.wte + (size_t)token * C, (size_t)C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        float *kc = kv->k + (size_t)l * kv->max_T * KD, *vc = kv->v + (size_t)l * kv->max_T * KD;
+        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_att + (size_t)l * C, 1, C, c->norm_eps);
+        linear_fwd(m, l, RL_MOD_Q, kv->q, kv->xb, t, NULL, 1);
+        linear_fwd(m, l, RL_MOD_K, kc + (size_t)pos * KD, kv->xb, t, NULL, 1);
+        linear_fwd(m, l, RL_MOD_V, vc + (size_t)pos * KD, kv->xb, t, NULL, 1);
+        rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
+        rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
+        for (int h = 0; h < NH; h++) {
+            const float *qh = kv->q + (size_t)h * HD;
+            float *att = kv->att + (size_t)h * kv->max_T, *out = kv->xb2 + (size_t)h * HD;
+            int kvh = h / G;
+            float maxv = -INFINITY;
+            for (int s = 0; s <= pos; s++) {
+                const float *ks = kc + (size_t)s * KD + (size_t)kvh * HD;
+                float d = 0.0f;
+                for (int i = 0; i < HD; i++) d += qh[i] * ks[i];
+                att[s] = d * scale;
+                if (att[s] > maxv) maxv = att[s];
+            }
+            float sum = 0.0f;
+            for (int s = 0; s <= pos; s++) sum += (att[s] = expf(att[s] - maxv));
+            for (int i = 0; i < HD; i++) out[i] = 0.0f;
+            for (int s = 0; s <= pos; s++) {
+                float a = att[s] / sum;
+                const float *vs = vc + (size_t)s * KD + (size_t)kvh * HD;
+                for (int i = 0; i < HD; i++) out[i] += a * vs[i];
+            }
+        }
+        linear_fwd(m, l, RL_MOD_O, kv->xb, kv->xb2, t, NULL, 1);
+        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
+        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);
+        linear_fwd(m, l, RL_MOD_GATE, kv->hb, kv->xb, t, NULL, 1);
+        linear_fwd(m, l, RL_MOD_UP, kv->hb2, kv->xb, t, NULL, 1);
+        rl_swiglu_forward(kv->hb, kv->hb, kv->hb2, (size_t)F);
+        linear_fwd(m, l, RL_MOD_DOWN, kv->xb, kv->hb, t, NULL, 1);
+        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
+    }
+    rl_rmsnorm_forward(kv->x, NULL, kv->x, m->w.rms_final, 1, C, c->norm_eps);
+    rl_matmul_forward(kv->logits, kv->x, m->w.lm_head, NULL, 1, C, c->vocab_size);
+    *logits = kv->logits;
+    return RL_OK;
+}
+
+int rl_sample(const float *logits, int V, float temperature, uint64_t *rng, float *scratch) {
+    if (temperature <= 0.0f || !rng || !scratch) {
+        int best = 0;
+        for (int i = 1; i < V; i++)
+            if (logits[i] > logits[best]) best = i;
+        return best;
+    }
+    for (int i = 0; i < V; i++) scratch[i] = logits[i] / temperature;
+    rl_softmax(scratch, scratch, V);
+    float u = rand_uniform(rng), cdf = 0.0f;
+    for (int i = 0; i < V; i++) {
+        cdf += scratch[i];
+        if (u < cdf) return i;
+    }
+    return V - 1;
+}

@@ -1,0 +1,118 @@
+/* tensor.h - the public door of src/tensor: the math kernels of the transformer, each forward
+ * next to its backward.
+ *
+ * Conventions (llm.c style):
+ *   - Kernels are pure functions over float arrays: outputs first, inputs next, sizes last, the
+ *     shape of every array in a comment. Row-major throughout.
+ *   - Backward kernels ACCUMULATE (+=) into parameter gradients (dw, dbias), so that one buffer
+ *     can collect a tied weight's two uses or several micro-batches; they also accumulate into
+ *     input gradients (dinp) unless the comment says "writes".
+ *   - A gradient pointer may be NULL when that gradient is not wanted (frozen weights, LoRA).
+ *   - Dimension letters: N rows (B*T), B batch, T time, C channels, OC output channels,
+ *     NH query heads, NKV key/value heads, HD head size, F ffn width, V vocabulary.
+ *   - The kernels that cost O(T^2) or more take an rl_pool (NULL = run on the caller's thread);
+ *     matrix products go to OpenBLAS, which brings its own threads.
+ */
+#ifndef RL_TENSOR_H
+#define RL_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/core.h"
+
+/* ---- matmul: the linear layer (nn.Linear layout: weight (OC, C)) ---- */
+
+/* out (N,OC) = inp (N,C) @ w^T (OC,C) + bias (OC); bias may be NULL. Writes out. */
+void rl_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC);
+/* out (N,OC) += alpha * inp (N,C) @ w^T (OC,C). */
+void rl_matmul_forward_add(float *out, const float *inp, const float *w, float alpha, int N, int C, int OC);
+/* dinp (N,C) += dout (N,OC) @ w (OC,C); dw (OC,C) += dout^T @ inp; dbias (OC) += sum_n dout.
+ * Any of dinp, dw, dbias may be NULL. */
+void rl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
+                        int N, int C, int OC);
+/* As rl_matmul_backward without bias, every product scaled by alpha. */
+void rl_matmul_backward_scaled(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                               float alpha, int N, int C, int OC);
+
+/* ---- RMSNorm ---- */
+
+/* out (N,C) = inp / sqrt(mean(inp^2) + eps) * w (C); rstd (N) keeps 1/sqrt(...) for backward.
+ * rstd may be NULL (inference). Writes out. */
+void rl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps);
+/* dinp (N,C) += ..., dw (C) += ... (dw may be NULL). */
+void rl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                         const float *rstd, int N, int C);
+
+/* ---- RoPE (Hugging Face half-split layout: pairs (i, i + HD/2)) ---- */
+
+typedef enum rl_rope_type { RL_ROPE_DEFAULT = 0, RL_ROPE_LINEAR, RL_ROPE_LLAMA3 } rl_rope_type;
+
+typedef struct rl_rope_params {
+    float theta;                /* base, 10000 for Llama 2 */
+    rl_rope_type type;
+    float factor;               /* linear and llama3 */
+    float low_freq_factor;      /* llama3 */
+    float high_freq_factor;     /* llama3 */
+    int original_max_position;  /* llama3: original_max_position_embeddings */
+} rl_rope_params;
+
+/* inv_freq (HD/2): the rotation frequency of each pair, as transformers computes it
+ * (including the llama3 and linear rope_scaling rules). */
+void rl_rope_inv_freq(float *inv_freq, int HD, const rl_rope_params *p);
+/* In place on x (N, NH, HD): rotates each head of row n by the angle pos[n] * inv_freq. */
+void rl_rope_forward(float *x, const int *pos, const float *inv_freq, int N, int NH, int HD);
+/* In place on dx (N, NH, HD): the transpose of the rotation (rotation by minus the angle). */
+void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, int NH, int HD);
+
+/* ---- causal self-attention with grouped-query heads ---- */
+
+/* q (B,T,NH,HD), k and v (B,T,NKV,HD) (after RoPE), NH a multiple of NKV.
+ * seg (B,T) optional (NULL = one sequence per row): token t attends to token s <= t only when
+ * seg[s] == seg[t] (sample packing). att (B,NH,T,T) receives the softmax probabilities for
+ * backward (entries above the diagonal are left as they were, except for zeros inside each
+ * 128-row block); out (B,T,NH,HD) is written. */
+void rl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const int *seg,
+                          int B, int T, int NH, int NKV, int HD, rl_pool *pool);
+/* dq (B,T,NH,HD), dk, dv (B,T,NKV,HD) are WRITTEN (not accumulated). scratch: (T,T). */
+void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v, const int *seg, int B, int T, int NH,
+                           int NKV, int HD, rl_pool *pool);
+
+/* ---- SwiGLU: h = silu(g) * u ---- */
+
+/* out (N,F) = silu(g (N,F)) * u (N,F). Writes out. */
+void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF);
+/* dg, du (N,F) += ... */
+void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF);
+
+/* ---- softmax + cross-entropy over the vocabulary, fused ---- */
+
+/* For each row n of logits (N,V) with target t = targets[n]:
+ *   losses[n] = logsumexp(logits[n]) - logits[n][t]   (0 when t < 0: masked, e.g. -100)
+ *   dlogits[n] = (softmax(logits[n]) - onehot(t)) * dscale   (0 row when masked)
+ * dlogits may be NULL (forward only) or equal logits (in place). Returns the sum of losses.
+ * A target >= V is a caller bug (asserted). */
+double rl_xent_forward_backward(float *losses, float *dlogits, const float *logits, const int *targets, int N,
+                                int V, float dscale);
+/* probs (V) = softmax(logits (V)) with temperature 1; for sampling. */
+void rl_softmax(float *probs, const float *logits, int V);
+
+/* ---- token embedding ---- */
+
+/* out (N,C) = wte (V,C) [tokens[n]]. Tokens must be in [0, V) (checked by the caller). */
+void rl_embedding_forward(float *out, const int *tokens, const float *wte, int N, int C);
+/* dwte (V,C) [tokens[n]] += dout (N,C). */
+void rl_embedding_backward(float *dwte, const float *dout, const int *tokens, int N, int C);
+
+/* ---- small helpers ---- */
+
+/* y (n) += a * x (n) */
+void rl_axpy(float *y, float a, const float *x, size_t n);
+/* Half-precision conversions (IEEE binary16 and bfloat16, round to nearest even). */
+float rl_f16_to_f32(uint16_t h);
+uint16_t rl_f32_to_f16(float f);
+float rl_bf16_to_f32(uint16_t h);
+uint16_t rl_f32_to_bf16(float f);
+
+#endif

@@ -1,0 +1,136 @@
+/* optim.c - AdamW, gradient clipping, learning-rate schedules and the optimizer step over a
+ * model (see train.h for the conventions they follow). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "train/train.h"
+
+rl_status rl_adamw_init(rl_adamw *o, size_t n, float beta1, float beta2, float eps, rl_error *err) {
+    memset(o, 0, sizeof *o);
+    o->m = calloc(n ? n : 1, sizeof(float));
+    o->v = calloc(n ? n : 1, sizeof(float));
+    if (!o->m || !o->v) {
+        rl_adamw_free(o);
+        return rl_fail(err, RL_ENOMEM, "cannot allocate optimizer state for %zu parameters", n);
+    }
+    o->n = n;
+    o->beta1 = beta1;
+    o->beta2 = beta2;
+    o->eps = eps;
+    return RL_OK;
+}
+
+void rl_adamw_free(rl_adamw *o) {
+    free(o->m);
+    free(o->v);
+    memset(o, 0, sizeof *o);
+}
+
+void rl_adamw_begin(rl_adamw *o) { o->t++; }
+
+void rl_adamw_update(rl_adamw *o, float *p, const float *g, size_t off, size_t n, float lr, float wd, float gscale) {
+    RL_ASSERT(off + n <= o->n && o->t > 0);
+    float *m = o->m + off, *v = o->v + off;
+    float b1 = o->beta1, b2 = o->beta2;
+    // torch: step_size = lr / bc1; denom = sqrt(v) / sqrt(bc2) + eps
+    double bc1 = 1.0 - pow(b1, (double)o->t), bc2 = 1.0 - pow(b2, (double)o->t);
+    float step = (float)(lr / bc1), rbc2 = (float)(1.0 / sqrt(bc2)), decay = 1.0f - lr * wd;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * gscale;
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        p[i] = p[i] * decay - step * m[i] / (sqrtf(v[i]) * rbc2 + o->eps);
+    }
+}
+
+double rl_sumsq(const float *g, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return s;
+}
+
+float rl_clip_coef(double norm, float max_norm) {
+    if (max_norm <= 0) return 1.0f;
+    double c = max_norm / (norm + 1e-6);
+    return c < 1.0 ? (float)c : 1.0f;
+}
+
+int rl_sched_parse(const char *name) {
+    if (!strcmp(name, "constant")) return RL_SCHED_CONSTANT;
+    if (!strcmp(name, "linear")) return RL_SCHED_LINEAR;
+    if (!strcmp(name, "cosine")) return RL_SCHED_COSINE;
+    return -1;
+}
+
+float rl_sched_lr(rl_sched kind, float lr, int64_t step, int64_t warmup, int64_t total) {
+    if (step < warmup) return lr * (float)step / (float)(warmup > 1 ? warmup : 1);
+    if (kind == RL_SCHED_CONSTANT) return lr;
+    double span = (double)(total - warmup), progress = span > 0 ? (double)(step - warmup) / span : 1.0;
+    if (progress > 1.0) progress = 1.0;
+    if (kind == RL_SCHED_LINEAR) return (float)(lr * (1.0 - progress));
+    return (float)(lr * 0.5 * (1.0 + cos(M_PI * progress)));
+}
+
+/* ---- the trainer ------------------------------------------------------------------------- */
+
+rl_status rl_trainer_init(rl_trainer *tr, rl_model *m, int lora, float weight_decay, float max_grad_norm,
+                          rl_error *err) {
+    memset(tr, 0, sizeof *tr);
+    tr->m = m;
+    tr->lora = lora;
+    tr->weight_decay = weight_decay;
+    tr->max_grad_norm = max_grad_norm;
+    rl_status s;
+    if (lora) {
+        if (!m->lora) return rl_fail(err, RL_EINVAL, "LoRA training needs adapters attached to the model");
+        const rl_lora *lo = m->lora;
+        if ((s = rl_lora_init(&tr->lg, &m->cfg, lo->r, lo->alpha, lo->rslora, lo->targets, 0, 1, err))) return s;
+        s = rl_adamw_init(&tr->opt, lo->n, 0.9f, 0.999f, 1e-8f, err);
+    } else {
+        if ((s = rl_params_init(&tr->g, &m->cfg, err))) return s;
+        s = rl_adamw_init(&tr->opt, m->w.n, 0.9f, 0.999f, 1e-8f, err);
+    }
+    if (s) rl_trainer_free(tr);
+    return s;
+}
+
+void rl_trainer_free(rl_trainer *tr) {
+    if (tr->lora) rl_lora_free(&tr->lg);
+    else rl_params_free(&tr->g);
+    rl_adamw_free(&tr->opt);
+    memset(tr, 0, sizeof *tr);
+}
+
+void rl_trainer_zero_grad(rl_trainer *tr) {
+    if (tr->lora) memset(tr->lg.mem, 0, tr->lg.n * sizeof(float));
+    else memset(tr->g.mem, 0, tr->g.n * sizeof(float));
+}
+
+void rl_trainer_backward(rl_trainer *tr, rl_acts *a, float dscale) {
+    rl_model_backward(tr->m, a, tr->lora ? NULL : &tr->g, tr->lora ? &tr->lg : NULL, dscale);
+}
+
+double rl_trainer_step(rl_trainer *tr, float lr) {
+    rl_model *m = tr->m;
+    rl_adamw_begin(&tr->opt);
+    if (tr->lora) { // every adapter is a matrix: one update over the whole allocation
+        double norm = sqrt(rl_sumsq(tr->lg.mem, tr->lg.n));
+        float c = rl_clip_coef(norm, tr->max_grad_norm);
+        rl_adamw_update(&tr->opt, m->lora->mem, tr->lg.mem, 0, tr->lg.n, lr, tr->weight_decay, c);
+        return tr->last_grad_norm = norm;
+    }
+    double norm = sqrt(rl_sumsq(tr->g.mem, tr->g.n)); // a tied lm_head has no slot of its own
+    float c = rl_clip_coef(norm, tr->max_grad_norm);
+    int nt = rl_params_count(&m->cfg);
+    rl_tensor_ref *pr = rl_xcalloc((size_t)nt, sizeof *pr), *gr = rl_xcalloc((size_t)nt, sizeof *gr);
+    rl_params_list(&m->cfg, &m->w, pr);
+    rl_params_list(&m->cfg, &tr->g, gr);
+    for (int i = 0; i < nt; i++) {
+        size_t off = (size_t)(pr[i].data - m->w.mem);
+        rl_adamw_update(&tr->opt, pr[i].data, gr[i].data, off, pr[i].n, lr, pr[i].ndim == 2 ? tr->weight_decay : 0.0f, c);
+    }
+    free(pr);
+    free(gr);
+    return tr->last_grad_norm = norm;
+}

@@ -1,0 +1,618 @@
+/* test_engine.c - the transformer engine against PyTorch: logits, loss and every gradient of
+ * tiny random models (tests/fixtures/engine, written by scripts/make_engine_fixtures.py),
+ * LoRA gradients, packing, KV-cache decoding, and damaged files.
+ *
+ * Differences are reported as max |c - torch| / max |torch| over a tensor (a relative error
+ * that does not blow up on entries near zero); tolerances: logits and loss 1e-4, gradients 1e-3. */
+#include "test.h"
+
+#include <math.h>
+
+#include "model/model.h"
+#include "model/safetensors.h"
+
+#define TOL_LOGITS 1e-4
+#define TOL_LOSS 1e-4
+#define TOL_GRAD 1e-3
+
+static char *fixture(const char *name) { return t_fmt("%s/tests/fixtures/engine/%s", t_root(), name); }
+
+static double max_rel(const float *a, const float *ref, size_t n) {
+    double md = 0, mr = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - ref[i]);
+        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return mr > 0 ? md / mr : md;
+}
+
+/* Compares and prints "name: max rel diff X (tol Y)"; returns the difference. */
+static double compare(const char *what, const float *a, const float *ref, size_t n, double tol) {
+    double d = max_rel(a, ref, n);
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol %.0e)\n", what, d, tol);
+    CHECK_MSG(d <= tol, "%s: max rel diff %.3e > %.0e", what, d, tol);
+    return d;
+}
+
+typedef struct {
+    rl_model m;
+    rl_st_file ref;
+    int B, T;
+    int *tokens, *targets, *pos, *seg;
+} fx;
+
+static int *ref_ints(rl_st_file *f, const char *name) {
+    const rl_st_tensor *t = rl_st_find(f, name);
+    RL_ASSERT(t && t->dtype == RL_ST_I32);
+    int *out = rl_xmalloc(t->nbytes);
+    memcpy(out, t->data, t->nbytes);
+    return out;
+}
+
+static float *ref_floats(rl_st_file *f, const char *name, size_t *n) {
+    const rl_st_tensor *t = rl_st_find(f, name);
+    if (!t) {
+        rl_test_fail(__FILE__, __LINE__, "fixture lacks %s", name);
+        return NULL;
+    }
+    float *out = rl_xmalloc(t->numel * sizeof(float) + 4);
+    RL_ASSERT(rl_st_tensor_to_f32(t, out, NULL) == RL_OK);
+    if (n) *n = t->numel;
+    return out;
+}
+
+static void fx_open(fx *x, const char *name) {
+    memset(x, 0, sizeof *x);
+    char *dir = fixture(name);
+    rl_error err = {0};
+    rl_status s = rl_model_load_hf(&x->m, dir, &err);
+    CHECK_MSG(s == RL_OK, "load %s: %s", dir, err.msg);
+    RL_ASSERT(s == RL_OK);
+    char *refp = t_fmt("%s/ref.safetensors", dir);
+    s = rl_st_open(&x->ref, refp, &err);
+    CHECK_MSG(s == RL_OK, "%s", err.msg);
+    RL_ASSERT(s == RL_OK);
+    const rl_st_tensor *tt = rl_st_find(&x->ref, "tokens");
+    RL_ASSERT(tt && tt->ndim == 2);
+    x->B = (int)tt->shape[0];
+    x->T = (int)tt->shape[1];
+    x->tokens = ref_ints(&x->ref, "tokens");
+    x->targets = ref_ints(&x->ref, "targets");
+    x->pos = ref_ints(&x->ref, "pos");
+    x->seg = ref_ints(&x->ref, "seg");
+    free(refp);
+    free(dir);
+}
+
+static void fx_close(fx *x) {
+    rl_model_free(&x->m);
+    rl_st_close(&x->ref);
+    free(x->tokens);
+    free(x->targets);
+    free(x->pos);
+    free(x->seg);
+}
+
+/* Full fine-tuning: logits, loss and the gradient of every parameter. */
+static void check_full(const char *name, int use_seg) {
+    fx x;
+    fx_open(&x, name);
+    rl_error err = {0};
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, x.B, x.T, &err));
+    float loss = 0;
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, use_seg ? x.seg : NULL, x.B, x.T, &loss, &err));
+    size_t n;
+    float *logits = ref_floats(&x.ref, "logits", &n);
+    float *rloss = ref_floats(&x.ref, "loss", NULL);
+    CHECK_EQ_INT(n, (size_t)x.B * x.T * x.m.cfg.vocab_size);
+    compare(t_fmt("%s logits", name), a.logits, logits, n, TOL_LOGITS);
+    compare(t_fmt("%s loss (%.6f vs %.6f)", name, loss, rloss[0]), &loss, rloss, 1, TOL_LOSS);
+
+    rl_params g;
+    CHECK_OK(rl_params_init(&g, &x.m.cfg, &err));
+    rl_model_backward(&x.m, &a, &g, NULL, 1.0f / (float)a.n_valid);
+    int nt = rl_params_count(&x.m.cfg);
+    rl_tensor_ref *refs = rl_xcalloc((size_t)nt, sizeof *refs);
+    rl_params_list(&x.m.cfg, &g, refs);
+    double worst = 0;
+    for (int i = 0; i < nt; i++) {
+        char *gname = t_fmt("grad.%s", refs[i].name);
+        float *rg = ref_floats(&x.ref, gname, &n);
+        if (rg) {
+            CHECK_EQ_INT(n, refs[i].n);
+            double d = max_rel(refs[i].data, rg, n);
+            if (d > worst) worst = d;
+            CHECK_MSG(d <= TOL_GRAD, "%s: max rel diff %.3e > %.0e", gname, d, TOL_GRAD);
+        }
+        free(rg);
+        free(gname);
+    }
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol %.0e)\n", t_fmt("%s all %d gradients", name, nt), worst, TOL_GRAD);
+    free(refs);
+    rl_params_free(&g);
+    free(logits);
+    free(rloss);
+    rl_acts_free(&a);
+    fx_close(&x);
+}
+
+TEST(engine_gqa_tied_vs_pytorch) { check_full("gqa_tied", 0); }
+TEST(engine_mha_untied_f16_vs_pytorch) { check_full("mha_untied", 0); }
+TEST(engine_qwen2_bias_vs_pytorch) { check_full("qwen2_bias", 0); }
+TEST(engine_llama3_rope_vs_pytorch) { check_full("llama3_rope", 0); }
+TEST(engine_packed_vs_pytorch) { check_full("packed", 1); }
+
+/* Packed loss equals the two samples run on their own. */
+TEST(engine_packed_equals_unpacked) {
+    fx x;
+    fx_open(&x, "packed");
+    rl_error err = {0};
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, 1, x.T, &err));
+    double sum = 0;
+    for (int s = 0; s < 2; s++) {
+        int tok[64], tgt[64], pos[64], n = 0;
+        for (int t = 0; t < x.T; t++)
+            if (x.seg[t] == s) tok[n] = x.tokens[t], tgt[n] = x.targets[t], pos[n] = x.pos[t], n++;
+        float loss;
+        CHECK_OK(rl_model_forward(&x.m, &a, tok, tgt, pos, NULL, 1, n, &loss, &err));
+        sum += (double)loss * a.n_valid;
+    }
+    float packed;
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, x.seg, 1, x.T, &packed, &err));
+    float got = (float)sum, want = packed * (float)a.n_valid;
+    float *ref = ref_floats(&x.ref, "unpacked_loss_sum", NULL);
+    compare("packed token-loss sum vs unpacked (C)", &want, &got, 1, TOL_LOSS);
+    compare("unpacked token-loss sum vs PyTorch", &got, ref, 1, TOL_LOSS);
+    free(ref);
+    rl_acts_free(&a);
+    fx_close(&x);
+}
+
+/* LoRA: the adapter (PEFT names) is loaded from the fixture; base weights frozen. */
+static void check_lora(const char *name) {
+    fx x;
+    fx_open(&x, name);
+    rl_error err = {0};
+    rl_lora lo, lg;
+    char *ad = t_fmt("%s/lora", fixture(name));
+    rl_status s = rl_lora_load_peft(&lo, &x.m.cfg, ad, &err);
+    CHECK_MSG(s == RL_OK, "%s", err.msg);
+    RL_ASSERT(s == RL_OK);
+    CHECK_OK(rl_lora_init(&lg, &x.m.cfg, lo.r, lo.alpha, lo.rslora, lo.targets, 0, 1, &err));
+    x.m.lora = &lo;
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, x.B, x.T, &err));
+    float loss;
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, NULL, x.B, x.T, &loss, &err));
+    float *rloss = ref_floats(&x.ref, "lora.loss", NULL);
+    compare(t_fmt("%s LoRA loss", name), &loss, rloss, 1, TOL_LOSS);
+    rl_model_backward(&x.m, &a, NULL, &lg, 1.0f / (float)a.n_valid);
+    double worst = 0;
+    int count = 0;
+    for (int m = 0; m < RL_MOD_COUNT; m++) {
+        if (!(lo.targets & (1u << m))) continue;
+        int in, out;
+        rl_lora_shapes(&x.m.cfg, m, &in, &out);
+        for (int l = 0; l < x.m.cfg.n_layers; l++)
+            for (int ab = 0; ab < 2; ab++) {
+                const char *kind = m <= RL_MOD_O ? "self_attn" : "mlp";
+                char *gname = t_fmt("lgrad.base_model.model.model.layers.%d.%s.%s.lora_%c.weight", l, kind,
+                                    rl_module_names[m], ab ? 'B' : 'A');
+                size_t n;
+                float *rg = ref_floats(&x.ref, gname, &n);
+                float *mine = ab ? lg.b[m] + (size_t)l * out * lo.r : lg.a[m] + (size_t)l * lo.r * in;
+                if (rg) {
+                    CHECK_EQ_INT(n, ab ? (size_t)out * lo.r : (size_t)lo.r * in);
+                    double d = max_rel(mine, rg, n);
+                    if (d > worst) worst = d;
+                    CHECK_MSG(d <= TOL_GRAD, "%s: max rel diff %.3e", gname, d);
+                    count++;
+                }
+                free(rg);
+                free(gname);
+            }
+    }
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol %.0e)\n", t_fmt("%s all %d LoRA gradients", name, count), worst,
+            TOL_GRAD);
+    CHECK(count > 0);
+    free(rloss);
+    rl_acts_free(&a);
+    rl_lora_free(&lg);
+    rl_lora_free(&lo);
+    fx_close(&x);
+}
+
+TEST(engine_lora_all_linear_vs_pytorch) { check_lora("gqa_tied"); }
+TEST(engine_lora_qv_qwen2_vs_pytorch) { check_lora("qwen2_bias"); }
+
+/* KV-cache decoding one token at a time gives the batch forward's logits. */
+static void check_decode(const char *name, int with_lora) {
+    fx x;
+    fx_open(&x, name);
+    rl_error err = {0};
+    rl_lora lo;
+    if (with_lora) {
+        CHECK_OK(rl_lora_load_peft(&lo, &x.m.cfg, t_fmt("%s/lora", fixture(name)), &err));
+        x.m.lora = &lo;
+    }
+    rl_acts a;
+    rl_kv kv;
+    CHECK_OK(rl_acts_init(&a, &x.m, 1, x.T, &err));
+    CHECK_OK(rl_kv_init(&kv, &x.m, x.T, &err));
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, NULL, NULL, NULL, 1, x.T, NULL, &err));
+    int V = x.m.cfg.vocab_size;
+    double worst = 0;
+    for (int t = 0; t < x.T; t++) {
+        float *logits;
+        CHECK_OK(rl_model_decode(&x.m, &kv, x.tokens[t], t, &logits, &err));
+        double d = max_rel(logits, a.logits + (size_t)t * V, (size_t)V);
+        if (d > worst) worst = d;
+    }
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol 1e-5)\n", t_fmt("%s%s decode vs batch forward", name, with_lora ? " +LoRA" : ""), worst);
+    CHECK(worst <= 1e-5);
+    CHECK(rl_model_decode(&x.m, &kv, V, 0, NULL, &err) == RL_EINVAL);
+    CHECK(rl_model_decode(&x.m, &kv, 0, x.T, NULL, &err) == RL_EINVAL);
+    rl_kv_free(&kv);
+    rl_acts_free(&a);
+    if (with_lora) rl_lora_free(&lo);
+    fx_close(&x);
+}
+
+TEST(engine_decode_matches_forward) {
+    check_decode("gqa_tied", 0);
+    check_decode("mha_untied", 0);
+    check_decode("qwen2_bias", 1);
+}
+
+TEST(engine_forward_rejects_bad_tokens) {
+    fx x;
+    fx_open(&x, "gqa_tied");
+    rl_error err = {0};
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, 1, 4, &err));
+    int tok[4] = {1, 2, 64, 3}, bad_tgt[4] = {1, 2, 3, 999};
+    CHECK(rl_model_forward(&x.m, &a, tok, NULL, NULL, NULL, 1, 4, NULL, &err) == RL_EINVAL);
+    CHECK_CONTAINS(err.msg, "outside the vocabulary");
+    tok[2] = 5;
+    CHECK(rl_model_forward(&x.m, &a, tok, bad_tgt, NULL, NULL, 1, 4, NULL, &err) == RL_EINVAL);
+    CHECK(rl_model_forward(&x.m, &a, tok, NULL, NULL, NULL, 2, 4, NULL, &err) == RL_EINVAL);
+    CHECK(rl_model_forward(&x.m, &a, tok, NULL, NULL, NULL, 1, 5, NULL, &err) == RL_EINVAL);
+    rl_acts_free(&a);
+    fx_close(&x);
+}
+
+/* ---- kernels: small direct checks ------------------------------------------------------ */
+
+TEST(tensor_half_conversions) {
+    float vals[] = {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.333251953125f};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        CHECK(rl_f16_to_f32(rl_f32_to_f16(vals[i])) == vals[i]);
+        CHECK(fabsf(rl_bf16_to_f32(rl_f32_to_bf16(vals[i])) - vals[i]) <= fabsf(vals[i]) / 128);
+    }
+    CHECK(rl_f32_to_f16(1e6f) == 0x7c00);
+    CHECK(rl_f32_to_f16(1.0f + 1.0f / 2048) == 0x3c00); // ties to even
+    CHECK(rl_f32_to_bf16(1.0f) == 0x3f80);
+}
+
+TEST(tensor_rope_backward_is_transpose) {
+    // <rope(x), y> == <x, rope_backward(y)>
+    float x[2 * 3 * 8], y[2 * 3 * 8], rx[2 * 3 * 8], ry[2 * 3 * 8], inv[4];
+    rl_rope_params p = {.theta = 10000.0f};
+    rl_rope_inv_freq(inv, 8, &p);
+    int pos[2] = {3, 17};
+    for (int i = 0; i < 48; i++) x[i] = sinf((float)i), y[i] = cosf((float)i * 0.7f);
+    memcpy(rx, x, sizeof x);
+    memcpy(ry, y, sizeof y);
+    rl_rope_forward(rx, pos, inv, 2, 3, 8);
+    rl_rope_backward(ry, pos, inv, 2, 3, 8);
+    double a = 0, b = 0;
+    for (int i = 0; i < 48; i++) a += rx[i] * y[i], b += x[i] * ry[i];
+    CHECK(fabs(a - b) < 1e-5);
+}
+
+/* ---- damaged files ---------------------------------------------------------------------- */
+
+TEST(engine_hf_damaged_files) {
+    char *dir = t_tmpdir();
+    char *src = fixture("gqa_tied");
+    char *cmd = t_fmt("cp %s/config.json %s/model.safetensors %s/", src, src, dir);
+    CHECK_EQ_INT(t_run(cmd, NULL, 0), 0);
+    rl_model m;
+    rl_error err = {0};
+    CHECK_OK(rl_model_load_hf(&m, dir, &err));
+    rl_model_free(&m);
+    // truncated weights
+    char *st = t_fmt("%s/model.safetensors", dir);
+    CHECK_EQ_INT(t_run(t_fmt("truncate -s 20000 %s", st), NULL, 0), 0);
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "truncated");
+    // a header length that lies
+    CHECK_EQ_INT(t_run(t_fmt("printf '\\377\\377\\377\\377\\000\\000\\000\\000{}' > %s", st), NULL, 0), 0);
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "header length");
+    // garbage
+    t_write_str(dir, "model.safetensors", "\x10\0\0\0\0\0\0\0{\"a\":{\"dtype\":1}}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    // a config the weights do not match
+    CHECK_EQ_INT(t_run(t_fmt("cp %s/model.safetensors %s/", src, dir), NULL, 0), 0);
+    t_write_str(dir, "config.json", "{\"model_type\":\"llama\",\"hidden_size\":48,\"intermediate_size\":40,"
+                "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"num_key_value_heads\":2,\"vocab_size\":64,"
+                "\"tie_word_embeddings\":true}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "shape");
+    // unsupported features are named
+    t_write_str(dir, "config.json", "{\"model_type\":\"llama\",\"hidden_size\":32,\"intermediate_size\":40,"
+                "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":64,\"hidden_act\":\"gelu\"}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EUNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "gelu");
+    t_write_str(dir, "config.json", "{\"model_type\":\"llama\",\"hidden_size\":32,\"intermediate_size\":40,"
+                "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"vocab_size\":64,"
+                "\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4}}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EUNSUPPORTED);
+    CHECK_CONTAINS(err.msg, "yarn");
+    t_write_str(dir, "config.json", "{\"model_type\":\"gpt2\"}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EUNSUPPORTED);
+    t_write_str(dir, "config.json", "{\"model_type\":\"llama\",\"hidden_size\":-5}");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+    t_write_str(dir, "config.json", "not json");
+    CHECK(rl_model_load_hf(&m, dir, &err) == RL_EFORMAT);
+}
+
+TEST(engine_safetensors_roundtrip_and_shards) {
+    // write the fixture's weights as two BF16 shards with an index, load, compare
+    fx x;
+    fx_open(&x, "gqa_tied");
+    char *dir = t_tmpdir();
+    rl_error err = {0};
+    int nt = rl_params_count(&x.m.cfg);
+    rl_tensor_ref *refs = rl_xcalloc((size_t)nt, sizeof *refs);
+    rl_params_list(&x.m.cfg, &x.m.w, refs);
+    rl_st_entry *e = rl_xcalloc((size_t)nt, sizeof *e);
+    for (int i = 0; i < nt; i++) {
+        e[i].name = refs[i].name;
+        e[i].data = refs[i].data;
+        e[i].ndim = refs[i].ndim;
+        e[i].shape[0] = refs[i].shape[0];
+        e[i].shape[1] = refs[i].shape[1];
+    }
+    int half = nt / 2;
+    CHECK_OK(rl_st_write(t_fmt("%s/a.safetensors", dir), e, half, RL_ST_BF16, &err));
+    CHECK_OK(rl_st_write(t_fmt("%s/b.safetensors", dir), e + half, nt - half, RL_ST_BF16, &err));
+    rl_buf idx = {0};
+    rl_buf_puts(&idx, "{\"metadata\":{},\"weight_map\":{");
+    for (int i = 0; i < nt; i++) rl_buf_printf(&idx, "%s\"%s\":\"%s\"", i ? "," : "", refs[i].name, i < half ? "a.safetensors" : "b.safetensors");
+    rl_buf_puts(&idx, "}}");
+    t_write_str(dir, "model.safetensors.index.json", idx.data);
+    CHECK_EQ_INT(t_run(t_fmt("cp %s/config.json %s/", fixture("gqa_tied"), dir), NULL, 0), 0);
+    rl_model m2;
+    rl_status s = rl_model_load_hf(&m2, dir, &err);
+    CHECK_MSG(s == RL_OK, "%s", err.msg);
+    if (s == RL_OK) {
+        CHECK(m2.w.n == x.m.w.n);
+        CHECK(memcmp(m2.w.mem, x.m.w.mem, x.m.w.n * sizeof(float)) == 0); // BF16-exact values
+        rl_model_free(&m2);
+    }
+    // an index pointing outside the folder is refused
+    t_write_str(dir, "model.safetensors.index.json", "{\"weight_map\":{\"x\":\"../../etc/passwd\"}}");
+    CHECK(rl_model_load_hf(&m2, dir, &err) == RL_EFORMAT);
+    rl_buf_free(&idx);
+    free(e);
+    free(refs);
+    fx_close(&x);
+}
+
+/* ---- training: 10 AdamW steps against PyTorch's torch.optim.AdamW ------------------------ */
+
+#include "train/train.h"
+
+static void check_adamw(const char *name, int lora) {
+    fx x;
+    fx_open(&x, name);
+    rl_error err = {0};
+    rl_lora lo;
+    if (lora) {
+        CHECK_OK(rl_lora_load_peft(&lo, &x.m.cfg, t_fmt("%s/lora", fixture(name)), &err));
+        x.m.lora = &lo;
+    }
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, x.B, x.T, &err));
+    rl_trainer tr;
+    CHECK_OK(rl_trainer_init(&tr, &x.m, lora, 0.1f, 1.0f, &err));
+    size_t n;
+    float *want = ref_floats(&x.ref, lora ? "lora_adamw.losses" : "adamw.losses", &n);
+    CHECK_EQ_INT(n, 11);
+    float got[11];
+    for (int step = 0; step < 11; step++) {
+        CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, NULL, x.B, x.T, &got[step], &err));
+        if (step == 10) break;
+        rl_trainer_zero_grad(&tr);
+        rl_trainer_backward(&tr, &a, 1.0f / (float)a.n_valid);
+        rl_trainer_step(&tr, 1e-2f);
+    }
+    fprintf(stderr, "    %s: loss %.5f -> %.5f (torch %.5f -> %.5f)\n", lora ? "LoRA" : "full", got[0], got[10], want[0], want[10]);
+    double worst = 0; // each loss on its own: the late, small ones matter as much as the first
+    for (int i = 0; i < 11; i++) {
+        double d = fabs((double)got[i] - want[i]) / fabs(want[i]);
+        worst = d > worst ? d : worst;
+    }
+    fprintf(stderr, "    %-62s max rel diff %.2e (tol 1e-04)\n", t_fmt("%s %s 11 losses over 10 AdamW steps", name, lora ? "LoRA" : "full"), worst);
+    CHECK(worst <= 1e-4);
+    CHECK(got[10] < got[0]);
+    free(want);
+    rl_trainer_free(&tr);
+    rl_acts_free(&a);
+    if (lora) rl_lora_free(&lo);
+    fx_close(&x);
+}
+
+TEST(train_adamw_full_10_steps_vs_pytorch) { check_adamw("gqa_tied", 0); }
+TEST(train_adamw_lora_10_steps_vs_pytorch) { check_adamw("gqa_tied", 1); }
+
+TEST(train_schedules) {
+    // transformers: warmup 0 -> lr, linear to 0 at total, cosine half-wave
+    CHECK(rl_sched_lr(RL_SCHED_CONSTANT, 1.0f, 0, 10, 100) == 0.0f);
+    CHECK(fabsf(rl_sched_lr(RL_SCHED_CONSTANT, 1.0f, 5, 10, 100) - 0.5f) < 1e-7f);
+    CHECK(rl_sched_lr(RL_SCHED_CONSTANT, 1.0f, 50, 10, 100) == 1.0f);
+    CHECK(fabsf(rl_sched_lr(RL_SCHED_LINEAR, 1.0f, 55, 10, 100) - 0.5f) < 1e-6f);
+    CHECK(rl_sched_lr(RL_SCHED_LINEAR, 1.0f, 100, 10, 100) == 0.0f);
+    CHECK(fabsf(rl_sched_lr(RL_SCHED_COSINE, 1.0f, 55, 10, 100) - 0.5f) < 1e-6f);
+    CHECK(fabsf(rl_sched_lr(RL_SCHED_COSINE, 2.0f, 10, 10, 100) - 2.0f) < 1e-6f);
+    CHECK(rl_sched_parse("cosine") == RL_SCHED_COSINE && rl_sched_parse("nope") == -1);
+    CHECK(rl_clip_coef(10.0, 1.0f) < 0.1f && rl_clip_coef(0.5, 1.0f) == 1.0f);
+}
+
+/* Blocked sgemm attention (T > one 128-row block, GQA, packing) against a naive reference. */
+TEST(tensor_attention_blocks_vs_naive) {
+    int B = 2, T = 300, NH = 4, NKV = 2, HD = 8, QD = NH * HD, KD = NKV * HD;
+    size_t nq = (size_t)B * T * QD, nk = (size_t)B * T * KD;
+    float *q = rl_xmalloc(nq * 4), *k = rl_xmalloc(nk * 4), *v = rl_xmalloc(nk * 4), *dout = rl_xmalloc(nq * 4);
+    float *out = rl_xmalloc(nq * 4), *att = rl_xcalloc((size_t)B * NH * T * T, 4), *scr = rl_xmalloc((size_t)T * T * 4);
+    float *dq = rl_xmalloc(nq * 4), *dk = rl_xmalloc(nk * 4), *dv = rl_xmalloc(nk * 4);
+    double *rout = rl_xcalloc(nq, 8), *rdq = rl_xcalloc(nq, 8), *rdk = rl_xcalloc(nk, 8), *rdv = rl_xcalloc(nk, 8);
+    int *seg = rl_xmalloc((size_t)B * T * sizeof(int));
+    for (size_t i = 0; i < nq; i++) q[i] = sinf(0.37f * i), dout[i] = cosf(0.11f * i);
+    for (size_t i = 0; i < nk; i++) k[i] = cosf(0.23f * i), v[i] = sinf(0.07f * i + 1);
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) seg[b * T + t] = b == 1 && t >= 170; // row 1: two packed samples
+    rl_attention_forward(out, att, q, k, v, seg, B, T, NH, NKV, HD, NULL);
+    rl_attention_backward(dq, dk, dv, scr, dout, att, q, k, v, seg, B, T, NH, NKV, HD, NULL);
+    double *p = rl_xmalloc((size_t)T * 8), *dp = rl_xmalloc((size_t)T * 8);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++) {
+                int kh = h / (NH / NKV);
+                const float *qt = q + ((size_t)b * T + t) * QD + h * HD;
+                double mx = -1e300, sum = 0;
+                for (int s = 0; s <= t; s++) {
+                    p[s] = -1e300;
+                    if (seg[b * T + s] != seg[b * T + t]) continue;
+                    double d = 0;
+                    for (int i = 0; i < HD; i++) d += (double)qt[i] * k[((size_t)b * T + s) * KD + kh * HD + i];
+                    p[s] = d / sqrt(HD);
+                    mx = p[s] > mx ? p[s] : mx;
+                }
+                for (int s = 0; s <= t; s++) sum += (p[s] = p[s] < -1e299 ? 0 : exp(p[s] - mx));
+                double dsum = 0;
+                for (int s = 0; s <= t; s++) {
+                    p[s] /= sum;
+                    const float *vs = v + ((size_t)b * T + s) * KD + kh * HD;
+                    const float *dt = dout + ((size_t)b * T + t) * QD + h * HD;
+                    dp[s] = 0;
+                    for (int i = 0; i < HD; i++) {
+                        rout[((size_t)b * T + t) * QD + h * HD + i] += p[s] * vs[i];
+                        rdv[((size_t)b * T + s) * KD + kh * HD + i] += p[s] * dt[i];
+                        dp[s] += (double)dt[i] * vs[i];
+                    }
+                    dsum += p[s] * dp[s];
+                }
+                for (int s = 0; s <= t; s++) {
+                    double ds = p[s] * (dp[s] - dsum) / sqrt(HD);
+                    for (int i = 0; i < HD; i++) {
+                        rdq[((size_t)b * T + t) * QD + h * HD + i] += ds * k[((size_t)b * T + s) * KD + kh * HD + i];
+                        rdk[((size_t)b * T + s) * KD + kh * HD + i] += ds * qt[i];
+                    }
+                }
+            }
+    float *f = rl_xmalloc(nq * 4);
+    for (size_t i = 0; i < nq; i++) f[i] = (float)rout[i];
+    double d_out = max_rel(out, f, nq);
+    for (size_t i = 0; i < nq; i++) f[i] = (float)rdq[i];
+    double d_q = max_rel(dq, f, nq);
+    for (size_t i = 0; i < nk; i++) f[i] = (float)rdk[i];
+    double d_k = max_rel(dk, f, nk);
+    for (size_t i = 0; i < nk; i++) f[i] = (float)rdv[i];
+    double d_v = max_rel(dv, f, nk);
+    fprintf(stderr, "    attention T=300 (3 blocks, GQA, packed): out %.1e dq %.1e dk %.1e dv %.1e (tol 1e-5)\n", d_out, d_q, d_k, d_v);
+    CHECK(d_out < 1e-5 && d_q < 1e-5 && d_k < 1e-5 && d_v < 1e-5);
+    void *all[] = {q, k, v, dout, out, att, scr, dq, dk, dv, rout, rdq, rdk, rdv, seg, p, dp, f};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) free(all[i]);
+}
+
+/* Gradient checkpointing recomputes each layer in backward: the same gradients, bit for bit. */
+TEST(engine_checkpointing_same_gradients) {
+    const char *names[] = {"gqa_tied", "packed", "qwen2_bias"};
+    for (int f = 0; f < 3; f++) {
+        fx x;
+        fx_open(&x, names[f]);
+        rl_error err = {0};
+        rl_params g[2];
+        float loss[2];
+        for (int ck = 0; ck < 2; ck++) {
+            rl_acts a;
+            CHECK_OK(rl_acts_init_ex(&a, &x.m, x.B, x.T, ck, &err));
+            CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, x.pos, x.seg, x.B, x.T, &loss[ck], &err));
+            CHECK_OK(rl_params_init(&g[ck], &x.m.cfg, &err));
+            rl_model_backward(&x.m, &a, &g[ck], NULL, 1.0f / (float)a.n_valid);
+            rl_acts_free(&a);
+        }
+        CHECK(loss[0] == loss[1]);
+        CHECK_MSG(memcmp(g[0].mem, g[1].mem, g[0].n * sizeof(float)) == 0, "%s: checkpointed gradients differ", names[f]);
+        rl_params_free(&g[0]);
+        rl_params_free(&g[1]);
+        fx_close(&x);
+    }
+    // and it saves memory: L layers of activations become one
+    fx x;
+    fx_open(&x, "gqa_tied");
+    rl_acts a0, a1;
+    rl_error err;
+    CHECK_OK(rl_acts_init_ex(&a0, &x.m, 4, 64, 0, &err));
+    CHECK_OK(rl_acts_init_ex(&a1, &x.m, 4, 64, 1, &err));
+    fprintf(stderr, "    activations for 4x64: %.2f MB, with checkpointing %.2f MB\n", a0.n * 4e-6, a1.n * 4e-6);
+    CHECK(a1.n < a0.n * 3 / 4);
+    rl_acts_free(&a0);
+    rl_acts_free(&a1);
+    fx_close(&x);
+}
+
+/* LoRA dropout: gradients agree with finite differences of the (deterministic) dropped loss. */
+TEST(engine_lora_dropout_gradients_finite_differences) {
+    fx x;
+    fx_open(&x, "gqa_tied");
+    rl_error err = {0};
+    rl_lora lo, lg;
+    CHECK_OK(rl_lora_load_peft(&lo, &x.m.cfg, t_fmt("%s/lora", fixture("gqa_tied")), &err));
+    CHECK_OK(rl_lora_init(&lg, &x.m.cfg, lo.r, lo.alpha, 0, lo.targets, 0, 1, &err));
+    x.m.lora = &lo;
+    rl_acts a;
+    CHECK_OK(rl_acts_init(&a, &x.m, x.B, x.T, &err));
+    float l_plain, l_inactive, l_drop, l_drop2;
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, NULL, NULL, x.B, x.T, &l_plain, &err));
+    lo.dropout = 0.3f;
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, NULL, NULL, x.B, x.T, &l_inactive, &err));
+    CHECK(l_plain == l_inactive); // not active: no dropout
+    lo.dropout_active = 1;
+    lo.dropout_seed = 1234;
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, NULL, NULL, x.B, x.T, &l_drop, &err));
+    CHECK(l_drop != l_plain);
+    rl_model_backward(&x.m, &a, NULL, &lg, 1.0f / (float)a.n_valid);
+    CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, NULL, NULL, x.B, x.T, &l_drop2, &err));
+    CHECK(l_drop == l_drop2); // the mask is a function of the seed
+    double worst = 0;
+    int checked = 0;
+    for (int m = 0; m < RL_MOD_COUNT; m++)
+        for (int ab = 0; ab < 2; ab++) {
+            float *p = ab ? lo.b[m] : lo.a[m], *g = ab ? lg.b[m] : lg.a[m];
+            for (int k = 0; k < 3; k++) {
+                size_t i = (size_t)(k * 37 + m * 5 + ab) % 64;
+                float keep = p[i], h = 1e-2f, lp, lm;
+                p[i] = keep + h;
+                CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, NULL, NULL, x.B, x.T, &lp, &err));
+                p[i] = keep - h;
+                CHECK_OK(rl_model_forward(&x.m, &a, x.tokens, x.targets, NULL, NULL, x.B, x.T, &lm, &err));
+                p[i] = keep;
+                double num = ((double)lp - lm) / (2.0 * h), d = fabs(num - g[i]) / (fabs(num) + 1e-2);
+                if (d > worst) worst = d;
+                checked++;
+            }
+        }
+    fprintf(stderr, "    LoRA dropout 0.3: %d gradients vs central differences: max rel diff %.2e (tol 2e-2)\n", checked, worst);
+    CHECK(worst < 2e-2);
+    rl_acts_free(&a);
+    rl_lora_free(&lg);
+    rl_lora_free(&lo);
+    fx_close(&x);
+}
