@@ -181,7 +181,7 @@ TEST(stories260k_convert_to_hf_same_text_and_nll) {
     free(a);
     free(b);
     free(want);
-    CHECK(t_run(t_fmt("%s convert %s %s/x --to gguf 2>/dev/null", t_bin(), bin, dir), NULL, 0) == 2);
+    CHECK(t_run(t_fmt("%s convert %s %s/x --to onnx 2>/dev/null", t_bin(), bin, dir), NULL, 0) == 2);
 }
 
 TEST(lora_merged_export_scores_as_base_plus_adapter) {
