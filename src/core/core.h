@@ -177,6 +177,12 @@ int rl_utf8_valid(const char *s, size_t n);
 /* Decodes one code point at s (returns its length, or 0 if invalid). */
 int rl_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 
+/* Collapses whitespace runs to one space and trims; caller frees. */
+char *rl_text_normalize_ws(const char *s, size_t n);
+/* Whitespace-normalised containment: runs of spaces and newlines count as one space, so a
+ * quote re-wrapped by a model still matches its source. */
+int rl_text_contains_normalized(const char *hay, const char *needle);
+
 /* Edit distance, for "did you mean" hints. */
 int rl_levenshtein(const char *a, const char *b);
 

@@ -105,8 +105,6 @@ typedef struct rl_verdict {
 
 /* Checks a chain-of-thought answer against its oracle chunk. */
 void rl_verify_answer(const char *cot, const char *chunk_text, rl_verdict *v);
-/* Whitespace-normalised containment: runs of spaces/newlines count as one space. */
-int rl_text_contains_normalized(const char *hay, const char *needle);
 
 /* MinHash signatures over word 3-shingles, for near-duplicate questions. */
 #define RL_MINHASH_K 64

@@ -15,30 +15,6 @@
 #define END_QUOTE "##end_quote##"
 #define ANSWER_TAG "<ANSWER>:"
 
-/* Collapses whitespace runs to one space and trims; caller frees. */
-static char *normalize_ws(const char *s, size_t n) {
-    rl_buf b = {0};
-    int space = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isspace((unsigned char)s[i])) {
-            space = b.len > 0;
-            continue;
-        }
-        if (space) rl_buf_putc(&b, ' ');
-        space = 0;
-        rl_buf_putc(&b, s[i]);
-    }
-    return rl_buf_take(&b);
-}
-
-int rl_text_contains_normalized(const char *hay, const char *needle) {
-    char *h = normalize_ws(hay, strlen(hay)), *n = normalize_ws(needle, strlen(needle));
-    int found = n[0] && strstr(h, n) != NULL;
-    free(h);
-    free(n);
-    return found;
-}
-
 /* Numbers of a text with thousands separators removed: "1,500.00" -> "1500.00". */
 static int next_number(const char *s, size_t *i, char *out, size_t cap) {
     while (s[*i] && !isdigit((unsigned char)s[*i])) (*i)++;
@@ -66,7 +42,7 @@ void rl_verify_answer(const char *cot, const char *chunk, rl_verdict *v) {
     for (const char *p = strstr(cot, ANSWER_TAG); p; p = strstr(p + 1, ANSWER_TAG)) tag = p;
     if (tag) {
         const char *a = tag + strlen(ANSWER_TAG);
-        v->final_answer = normalize_ws(a, strlen(a));
+        v->final_answer = rl_text_normalize_ws(a, strlen(a));
     }
     if (!v->final_answer || !v->final_answer[0]) {
         v->reason = "no_final_answer";
@@ -87,7 +63,7 @@ void rl_verify_answer(const char *cot, const char *chunk, rl_verdict *v) {
             return;
         }
         char *quote = rl_xstrndup(q, (size_t)(e - q));
-        char *nq = normalize_ws(quote, strlen(quote));
+        char *nq = rl_text_normalize_ws(quote, strlen(quote));
         int ok = nq[0] && rl_text_contains_normalized(chunk, nq);
         if (!ok) {
             v->reason = nq[0] ? "quote_not_in_chunk" : "empty_quote";
