@@ -10,6 +10,7 @@ static const rl_cli_verb verbs[] = {
     {"ingest", cmd_ingest, "documents -> chunks -> store with keyword (BM25) search"},
     {"search", cmd_search, "search the store (BM25)"},
     {"synth", cmd_synth, "chunks -> teacher -> verified questions and cited answers -> RAFT datasets"},
+    {"run", cmd_run, "every stage from one raftlm.yaml: ingest, synth, train, eval, export (unchanged ones skipped)"},
     {"eval", cmd_eval, "held-out questions -> retrieval metrics and answer quality (EM, F1, numeric match, citations)"},
     {"generate", cmd_generate, "generate text from a model (greedy or sampled)"},
     {"train", cmd_train, "fine-tune the base model (LoRA or full) on the configured datasets"},
