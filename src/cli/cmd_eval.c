@@ -173,6 +173,8 @@ int cmd_eval(int argc, char **argv) {
     rl_eval_set set = {0};
     gen_ctx g = {0};
     int have_model = 0;
+    rl_embedder *emb = NULL;
+    rl_dense *dense = NULL;
     json_t *root = json_object(), *jmodes = json_object();
     char *qpath = questions ? rl_xstrdup(questions) : cfg.eval.questions ? rl_xstrdup(cfg.eval.questions) : NULL;
     if (!qpath) {
@@ -228,12 +230,29 @@ int cmd_eval(int argc, char **argv) {
     }
     rl_info("eval: %zu questions from %s", set.n, qpath);
     if (want[0]) {
-        rl_eval_retrieval r;
-        if (rl_eval_retrieval_run(store, &set, &r, &err)) goto fail;
-        json_t *m = json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "n", r.n, "recall@1", r.recall[1], "recall@3", r.recall[3], "recall@5",
-                              r.recall[5], "mrr", r.mrr, "ndcg@10", r.ndcg10);
-        store_result(store, "bm25", "retrieval", k, m);
-        json_object_set_new(jmodes, "retrieval", m);
+        /* bm25, and with an embedding model also dense and hybrid ("retrieval" is the configured one) */
+        const char *mode = strcmp(cfg.retrieval.mode, "auto") == 0 ? (cfg.retrieval.embedding_model ? "hybrid" : "bm25") : cfg.retrieval.mode;
+        if (cfg.retrieval.embedding_model) {
+            if (rl_embedder_open(&emb, cfg.retrieval.embedding_model, cfg.retrieval.embedding_tokenizer, cfg.threads, &err)) goto fail;
+            char *idx = rl_path_join(cfg.output_dir, "vectors.idx");
+            rl_status ds = rl_dense_open(&dense, emb, idx, &err);
+            free(idx);
+            if (ds) goto fail;
+        }
+        rl_hybrid_opts ho = {cfg.retrieval.rrf_k, cfg.retrieval.bm25_weight, cfg.retrieval.dense_weight};
+        const char *names[3] = {"bm25", "dense", "hybrid"};
+        for (int rm = 0; rm < (dense ? 3 : 1); rm++) {
+            rl_eval_retrieval r;
+            if (rl_eval_retrieval_run(store, &set, rm ? dense : NULL, rm == 2, &ho, &r, &err)) goto fail;
+            json_t *m = json_pack("{s:i, s:f, s:f, s:f, s:f, s:f}", "n", r.n, "recall@1", r.recall[1], "recall@3", r.recall[3], "recall@5",
+                                  r.recall[5], "mrr", r.mrr, "ndcg@10", r.ndcg10);
+            store_result(store, names[rm], "retrieval", k, m);
+            char key[32];
+            snprintf(key, sizeof key, "retrieval_%s", names[rm]);
+            if (strcmp(mode, names[rm]) == 0) json_object_set(jmodes, "retrieval", m);
+            if (dense) json_object_set(jmodes, key, m);
+            json_decref(m);
+        }
     }
     rl_eval_mode ms[3] = {RL_EVAL_CLOSED_BOOK, RL_EVAL_RAG, RL_EVAL_ORACLE};
     for (int i = 0; i < 3 && answering; i++) {
@@ -259,11 +278,11 @@ int cmd_eval(int argc, char **argv) {
         printf("%s\n", s);
         free(s);
     } else {
-        printf("%-12s %-10s %6s  %s\n", "mode", "model", "n", "metrics");
+        printf("%-16s %-10s %6s  %s\n", "mode", "model", "n", "metrics");
         const char *key;
         json_t *m;
         json_object_foreach(jmodes, key, m) {
-            printf("%-12s %-10.10s %6lld ", key, strcmp(key, "retrieval") == 0 ? "bm25" : model_name,
+            printf("%-16s %-10.10s %6lld ", key, strncmp(key, "retrieval", 9) == 0 ? "-" : model_name,
                    (long long)json_integer_value(json_object_get(m, "n")));
             const char *mk;
             json_t *mv;
@@ -280,6 +299,8 @@ out:
     if (g.kv_ready) rl_kv_free(&g.kv);
     if (have_model) cli_model_close(&g.cm);
     rl_eval_set_free(&set);
+    rl_dense_close(dense);
+    rl_embedder_free(emb);
     rl_store_close(store);
     free(qpath);
     free(db_path);

@@ -98,9 +98,16 @@ static const field fields[] = {
      "count tokens with this tokenizer (null: a word-based estimate, see docs/chunking.md)"},
 
     {"retrieval", F_SECTION, 0, 0, NONE, 0, "search over the chunks"},
-    {"retrieval.mode", F_ENUM, O(retrieval.mode), "bm25", NONE, "bm25|dense|hybrid", "bm25 (keyword), dense (embeddings) or hybrid (both)"},
+    {"retrieval.mode", F_ENUM, O(retrieval.mode), "auto", NONE, "auto|bm25|dense|hybrid",
+     "bm25 (keyword), dense (embeddings), hybrid (both, fused by reciprocal rank); auto: hybrid with an embedding model, else bm25"},
     {"retrieval.k", F_INT, O(retrieval.k), "5", 1, 1000, 0, "chunks retrieved per question"},
-    {"retrieval.embedding_model", F_PATH, O(retrieval.embedding_model), "null", NONE, 0, "embedding model for dense retrieval"},
+    {"retrieval.embedding_model", F_PATH, O(retrieval.embedding_model), "null", NONE, 0,
+     "embedding model for dense retrieval (any model raftlm loads; mean-pooled hidden states)"},
+    {"retrieval.embedding_tokenizer", F_PATH, O(retrieval.embedding_tokenizer), "null", NONE, 0,
+     "tokenizer of the embedding model when it is not beside it"},
+    {"retrieval.rrf_k", F_INT, O(retrieval.rrf_k), "60", 1, 100000, 0, "hybrid: the k of reciprocal rank fusion, 1/(k + rank)"},
+    {"retrieval.bm25_weight", F_FLOAT, O(retrieval.bm25_weight), "1.0", 0, 1000, 0, "hybrid: weight of the keyword ranking"},
+    {"retrieval.dense_weight", F_FLOAT, O(retrieval.dense_weight), "1.0", 0, 1000, 0, "hybrid: weight of the embedding ranking"},
     {"retrieval.stemming", F_BOOL, O(retrieval.stemming), "true", NONE, 0, "Porter stemming in the keyword index"},
 
     {"teacher", F_SECTION, 0, 0, NONE, 0, "the model that writes questions and cited answers"},

@@ -242,7 +242,8 @@ static int oracle_rank(const rl_hit *hits, size_t n, const char *oracle) {
     return 0;
 }
 
-rl_status rl_eval_retrieval_run(rl_store *store, const rl_eval_set *set, rl_eval_retrieval *out, rl_error *err) {
+rl_status rl_eval_retrieval_run(rl_store *store, const rl_eval_set *set, rl_dense *dense, int hybrid, const rl_hybrid_opts *ho,
+                                rl_eval_retrieval *out, rl_error *err) {
     memset(out, 0, sizeof *out);
     rl_progress bar;
     rl_progress_start(&bar, "eval retrieval", "questions", (double)set->n);
@@ -251,7 +252,9 @@ rl_status rl_eval_retrieval_run(rl_store *store, const rl_eval_set *set, rl_eval
         if (!set->q[i].oracle_doc) continue;
         rl_hit *hits;
         size_t n;
-        rl_status s = rl_search_bm25(store, set->q[i].question, 50, &hits, &n, err);
+        rl_status s = !dense   ? rl_search_bm25(store, set->q[i].question, 50, &hits, &n, err)
+                      : hybrid ? rl_search_hybrid(store, dense, ho, set->q[i].question, 50, &hits, &n, err)
+                               : rl_search_dense(store, dense, set->q[i].question, 50, &hits, &n, err);
         if (s) {
             rl_progress_finish(&bar);
             return s;

@@ -70,8 +70,11 @@ typedef struct rl_eval_retrieval {
     double mrr, ndcg10; /* means */
 } rl_eval_retrieval;
 
-/* BM25 retrieval of every question with an oracle_doc: documents ranked by their best chunk. */
-rl_status rl_eval_retrieval_run(rl_store *store, const rl_eval_set *set, rl_eval_retrieval *out, rl_error *err);
+/* Retrieval of every question with an oracle_doc: documents ranked by their best chunk. With
+ * dense NULL the ranking is BM25; with dense, hybrid selects reciprocal rank fusion (ho may be
+ * NULL for the defaults), else dense only. */
+rl_status rl_eval_retrieval_run(rl_store *store, const rl_eval_set *set, rl_dense *dense, int hybrid, const rl_hybrid_opts *ho,
+                                rl_eval_retrieval *out, rl_error *err);
 
 /* Generates text for a prompt (the user turn); returns a malloc'ed string or NULL on failure
  * with err set. */
