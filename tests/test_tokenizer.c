@@ -890,3 +890,45 @@ TEST(tok_cli_chat) {
     free(out);
     free(cmd);
 }
+
+/* ---- one tokenizer, many threads ------------------------------------------------------------- */
+
+typedef struct par_ctx {
+    const rl_tokenizer *tok;
+    corpus *c;
+    size_t *counts;
+} par_ctx;
+
+static void par_encode(void *arg, size_t i, int thread) {
+    (void)thread;
+    par_ctx *p = arg;
+    size_t k = i % p->c->count;
+    int32_t *ids;
+    size_t n;
+    rl_error err;
+    if (rl_tok_encode(p->tok, p->c->s[k], p->c->n[k], 1, &ids, &n, &err) == RL_OK) {
+        p->counts[i] = n;
+        free(ids);
+    }
+}
+
+TEST(tok_shared_across_threads) {
+    char *dir = unpack("qwen3");
+    if (!dir) SKIP("fixture absent");
+    rl_tokenizer *tok = NULL;
+    rl_error err = {0};
+    CHECK_OK(rl_tok_load(&tok, dir, &err));
+    if (!tok) return;
+    corpus c = load_corpus();
+    size_t total = c.count * 4;
+    size_t *seq = calloc(total, sizeof *seq), *par = calloc(total, sizeof *par);
+    par_ctx a = {tok, &c, seq}, b = {tok, &c, par};
+    for (size_t i = 0; i < total; i++) par_encode(&a, i, 0);
+    rl_pool *pool = rl_pool_create(4);
+    rl_pool_for(pool, total, par_encode, &b);
+    rl_pool_free(pool);
+    CHECK(memcmp(seq, par, total * sizeof *seq) == 0);
+    free(seq);
+    free(par);
+    rl_tok_free(tok);
+}
