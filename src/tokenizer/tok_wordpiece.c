@@ -1,8 +1,9 @@
 /* tok_wordpiece.c - BERT's WordPiece: greedy longest-match-first over the characters of a word,
  * later pieces carrying the continuing-subword prefix ("##"); a word with an unmatchable part,
  * or longer than max_input_chars_per_word characters, becomes the unknown token. The longest
- * match is searched from the end of the word down, so a word of L characters costs O(L^2)
- * lookups; L is bounded by max_input_chars_per_word (100 by default). */
+ * match is searched from the longest piece the vocabulary could hold down, so a word of L
+ * characters costs O(L * P) lookups for pieces of at most P bytes; L is bounded by
+ * max_input_chars_per_word (100 by default). */
 #include "tokenizer/tok_internal.h"
 
 #include <stdlib.h>
@@ -27,7 +28,9 @@ void tok_wordpiece_word(const rl_tokenizer *t, const char *w, size_t n, tok_ids 
     size_t start = 0;
     int unknown = 0;
     while (start < nc) {
+        /* no piece is longer than the longest in the vocabulary: start the search there */
         size_t end = nc;
+        while (end > start + 1 && cb[end] - cb[start] + (start > 0 ? pl : 0) > (size_t)t->max_piece_len) end--;
         int32_t found = -1;
         while (start < end) {
             b.len = 0;
