@@ -126,7 +126,7 @@ pcre2_code *tok_regex_compile(const char *pattern, size_t len, int literal, rl_e
     PCRE2_SIZE eo;
     pcre2_code *re;
     if (literal) {
-        re = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_UTF | PCRE2_UCP | PCRE2_LITERAL, &ec, &eo, NULL);
+        re = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_UTF | PCRE2_LITERAL, &ec, &eo, NULL);
     } else {
         char *rw = regex_rewrite(pattern, len);
         re = pcre2_compile((PCRE2_SPTR)rw, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
@@ -633,6 +633,7 @@ static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_bu
         case PRE_BYTELEVEL:
             if (p->add_prefix_space && !(len > 0 && ar->data[off] == ' ')) {
                 size_t noff = ar->len;
+                rl_buf_reserve(ar, len + 1); /* the copy reads from ar itself: grow it first */
                 rl_buf_putc(ar, ' ');
                 rl_buf_append(ar, ar->data + off, len);
                 off = noff, len = len + 1;
