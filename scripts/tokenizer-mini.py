@@ -131,3 +131,12 @@ write("mini-spm", {
               "vocab": vocab, "merges": [[a, b] for a, b in merges]},
 })
 print("wrote mini-bl, mini-spm")
+
+# ---- mini-unk: mini-spm without byte fallback, so that rare characters become <unk> and fuse_unk
+# joins runs of them; a plain Metaspace pre-tokenizer (prepend_scheme always)
+tj = json.load(open(os.path.join(fx, "mini-spm", "tokenizer.json"), encoding="utf-8"))
+tj["model"]["byte_fallback"] = False
+tj["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": False}
+tj["normalizer"] = None
+write("mini-unk", tj)
+print("wrote mini-unk")

@@ -279,6 +279,7 @@ TEST(tok_json_gpt4o_matches_hf) { check_against_reference("gpt4o", RL_TOK_BPE_BY
 TEST(tok_json_gemma3_matches_hf) { check_against_reference("gemma3", RL_TOK_BPE_SPM, RT_EXACT); }
 TEST(tok_json_mini_bytelevel_matches_hf) { check_against_reference("mini-bl", RL_TOK_BPE_BYTES, RT_NONE); }
 TEST(tok_json_mini_sentencepiece_matches_hf) { check_against_reference("mini-spm", RL_TOK_BPE_SPM, RT_NONE); }
+TEST(tok_json_mini_fuse_unk_matches_hf) { check_against_reference("mini-unk", RL_TOK_BPE_SPM, RT_NONE); }
 TEST(tok_json_wordpiece_matches_hf) { check_against_reference("wordpiece", RL_TOK_WORDPIECE, RT_NONE); }
 TEST(tok_json_mistral_matches_hf) { check_against_reference("mistral", RL_TOK_BPE_SPM, RT_NO_SPECIALS); }
 

@@ -689,10 +689,24 @@ static void model_word(const rl_tokenizer *t, const char *w, size_t n, tok_scrat
     else tok_bpe_word(t, w, n, s, out);
 }
 
+/* fuse_unk: consecutive unknown tokens of one model call become one (the reference applies it
+ * to all the pre-tokens of a section together) */
+static void fuse_unknowns(const rl_tokenizer *t, tok_ids *out, size_t from) {
+    if (!t->fuse_unk || t->unk < 0) return;
+    size_t w = from;
+    for (size_t i = from; i < out->n; i++) {
+        if (out->v[i] == t->unk && w > from && out->v[w - 1] == t->unk) continue;
+        out->v[w++] = out->v[i];
+    }
+    out->n = w;
+}
+
 static rl_status pretok_and_model(const rl_tokenizer *t, const char *s, size_t n, int section_index, rx *x,
                                   tok_scratch *sc, tok_ids *out, rl_error *err) {
+    size_t from = out->n;
     if (t->n_pres == 0) {
         model_word(t, s, n, sc, out);
+        fuse_unknowns(t, out, from);
         return RL_OK;
     }
     rl_buf ar = {0};
@@ -706,8 +720,10 @@ static rl_status pretok_and_model(const rl_tokenizer *t, const char *s, size_t n
         a = b;
         b = tmp;
     }
-    if (!st)
+    if (!st) {
         for (size_t k = 0; k < a.n; k++) model_word(t, ar.data + a.off[k], a.len[k], sc, out);
+        fuse_unknowns(t, out, from);
+    }
     free(a.off);
     free(a.len);
     free(b.off);
