@@ -246,6 +246,14 @@ void tok_scratch_free(tok_scratch *s) {
     free(s->sym);
     free(s->heap);
     rl_buf_free(&s->tmp);
+    tok_cache *c = &s->cache;
+    free(c->slot);
+    free(c->woff);
+    free(c->wlen);
+    free(c->ioff);
+    free(c->ilen);
+    rl_buf_free(&c->words);
+    free(c->ids);
 }
 
 /* ---- finishing a loaded tokenizer ---- */

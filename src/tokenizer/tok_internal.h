@@ -163,12 +163,24 @@ uint32_t tok_byte_to_cp(int b);
 int tok_cp_to_byte(uint32_t cp);
 
 /* scratch for one encode call */
+/* per-call cache of short pre-tokens already encoded (words repeat a lot in real text) */
+typedef struct tok_cache {
+    uint32_t *slot;   /* entry index + 1, 0 = empty */
+    size_t mask;
+    uint32_t *woff, *wlen, *ioff, *ilen; /* word bytes in words, ids in ids */
+    size_t n, cap;
+    rl_buf words;
+    int32_t *ids;
+    size_t n_ids, cap_ids;
+} tok_cache;
+
 typedef struct tok_scratch {
     struct tok_sym *sym;
     size_t sym_cap;
     uint64_t *heap;
     size_t heap_cap;
     rl_buf tmp;
+    tok_cache cache;
 } tok_scratch;
 void tok_scratch_free(tok_scratch *s);
 

@@ -214,6 +214,12 @@ static void js_trim(const char *s, size_t n, int left, int right, size_t *b, siz
 }
 
 static void unicode_form(const char *s, size_t n, int options, rl_buf *out) {
+    size_t i = 0;
+    while (i < n && (unsigned char)s[i] < 0x80) i++;
+    if (i == n) { /* ASCII is invariant under all four forms */
+        rl_buf_append(out, s, n);
+        return;
+    }
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst, options);
     if (r < 0) rl_buf_append(out, s, n); /* cannot happen on valid UTF-8; keep the text */
@@ -682,11 +688,74 @@ static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_bu
 
 /* ---- the model --------------------------------------------------------------------- */
 
-static void model_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out) {
-    if (n == 0) return;
+static void model_word_uncached(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out) {
     if (t->kind == RL_TOK_WORDPIECE) tok_wordpiece_word(t, w, n, out);
     else if (t->kind == RL_TOK_SPM_SCORES) tok_spm_word(t, w, n, s, out);
     else tok_bpe_word(t, w, n, s, out);
+}
+
+#define CACHE_MAX_WORD 64
+#define CACHE_MAX_ENTRIES (1u << 16)
+
+static uint64_t word_hash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h ^ (h >> 31);
+}
+
+/* Encodes one pre-token, through a cache of the short ones: the model is a pure function of the
+ * word, so a word seen before in this call gets the same ids without running BPE again. */
+static void model_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out) {
+    if (n == 0) return;
+    if (n > CACHE_MAX_WORD) {
+        model_word_uncached(t, w, n, s, out);
+        return;
+    }
+    tok_cache *c = &s->cache;
+    if (!c->slot || c->n >= CACHE_MAX_ENTRIES) { /* (re)start: a full cache is simply emptied */
+        if (!c->slot) {
+            c->mask = 2 * CACHE_MAX_ENTRIES - 1;
+            c->slot = rl_xmalloc((c->mask + 1) * sizeof *c->slot);
+        }
+        memset(c->slot, 0, (c->mask + 1) * sizeof *c->slot);
+        c->n = 0;
+        c->words.len = 0;
+        c->n_ids = 0;
+    }
+    size_t h = word_hash(w, n) & c->mask;
+    for (;;) {
+        uint32_t e = c->slot[h];
+        if (!e) break;
+        e--;
+        if (c->wlen[e] == n && memcmp(c->words.data + c->woff[e], w, n) == 0) {
+            for (uint32_t k = 0; k < c->ilen[e]; k++) tok_ids_push(out, c->ids[c->ioff[e] + k]);
+            return;
+        }
+        h = (h + 1) & c->mask;
+    }
+    size_t from = out->n;
+    model_word_uncached(t, w, n, s, out);
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->woff = rl_xrealloc(c->woff, c->cap * sizeof *c->woff);
+        c->wlen = rl_xrealloc(c->wlen, c->cap * sizeof *c->wlen);
+        c->ioff = rl_xrealloc(c->ioff, c->cap * sizeof *c->ioff);
+        c->ilen = rl_xrealloc(c->ilen, c->cap * sizeof *c->ilen);
+    }
+    size_t k = out->n - from;
+    if (c->n_ids + k > c->cap_ids) {
+        c->cap_ids = (c->n_ids + k) * 2 + 1024;
+        c->ids = rl_xrealloc(c->ids, c->cap_ids * sizeof *c->ids);
+    }
+    memcpy(c->ids + c->n_ids, out->v + from, k * sizeof *c->ids);
+    c->woff[c->n] = (uint32_t)c->words.len;
+    c->wlen[c->n] = (uint32_t)n;
+    c->ioff[c->n] = (uint32_t)c->n_ids;
+    c->ilen[c->n] = (uint32_t)k;
+    rl_buf_append(&c->words, w, n);
+    c->n_ids += k;
+    c->slot[h] = (uint32_t)c->n + 1;
+    c->n++;
 }
 
 /* fuse_unk: consecutive unknown tokens of one model call become one (the reference applies it
