@@ -95,6 +95,7 @@ typedef enum rl_chat_family {
     RL_CHAT_ZEPHYR,  /* <|user|>\n...</s>\n */
     RL_CHAT_GEMMA,   /* <start_of_turn>user\n...<end_of_turn>\n */
     RL_CHAT_PHI3,    /* <|user|>\n...<|end|>\n */
+    RL_CHAT_LLAMA31, /* Llama 3.1 / 3.2: Llama 3 with a dated system header ("26 Jul 2024") */
 } rl_chat_family;
 
 typedef struct rl_chat_msg {
@@ -104,7 +105,7 @@ typedef struct rl_chat_msg {
 
 /* Detects the family of a Jinja chat_template string (RL_CHAT_UNKNOWN when it cannot tell). */
 rl_chat_family rl_chat_detect(const char *jinja_template);
-/* Family from a name: "chatml", "llama3", "llama2", "mistral", "zephyr", "gemma", "phi3";
+/* Family from a name: "chatml", "llama3", "llama3.1", "llama2", "mistral", "zephyr", "gemma", "phi3";
  * RL_CHAT_UNKNOWN for anything else. */
 rl_chat_family rl_chat_family_parse(const char *name);
 const char *rl_chat_family_name(rl_chat_family family);
