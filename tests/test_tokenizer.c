@@ -579,6 +579,8 @@ TEST(tok_hostile_json) {
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "not an integer in");
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999999}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 5000000}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "ids go up to");
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "used twice");
     CHECK(load_str("{\"added_tokens\": [{\"id\": 4294967296, \"content\": \"x\"}], \"model\": {\"type\": \"BPE\", "

@@ -43,13 +43,13 @@ int tok_set_piece(rl_tokenizer *t, int32_t id, const char *s, size_t n, uint8_t 
         tok_reserve_ids(t, cap);
     }
     if (t->off[id] != UINT32_MAX) return -1;
+    if (n > TOK_MAX_PIECE || t->pool_len + n + 1 >= UINT32_MAX) return -2;
     if (t->pool_len + n + 1 > t->pool_cap) {
         size_t cap = t->pool_cap ? t->pool_cap : 4096;
         while (cap < t->pool_len + n + 1) cap *= 2;
         t->pool = rl_xrealloc(t->pool, cap);
         t->pool_cap = cap;
     }
-    RL_ASSERT(t->pool_len + n < UINT32_MAX);
     memcpy(t->pool + t->pool_len, s, n);
     t->pool[t->pool_len + n] = 0;
     t->off[id] = (uint32_t)t->pool_len;

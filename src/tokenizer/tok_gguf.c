@@ -205,7 +205,9 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
         if (kv.types.type == G_ARR) memcpy(&type, data + kv.types.off + 4 * i, 4);
         uint8_t attr = type == 2 ? TOK_UNKNOWN : type == 3 ? TOK_CONTROL : type == 4 ? TOK_USER : type == 6 ? TOK_BYTE
                      : type == 5 ? TOK_NORMAL : TOK_NORMAL;
-        tok_set_piece(t, (int32_t)i, s, (size_t)l, attr);
+        if (tok_set_piece(t, (int32_t)i, s, (size_t)l, attr) != 0)
+            return rl_fail(err, RL_EFORMAT, "GGUF: token %llu is %llu bytes long (at most %u)", (unsigned long long)i,
+                           (unsigned long long)l, TOK_MAX_PIECE);
         if (t->score) {
             float f;
             memcpy(&f, data + kv.scores.off + 4 * i, 4);

@@ -146,9 +146,10 @@ struct rl_tokenizer {
 };
 
 /* tok_core.c */
+#define TOK_MAX_PIECE (1u << 16) /* bytes; real pieces are far shorter */
 rl_tokenizer *tok_new(void);
-/* Appends a piece to the vocabulary at id (growing the id space); returns 0, or -1 when the id
- * already holds a piece. */
+/* Appends a piece to the vocabulary at id (growing the id space); returns 0, -1 when the id
+ * already holds a piece, -2 when the piece is longer than TOK_MAX_PIECE or the pool is full. */
 int tok_set_piece(rl_tokenizer *t, int32_t id, const char *s, size_t n, uint8_t attr);
 void tok_reserve_ids(rl_tokenizer *t, int32_t n);
 int32_t tok_lookup(const rl_tokenizer *t, const char *s, size_t n);

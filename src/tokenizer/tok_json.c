@@ -340,9 +340,12 @@ static rl_status read_vocab(rl_tokenizer *t, json_t *vocab, rl_error *err) {
         if (json_integer_value(v) > max) max = json_integer_value(v);
     }
     tok_reserve_ids(t, (int32_t)max + 1);
+    if (max >= (json_int_t)n + (1 << 20))
+        return rl_fail(err, RL_EFORMAT, "model.vocab: ids go up to %lld for %zu pieces", (long long)max, n);
     json_object_keylen_foreach(vocab, key, klen, v) {
-        if (tok_set_piece(t, (int32_t)json_integer_value(v), key, klen, TOK_NORMAL) != 0)
-            return rl_fail(err, RL_EFORMAT, "model.vocab: id %lld is used twice", (long long)json_integer_value(v));
+        int r = tok_set_piece(t, (int32_t)json_integer_value(v), key, klen, TOK_NORMAL);
+        if (r == -1) return rl_fail(err, RL_EFORMAT, "model.vocab: id %lld is used twice", (long long)json_integer_value(v));
+        if (r != 0) return rl_fail(err, RL_EFORMAT, "model.vocab: piece of %zu bytes is too long", klen);
     }
     return RL_OK;
 }
@@ -418,6 +421,9 @@ static rl_status read_added(rl_tokenizer *t, json_t *added, rl_error *err) {
         if (!c) return rl_fail(err, RL_EFORMAT, "added_tokens[%zu]: no \"content\" string", i);
         if (cl == 0) return rl_fail(err, RL_EFORMAT, "added_tokens[%zu]: empty content", i);
         int32_t id = (int32_t)json_integer_value(jid);
+        if (id >= t->n_vocab + (1 << 20))
+            return rl_fail(err, RL_EFORMAT, "added_tokens[%zu]: id %d is far beyond the vocabulary", i, id);
+        if (cl > TOK_MAX_PIECE) return rl_fail(err, RL_EFORMAT, "added_tokens[%zu]: content is too long", i);
         tok_added *x = &t->added[t->n_added++];
         x->id = id;
         x->content = rl_xmalloc(cl + 1);
