@@ -956,3 +956,67 @@ TEST(tok_shared_across_threads) {
     free(par);
     rl_tok_free(tok);
 }
+
+/* ---- llama.cpp's own vocabulary tests -------------------------------------------------------- */
+
+/* tests/fixtures/tokenizer/llamacpp: vocab-only GGUF files from llama.cpp's models/ with the
+ * strings (.inp) and ids (.out) its test-tokenizer-0 expects (scripts/llamacpp-vocab-fixtures.sh) */
+static void check_llamacpp(const char *vocab, rl_tok_kind kind) {
+    char *base = t_fmt("%s/tests/fixtures/tokenizer/llamacpp/ggml-vocab-%s.gguf", t_root(), vocab);
+    char *dir = t_tmpdir();
+    char *cmd = t_fmt("xz -dc '%s.xz' > '%s/v.gguf'", base, dir);
+    CHECK_EQ_INT(t_run(cmd, NULL, 1), 0);
+    char *gguf = t_fmt("%s/v.gguf", dir), *inp_path = t_fmt("%s.inp", base), *out_path = t_fmt("%s.out", base);
+    rl_tokenizer *tok = NULL;
+    rl_error err = {0};
+    rl_status st = rl_tok_load(&tok, gguf, &err);
+    CHECK_MSG(st == RL_OK, "load %s: %s", vocab, err.msg);
+    if (!tok) exit(1);
+    CHECK_EQ_INT(rl_tok_kind_of(tok), kind);
+    char *inp, *outs;
+    size_t il, ol;
+    CHECK_OK(rl_file_read(inp_path, 0, &inp, &il, &err));
+    CHECK_OK(rl_file_read(out_path, 0, &outs, &ol, &err));
+    const char *sep = "\n__ggml_vocab_test__\n";
+    size_t pos = 0;
+    char *line = outs;
+    int cases = 0, bad = 0;
+    while (pos < il) {
+        const char *next = strstr(inp + pos, sep);
+        size_t end = next ? (size_t)(next - inp) : il;
+        char *nl = strchr(line, '\n');
+        if (!nl) break;
+        *nl = 0;
+        int32_t want[512];
+        int nw = 0;
+        for (char *p = line; *p && nw < 512;) {
+            char *e;
+            long v = strtol(p, &e, 10);
+            if (e == p) break;
+            want[nw++] = (int32_t)v;
+            p = e;
+        }
+        int32_t *ids;
+        size_t n;
+        CHECK_OK(rl_tok_encode(tok, inp + pos, end - pos, 0, &ids, &n, &err));
+        int same = (int)n == nw;
+        for (size_t k = 0; same && k < n; k++) same = ids[k] == want[k];
+        if (!same && bad++ < 5) {
+            fprintf(stderr, "    %s case %d \"%.*s\"\n      want:%s\n", vocab, cases, (int)(end - pos > 60 ? 60 : end - pos),
+                    inp + pos, line);
+            print_ids("ours", ids, n);
+        }
+        free(ids);
+        cases++;
+        line = nl + 1;
+        pos = next ? end + strlen(sep) : il;
+    }
+    CHECK_MSG(cases >= 40, "only %d cases", cases);
+    CHECK_MSG(bad == 0, "%s: %d of %d strings differ from llama.cpp", vocab, bad, cases);
+    free(inp);
+    free(outs);
+    rl_tok_free(tok);
+}
+
+TEST(tok_llamacpp_phi3_spm) { check_llamacpp("phi-3", RL_TOK_SPM_SCORES); }
+TEST(tok_llamacpp_gpt2_bpe) { check_llamacpp("gpt-2", RL_TOK_BPE_BYTES); }

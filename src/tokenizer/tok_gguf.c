@@ -300,11 +300,14 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
     }
 #define PRE_IS(s) (plen == strlen(s) && memcmp(pre, s, plen) == 0)
     if (PRE_IS("llama-bpe") || PRE_IS("llama3") || PRE_IS("llama-v3")) st = add_split(t, llama3_re, err);
-    else if (PRE_IS("qwen2") || PRE_IS("deepseek-r1-qwen")) st = add_split(t, qwen2_re, err);
-    else if (PRE_IS("smollm") || PRE_IS("starcoder") || PRE_IS("refact")) {
+    else if (PRE_IS("qwen2") || PRE_IS("deepseek-r1-qwen") || PRE_IS("stablelm2")) st = add_split(t, qwen2_re, err);
+    else if (PRE_IS("smollm") || PRE_IS("starcoder") || PRE_IS("refact") || PRE_IS("command-r") ||
+             PRE_IS("codeshell") || PRE_IS("exaone") || PRE_IS("minerva")) {
         st = add_split(t, "\\p{N}", err);
         if (!st) st = add_split(t, gpt2_re, err);
-    } else if (PRE_IS("gpt2") || PRE_IS("default") || PRE_IS("gpt-2")) st = add_split(t, gpt2_re, err);
+    } else if (PRE_IS("gpt2") || PRE_IS("default") || PRE_IS("gpt-2") || PRE_IS("mpt") || PRE_IS("olmo") ||
+               PRE_IS("jais"))
+        st = add_split(t, gpt2_re, err);
     else
         return rl_fail(err, RL_EUNSUPPORTED, "GGUF pre-tokenizer \"%.*s\" is not supported (llama-bpe, qwen2, smollm, gpt2)",
                        (int)(plen > 40 ? 40 : plen), pre);
