@@ -1020,3 +1020,4 @@ static void check_llamacpp(const char *vocab, rl_tok_kind kind) {
 
 TEST(tok_llamacpp_phi3_spm) { check_llamacpp("phi-3", RL_TOK_SPM_SCORES); }
 TEST(tok_llamacpp_gpt2_bpe) { check_llamacpp("gpt-2", RL_TOK_BPE_BYTES); }
+TEST(tok_llamacpp_bert_wpm) { check_llamacpp("bert-bge", RL_TOK_WORDPIECE); }

@@ -10,6 +10,7 @@
  *   "gpt2"  byte-level BPE with merges; the pre-tokenizer regex comes from tokenizer.ggml.pre
  *           ("llama-bpe"/"llama3", "qwen2", "gpt2", "smollm", "default").
  *   "llama" SentencePiece BPE by scores (llama.cpp's algorithm), byte tokens from token types.
+ *   "bert"  llama.cpp's WPM (BERT WordPiece with U+2581 word starts), [CLS] ... [SEP].
  * Token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte; control and
  * user-defined (and unknown, as llama.cpp does) tokens are matched in the text as added tokens. */
 #include "tokenizer/tok_internal.h"
@@ -83,7 +84,7 @@ static rl_status skip_value(cur *c, uint32_t type, int depth, gval *v, rl_error 
 }
 
 typedef struct gkv {
-    gval model, pre, tokens, scores, types, merges, bos, eos, unk, pad, add_bos, add_eos, add_space, tmpl;
+    gval model, pre, tokens, scores, types, merges, bos, eos, unk, pad, add_bos, add_eos, add_space, tmpl, cls, sep;
 } gkv;
 
 static int get_u32(const cur *c, const gval *v, int64_t *out) {
@@ -150,7 +151,8 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
     gkv kv;
     memset(&kv, 0, sizeof kv);
     gval *all[] = {&kv.model, &kv.pre, &kv.tokens, &kv.scores, &kv.types, &kv.merges, &kv.bos,
-                   &kv.eos,   &kv.unk, &kv.pad,    &kv.add_bos, &kv.add_eos, &kv.add_space, &kv.tmpl};
+                   &kv.eos,   &kv.unk, &kv.pad,    &kv.add_bos, &kv.add_eos, &kv.add_space, &kv.tmpl,
+                   &kv.cls,   &kv.sep};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) all[i]->type = UINT32_MAX;
     static const char *const names[] = {"tokenizer.ggml.model",         "tokenizer.ggml.pre",
                                         "tokenizer.ggml.tokens",        "tokenizer.ggml.scores",
@@ -158,7 +160,8 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
                                         "tokenizer.ggml.bos_token_id",  "tokenizer.ggml.eos_token_id",
                                         "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id",
                                         "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token",
-                                        "tokenizer.ggml.add_space_prefix", "tokenizer.chat_template"};
+                                        "tokenizer.ggml.add_space_prefix", "tokenizer.chat_template",
+                                        "tokenizer.ggml.cls_token_id",  "tokenizer.ggml.seperator_token_id"};
     for (uint64_t i = 0; i < n_kv; i++) {
         const char *key;
         uint64_t klen;
@@ -180,8 +183,9 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
     cur mc = {data, size, kv.model.off};
     rd_str(&mc, &model, &mlen);
     int is_gpt2 = mlen == 4 && memcmp(model, "gpt2", 4) == 0, is_llama = mlen == 5 && memcmp(model, "llama", 5) == 0;
-    if (!is_gpt2 && !is_llama)
-        return rl_fail(err, RL_EUNSUPPORTED, "GGUF tokenizer model \"%.*s\" is not supported (gpt2 and llama are)",
+    int is_bert = mlen == 4 && memcmp(model, "bert", 4) == 0;
+    if (!is_gpt2 && !is_llama && !is_bert)
+        return rl_fail(err, RL_EUNSUPPORTED, "GGUF tokenizer model \"%.*s\" is not supported (gpt2, llama, bert are)",
                        (int)(mlen > 40 ? 40 : mlen), model);
     if (kv.tokens.type != G_ARR || kv.tokens.atype != G_STR)
         return rl_fail(err, RL_EFORMAT, "GGUF: tokenizer.ggml.tokens is missing or not an array of strings");
@@ -251,6 +255,27 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
         uint64_t l;
         rd_str(&cc, &s, &l);
         t->chat_template = rl_xstrndup(s, (size_t)l);
+    }
+    if (is_bert) {
+        /* llama.cpp: [CLS] text [SEP] (defaults 101 and 102), pieces carry U+2581 */
+        int64_t cls = 101, sep = 102;
+        if (kv.cls.type != UINT32_MAX) get_u32(&c, &kv.cls, &cls);
+        else if (kv.bos.type != UINT32_MAX) get_u32(&c, &kv.bos, &cls);
+        if (kv.sep.type != UINT32_MAX) get_u32(&c, &kv.sep, &sep);
+        if (cls < 0 || cls >= (int64_t)n || sep < 0 || sep >= (int64_t)n)
+            return rl_fail(err, RL_EFORMAT, "GGUF: cls/sep token id out of range (vocabulary of %llu)", (unsigned long long)n);
+        if (t->unk < 0 && 100 < (int64_t)n) t->unk = 100;
+        free(t->tmpl);
+        t->tmpl = rl_xcalloc(3, sizeof *t->tmpl);
+        t->tmpl[0].id = (int32_t)cls, t->tmpl[1].id = -1, t->tmpl[2].id = (int32_t)sep;
+        t->n_tmpl = 3;
+        t->bos = (int32_t)cls;
+        t->eos = (int32_t)sep;
+        t->kind = RL_TOK_WORDPIECE;
+        t->wpm = 1;
+        t->dec_mode = DEC_SPM;
+        t->dec_strip_first = 1;
+        return tok_added_index(t, err);
     }
     if (is_llama) {
         t->kind = RL_TOK_SPM_SCORES;

@@ -107,6 +107,7 @@ struct rl_tokenizer {
     char *wp_prefix;  /* WordPiece continuing_subword_prefix ("##") */
     int wp_max_chars;
     int spm_add_space; /* GGUF llama: prepend U+2581 */
+    int wpm;           /* GGUF bert: llama.cpp's WPM instead of WordPiece */
     /* no piece holds U+2581 after another character, so BPE never merges across the start of
      * a U+2581 run and a long word can be cut there (SentencePiece's split_by_whitespace) */
     int spm_cut_ok;
@@ -197,6 +198,8 @@ void tok_bpe_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s
 void tok_spm_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out);
 /* tok_wordpiece.c */
 void tok_wordpiece_word(const rl_tokenizer *t, const char *w, size_t n, tok_ids *out);
+/* llama.cpp's WPM for GGUF "bert" vocabularies: a whole text fragment (no special tokens) */
+void tok_wpm_text(const rl_tokenizer *t, const char *s, size_t n, tok_ids *out);
 /* tok_llama2c.c */
 rl_status tok_llama2c_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_error *err);
 void tok_llama2c_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special, tok_scratch *s,

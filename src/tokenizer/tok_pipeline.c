@@ -830,7 +830,13 @@ rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t le
     spans sec = {0}, sub = {0};
     rl_buf norm = {0};
     rl_status st = RL_OK;
-    if (t->kind == RL_TOK_SPM_SCORES) {
+    if (t->wpm) {
+        split_added(t, 0, text, len, &sec);
+        for (size_t i = 0; i < sec.n; i++) {
+            if (sec.v[i].added >= 0) tok_ids_push(&body, t->added[sec.v[i].added].id);
+            else tok_wpm_text(t, text + sec.v[i].off, sec.v[i].len, &body);
+        }
+    } else if (t->kind == RL_TOK_SPM_SCORES) {
         /* GGUF "llama" (llama.cpp): special tokens split first; each text fragment gets U+2581
          * for spaces and, when it is the first or follows a special token, a leading U+2581 */
         split_added(t, 0, text, len, &sec);
