@@ -32,7 +32,9 @@ static int is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 
 
 /* Rewrites an Oniguruma-style tokenizer.json pattern for PCRE2 the way the JavaScript reference
  * rewrites it for JS: \s -> \p{White_Space}, \d -> \p{Nd}, \w -> the Unicode word class, \h ->
- * hex digit, (?i:...) -> ASCII-only case folding (so that 'S does not also match U+017F). */
+ * hex digit, (?i:...) -> ASCII-only case folding (so that 'S does not also match U+017F).
+ * Simplification: a letter range inside a character class under (?i:) is not folded correctly
+ * (no real tokenizer pattern has one). */
 static char *regex_rewrite(const char *p, size_t n) {
     rl_buf o = {0};
     int fold = 0, in_class = 0, class_start = 0;
@@ -52,7 +54,7 @@ static char *regex_rewrite(const char *p, size_t n) {
                 class_start = 0;
                 continue;
             }
-            if (d == 'u' && i + 5 < n + 0 && i + 6 <= n) { /* \uHHHH */
+            if (d == 'u' && i + 6 <= n) { /* \uHHHH */
                 rl_buf_puts(&o, "\\x{");
                 rl_buf_append(&o, p + i + 2, 4);
                 rl_buf_putc(&o, '}');
@@ -129,7 +131,9 @@ pcre2_code *tok_regex_compile(const char *pattern, size_t len, int literal, rl_e
         re = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_UTF | PCRE2_LITERAL, &ec, &eo, NULL);
     } else {
         char *rw = regex_rewrite(pattern, len);
-        re = pcre2_compile((PCRE2_SPTR)rw, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
+        /* MULTILINE: ^ and $ are line anchors in Oniguruma, as in the reference's rewrite */
+        re = pcre2_compile((PCRE2_SPTR)rw, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE, &ec, &eo,
+                           NULL);
         free(rw);
     }
     if (!re) {
@@ -567,8 +571,6 @@ static rl_status split_piece(rx *x, const pcre2_code *re, int behavior, int inve
     int r;
     /* collect (begin, end, is_match) runs */
     size_t n0 = out->n;
-    int last_kind = -1; /* for MergedWith*: kind of the last pushed piece (1 match, 0 gap) */
-    (void)last_kind;
     typedef struct { size_t b, e; int m; } run;
     run *runs = NULL;
     size_t nr = 0, cr = 0;
