@@ -340,7 +340,8 @@ static char *gguf_from_json(const char *dir, int llama, const char *pre, size_t 
     const char *key;
     size_t klen;
     json_t *v;
-    json_object_keylen_foreach(vocab, key, klen, v) if ((size_t)json_integer_value(v) + 1 > n) n = (size_t)json_integer_value(v) + 1;
+    json_object_keylen_foreach(vocab, key, klen, v) if ((size_t)json_integer_value(v) + 1 > n) n =
+        (size_t)json_integer_value(v) + 1;
     size_t i;
     json_t *a;
     json_array_foreach(json_object_get(root, "added_tokens"), i, a) {
@@ -408,7 +409,8 @@ static char *gguf_from_json(const char *dir, int llama, const char *pre, size_t 
         json_array_foreach(merges, i, m) {
             if (json_is_string(m)) gw_str(&w.b, json_string_value(m), json_string_length(m));
             else {
-                char *s = t_fmt("%s %s", json_string_value(json_array_get(m, 0)), json_string_value(json_array_get(m, 1)));
+                char *s =
+                    t_fmt("%s %s", json_string_value(json_array_get(m, 0)), json_string_value(json_array_get(m, 1)));
                 gw_str(&w.b, s, strlen(s));
                 free(s);
             }
@@ -478,8 +480,8 @@ static void check_gguf(const char *name, int llama, const char *pre, int need_nf
     free(line);
     if (f) fclose(f);
     CHECK_MSG(checked >= 300, "only %d strings checked", checked);
-    CHECK_MSG(bad == 0, "gguf %s: %d of %d strings differ from @huggingface/tokenizers on the same vocabulary", name, bad,
-              checked);
+    CHECK_MSG(bad == 0, "gguf %s: %d of %d strings differ from @huggingface/tokenizers on the same vocabulary", name,
+              bad, checked);
     rl_tok_free(tok);
 }
 
@@ -506,7 +508,8 @@ static int stream_matches_decode(rl_tokenizer *tok, corpus *c, int skip_special)
         for (size_t k = 0; k < n; k++) {
             rl_buf piece = {0};
             CHECK_OK(rl_tok_stream_push(st, ids[k], &piece, &err));
-            CHECK_MSG(rl_utf8_valid(piece.data ? piece.data : "", piece.len), "string %zu: chunk %zu is not whole UTF-8", i, k);
+            CHECK_MSG(rl_utf8_valid(piece.data ? piece.data : "", piece.len),
+                      "string %zu: chunk %zu is not whole UTF-8", i, k);
             if (piece.len == 0 && !rl_tok_is_special(tok, ids[k])) split_seen = 1;
             rl_buf_append(&all, piece.data ? piece.data : "", piece.len);
             rl_buf_free(&piece);
@@ -515,7 +518,8 @@ static int stream_matches_decode(rl_tokenizer *tok, corpus *c, int skip_special)
         rl_tok_stream_free(st);
         /* the full decode may hold invalid UTF-8 only where the stream says U+FFFD */
         if (rl_utf8_valid(full, fl))
-            CHECK_MSG(all.len == fl && memcmp(all.data ? all.data : "", full, fl) == 0, "string %zu: stream != decode", i);
+            CHECK_MSG(all.len == fl && memcmp(all.data ? all.data : "", full, fl) == 0, "string %zu: stream != decode",
+                      i);
         rl_buf_free(&all);
         free(full);
         free(ids);
@@ -550,7 +554,8 @@ TEST(tok_stream_never_splits_characters) {
     CHECK_EQ_INT(out.len, 0);
     int32_t a = rl_tok_find(tok, "a", 1);
     CHECK_OK(rl_tok_stream_push(st, a, &out, &err));
-    CHECK_EQ_STR(out.data, "\xEF\xBF\xBD" "a");
+    CHECK_EQ_STR(out.data, "\xEF\xBF\xBD"
+                           "a");
     CHECK(rl_tok_stream_push(st, 1 << 30, &out, &err) == RL_EINVAL);
     rl_tok_stream_free(st);
     rl_buf_free(&out);
@@ -572,34 +577,47 @@ TEST(tok_hostile_json) {
     CHECK_CONTAINS(err.msg, "invalid JSON");
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}}}", &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "merges is missing");
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", &err) ==
+          RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "merged piece");
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}", &err) ==
+          RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "right piece");
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "not an integer in");
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999999}, \"merges\": []}}", &err) == RL_EFORMAT);
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 5000000}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999999}, \"merges\": []}}", &err) ==
+          RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 5000000}, \"merges\": []}}", &err) ==
+          RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "ids go up to");
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", &err) ==
+          RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "used twice");
     CHECK(load_str("{\"added_tokens\": [{\"id\": 4294967296, \"content\": \"x\"}], \"model\": {\"type\": \"BPE\", "
-                   "\"vocab\": {\"a\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
+                   "\"vocab\": {\"a\": 0}, \"merges\": []}}",
+                   &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "added_tokens[0]");
     CHECK(load_str("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", &err) == RL_EUNSUPPORTED);
     CHECK_CONTAINS(err.msg, "Unigram");
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"unk_token\": \"<unk>\"}}", &err) ==
-          RL_EFORMAT);
-    CHECK_CONTAINS(err.msg, "unk_token");
-    CHECK(load_str("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"}, \"behavior\": \"Isolated\"}, "
-                   "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
-    CHECK_CONTAINS(err.msg, "bad regex");
-    CHECK(load_str("{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}, "
-                   "{\"Sequence\": {\"id\": \"A\"}}]}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"unk_token\": \"<unk>\"}}",
                    &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "unk_token");
+    CHECK(
+        load_str(
+            "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"}, \"behavior\": \"Isolated\"}, "
+            "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+            &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "bad regex");
+    CHECK(
+        load_str(
+            "{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
+            "\"<s>\"}}, "
+            "{\"Sequence\": {\"id\": \"A\"}}]}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+            &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "<s>");
-    CHECK(load_str("{\"normalizer\": {\"type\": \"Mystery\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
-                  &err) == RL_EUNSUPPORTED);
+    CHECK(load_str("{\"normalizer\": {\"type\": \"Mystery\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
+                   "\"merges\": []}}",
+                   &err) == RL_EUNSUPPORTED);
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", &err) == RL_EFORMAT);
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", &err) == RL_EFORMAT);
     CHECK(load_str("[]", &err) != RL_OK);
@@ -629,8 +647,7 @@ TEST(tok_hostile_truncations) {
         rl_tokenizer *tok = NULL;
         rl_status st = rl_tok_load_memory(&tok, data, cut, &err);
         if (st != RL_OK) refused++;
-        else { /* a cut between two entries is a smaller valid vocabulary: it must still work */
-            int32_t *ids;
+        else { /* a cut between two entries is a smaller valid vocabulary: it must still work */ int32_t *ids;
             size_t n;
             CHECK_OK(rl_tok_encode(tok, "Hello world", 11, 1, &ids, &n, &err));
             free(ids);
@@ -860,7 +877,8 @@ TEST(tok_cli_tokenize) {
     CHECK_EQ_STR(out, "346 306 414 263 304 341\n");
     free(out);
     free(cmd);
-    cmd = t_fmt("printf '\"Hello world\"\\n\"\"\\n\"a\\\\u00e9\"\\n' | %s tokenize --model '%s' --jsonl --no-special", t_bin(), m);
+    cmd = t_fmt("printf '\"Hello world\"\\n\"\"\\n\"a\\\\u00e9\"\\n' | %s tokenize --model '%s' --jsonl --no-special",
+                t_bin(), m);
     CHECK_EQ_INT(t_run(cmd, &out, 0), 0);
     CHECK_CONTAINS(out, "[346,306,414,263,304,341]\n[]\n[");
     free(out);
@@ -903,12 +921,14 @@ TEST(tok_cli_chat) {
     char *dir = unpack("qwen3");
     if (!dir) SKIP("fixture absent");
     char *out = NULL;
-    char *cmd = t_fmt("echo '[{\"role\":\"user\",\"content\":\"Hi\"}]' | %s tokenize --model '%s' --chat", t_bin(), dir);
+    char *cmd =
+        t_fmt("echo '[{\"role\":\"user\",\"content\":\"Hi\"}]' | %s tokenize --model '%s' --chat", t_bin(), dir);
     CHECK_EQ_INT(t_run(cmd, &out, 0), 0);
     CHECK_EQ_STR(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     free(out);
     free(cmd);
-    cmd = t_fmt("echo '[{\"role\":\"user\",\"content\":\"Hi\"}]' | %s tokenize --model '%s' --chat --json", t_bin(), dir);
+    cmd =
+        t_fmt("echo '[{\"role\":\"user\",\"content\":\"Hi\"}]' | %s tokenize --model '%s' --chat --json", t_bin(), dir);
     CHECK_EQ_INT(t_run(cmd, &out, 0), 0);
     CHECK_EQ_STR(out, "[151644,872,198,13048,151645,198,151644,77091,198]\n");
     free(out);
@@ -1002,8 +1022,8 @@ static void check_llamacpp(const char *vocab, rl_tok_kind kind) {
         int same = (int)n == nw;
         for (size_t k = 0; same && k < n; k++) same = ids[k] == want[k];
         if (!same && bad++ < 5) {
-            fprintf(stderr, "    %s case %d \"%.*s\"\n      want:%s\n", vocab, cases, (int)(end - pos > 60 ? 60 : end - pos),
-                    inp + pos, line);
+            fprintf(stderr, "    %s case %d \"%.*s\"\n      want:%s\n", vocab, cases,
+                    (int)(end - pos > 60 ? 60 : end - pos), inp + pos, line);
             print_ids("ours", ids, n);
         }
         free(ids);

@@ -15,11 +15,11 @@ static const struct {
     const char *name;
     rl_chat_family family;
 } family_names[] = {
-    {"chatml", RL_CHAT_CHATML}, {"qwen", RL_CHAT_CHATML},    {"smollm", RL_CHAT_CHATML}, {"llama3", RL_CHAT_LLAMA3},
-    {"llama-3", RL_CHAT_LLAMA3}, {"llama3.1", RL_CHAT_LLAMA31}, {"llama3.2", RL_CHAT_LLAMA31},
-    {"llama2", RL_CHAT_LLAMA2}, {"llama-2", RL_CHAT_LLAMA2}, {"mistral", RL_CHAT_MISTRAL},
-    {"zephyr", RL_CHAT_ZEPHYR}, {"tinyllama", RL_CHAT_ZEPHYR}, {"gemma", RL_CHAT_GEMMA}, {"phi3", RL_CHAT_PHI3},
-    {"phi-3", RL_CHAT_PHI3},
+    {"chatml", RL_CHAT_CHATML},    {"qwen", RL_CHAT_CHATML},    {"smollm", RL_CHAT_CHATML},
+    {"llama3", RL_CHAT_LLAMA3},    {"llama-3", RL_CHAT_LLAMA3}, {"llama3.1", RL_CHAT_LLAMA31},
+    {"llama3.2", RL_CHAT_LLAMA31}, {"llama2", RL_CHAT_LLAMA2},  {"llama-2", RL_CHAT_LLAMA2},
+    {"mistral", RL_CHAT_MISTRAL},  {"zephyr", RL_CHAT_ZEPHYR},  {"tinyllama", RL_CHAT_ZEPHYR},
+    {"gemma", RL_CHAT_GEMMA},      {"phi3", RL_CHAT_PHI3},      {"phi-3", RL_CHAT_PHI3},
 };
 
 rl_chat_family rl_chat_family_parse(const char *name) {
@@ -65,7 +65,8 @@ static char *chatml_default_system(const char *t) {
     for (const char *p = strstr(t, key); p; p = strstr(p + 1, key)) {
         const char *s = p + strlen(key), *e = strstr(s, "<|im_end|>");
         if (!e) return NULL;
-        if (e == s || memchr(s, '\'', (size_t)(e - s)) || memchr(s, '"', (size_t)(e - s)) || memchr(s, '{', (size_t)(e - s)))
+        if (e == s || memchr(s, '\'', (size_t)(e - s)) || memchr(s, '"', (size_t)(e - s)) ||
+            memchr(s, '{', (size_t)(e - s)))
             continue;
         return rl_xstrndup(s, (size_t)(e - s));
     }
@@ -137,8 +138,8 @@ static void put_trimmed(rl_buf *b, const char *s) {
     rl_buf_append(b, s + i, n - i);
 }
 
-static rl_status render(const chat_style *cs, const char *bos, const char *eos, const rl_chat_msg *m, size_t n,
-                        int gen, char **out, rl_error *err) {
+static rl_status render(const chat_style *cs, const char *bos, const char *eos, const rl_chat_msg *m, size_t n, int gen,
+                        char **out, rl_error *err) {
     rl_chat_family f = cs->family;
     const char *def_system = cs->system;
     rl_buf b = {0};
@@ -202,7 +203,8 @@ static rl_status render(const chat_style *cs, const char *bos, const char *eos, 
             int user = strcmp(m[k].role, "user") == 0;
             if (user != expect_user || (!user && strcmp(m[k].role, "assistant") != 0)) {
                 rl_buf_free(&b);
-                return rl_fail(err, RL_EINVAL, "%s chat: roles must alternate user/assistant/user/... (message %zu is %s)",
+                return rl_fail(err, RL_EINVAL,
+                               "%s chat: roles must alternate user/assistant/user/... (message %zu is %s)",
                                rl_chat_family_name(f), k, m[k].role);
             }
             expect_user = !expect_user;
@@ -284,8 +286,9 @@ rl_status rl_chat_render_template(const char *tmpl, const char *bos, const char 
     style_of(tmpl, &cs, &system);
     if (cs.family == RL_CHAT_UNKNOWN) {
         free(system);
-        return rl_fail(err, RL_EUNSUPPORTED, "chat template not recognised; set `chat_template:` to one of chatml, llama3, "
-                                             "llama3.1, llama2, mistral, zephyr, gemma, phi3");
+        return rl_fail(err, RL_EUNSUPPORTED,
+                       "chat template not recognised; set `chat_template:` to one of chatml, llama3, "
+                       "llama3.1, llama2, mistral, zephyr, gemma, phi3");
     }
     rl_status st = render(&cs, bos, eos, msgs, n, add_generation_prompt, out, err);
     free(system);

@@ -17,11 +17,11 @@
 /* token attributes */
 enum {
     TOK_NORMAL = 0,
-    TOK_CONTROL = 1,  /* special: <s>, </s>, <|im_end|> ... */
-    TOK_BYTE = 2,     /* <0xXX> byte-fallback piece */
-    TOK_UNKNOWN = 3,  /* <unk> */
-    TOK_USER = 4,     /* added, not special */
-    TOK_UNUSED = 5,   /* a hole in the id space */
+    TOK_CONTROL = 1, /* special: <s>, </s>, <|im_end|> ... */
+    TOK_BYTE = 2,    /* <0xXX> byte-fallback piece */
+    TOK_UNKNOWN = 3, /* <unk> */
+    TOK_USER = 4,    /* added, not special */
+    TOK_UNUSED = 5,  /* a hole in the id space */
 };
 
 /* ---- hash maps ---- */
@@ -31,7 +31,7 @@ typedef struct tok_strmap { /* piece -> id; slots hold id+1, 0 = empty */
 } tok_strmap;
 
 typedef struct tok_pairmap { /* (a,b) -> (rank, id) */
-    uint64_t *keys; /* (a << 32 | b) + 1, 0 = empty */
+    uint64_t *keys;          /* (a << 32 | b) + 1, 0 = empty */
     int32_t *rank, *id;
     size_t mask;
 } tok_pairmap;
@@ -47,20 +47,40 @@ typedef struct tok_added {
 } tok_added;
 
 /* ---- normalizers ---- */
-enum { NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_PREPEND, NORM_REPLACE, NORM_LOWER, NORM_STRIP_ACCENTS,
-       NORM_STRIP, NORM_BERT, NORM_PRECOMPILED };
+enum {
+    NORM_NFC,
+    NORM_NFD,
+    NORM_NFKC,
+    NORM_NFKD,
+    NORM_PREPEND,
+    NORM_REPLACE,
+    NORM_LOWER,
+    NORM_STRIP_ACCENTS,
+    NORM_STRIP,
+    NORM_BERT,
+    NORM_PRECOMPILED
+};
 typedef struct tok_norm {
     int type;
     char *a, *b; /* Prepend: a; Replace: a (literal) -> b */
     size_t alen, blen;
-    pcre2_code *re; /* Replace with a Regex pattern */
-    int left, right; /* Strip */
+    pcre2_code *re;                                    /* Replace with a Regex pattern */
+    int left, right;                                   /* Strip */
     int clean_text, chinese, lowercase, strip_accents; /* Bert (strip_accents: -1 = unset) */
 } tok_norm;
 
 /* ---- pre-tokenizers ---- */
-enum { PRE_SPLIT, PRE_BYTELEVEL, PRE_METASPACE, PRE_WHITESPACE, PRE_WHITESPACE_SPLIT, PRE_BERT, PRE_PUNCT,
-       PRE_DIGITS, PRE_REPLACE };
+enum {
+    PRE_SPLIT,
+    PRE_BYTELEVEL,
+    PRE_METASPACE,
+    PRE_WHITESPACE,
+    PRE_WHITESPACE_SPLIT,
+    PRE_BERT,
+    PRE_PUNCT,
+    PRE_DIGITS,
+    PRE_REPLACE
+};
 enum { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS };
 typedef struct tok_pre {
     int type;
@@ -102,9 +122,9 @@ struct rl_tokenizer {
     int32_t bl_id[256];   /* byte-level: id of the piece for byte b, -1 when absent */
 
     /* model options */
-    int bytelevel;    /* initial symbols are bytes mapped through bytes_to_unicode */
+    int bytelevel; /* initial symbols are bytes mapped through bytes_to_unicode */
     int byte_fallback, fuse_unk, ignore_merges;
-    char *wp_prefix;  /* WordPiece continuing_subword_prefix ("##") */
+    char *wp_prefix; /* WordPiece continuing_subword_prefix ("##") */
     int wp_max_chars;
     int spm_add_space; /* GGUF llama: prepend U+2581 */
     int wpm;           /* GGUF bert: llama.cpp's WPM instead of WordPiece */
@@ -142,7 +162,7 @@ struct rl_tokenizer {
     int chat_bos;        /* the template writes bos_token */
     int chat_gen_always; /* the template opens the assistant turn unconditionally (early Llama 3) */
     int chat_think;      /* Qwen3: a final assistant turn gets an empty <think></think> block */
-    char *name; /* for messages: the file or folder loaded */
+    char *name;          /* for messages: the file or folder loaded */
     char *bos_str, *eos_str;
 };
 
@@ -167,7 +187,7 @@ int tok_cp_to_byte(uint32_t cp);
 /* scratch for one encode call */
 /* per-call cache of short pre-tokens already encoded (words repeat a lot in real text) */
 typedef struct tok_cache {
-    uint32_t *slot;   /* entry index + 1, 0 = empty */
+    uint32_t *slot; /* entry index + 1, 0 = empty */
     size_t mask;
     uint32_t *woff, *wlen, *ioff, *ilen; /* word bytes in words, ids in ids */
     size_t n, cap;
@@ -210,8 +230,8 @@ rl_status tok_json_read_config(rl_tokenizer *t, const char *json, size_t len, rl
 /* tok_gguf.c */
 rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_error *err);
 /* tok_pipeline.c */
-rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special,
-                              tok_scratch *s, tok_ids *out, rl_error *err);
+rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special, tok_scratch *s,
+                              tok_ids *out, rl_error *err);
 /* Compiles a tokenizer.json regex for PCRE2 (UTF, UCP, JIT), rewritten the way the reference
  * reads it (\s as White_Space, (?i:...) folding ASCII only). */
 pcre2_code *tok_regex_compile(const char *pattern, size_t len, int literal, rl_error *err);
@@ -224,9 +244,7 @@ void tok_chat_detect_default(rl_tokenizer *t);
 rl_status tok_added_index(rl_tokenizer *t, rl_error *err);
 
 /* UTF-8 helpers */
-static inline int tok_u8len(unsigned char c) {
-    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-}
+static inline int tok_u8len(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
 /* Appends cp as UTF-8. */
 void tok_put_cp(rl_buf *b, uint32_t cp);
 /* Copies text to out, replacing invalid UTF-8 with U+FFFD (as TextDecoder does). */

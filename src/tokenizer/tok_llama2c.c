@@ -40,8 +40,8 @@ rl_status tok_llama2c_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl
         int32_t len;
         memcpy(&len, data + pos + 4, 4);
         if (len < 0 || (size_t)len > size - pos - 8)
-            return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: token %d has length %d, beyond the end of the file",
-                           n, len);
+            return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: token %d has length %d, beyond the end of the file", n,
+                           len);
         pos += 8 + (size_t)len;
         if (++n == INT32_MAX) return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: too many tokens");
     }

@@ -23,7 +23,8 @@
 #include <utf8proc.h>
 
 /* JavaScript's \s / trim() set (WhiteSpace + LineTerminator), used by the built-in patterns */
-#define JS_WS "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
+#define JS_WS                                                                                                          \
+    "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
 #define JS_PUNCT "\\p{P}\\x{21}-\\x{2F}\\x{3A}-\\x{40}\\x{5B}-\\x{60}\\x{7B}-\\x{7E}"
 
 /* ---- regex ---------------------------------------------------------------------------- */
@@ -68,7 +69,9 @@ static char *regex_rewrite(const char *p, size_t n) {
             case 'S': rep = "\\P{White_Space}"; break;
             case 'd': rep = "\\p{Nd}"; break;
             case 'D': rep = "\\P{Nd}"; break;
-            case 'w': rep = in_class ? "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}" : "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}]"; break;
+            case 'w':
+                rep = in_class ? "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}" : "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}]";
+                break;
             case 'W': rep = in_class ? "\\W" : "[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}]"; break;
             case 'h': rep = in_class ? "0-9A-Fa-f" : "[0-9A-Fa-f]"; break;
             case 'H': rep = in_class ? "\\H" : "[^0-9A-Fa-f]"; break;
@@ -327,8 +330,8 @@ static void replace_all(const char *s, size_t n, const char *pat, size_t pl, con
     rl_buf_append(out, s + run, n - run);
 }
 
-static rl_status replace_regex(const pcre2_code *re, const char *s, size_t n, const char *rep, size_t rl,
-                               rl_buf *out, rl_error *err) {
+static rl_status replace_regex(const pcre2_code *re, const char *s, size_t n, const char *rep, size_t rl, rl_buf *out,
+                               rl_error *err) {
     rx x = {pcre2_match_data_create(1, NULL), NULL};
     size_t start = 0, run = 0, ms, me;
     int r;
@@ -349,9 +352,9 @@ static void precompiled(const char *s, size_t n, rl_buf *out) {
         int l;
         uint32_t c = cp_at(s, n, i, &l);
         if ((c >= 1 && c <= 8) || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || c == 0x8F || c == 0x9F) {
-        } else if (c == 9 || c == 10 || c == 12 || c == 13 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200F) ||
-                   c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x2581 || c == 0x3000 ||
-                   c == 0xFEFF || c == 0xFFFD)
+        } else if (c == 9 || c == 10 || c == 12 || c == 13 || c == 0xA0 || c == 0x1680 ||
+                   (c >= 0x2000 && c <= 0x200F) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+                   c == 0x2581 || c == 0x3000 || c == 0xFEFF || c == 0xFFFD)
             rl_buf_putc(&a, ' ');
         else rl_buf_append(&a, s + i, (size_t)l);
         i += (size_t)l;
@@ -564,20 +567,23 @@ static void pl_push(piece_list *l, size_t off, size_t len) {
 }
 
 /* Splits piece [off, off+len) of the arena with re under behavior; results go to out. */
-static rl_status split_piece(rx *x, const pcre2_code *re, int behavior, int invert, rl_buf *ar, size_t off,
-                             size_t len, piece_list *out, rl_error *err) {
+static rl_status split_piece(rx *x, const pcre2_code *re, int behavior, int invert, rl_buf *ar, size_t off, size_t len,
+                             piece_list *out, rl_error *err) {
     const char *s = ar->data + off;
     size_t start = 0, prev = 0, ms, me;
     int r;
     /* collect (begin, end, is_match) runs */
     size_t n0 = out->n;
-    typedef struct { size_t b, e; int m; } run;
+    typedef struct {
+        size_t b, e;
+        int m;
+    } run;
     run *runs = NULL;
     size_t nr = 0, cr = 0;
-#define PUSH_RUN(B, E, M)                                                                       \
-    do {                                                                                        \
-        if (nr == cr) cr = cr ? cr * 2 : 16, runs = rl_xrealloc(runs, cr * sizeof *runs);       \
-        runs[nr++] = (run){(B), (E), (M)};                                                      \
+#define PUSH_RUN(B, E, M)                                                                                              \
+    do {                                                                                                               \
+        if (nr == cr) cr = cr ? cr * 2 : 16, runs = rl_xrealloc(runs, cr * sizeof *runs);                              \
+        runs[nr++] = (run){(B), (E), (M)};                                                                             \
     } while (0)
     while ((r = rx_next(x, re, s, len, &start, &ms, &me, err)) == 1) {
         if (ms > prev) PUSH_RUN(prev, ms, 0);
@@ -631,8 +637,8 @@ static rl_status split_piece(rx *x, const pcre2_code *re, int behavior, int inve
     return RL_OK;
 }
 
-static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_buf *ar, piece_list *in,
-                           piece_list *out, int section_index, rl_error *err) {
+static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_buf *ar, piece_list *in, piece_list *out,
+                           int section_index, rl_error *err) {
     out->n = 0;
     for (size_t k = 0; k < in->n; k++) {
         size_t off = in->off[k], len = in->len[k];
@@ -817,8 +823,8 @@ static int32_t whole_added(const rl_tokenizer *t, const char *s, size_t n) {
     return -1;
 }
 
-rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special,
-                              tok_scratch *sc, tok_ids *out, rl_error *err) {
+rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special, tok_scratch *sc,
+                              tok_ids *out, rl_error *err) {
     rl_buf clean = {0};
     if (!rl_utf8_valid(text, len)) {
         tok_sanitize_utf8(text, len, &clean);

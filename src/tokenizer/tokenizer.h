@@ -25,11 +25,11 @@
 typedef struct rl_tokenizer rl_tokenizer;
 
 typedef enum rl_tok_kind {
-    RL_TOK_LLAMA2C,     /* llama2.c tokenizer.bin: score-ordered merges over bytes/characters */
-    RL_TOK_BPE_BYTES,   /* byte-level BPE (GPT-2 style), merges by rank */
-    RL_TOK_BPE_SPM,     /* SentencePiece-style BPE from tokenizer.json (U+2581, byte_fallback) */
-    RL_TOK_SPM_SCORES,  /* SentencePiece-style BPE by piece scores (GGUF "llama") */
-    RL_TOK_WORDPIECE,   /* BERT WordPiece */
+    RL_TOK_LLAMA2C,    /* llama2.c tokenizer.bin: score-ordered merges over bytes/characters */
+    RL_TOK_BPE_BYTES,  /* byte-level BPE (GPT-2 style), merges by rank */
+    RL_TOK_BPE_SPM,    /* SentencePiece-style BPE from tokenizer.json (U+2581, byte_fallback) */
+    RL_TOK_SPM_SCORES, /* SentencePiece-style BPE by piece scores (GGUF "llama") */
+    RL_TOK_WORDPIECE,  /* BERT WordPiece */
 } rl_tok_kind;
 
 /* Loads path: a tokenizer.json, a folder holding one, a .gguf file or a llama2.c tokenizer.bin.
