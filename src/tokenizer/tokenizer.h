@@ -6,7 +6,7 @@
  *     for bos/eos and the chat template): byte-level BPE (GPT-2, Llama 3, Qwen2/3, SmolLM2),
  *     SentencePiece-style BPE (Llama 2, Mistral, TinyLlama: byte_fallback, U+2581) and WordPiece
  *     (BERT family). Ids match @huggingface/tokenizers on the same file.
- *   - GGUF vocabularies (tokenizer.ggml.model "gpt2" or "llama").
+ *   - GGUF vocabularies (tokenizer.ggml.model "gpt2", "llama" or "bert"); ids match llama.cpp.
  *   - llama2.c tokenizer.bin (ids match llama2.c's encode()).
  *
  * Conventions: every call that can fail returns rl_status and fills err (may be NULL). A loaded
@@ -46,8 +46,8 @@ const char *rl_tok_kind_name(rl_tok_kind kind);
 int rl_tok_vocab_size(const rl_tokenizer *tok);
 int rl_tok_bos(const rl_tokenizer *tok); /* -1 if none */
 int rl_tok_eos(const rl_tokenizer *tok); /* -1 if none */
-/* Extra end-of-turn ids a generator should also stop at (<|eot_id|>, <|im_end|>, ...); returns
- * how many were written to out (at most cap). */
+/* The ids a generator should stop at: EOS and the end-of-turn tokens of the chat formats
+ * (<|eot_id|>, <|im_end|>, <end_of_turn>, ...); returns how many were written (at most cap). */
 int rl_tok_stop_ids(const rl_tokenizer *tok, int32_t *out, int cap);
 /* Whether id is a special (control) token: BOS/EOS/PAD, <|im_start|>, ... */
 int rl_tok_is_special(const rl_tokenizer *tok, int id);
@@ -75,7 +75,8 @@ rl_status rl_tok_decode(const rl_tokenizer *tok, const int32_t *ids, size_t n, i
 
 /* Streaming decoder for generation: feed ids one at a time, get text that is always whole UTF-8
  * characters (bytes of a character split across tokens are held back until it is complete; a
- * sequence that can never become valid comes out as U+FFFD). */
+ * sequence that can never become valid comes out as U+FFFD). Same text as rl_tok_decode, except
+ * WordPiece's cleanup of " ." and the like, which needs the next token and is not done here. */
 typedef struct rl_tok_stream rl_tok_stream;
 rl_tok_stream *rl_tok_stream_new(const rl_tokenizer *tok, int skip_special);
 /* Appends the newly completed text to out. */
@@ -121,7 +122,8 @@ rl_status rl_tok_set_chat_template(rl_tokenizer *tok, const char *name_or_templa
  * *out is malloc'ed; the caller frees it. */
 rl_status rl_tok_chat_render(const rl_tokenizer *tok, const rl_chat_msg *msgs, size_t n, int add_generation_prompt,
                              char **out, rl_error *err);
-/* The same for an explicit family and bos/eos strings (either may be NULL or ""). */
+/* The same for a Jinja chat_template string (family, default system prompt and BOS use read
+ * from it) and explicit bos/eos strings (either may be NULL or ""). */
 rl_status rl_chat_render_template(const char *jinja_template, const char *bos, const char *eos, const rl_chat_msg *msgs,
                                   size_t n, int add_generation_prompt, char **out, rl_error *err);
 /* The same for an explicit family and bos/eos strings, without template details (no default
