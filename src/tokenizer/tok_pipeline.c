@@ -720,15 +720,22 @@ static void model_word(const rl_tokenizer *t, const char *w, size_t n, tok_scrat
         return;
     }
     tok_cache *c = &s->cache;
-    if (!c->slot || c->n >= CACHE_MAX_ENTRIES) { /* (re)start: a full cache is simply emptied */
-        if (!c->slot) {
-            c->mask = 2 * CACHE_MAX_ENTRIES - 1;
-            c->slot = rl_xmalloc((c->mask + 1) * sizeof *c->slot);
-        }
-        memset(c->slot, 0, (c->mask + 1) * sizeof *c->slot);
+    if (!c->slot || c->n >= CACHE_MAX_ENTRIES) { /* (re)start small: a full cache is simply emptied */
+        free(c->slot);
+        c->mask = 255;
+        c->slot = rl_xcalloc(c->mask + 1, sizeof *c->slot);
         c->n = 0;
         c->words.len = 0;
         c->n_ids = 0;
+    } else if (2 * (c->n + 1) > c->mask + 1) { /* keep the table at most half full: double it */
+        free(c->slot);
+        c->mask = 2 * c->mask + 1;
+        c->slot = rl_xcalloc(c->mask + 1, sizeof *c->slot);
+        for (size_t e = 0; e < c->n; e++) {
+            size_t h = word_hash(c->words.data + c->woff[e], c->wlen[e]) & c->mask;
+            while (c->slot[h]) h = (h + 1) & c->mask;
+            c->slot[h] = (uint32_t)e + 1;
+        }
     }
     size_t h = word_hash(w, n) & c->mask;
     for (;;) {
