@@ -1041,3 +1041,70 @@ static void check_llamacpp(const char *vocab, rl_tok_kind kind) {
 TEST(tok_llamacpp_phi3_spm) { check_llamacpp("phi-3", RL_TOK_SPM_SCORES); }
 TEST(tok_llamacpp_gpt2_bpe) { check_llamacpp("gpt-2", RL_TOK_BPE_BYTES); }
 TEST(tok_llamacpp_bert_wpm) { check_llamacpp("bert-bge", RL_TOK_WORDPIECE); }
+
+/* ---- token offsets (the chunker cuts text at token boundaries) -------------------------------- */
+
+static void check_offsets(rl_tokenizer *tok, corpus *c, int *ok_count, int *unsupported) {
+    rl_error err = {0};
+    for (size_t i = 0; i < c->count; i++) {
+        int32_t *ids;
+        size_t *off, n;
+        rl_status st = rl_tok_encode_offsets(tok, c->s[i], c->n[i], &ids, &off, &n, &err);
+        if (st == RL_EUNSUPPORTED) {
+            (*unsupported)++;
+            continue;
+        }
+        CHECK_OK(st);
+        if (st) continue;
+        int32_t *ref;
+        size_t nr;
+        CHECK_OK(rl_tok_encode(tok, c->s[i], c->n[i], 0, &ref, &nr, &err));
+        CHECK(nr == n && memcmp(ref, ids, n * sizeof *ids) == 0);
+        CHECK_EQ_INT(off[0], 0);
+        CHECK_EQ_INT(off[n], c->n[i]);
+        /* decoding any window of tokens gives exactly the bytes between its offsets, except that
+         * a SentencePiece window starting mid-text keeps its leading space */
+        for (size_t k = 0; k < n; k++) CHECK(off[k] <= off[k + 1]);
+        if (n >= 4) {
+            size_t a = n / 2, b = n;
+            char *text;
+            size_t tl;
+            CHECK_OK(rl_tok_decode(tok, ids + a, b - a, 0, &text, &tl, &err));
+            size_t want = off[b] - off[a];
+            CHECK_MSG(tl == want || tl == want - 1, "string %zu: window decodes to %zu bytes, offsets say %zu", i, tl, want);
+            free(text);
+        }
+        free(ref);
+        free(ids);
+        free(off);
+        (*ok_count)++;
+    }
+}
+
+TEST(tok_encode_offsets) {
+    corpus c = load_corpus();
+    int ok = 0, unsupported = 0;
+    rl_tokenizer *tok = load_tok512();
+    check_offsets(tok, &c, &ok, &unsupported);
+    rl_tok_free(tok);
+    CHECK_EQ_INT(unsupported, 0); /* llama2.c vocabularies are lossless */
+    rl_error err = {0};
+    const char *names[] = {"gpt4o", "mistral", "qwen3"};
+    for (int k = 0; k < 3; k++) {
+        char *dir = unpack(names[k]);
+        if (!dir) continue;
+        CHECK_OK(rl_tok_load(&tok, dir, &err));
+        int before = unsupported;
+        check_offsets(tok, &c, &ok, &unsupported);
+        if (k == 0) CHECK_EQ_INT(unsupported, before); /* byte-level without a normalizer: always */
+        rl_tok_free(tok);
+    }
+    CHECK(ok > 1000);
+    CHECK(unsupported > 0 && unsupported < 40); /* NFC-changed strings, <s> in Mistral text */
+    tok = NULL;
+    CHECK_OK(rl_tok_load(&tok, unpack("wordpiece"), &err));
+    int32_t *ids;
+    size_t *off, n;
+    CHECK(rl_tok_encode_offsets(tok, "hello", 5, &ids, &off, &n, &err) == RL_EUNSUPPORTED);
+    rl_tok_free(tok);
+}

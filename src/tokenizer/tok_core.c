@@ -684,6 +684,40 @@ static void stream_emit(rl_tok_stream *st, const char *s, size_t n, rl_buf *out)
     }
 }
 
+rl_status rl_tok_encode_offsets(const rl_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t **offsets,
+                                size_t *n_ids, rl_error *err) {
+    *ids = NULL;
+    *offsets = NULL;
+    *n_ids = 0;
+    if (t->dec_mode == DEC_WORDPIECE)
+        return rl_fail(err, RL_EUNSUPPORTED, "token offsets: WordPiece does not decode back to the text");
+    int32_t *v;
+    size_t n;
+    rl_status st = rl_tok_encode(t, text, len, 0, &v, &n, err);
+    if (st) return st;
+    size_t *off = rl_xmalloc((n + 1) * sizeof *off);
+    rl_tok_stream ds = {.tok = t, .skip_special = 0, .prev = -1};
+    rl_buf out = {0};
+    for (size_t i = 0; i < n; i++) {
+        off[i] = out.len;
+        decode_one(t, &ds, v[i], &out);
+    }
+    off[n] = out.len;
+    int same = out.len == len && (len == 0 || memcmp(out.data, text, len) == 0);
+    rl_buf_free(&out);
+    if (!same) {
+        free(v);
+        free(off);
+        return rl_fail(err, RL_EUNSUPPORTED,
+                       "token offsets: this tokenizer does not give this text back when decoding (a normalizer "
+                       "changes it)");
+    }
+    *ids = v;
+    *offsets = off;
+    *n_ids = n;
+    return RL_OK;
+}
+
 rl_status rl_tok_stream_push(rl_tok_stream *st, int32_t id, rl_buf *out, rl_error *err) {
     const rl_tokenizer *t = st->tok;
     if (id < 0 || id >= t->n_vocab)

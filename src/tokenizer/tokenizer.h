@@ -63,6 +63,15 @@ int rl_tok_find(const rl_tokenizer *tok, const char *piece, size_t len);
  * text are always recognised, as Hugging Face does. *ids is malloc'ed, the caller frees it. */
 rl_status rl_tok_encode(const rl_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
                         size_t *n_ids, rl_error *err);
+/* Encodes text without special tokens and gives, for each token, the byte offset in text where
+ * it starts (*offsets has n + 1 entries; the last is len), so that text can be cut at token
+ * boundaries (the chunker). Offsets come from decoding, so they exist only where the tokenizer
+ * is lossless on this text: when decode(encode(text)) != text (a normalizer changed it, e.g. NFC,
+ * lower-casing, or a legacy U+2581 after a special token) the call is RL_EUNSUPPORTED. An offset
+ * may fall inside a multi-byte character when a byte-level token holds part of one. Both arrays
+ * are malloc'ed; the caller frees them. */
+rl_status rl_tok_encode_offsets(const rl_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t **offsets,
+                                size_t *n_ids, rl_error *err);
 /* Number of tokens text encodes to without special tokens (the chunker's measure). */
 rl_status rl_tok_count(const rl_tokenizer *tok, const char *text, size_t len, size_t *count, rl_error *err);
 
