@@ -30,6 +30,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vecindex/vi_internal.h"
 
@@ -156,6 +157,18 @@ size_t rl_vindex_memory(const rl_vindex *vi) {
     return m;
 }
 
+/* Large arrays are 2 MB aligned and asked to live on transparent huge pages: searches touch
+ * vectors at random, and with 4 KB pages nearly every vector costs a TLB miss too. */
+static void *big_alloc(size_t bytes) {
+    if (bytes < ((size_t)4 << 20)) return malloc(bytes);
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, bytes) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 /* Grows (or, for a loaded index, copies into memory) every per-slot array to cap slots. */
 rl_status vi_alloc(rl_vindex *vi, size_t cap, rl_error *err) {
     if (cap < vi->n) cap = vi->n;
@@ -177,7 +190,7 @@ rl_status vi_alloc(rl_vindex *vi, size_t cap, rl_error *err) {
     size_t na = sizeof arr / sizeof arr[0];
     for (size_t a = 0; a < na; a++) {
         if (!arr[a].elem) continue;
-        fresh[a] = malloc(cap * arr[a].elem);
+        fresh[a] = big_alloc(cap * arr[a].elem);
         if (!fresh[a]) {
             for (size_t b = 0; b < a; b++) free(fresh[b]);
             return rl_fail(err, RL_ENOMEM, "out of memory for %zu vectors", cap);
@@ -1134,7 +1147,10 @@ rl_status rl_vindex_search(const rl_vindex *vi, rl_vi_scratch *scratch, const fl
     double below = opts->exact_below > 0 ? opts->exact_below : 0.02;
     int filtered = opts->filter || opts->allow;
     size_t nr = 0;
-    if (opts->exact || (filtered && (sel <= below || sel * live < 4.0 * (double)ef))) {
+    /* a small collection is searched exactly: a scan of a thousand vectors costs about what the
+     * graph walk costs, and is exact */
+    double flat = opts->flat_below > 0 ? (double)opts->flat_below : opts->flat_below < 0 ? -1.0 : 1024.0;
+    if (opts->exact || live <= flat || (filtered && (sel <= below || sel * live < 4.0 * (double)ef))) {
         qq.i8 = 0;
         exact_scan(vi, sc, &qq, allow_slots, n_allow_slots, (size_t)k, &nr);
     } else {
