@@ -1,6 +1,7 @@
 #!/bin/sh
 # Side-by-side ANN benchmark: raftlm's HNSW (float32 and int8) against hnswlib and FAISS's
-# IndexHNSWFlat (Debian's python3-hnswlib, python3-faiss), same vectors, same M /
+# IndexHNSWFlat (Debian's python3-hnswlib, python3-faiss; and hnswlib's headers from
+# libhnswlib-dev compiled with -march=native, bench/ann_hnswlib.cpp), same vectors, same M /
 # ef_construction / ef, same build threads, single-thread search, recall@10 against exact
 # ground truth. Prints a Markdown report (bench/ann_report.py) and keeps the JSON results.
 #
@@ -29,6 +30,13 @@ $py -c 'import numpy, hnswlib, faiss' 2>/dev/null || {
 }
 out=$data/results
 mkdir -p "$out"
+# hnswlib's headers (libhnswlib-dev) built for this CPU: the strongest hnswlib
+native=""
+if [ -f /usr/include/hnswlib/hnswlib.h ] && command -v g++ >/dev/null; then
+    g++ -O3 -march=native -std=c++17 -pthread "$here/ann_hnswlib.cpp" -o "$data/ann_hnswlib" && native="$data/ann_hnswlib"
+else
+    echo "no libhnswlib-dev or g++: skipping hnswlib built with -march=native" >&2
+fi
 for set in $sets; do
     d=$data/$set-$n
     [ -f "$d/gt.ivecs" ] || $py "$here/ann_gen.py" "$d" "$set" "$n" "$nq" >&2
@@ -45,6 +53,10 @@ while [ "$round" -le "$rounds" ]; do
         echo "round $round: $set: raftlm --int8" >&2
         "$bin" -q bench ann --base "$d/base.fvecs" --query "$d/query.fvecs" --gt "$d/gt.ivecs" --metric "$metric" \
             $common --int8 --save "$data/index.tmp" --json > "$out/$set-raftlm_int8-$round.json"
+        if [ -n "$native" ]; then
+            echo "round $round: $set: hnswlib -march=native" >&2
+            "$native" "$d" 16 200 "$efs" "$threads" 10 "$repeat" > "$out/$set-hnswlib_native-$round.json"
+        fi
         for peer in hnswlib faiss; do
             echo "round $round: $set: $peer" >&2
             $py "$here/ann_peers.py" "$peer" "$d" $common > "$out/$set-$peer-$round.json"
