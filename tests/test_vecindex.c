@@ -787,3 +787,65 @@ TEST(vecindex_small_collections_are_exact) {
     free(q);
     gen_free(&g);
 }
+
+TEST(vecindex_churn_keeps_every_vector_reachable) {
+    /* ten rounds of deleting a fifth at random and inserting as many new vectors (into the
+     * reused slots); afterwards every live vector must still be found by searching for itself */
+    int d = 32;
+    gen g = gen_new(d, 21);
+    size_t n = 4000, nq = 100;
+    float *x = gen_draw(&g, n), *q = gen_draw(&g, nq);
+    rl_vindex *vi = build(d, RL_VI_L2, RL_VI_F32, 8, 60, x, n, 1);
+    uint64_t *live = rl_xmalloc(n * sizeof *live);
+    float *vec = rl_xmalloc(n * (size_t)d * sizeof *vec);
+    for (size_t i = 0; i < n; i++) live[i] = i * 7 + 3;
+    memcpy(vec, x, n * (size_t)d * sizeof *vec);
+    uint64_t next_id = 10000000;
+    size_t self0 = 0;
+    for (size_t i = 0; i < n; i++) {
+        rl_vi_hit h0[1];
+        int n0;
+        CHECK_OK(rl_vindex_search(vi, NULL, vec + i * (size_t)d, 1, &(rl_vi_search_opts){.ef = 32}, h0, &n0, NULL));
+        self0 += n0 == 1 && h0[0].id == live[i];
+    }
+    rng_state = 1234;
+    for (int round = 0; round < 10; round++) {
+        for (size_t c = 0; c < n / 5; c++) {
+            size_t i = rnd() % n;
+            CHECK_OK(rl_vindex_remove(vi, live[i], NULL));
+            float *y = gen_draw(&g, 1);
+            memcpy(vec + i * (size_t)d, y, (size_t)d * sizeof *y);
+            free(y);
+            live[i] = next_id++;
+            CHECK_OK(rl_vindex_add(vi, live[i], vec + i * (size_t)d, NULL));
+        }
+    }
+    CHECK_EQ_INT(rl_vindex_count(vi), n);
+    CHECK(rl_vindex_deleted(vi) <= 1);
+    size_t self = 0;
+    rl_vi_hit h[1];
+    int nh;
+    for (size_t i = 0; i < n; i++) {
+        CHECK_OK(rl_vindex_search(vi, NULL, vec + i * (size_t)d, 1, &(rl_vi_search_opts){.ef = 32}, h, &nh, NULL));
+        self += nh == 1 && h[0].id == live[i];
+        if (getenv("CHURN_DEBUG") && !(nh == 1 && h[0].id == live[i])) {
+            rl_vi_hit e[2];
+            int ne;
+            rl_vindex_search(vi, NULL, vec + i * (size_t)d, 2, &(rl_vi_search_opts){.exact = 1}, e, &ne, NULL);
+            fprintf(stderr, "    miss id %llu (%s): got %llu d=%g; exact %llu d=%g, %llu d=%g\n", (unsigned long long)live[i],
+                    live[i] >= 10000000 ? "new" : "old", (unsigned long long)h[0].id, h[0].dist,
+                    (unsigned long long)e[0].id, e[0].dist, (unsigned long long)e[1].id, e[1].dist);
+        }
+    }
+    double r = recall_at(vi, q, nq, d, 10, (rl_vi_search_opts){.ef = 64});
+    fprintf(stderr, "    after 10 rounds of 20%% churn: %zu of %zu find themselves (%zu before), recall@10 %.4f\n", self, n,
+            self0, r);
+    CHECK(self >= n * 99 / 100);
+    CHECK(r >= 0.95);
+    rl_vindex_free(vi);
+    free(live);
+    free(vec);
+    free(x);
+    free(q);
+    gen_free(&g);
+}

@@ -548,6 +548,8 @@ typedef struct {
     int (*fn)(void *, uint64_t);
     void *ctx;
     int filtering; /* any reason to skip nodes: tombstones, allow-list or predicate */
+    uint32_t self; /* inserts: the node being inserted (a reused slot may be reachable through old
+                    * links, and its own lists are empty until this insert fills them) */
 } query;
 
 static inline float qdist(const rl_vindex *vi, const query *qq, uint32_t s) {
@@ -610,6 +612,7 @@ static void greedy(const rl_vindex *vi, rl_vi_scratch *sc, const query *qq, int 
         for (uint32_t j = 1; j <= n; j++) {
             uint32_t nb = l[j];
             if (j + 1 <= n) prefetch_node(vi, qq, l[j + 1]);
+            if (nb == qq->self) continue;
             float d = qdist(vi, qq, nb);
             if (d < *curd) {
                 *curd = d;
@@ -646,7 +649,7 @@ static __attribute__((always_inline)) inline size_t search_level(const rl_vindex
         for (uint32_t j = 1; j <= n; j++) __builtin_prefetch(vis + l[j]);
         for (uint32_t j = 1; j <= n; j++) {
             uint32_t nb = l[j];
-            if (vis[nb] == gen) continue;
+            if (vis[nb] == gen || nb == qq->self) continue;
             vis[nb] = gen;
             todo[nt++] = nb;
             if (nt <= PF_AHEAD) prefetch_node(vi, qq, nb);
@@ -733,7 +736,7 @@ static void link_back(rl_vindex *vi, rl_vi_scratch *sc, uint32_t e, uint32_t s, 
 static void insert_node(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s, int locked) {
     int L = vi->level[s];
     const float *x = vrow(vi, s);
-    query qq = {.q = x};
+    query qq = {.q = x, .self = s};
     scratch_ready(sc, vi, (size_t)vi->p.ef_construction);
     int hold_global = 0;
     if (locked) pthread_mutex_lock(vi->glock);
@@ -786,44 +789,78 @@ static void insert_node(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s, int locked
     }
 }
 
-/* Before a tombstoned slot takes a new vector: every neighbour that links back drops the link
- * and re-selects its list from its remaining neighbours plus the dead node's neighbours. */
-static void unlink_slot(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s) {
-    for (int lev = 0; lev <= vi->level[s]; lev++) {
-        size_t mmax = lev == 0 ? (size_t)vi->M0 : (size_t)vi->p.M;
-        uint32_t *ls = vi_links(vi, s, lev);
-        uint32_t ns = ls[0];
-        for (uint32_t a = 1; a <= ns; a++) {
-            uint32_t u = ls[a];
-            if (u == s) continue;
-            uint32_t *lu = vi_links(vi, u, lev);
-            uint32_t nu = lu[0];
-            int has = 0;
-            for (uint32_t j = 1; j <= nu; j++) has |= lu[j] == s;
-            if (!has) continue;
-            scratch_ready(sc, vi, mmax * 2 + 2);
-            cand *t = sc->t;
-            size_t nt = 0;
-            uint16_t gen = sc->gen;
-            sc->visited[u] = gen;
-            sc->visited[s] = gen;
-            for (uint32_t j = 1; j <= nu; j++)
-                if (sc->visited[lu[j]] != gen) {
-                    sc->visited[lu[j]] = gen;
-                    t[nt++] = (cand){dist_ss(vi, u, lu[j]), lu[j]};
-                }
-            for (uint32_t j = 1; j <= ns; j++)
-                if (sc->visited[ls[j]] != gen && vi->level[ls[j]] >= lev) {
-                    sc->visited[ls[j]] = gen;
-                    t[nt++] = (cand){dist_ss(vi, u, ls[j]), ls[j]};
-                }
-            qsort(t, nt, sizeof *t, cand_cmp);
-            size_t kept = select_heuristic(vi, t, nt, mmax);
-            for (size_t j = 0; j < kept; j++) lu[j + 1] = t[j].s;
-            lu[0] = (uint32_t)kept;
+/* Drops s from u's list at lev and re-selects the list from u's other neighbours plus s's. */
+static void repair_list(rl_vindex *vi, rl_vi_scratch *sc, uint32_t u, uint32_t s, int lev) {
+    size_t mmax = lev == 0 ? (size_t)vi->M0 : (size_t)vi->p.M;
+    uint32_t *lu = vi_links(vi, u, lev), *ls = vi_links(vi, s, lev);
+    uint32_t nu = lu[0], ns = ls[0];
+    scratch_ready(sc, vi, mmax * 2 + 2);
+    cand *t = sc->t;
+    size_t nt = 0;
+    uint16_t gen = sc->gen;
+    sc->visited[u] = gen;
+    sc->visited[s] = gen;
+    for (uint32_t j = 1; j <= nu; j++)
+        if (sc->visited[lu[j]] != gen) {
+            sc->visited[lu[j]] = gen;
+            t[nt++] = (cand){dist_ss(vi, u, lu[j]), lu[j]};
         }
-        ls[0] = 0;
+    for (uint32_t j = 1; j <= ns; j++)
+        if (sc->visited[ls[j]] != gen && vi->level[ls[j]] >= lev) {
+            sc->visited[ls[j]] = gen;
+            t[nt++] = (cand){dist_ss(vi, u, ls[j]), ls[j]};
+        }
+    qsort(t, nt, sizeof *t, cand_cmp);
+    size_t kept = select_heuristic(vi, t, nt, mmax);
+    for (size_t j = 0; j < kept; j++) lu[j + 1] = t[j].s;
+    lu[0] = (uint32_t)kept;
+}
+
+static int lists(const rl_vindex *vi, uint32_t u, int lev, uint32_t s) {
+    const uint32_t *l = vi_links(vi, u, lev);
+    for (uint32_t j = 1; j <= l[0]; j++)
+        if (l[j] == s) return 1;
+    return 0;
+}
+
+/* Before a tombstoned slot takes a new vector: every node within two hops of it that links to
+ * it drops the link and re-selects its list from its own neighbours plus the dead node's. Links
+ * to the slot from farther away stay and lead to its new vector: with no reverse links that is
+ * the price of not scanning the whole graph (a few long-range links; correctness does not
+ * depend on them). */
+static void unlink_slot(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s) {
+    size_t cap = (size_t)vi->M0 * (size_t)(vi->M0 + 1) + 1;
+    uint32_t *near = rl_xmalloc(cap * sizeof *near);
+    for (int lev = 0; lev <= vi->level[s]; lev++) {
+        /* the nodes within two hops (neighbours' lists are read before any is changed) */
+        scratch_ready(sc, vi, 0);
+        uint16_t gen = sc->gen;
+        size_t nn = 0;
+        sc->visited[s] = gen;
+        const uint32_t *ls = vi_links(vi, s, lev);
+        for (uint32_t a = 1; a <= ls[0]; a++) {
+            uint32_t u = ls[a];
+            if (sc->visited[u] != gen) {
+                sc->visited[u] = gen;
+                near[nn++] = u;
+            }
+        }
+        size_t n1 = nn;
+        for (size_t i = 0; i < n1; i++) {
+            const uint32_t *lu = vi_links(vi, near[i], lev);
+            for (uint32_t b = 1; b <= lu[0]; b++) {
+                uint32_t w = lu[b];
+                if (sc->visited[w] != gen && vi->level[w] >= lev) {
+                    sc->visited[w] = gen;
+                    near[nn++] = w;
+                }
+            }
+        }
+        for (size_t i = 0; i < nn; i++)
+            if (lists(vi, near[i], lev, s)) repair_list(vi, sc, near[i], s, lev);
+        vi_links(vi, s, lev)[0] = 0;
     }
+    free(near);
 }
 
 typedef struct {
@@ -1099,7 +1136,7 @@ rl_status rl_vindex_search(const rl_vindex *vi, rl_vi_scratch *scratch, const fl
     scratch_ready(sc, vi, ef > (size_t)k ? ef : (size_t)k);
     if ((st = prepare_vec(vi, q, sc->q, err))) goto done;
 
-    query qq = {.q = sc->q, .fn = opts->filter, .ctx = opts->filter_ctx};
+    query qq = {.q = sc->q, .fn = opts->filter, .ctx = opts->filter_ctx, .self = RL_VI_NONE};
     qq.filtering = vi->n_deleted > 0 || opts->filter || opts->allow;
     double live = (double)rl_vindex_count(vi), sel = 1;
     size_t n_allow_slots = 0;
