@@ -535,6 +535,42 @@ static int cand_cmp(const void *a, const void *b) {
     return x->s < y->s ? -1 : x->s > y->s;
 }
 
+static inline int cand_less(cand a, cand b) { return a.d < b.d || (a.d == b.d && a.s < b.s); }
+
+/* Sorts a max-heap (as rpush leaves it) into ascending order, in place. */
+static void heap_sort_desc_heap(cand *h, size_t n) {
+    while (n > 1) {
+        cand top = h[0];
+        size_t m = n - 1;
+        cand x = h[m];
+        size_t i = 0;
+        for (;;) {
+            size_t l = 2 * i + 1;
+            if (l >= m) break;
+            if (l + 1 < m && h[l + 1].d > h[l].d) l++;
+            if (h[l].d <= x.d) break;
+            h[i] = h[l];
+            i = l;
+        }
+        h[i] = x;
+        h[m] = top;
+        n = m;
+    }
+}
+
+/* Insertion sort, for short lists (neighbour lists). */
+static void sort_small(cand *t, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        cand x = t[i];
+        size_t j = i;
+        while (j > 0 && cand_less(x, t[j - 1])) {
+            t[j] = t[j - 1];
+            j--;
+        }
+        t[j] = x;
+    }
+}
+
 /* ---- the query: float or int8 ---- */
 
 typedef struct {
@@ -723,7 +759,7 @@ static void link_back(rl_vindex *vi, rl_vi_scratch *sc, uint32_t e, uint32_t s, 
             cand *t = sc->t;
             for (uint32_t j = 0; j < n; j++) t[j] = (cand){dist_ss(vi, e, l[j + 1]), l[j + 1]};
             t[n] = (cand){d_es, s};
-            qsort(t, n + 1, sizeof *t, cand_cmp);
+            sort_small(t, n + 1);
             size_t kept = select_heuristic(vi, t, n + 1, mmax);
             for (size_t j = 0; j < kept; j++) l[j + 1] = t[j].s;
             l[0] = (uint32_t)kept;
@@ -757,11 +793,11 @@ static void insert_node(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s, int locked
     for (int lev = L < top ? L : top; lev >= 0; lev--) {
         scratch_ready(sc, vi, efc);
         size_t nr = search_level(vi, sc, &qq, ep, epd, lev, efc, locked);
+        heap_sort_desc_heap(sc->r, nr); /* ascending */
         cand *t = sc->t;
         size_t nt = 0;
         for (size_t i = 0; i < nr; i++)
             if (sc->r[i].s != s) t[nt++] = sc->r[i];
-        qsort(t, nt, sizeof *t, cand_cmp);
         if (nt) {
             ep = t[0].s;
             epd = t[0].d;
@@ -810,7 +846,7 @@ static void repair_list(rl_vindex *vi, rl_vi_scratch *sc, uint32_t u, uint32_t s
             sc->visited[ls[j]] = gen;
             t[nt++] = (cand){dist_ss(vi, u, ls[j]), ls[j]};
         }
-    qsort(t, nt, sizeof *t, cand_cmp);
+    sort_small(t, nt);
     size_t kept = select_heuristic(vi, t, nt, mmax);
     for (size_t j = 0; j < kept; j++) lu[j + 1] = t[j].s;
     lu[0] = (uint32_t)kept;
@@ -1214,7 +1250,8 @@ rl_status rl_vindex_search(const rl_vindex *vi, rl_vi_scratch *scratch, const fl
         if (qq.i8) /* rescore the candidates with the float vectors */
             for (size_t i = 0; i < nr; i++) sc->r[i].d = dist_f(vi, sc->q, sc->r[i].s);
     }
-    qsort(sc->r, nr, sizeof(cand), cand_cmp);
+    if (qq.i8 && !opts->exact) qsort(sc->r, nr, sizeof(cand), cand_cmp); /* rescored: no longer a heap */
+    else heap_sort_desc_heap(sc->r, nr);
     if (nr > (size_t)k) nr = (size_t)k;
     for (size_t i = 0; i < nr; i++) {
         out[i].id = vi->ids[sc->r[i].s];
