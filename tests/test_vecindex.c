@@ -438,6 +438,17 @@ TEST(vecindex_save_load_round_trip) {
         CHECK_OK(rl_vindex_add_batch(vi, 100, ids, y, NULL, NULL));
         CHECK_OK(rl_vindex_add_batch(lo, 100, ids, y, NULL, NULL));
         CHECK(same_results(vi, lo, q, nq, d));
+        /* a mapped index compacts (into memory) */
+        {
+            rl_vindex *c = NULL;
+            CHECK_OK(rl_vindex_load(&c, path, &err));
+            if (c) {
+                CHECK_OK(rl_vindex_compact(c, NULL, &err));
+                CHECK_EQ_INT(rl_vindex_deleted(c), 0);
+                CHECK_EQ_INT(rl_vindex_count(c), rl_vindex_count(lo) - 100);
+                rl_vindex_free(c);
+            }
+        }
         /* and saves again over its own file, which it had mapped */
         CHECK_OK(rl_vindex_save(lo, path, &err));
         rl_vindex *again = NULL;
@@ -693,6 +704,16 @@ TEST(vecindex_bad_arguments_are_errors) {
     CHECK_OK(rl_vindex_add(vi, 1, v, &err));
     CHECK_OK(rl_vindex_search(vi, NULL, v, 4, NULL, h, &nh, &err));
     CHECK_EQ_INT(nh, 1);
+    /* compaction down to nothing, then use again */
+    CHECK_OK(rl_vindex_remove(vi, 1, &err));
+    CHECK_OK(rl_vindex_compact(vi, NULL, &err));
+    CHECK_EQ_INT(rl_vindex_count(vi), 0);
+    CHECK_EQ_INT(rl_vindex_deleted(vi), 0);
+    CHECK_OK(rl_vindex_search(vi, NULL, v, 4, NULL, h, &nh, &err));
+    CHECK_EQ_INT(nh, 0);
+    CHECK_OK(rl_vindex_add(vi, 2, v, &err));
+    CHECK_OK(rl_vindex_search(vi, NULL, v, 4, NULL, h, &nh, &err));
+    CHECK(nh == 1 && h[0].id == 2);
     CHECK_EQ_INT(rl_vi_metric_parse("dot"), -1);
     CHECK_EQ_INT(rl_vi_metric_parse("ip"), RL_VI_IP);
     rl_vindex_free(vi);
