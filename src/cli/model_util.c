@@ -1,5 +1,6 @@
 /* model_util.c - what the model verbs (generate, score, ...) share: loading a model with an
  * optional LoRA adapter and tokenizer, and parsing token lists. */
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ rl_status cli_model_open(cli_model *cm, const char *model_path, const char *lora
             rl_warn("tokenizer has %d ids, the model %d", rl_tok_vocab_size(cm->tok), cm->model.cfg.vocab_size);
     }
     cm->pool = rl_pool_create(threads);
+    openblas_set_num_threads(rl_pool_size(cm->pool)); // one thread count for BLAS and the pool
     cm->model.pool = cm->pool;
     return RL_OK;
 }

@@ -7,8 +7,10 @@
  * model has adapters on that module, so the batch forward, the backward and decoding all
  * agree on what a layer computes.
  *
- * Simplifications, said plainly: LoRA dropout is not implemented (treated as 0); the attention
- * probabilities of every layer are kept (O(L*B*NH*T^2) memory, no gradient checkpointing yet).
+ * Memory options (rl_acts_init_ex flags): gradient checkpointing keeps one layer of inner
+ * activations and recomputes each layer in backward; chunked logits never hold more than
+ * RL_LOGITS_CHUNK rows of (rows, V) logits: the loss is computed chunk by chunk in forward and the
+ * chunk's logits are recomputed in backward (one more lm_head product, no (B*T, V) array).
  */
 #include "model/model.h"
 
@@ -341,7 +343,8 @@ rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *er
     return rl_acts_init_ex(a, m, B, T, 0, err);
 }
 
-rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int checkpointing, rl_error *err) {
+rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags, rl_error *err) {
+    int checkpointing = (flags & RL_ACTS_CHECKPOINT) != 0, chunked = (flags & RL_ACTS_CHUNKED_LOGITS) != 0;
     memset(a, 0, sizeof *a);
     const rl_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return rl_fail(err, RL_EINVAL, "batch %dx%d must be positive", B, T);
@@ -355,7 +358,8 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int check
     if (checkpointing) L = 1;
     size_t sizes[] = {
         (LR + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T * T, L * N * QD,
-        L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N, N * V, N,
+        L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N,
+        (chunked && N > RL_LOGITS_CHUNK ? RL_LOGITS_CHUNK : N) * V, N,
         L * RL_MOD_COUNT * N * r,
         N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, N * r, (size_t)T * T, r ? N * maxd : 0,
     };
@@ -387,6 +391,7 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int check
     a->B = B;
     a->T = T;
     a->checkpointing = checkpointing;
+    a->chunked_logits = chunked;
     return RL_OK;
 }
 
@@ -471,10 +476,16 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
     for (int l = 0; l < c->n_layers; l++) layer_forward(m, a, l, B, T, seg ? a->seg : NULL);
     float *res_final = a->res + (size_t)c->n_layers * a->B * a->T * C;
     rl_rmsnorm_forward(a->lnf, a->lnf_rstd, res_final, m->w.rms_final, N, C, c->norm_eps);
-    rl_matmul_forward(a->logits, a->lnf, m->w.lm_head, NULL, N, C, V);
     a->n_valid = 0;
     for (int i = 0; i < N; i++) a->n_valid += a->targets[i] >= 0;
-    double sum = rl_xent_forward_backward(a->losses, NULL, a->logits, a->targets, N, V, 0.0f);
+    double sum = 0;
+    int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        int nr = r0 + chunk < N ? chunk : N - r0;
+        float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
+        rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V);
+        sum += rl_xent_forward_backward(a->losses + r0, NULL, lg, a->targets + r0, nr, V, 0.0f);
+    }
     if (loss) *loss = a->n_valid ? (float)(sum / a->n_valid) : 0.0f;
     return RL_OK;
 }
@@ -517,9 +528,16 @@ void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, floa
     const rl_model_config *c = &m->cfg;
     int N = a->b * a->t, C = c->dim, V = c->vocab_size;
     // loss -> logits -> final norm (dlogits overwrite the logits)
-    rl_xent_forward_backward(NULL, a->logits, a->logits, a->targets, N, V, dscale);
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
-    rl_matmul_backward(a->dln, gr ? gr->lm_head : NULL, NULL, a->logits, a->lnf, m->w.lm_head, N, C, V);
+    int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        int nr = r0 + chunk < N ? chunk : N - r0;
+        float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
+        if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V); // recompute
+        rl_xent_forward_backward(NULL, lg, lg, a->targets + r0, nr, V, dscale);
+        rl_matmul_backward(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, NULL, lg, a->lnf + (size_t)r0 * C,
+                           m->w.lm_head, nr, C, V);
+    }
     memset(a->dres, 0, (size_t)N * C * sizeof(float));
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_final : NULL, a->dln, a->res + (size_t)c->n_layers * a->B * a->T * C,
                         m->w.rms_final, a->lnf_rstd, N, C);
