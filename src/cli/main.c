@@ -11,6 +11,7 @@ static const rl_cli_verb verbs[] = {
     {"search", cmd_search, "search the store (BM25)"},
     {"generate", cmd_generate, "generate text from a model (greedy or sampled)"},
     {"train", cmd_train, "fine-tune the base model (LoRA or full) on the configured datasets"},
+    {"export", cmd_export, "the trained model: merged HF folder or GGUF, or the PEFT adapter"},
     {"convert", cmd_convert, "convert a model to a Hugging Face folder (optionally merging a LoRA adapter)"},
     {"bench", cmd_bench, "time training steps of a model shape (LoRA / full) against OpenBLAS SGEMM"},
     {"score", cmd_score, "negative log-likelihood of each token of a text under a model"},
