@@ -401,6 +401,82 @@ void rl_acts_free(rl_acts *a) {
     memset(a, 0, sizeof *a);
 }
 
+/* ---- row kernels over the pool ----------------------------------------------------------- */
+
+/* The kernels are pure functions over rows; these spread fixed slices of rows over the pool
+ * (fixed slices: the result does not depend on the number of threads). */
+#define PAR_SLICES 16
+
+typedef struct {
+    float *losses, *dlogits, *out, *dg, *du;
+    const float *logits, *g, *u, *dout;
+    const int *targets;
+    size_t n;  /* rows (xent) or elements (swiglu) */
+    int V;
+    float dscale;
+    double sums[PAR_SLICES];
+} par_ctx;
+
+static void slice_of(size_t n, size_t i, size_t *lo, size_t *hi) {
+    *lo = n * i / PAR_SLICES;
+    *hi = n * (i + 1) / PAR_SLICES;
+}
+
+static void par_xent_item(void *vc, size_t i, int thread) {
+    par_ctx *c = vc;
+    size_t lo, hi;
+    slice_of(c->n, i, &lo, &hi);
+    c->sums[i] = hi > lo ? rl_xent_forward_backward(c->losses ? c->losses + lo : NULL, c->dlogits ? c->dlogits + lo * c->V : NULL,
+                                                    c->logits + lo * c->V, c->targets + lo, (int)(hi - lo), c->V, c->dscale)
+                         : 0.0;
+    (void)thread;
+}
+
+static double par_xent(rl_pool *pool, float *losses, float *dlogits, const float *logits, const int *targets, int N, int V,
+                       float dscale) {
+    if (!pool || N < PAR_SLICES) return rl_xent_forward_backward(losses, dlogits, logits, targets, N, V, dscale);
+    par_ctx c = {.losses = losses, .dlogits = dlogits, .logits = logits, .targets = targets, .n = (size_t)N, .V = V, .dscale = dscale};
+    rl_pool_for(pool, PAR_SLICES, par_xent_item, &c);
+    double sum = 0;
+    for (int i = 0; i < PAR_SLICES; i++) sum += c.sums[i];
+    return sum;
+}
+
+static void par_swiglu_fwd_item(void *vc, size_t i, int thread) {
+    par_ctx *c = vc;
+    size_t lo, hi;
+    slice_of(c->n, i, &lo, &hi);
+    rl_swiglu_forward(c->out + lo, c->g + lo, c->u + lo, hi - lo);
+    (void)thread;
+}
+
+static void par_swiglu_bwd_item(void *vc, size_t i, int thread) {
+    par_ctx *c = vc;
+    size_t lo, hi;
+    slice_of(c->n, i, &lo, &hi);
+    rl_swiglu_backward(c->dg + lo, c->du + lo, c->dout + lo, c->g + lo, c->u + lo, hi - lo);
+    (void)thread;
+}
+
+static void par_swiglu_forward(rl_pool *pool, float *out, const float *g, const float *u, size_t NF) {
+    if (!pool) {
+        rl_swiglu_forward(out, g, u, NF);
+        return;
+    }
+    par_ctx c = {.out = out, .g = g, .u = u, .n = NF};
+    rl_pool_for(pool, PAR_SLICES, par_swiglu_fwd_item, &c);
+}
+
+static void par_swiglu_backward(rl_pool *pool, float *dg, float *du, const float *dout, const float *g, const float *u,
+                                size_t NF) {
+    if (!pool) {
+        rl_swiglu_backward(dg, du, dout, g, u, NF);
+        return;
+    }
+    par_ctx c = {.dg = dg, .du = du, .dout = dout, .g = g, .u = u, .n = NF};
+    rl_pool_for(pool, PAR_SLICES, par_swiglu_bwd_item, &c);
+}
+
 /* ---- forward ---------------------------------------------------------------------------- */
 
 /* Pointers to layer l's activations (with checkpointing every layer shares slot 0). */
@@ -443,7 +519,7 @@ static void layer_forward(rl_model *m, rl_acts *a, int l, int B, int T, const in
     rl_rmsnorm_forward(p.ln2, p.ln2_rstd, p.res2, m->w.rms_ffn + (size_t)l * C, N, C, c->norm_eps);
     linear_fwd(m, l, RL_MOD_GATE, p.g, p.ln2, LT(p, RL_MOD_GATE), a->lora_x, N);
     linear_fwd(m, l, RL_MOD_UP, p.u, p.ln2, LT(p, RL_MOD_UP), a->lora_x, N);
-    rl_swiglu_forward(p.h, p.g, p.u, (size_t)N * F);
+    par_swiglu_forward(m->pool, p.h, p.g, p.u, (size_t)N * F);
     linear_fwd(m, l, RL_MOD_DOWN, p.res_next, p.h, LT(p, RL_MOD_DOWN), a->lora_x, N);
     rl_axpy(p.res_next, 1.0f, p.res2, (size_t)N * C);
 }
@@ -484,7 +560,7 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
         int nr = r0 + chunk < N ? chunk : N - r0;
         float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
         rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V);
-        sum += rl_xent_forward_backward(a->losses + r0, NULL, lg, a->targets + r0, nr, V, 0.0f);
+        sum += par_xent(m->pool, a->losses + r0, NULL, lg, a->targets + r0, nr, V, 0.0f);
     }
     if (loss) *loss = a->n_valid ? (float)(sum / a->n_valid) : 0.0f;
     return RL_OK;
@@ -503,7 +579,7 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), a->dlora, a->lora_x, N);
     memset(a->dg, 0, (size_t)N * F * sizeof(float));
     memset(a->du, 0, (size_t)N * F * sizeof(float));
-    rl_swiglu_backward(a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
+    par_swiglu_backward(m->pool, a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
     linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), a->dlora, a->lora_x, N);
     linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), a->dlora, a->lora_x, N);
@@ -534,7 +610,7 @@ void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, floa
         int nr = r0 + chunk < N ? chunk : N - r0;
         float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
         if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V); // recompute
-        rl_xent_forward_backward(NULL, lg, lg, a->targets + r0, nr, V, dscale);
+        par_xent(m->pool, NULL, lg, lg, a->targets + r0, nr, V, dscale);
         rl_matmul_backward(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, NULL, lg, a->lnf + (size_t)r0 * C,
                            m->w.lm_head, nr, C, V);
     }
