@@ -351,3 +351,26 @@ TEST(train_then_export_merged_and_adapter_score_alike) {
     CHECK(fabs(hf - adapter) <= 1e-5 * adapter && fabs(gguf - adapter) <= 1e-5 * adapter);
     CHECK(fabs(adapter - base) > 1e-4); // training changed the model
 }
+
+TEST(train_cli_random_init_learns) {
+    const char *sh = t_shared();
+    if (!sh || !rl_path_exists(t_fmt("%s/models/stories260K/stories260K.bin", sh))) SKIP("../shared/models/stories260K is not here");
+    char *d = t_tmpdir(), *out = NULL;
+    char *y = write_project(d, sh, 40, 0, "full");
+    char *yaml = NULL;
+    size_t len;
+    rl_error err;
+    CHECK_OK(rl_file_read(y, 0, &yaml, &len, &err));
+    t_write_str(d, "raftlm.yaml", t_fmt("%sbase_model_init: random\n", yaml));
+    int rc = t_run(t_fmt("cd %s && %s train -c %s 2>&1", d, t_bin(), y), &out, 0);
+    CHECK_MSG(rc == 0, "%s", out);
+    CHECK_CONTAINS(out, "from a random init");
+    float l0 = 0, l1 = 0, e0 = 0, e1 = 0;
+    const char *p = out ? strstr(out, "train loss") : NULL;
+    CHECK(p && sscanf(p, "train loss %f -> %f, eval loss %f -> %f", &l0, &l1, &e0, &e1) == 4);
+    fprintf(stderr, "    random init: train loss %.3f -> %.3f, eval loss %.3f -> %.3f (ln 512 = 6.238)\n", l0, l1, e0, e1);
+    CHECK(fabsf(e0 - 6.238f) < 0.2f); // a random model is uniform over the vocabulary
+    CHECK(e1 < e0 - 1.0f);
+    free(out);
+    free(yaml);
+}

@@ -39,6 +39,8 @@ typedef struct cli_model {
 } cli_model;
 rl_status cli_model_open(cli_model *cm, const char *model_path, const char *lora_dir, const char *tok_path,
                          int threads, rl_error *err);
+/* A model of the shape in dir/config.json with zeroed weights (for a random init). */
+rl_status cli_model_open_config(cli_model *cm, const char *dir, const char *tok_path, int threads, rl_error *err);
 void cli_model_close(cli_model *cm);
 /* BOS (when the tokenizer or model has one) + the text's tokens, without EOS; caller frees. */
 rl_status cli_encode_prompt(const cli_model *cm, const char *text, int32_t **out, size_t *n, rl_error *err);

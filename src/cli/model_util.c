@@ -33,6 +33,27 @@ rl_status cli_model_open(cli_model *cm, const char *model_path, const char *lora
     return RL_OK;
 }
 
+rl_status cli_model_open_config(cli_model *cm, const char *dir, const char *tok_path, int threads, rl_error *err) {
+    memset(cm, 0, sizeof *cm);
+    char *path = rl_path_join(dir, "config.json"), *text = NULL;
+    size_t len = 0;
+    rl_model_config cfg;
+    rl_status s = rl_file_read(path, 1 << 20, &text, &len, err);
+    if (!s) s = rl_model_config_from_hf_json(&cfg, text, len, err);
+    if (!s) s = rl_model_init(&cm->model, &cfg, err);
+    free(text);
+    free(path);
+    if (!s && tok_path) s = rl_tok_load(&cm->tok, tok_path, err);
+    if (s) {
+        cli_model_close(cm);
+        return s;
+    }
+    cm->pool = rl_pool_create(threads);
+    cm->model.pool = cm->pool;
+    openblas_set_num_threads(rl_pool_size(cm->pool));
+    return RL_OK;
+}
+
 void cli_model_close(cli_model *cm) {
     if (cm->has_lora) rl_lora_free(&cm->lora);
     rl_model_free(&cm->model);

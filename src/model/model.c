@@ -149,6 +149,8 @@ void rl_params_linear(const rl_model_config *c, const rl_params *p, int l, rl_mo
 
 /* ---- model ------------------------------------------------------------------------------ */
 
+static uint64_t splitmix64(uint64_t *s);
+
 rl_status rl_model_init(rl_model *m, const rl_model_config *cfg, rl_error *err) {
     memset(m, 0, sizeof *m);
     rl_status s = rl_model_config_check(cfg, err);
@@ -158,6 +160,27 @@ rl_status rl_model_init(rl_model *m, const rl_model_config *cfg, rl_error *err) 
     m->inv_freq = rl_xcalloc((size_t)cfg->head_dim / 2, sizeof(float));
     rl_rope_inv_freq(m->inv_freq, cfg->head_dim, &cfg->rope);
     return RL_OK;
+}
+
+void rl_model_init_random(rl_model *m, uint64_t seed, float std) {
+    // transformers' _init_weights for Llama/Qwen2: normal(0, std) matrices and embeddings, zero
+    // biases, RMSNorm weights 1 (Box-Muller over splitmix64)
+    uint64_t s = seed ^ 0x51a7ull;
+    int n = rl_params_count(&m->cfg);
+    rl_tensor_ref *refs = rl_xcalloc((size_t)n, sizeof *refs);
+    rl_params_list(&m->cfg, &m->w, refs);
+    for (int i = 0; i < n; i++) {
+        int norm = strstr(refs[i].name, "norm") != NULL, bias = strstr(refs[i].name, ".bias") != NULL;
+        for (size_t k = 0; k < refs[i].n; k++) {
+            if (norm || bias) {
+                refs[i].data[k] = norm ? 1.0f : 0.0f;
+                continue;
+            }
+            double u1 = ((splitmix64(&s) >> 11) + 1.0) / 9007199254740993.0, u2 = (splitmix64(&s) >> 11) / 9007199254740992.0;
+            refs[i].data[k] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+        }
+    }
+    free(refs);
 }
 
 void rl_model_free(rl_model *m) {

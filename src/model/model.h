@@ -122,6 +122,9 @@ void rl_params_linear(const rl_model_config *cfg, const rl_params *p, int l, rl_
 /* Allocates a zeroed model for cfg (a loader then fills the weights). */
 rl_status rl_model_init(rl_model *m, const rl_model_config *cfg, rl_error *err);
 void rl_model_free(rl_model *m);
+/* Replaces the weights with a fresh random init (normal(0, std) matrices and embeddings, norms 1,
+ * biases 0), for training a model of this shape from scratch. */
+void rl_model_init_random(rl_model *m, uint64_t seed, float std);
 /* Loads a model: a folder is a Hugging Face folder (config.json + model.safetensors or
  * model.safetensors.index.json); a file is a llama2.c checkpoint. */
 rl_status rl_model_load(rl_model *m, const char *path, rl_error *err);
