@@ -5,6 +5,8 @@
 #   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
 #   make bench      benchmarks (docs/benchmarks.md says what they measure)
 #   make demo       ingest and search the example project (examples/acme)
+#   make fuzz       libFuzzer targets (clang) in build-fuzz/: fuzz/*.c, e.g.
+#                   build-fuzz/fuzz_tok_json -max_total_time=60 tests/fixtures/tokenizer/wordpiece
 
 BUILD   ?= build
 CC      ?= cc
@@ -23,7 +25,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test asan bench demo clean
+.PHONY: all deps test asan bench bench-tokenizer demo clean fuzz
 all: $(BUILD)/raftlm
 
 # Every build checks the packages first and installs what is missing (once per deps.txt change).
@@ -66,10 +68,27 @@ asan:
 bench: $(BUILD)/raftlm
 	@bench/ingest.sh $(BUILD)/raftlm
 
+# tokenizer encode MB/s per kind (bench/tokenizer.sh; docs/benchmarks.md)
+bench: bench-tokenizer
+bench-tokenizer: $(BUILD)/tokenizer-bench
+	@bench/tokenizer.sh $(BUILD)
+$(BUILD)/tokenizer-bench: $(BUILD)/bench/tokenizer_bench.o $(BUILD)/libraftlm.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 demo: $(BUILD)/raftlm
 	@scripts/demo.sh $(BUILD)/raftlm
 
-clean:
-	rm -rf build build-asan
+# libFuzzer: the library again with clang and coverage, then one binary per fuzz/*.c
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
+		OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libraftlm.a
+	@mkdir -p build-fuzz/tok/qwen3 build-fuzz/tok/mistral
+	@for t in qwen3 mistral; do xz -dc tests/fixtures/tokenizer/$$t/tokenizer.json.xz > build-fuzz/tok/$$t/tokenizer.json; done
+	@for f in $(wildcard fuzz/*.c); do n=$$(basename $$f .c); echo "fuzz: build-fuzz/$$n"; \
+		clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Isrc $$(cat build-fuzz/.pkg-cflags) \
+			$$f build-fuzz/libraftlm.a $$(cat build-fuzz/.pkg-libs) -lm -pthread -o build-fuzz/$$n || exit 1; done
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(BUILD)/bench/tokenizer_bench.d

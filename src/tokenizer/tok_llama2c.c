@@ -5,7 +5,8 @@
  * are <unk>, BOS, EOS and ids 3..258 the byte pieces <0x00>..<0xFF> (the encoder relies on it, as
  * llama2.c does).
  *
- * Encoding (tok_llama2c_encode) reproduces llama2.c's encode(): BOS, a dummy-prefix token " ",
+ * Encoding (tok_llama2c_encode) reproduces llama2.c's encode() as run.c calls it (bos=1, eos=0;
+ * add_special adds BOS only, like SentencePiece Llama tokenizers): BOS, a dummy-prefix token " ",
  * then one token per UTF-8 character (at most 4 bytes; characters missing from the vocabulary
  * become byte tokens id = byte + 3), then repeatedly merge the adjacent pair whose concatenated
  * piece has the highest score (the leftmost on ties). llama2.c rescans the whole sequence at
@@ -39,8 +40,8 @@ rl_status tok_llama2c_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl
         int32_t len;
         memcpy(&len, data + pos + 4, 4);
         if (len < 0 || (size_t)len > size - pos - 8)
-            return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: token %d has length %d, beyond the end of the file",
-                           n, len);
+            return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: token %d has length %d, beyond the end of the file", n,
+                           len);
         pos += 8 + (size_t)len;
         if (++n == INT32_MAX) return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: too many tokens");
     }
@@ -53,7 +54,9 @@ rl_status tok_llama2c_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl
         int32_t len;
         memcpy(&score, data + pos, 4);
         memcpy(&len, data + pos + 4, 4);
-        tok_set_piece(t, id, (const char *)data + pos + 8, (size_t)len, id < 3 ? TOK_CONTROL : TOK_NORMAL);
+        if (tok_set_piece(t, id, (const char *)data + pos + 8, (size_t)len, id < 3 ? TOK_CONTROL : TOK_NORMAL) != 0)
+            return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: token %d is %d bytes long (at most %u)", id, len,
+                           TOK_MAX_PIECE);
         t->score[id] = isnan(score) ? -INFINITY : score;
         pos += 8 + (size_t)len;
     }
@@ -183,7 +186,6 @@ void tok_llama2c_encode(const rl_tokenizer *t, const char *text, size_t len, int
     if (n) {
         for (int32_t i = 0; i >= 0; i = sym[i].next) tok_ids_push(out, sym[i].id);
     }
-    if (add_special) tok_ids_push(out, t->eos);
     free(sym);
     free(h.v);
     rl_buf_free(&cat);
