@@ -25,6 +25,7 @@ int cmd_bench(int argc, char **argv);
 int bench_ann(int argc, char **argv); /* `raftlm bench ann`, bench_ann.c */
 int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 
 /* Prints "raftlm: <msg>" to stderr and returns the exit code for that status (1; 2 for usage). */
@@ -42,9 +43,20 @@ typedef struct cli_model {
 } cli_model;
 rl_status cli_model_open(cli_model *cm, const char *model_path, const char *lora_dir, const char *tok_path,
                          int threads, rl_error *err);
+/* A model of the shape in dir/config.json with zeroed weights (for a random init). */
+rl_status cli_model_open_config(cli_model *cm, const char *dir, const char *tok_path, int threads, rl_error *err);
 void cli_model_close(cli_model *cm);
 /* BOS (when the tokenizer or model has one) + the text's tokens, without EOS; caller frees. */
 rl_status cli_encode_prompt(const cli_model *cm, const char *text, int32_t **out, size_t *n, rl_error *err);
+/* A llama2.c tokenizer.bin as a GGUF vocabulary (pieces with U+2581 for spaces). */
+typedef struct cli_vocab {
+    rl_gguf_vocab v;
+    char **tokens;
+    float *scores;
+    int32_t *types;
+} cli_vocab;
+rl_status cli_vocab_from_llama2c(cli_vocab *vb, const char *path, int n_vocab, rl_error *err);
+void cli_vocab_free(cli_vocab *vb);
 /* "1,2,3" -> ids (caller frees). */
 rl_status cli_parse_tokens(const char *list, int32_t **out, size_t *n, rl_error *err);
 

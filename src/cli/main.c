@@ -14,6 +14,7 @@ static const rl_cli_verb verbs[] = {
     {"eval", cmd_eval, "held-out questions -> retrieval metrics and answer quality (EM, F1, numeric match, citations)"},
     {"generate", cmd_generate, "generate text from a model (greedy or sampled)"},
     {"train", cmd_train, "fine-tune the base model (LoRA or full) on the configured datasets"},
+    {"export", cmd_export, "the trained model: merged HF folder or GGUF, or the PEFT adapter"},
     {"convert", cmd_convert, "convert a model to a Hugging Face folder (optionally merging a LoRA adapter)"},
     {"bench", cmd_bench, "benchmarks: training steps against SGEMM; `bench ann`: vector index recall and speed"},
     {"score", cmd_score, "negative log-likelihood of each token of a text under a model"},
