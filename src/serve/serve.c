@@ -135,7 +135,7 @@ srv_job *srv_job_new(rl_server *s) {
 /* Queues j for a slot; 0 on success, -1 when the queue is full or the server draining. */
 int srv_enqueue(rl_server *s, srv_job *j) {
     pthread_mutex_lock(&s->mu);
-    if (s->draining || s->n_queued >= s->o.queue) {
+    if (s->draining || s->n_inflight >= s->o.parallel + s->o.queue) { // every slot busy, the queue full
         s->rejected++;
         pthread_mutex_unlock(&s->mu);
         return -1;
@@ -189,12 +189,6 @@ static void *worker_main(void *arg) {
         gp.deadline = j->deadline;
         if (stopping) j->cancel = 1;
         j->st = rl_infer_generate(slot->inf, j->ids, j->n_ids, &gp, on_piece, j, &j->res, &j->err);
-        pthread_mutex_lock(&j->mu);
-        if (j->stream) api_stream_end(j);
-        j->done = 1;
-        pthread_cond_broadcast(&j->cv);
-        pthread_mutex_unlock(&j->mu);
-
         pthread_mutex_lock(&s->mu);
         slot->current = NULL;
         s->n_busy--;
@@ -208,6 +202,12 @@ static void *worker_main(void *arg) {
         }
         pthread_cond_broadcast(&s->cv_idle);
         pthread_mutex_unlock(&s->mu);
+        // the slot and the counters are updated before the client can see the end
+        pthread_mutex_lock(&j->mu);
+        if (j->stream) api_stream_end(j);
+        j->done = 1;
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
         srv_job_release(j);
     }
     return NULL;
