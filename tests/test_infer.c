@@ -427,3 +427,137 @@ TEST(generate_stop_strings_limits_seeds_cancel) {
     rl_infer_free(inf);
     close_stories(&f);
 }
+
+/* ---- quantized weights ---- */
+
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((*s >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
+TEST(fp16_conversion_round_trips) {
+    float exact[] = {0.0f, 1.0f, -2.0f, 0.5f, 65504.0f, 0x1p-24f, -0x1p-14f, 1024.0f, 0.333251953125f};
+    for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
+        CHECK_MSG(rl_fp16_to_fp32(rl_fp32_to_fp16(exact[i])) == exact[i], "%g", exact[i]);
+    CHECK_EQ_INT(rl_fp32_to_fp16(1.0f), 0x3c00);
+    CHECK_EQ_INT(rl_fp32_to_fp16(-2.0f), 0xc000);
+    CHECK_EQ_INT(rl_fp32_to_fp16(1e9f), 0x7c00); // overflow: infinity
+    CHECK_EQ_INT(rl_fp32_to_fp16(1.0f + 0x1p-11f), 0x3c00); // a tie rounds to even
+    CHECK_EQ_INT(rl_fp32_to_fp16(1.0f + 0x1p-11f + 0x1p-20f), 0x3c01);
+    uint64_t s = 1;
+    for (int i = 0; i < 100000; i++) {
+        float x = frand(&s) * 1000.0f;
+        float y = rl_fp16_to_fp32(rl_fp32_to_fp16(x));
+        CHECK_MSG(fabsf(y - x) <= fabsf(x) * 0x1p-11f + 0x1p-24f, "%g -> %g", x, y);
+    }
+}
+
+TEST(q8_0_quantize_error_and_dot_kernels_agree) {
+    uint64_t s = 7;
+    size_t n = 4096, nb = n / RL_Q8_0_BLOCK;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *dx = malloc(n * sizeof *dx);
+    rl_block_q8_0 *qx = malloc(nb * sizeof *qx), *qy = malloc(nb * sizeof *qy);
+    for (size_t i = 0; i < n; i++) x[i] = frand(&s) * (i % 97 == 0 ? 30.0f : 1.0f), y[i] = frand(&s);
+    x[5] = 0; // a block that is all zeros
+    for (int i = 64; i < 96; i++) x[i] = 0.0f;
+    rl_q8_0_quantize(qx, x, n);
+    rl_q8_0_quantize(qy, y, n);
+    rl_q8_0_dequantize(dx, qx, n);
+    double worst = 0;
+    for (size_t b = 0; b < nb; b++) {
+        float d = rl_fp16_to_fp32(qx[b].d);
+        for (int i = 0; i < RL_Q8_0_BLOCK; i++) {
+            size_t k = b * RL_Q8_0_BLOCK + i;
+            double e = fabs(dx[k] - x[k]) / (d > 0 ? d : 1);
+            if (e > worst) worst = e;
+            CHECK(qx[b].qs[i] >= -127 && qx[b].qs[i] <= 127);
+        }
+    }
+    CHECK_MSG(worst <= 0.5 + 0.01 * 127, "dequantized error %.3f scales", worst); // fp16 scale rounding
+    CHECK_EQ_INT(qx[2].d, 0);
+    // the kernel this CPU runs against the scalar reference, and against float math
+    const char *name;
+    rl_q8_0_dot_fn dot = rl_q8_0_dot_kernel(&name);
+    double maxerr = 0;
+    for (size_t len = 1; len <= nb; len = len * 2 + 1) {
+        float a = dot(qx, qy, len), r = rl_q8_0_dot_ref(qx, qy, len);
+        double norm = 0;
+        for (size_t b = 0; b < len; b++)
+            for (int i = 0; i < RL_Q8_0_BLOCK; i++)
+                norm += fabs((double)rl_fp16_to_fp32(qx[b].d) * qx[b].qs[i] * rl_fp16_to_fp32(qy[b].d) * qy[b].qs[i]);
+        double e = fabs((double)a - r) / (norm > 0 ? norm : 1);
+        if (e > maxerr) maxerr = e;
+    }
+    printf("    q8_0 dot: kernel %s vs scalar, max normalised error %.1e (tol 1e-6)\n", name, maxerr);
+    CHECK(maxerr < 1e-6);
+    // the quantized dot against the float dot of the original vectors
+    double fd = 0, fn = 0;
+    for (size_t i = 0; i < n; i++) fd += (double)x[i] * y[i], fn += fabs((double)x[i] * y[i]);
+    double qe = fabs(dot(qx, qy, nb) - fd) / fn;
+    printf("    q8_0 dot vs float32 dot: normalised error %.1e (tol 1e-2)\n", qe);
+    CHECK(qe < 1e-2);
+    free(x), free(y), free(dx), free(qx), free(qy);
+}
+
+TEST(q8_0_inference_tracks_float32_on_stories260k) {
+    model_fixture f = {0};
+    open_stories(&f);
+    rl_error err = {0};
+    rl_qmodel *q;
+    CHECK_OK(rl_qmodel_new(&q, &f.m, RL_WTYPE_Q8_0, &err));
+    rl_infer *a, *b;
+    CHECK_OK(rl_infer_new(&a, &f.m, f.tok, 0, &err));
+    rl_infer_opts o = {.q = q, .n_threads = 2};
+    CHECK_OK(rl_infer_new_ex(&b, &f.m, f.tok, &o, &err));
+    // teacher-forced along the greedy float32 text: logits error and argmax agreement
+    int32_t bos = 1;
+    rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = 200};
+    p.sampling.temperature = 0;
+    rl_gen_result r;
+    CHECK_OK(rl_infer_generate(a, &bos, 1, &p, NULL, NULL, &r, &err));
+    int V = f.m.cfg.vocab_size, agree = 0, n = r.n_gen;
+    double se = 0, ss = 0, nll_f = 0, nll_q = 0;
+    int tok = bos;
+    float *la = malloc((size_t)V * sizeof *la);
+    for (int t = 0; t < n; t++) {
+        float *l1, *l2;
+        CHECK_OK(rl_infer_decode(a, tok, t, &l1, &err));
+        memcpy(la, l1, (size_t)V * sizeof *la);
+        CHECK_OK(rl_infer_decode(b, tok, t, &l2, &err));
+        int am = 0, bm = 0;
+        double za = 0, zb = 0, ma = la[0], mb = l2[0];
+        for (int i = 0; i < V; i++) {
+            se += (double)(la[i] - l2[i]) * (la[i] - l2[i]);
+            ss += (double)la[i] * la[i];
+            if (la[i] > la[am]) am = i;
+            if (l2[i] > l2[bm]) bm = i;
+            if (la[i] > ma) ma = la[i];
+            if (l2[i] > mb) mb = l2[i];
+        }
+        for (int i = 0; i < V; i++) za += exp(la[i] - ma), zb += exp(l2[i] - mb);
+        int next = r.tokens[t];
+        nll_f += -(la[next] - ma - log(za));
+        nll_q += -(l2[next] - mb - log(zb));
+        agree += am == bm;
+        tok = next;
+    }
+    double rel = sqrt(se / ss);
+    printf("    stories260K Q8_0 (%s, %zu KiB of matrices): logits rel. RMS error %.4f, argmax agreement %d/%d, "
+           "NLL of the greedy text %.4f (float32 %.4f)\n", rl_qmodel_kernel(q), rl_qmodel_bytes(q) / 1024, rel, agree, n,
+           nll_q / n, nll_f / n);
+    CHECK(rel < 0.05);
+    CHECK(agree >= n * 9 / 10);
+    CHECK(fabs(nll_q - nll_f) / n < 0.05);
+    // and it generates through the same loop
+    rl_gen_result r2;
+    CHECK_OK(rl_infer_generate(b, &bos, 1, &p, NULL, NULL, &r2, &err));
+    CHECK(r2.n_gen > 20);
+    CHECK_MSG(strncmp(r2.text, "Once upon a time", 16) == 0, "Q8_0 text: %.60s", r2.text);
+    rl_gen_result_free(&r2);
+    rl_gen_result_free(&r);
+    free(la);
+    rl_infer_free(a);
+    rl_infer_free(b);
+    rl_qmodel_free(q);
+    close_stories(&f);
+}

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "infer/infer.h"
+#include <math.h>
+
+#include "infer/infer_internal.h"
 
 struct rl_infer {
     rl_model *m;
@@ -21,6 +23,9 @@ struct rl_infer {
     rl_kv kv;
     int32_t *cache; /* (n_ctx) the tokens at positions 0..n_cache-1 of the KV cache */
     int n_cache;
+    const rl_qmodel *q;    /* quantized weights, or NULL */
+    rl_block_q8_0 *xq;     /* (max(C, F, QD) / 32) the activation quantized */
+    rl_pool *pool;         /* owned; NULL = one thread */
 };
 
 const char *rl_finish_name(rl_finish f) {
@@ -34,7 +39,13 @@ const char *rl_finish_name(rl_finish f) {
 }
 
 rl_status rl_infer_new(rl_infer **out, rl_model *m, const rl_tokenizer *tok, int n_ctx, rl_error *err) {
+    rl_infer_opts o = {.n_ctx = n_ctx};
+    return rl_infer_new_ex(out, m, tok, &o, err);
+}
+
+rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, const rl_infer_opts *o, rl_error *err) {
     *out = NULL;
+    int n_ctx = o->n_ctx;
     int max = m->cfg.max_seq_len > 0 ? m->cfg.max_seq_len : 2048;
     if (n_ctx <= 0 || n_ctx > max) n_ctx = max;
     rl_infer *inf = calloc(1, sizeof *inf);
@@ -44,6 +55,15 @@ rl_status rl_infer_new(rl_infer **out, rl_model *m, const rl_tokenizer *tok, int
     rl_status s = rl_kv_init(&inf->kv, m, n_ctx, err);
     if (!s && !(inf->cache = malloc((size_t)n_ctx * sizeof *inf->cache)))
         s = rl_fail(err, RL_ENOMEM, "generation context of %d tokens", n_ctx);
+    if (!s && o->q) {
+        const rl_model_config *c = &m->cfg;
+        int big = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+        if (c->n_heads * c->head_dim > big) big = c->n_heads * c->head_dim;
+        inf->q = o->q;
+        if (!(inf->xq = malloc(((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)))
+            s = rl_fail(err, RL_ENOMEM, "generation context");
+        if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
+    }
     if (s) {
         rl_infer_free(inf);
         return s;
@@ -54,6 +74,8 @@ rl_status rl_infer_new(rl_infer **out, rl_model *m, const rl_tokenizer *tok, int
 
 void rl_infer_free(rl_infer *inf) {
     if (!inf) return;
+    free(inf->xq);
+    if (inf->pool) rl_pool_free(inf->pool);
     rl_kv_free(&inf->kv);
     free(inf->cache);
     free(inf);
@@ -86,6 +108,114 @@ rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, i
     *ids = v;
     *n = k;
     return RL_OK;
+}
+
+/* ---- decoding with quantized weights -------------------------------------------------------- */
+
+typedef struct matvec_job {
+    const rl_qmat *w;
+    const float *x;          /* (cols) float input, for float32 matrices */
+    const rl_block_q8_0 *xq; /* (cols/32) quantized input, for Q8_0 matrices */
+    float *out;              /* (rows) */
+    rl_q8_0_dot_fn dot;
+} matvec_job;
+
+#define MATVEC_ROWS 64 /* rows per task */
+
+static void matvec_rows(void *ctx, size_t task, int thread) {
+    const matvec_job *j = ctx;
+    int r0 = (int)task * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < j->w->rows ? r0 + MATVEC_ROWS : j->w->rows;
+    int C = j->w->cols;
+    if (j->w->q8) {
+        size_t nb = (size_t)C / RL_Q8_0_BLOCK;
+        for (int r = r0; r < r1; r++) j->out[r] = j->dot(j->w->q8 + (size_t)r * nb, j->xq, nb);
+    } else {
+        for (int r = r0; r < r1; r++) {
+            const float *w = j->w->f32 + (size_t)r * C;
+            float s = 0.0f;
+            for (int i = 0; i < C; i++) s += w[i] * j->x[i];
+            j->out[r] = s;
+        }
+    }
+}
+
+/* out (rows) = W x (+ bias), x quantized first when W is Q8_0 */
+static void qmatvec(rl_infer *inf, const rl_qmat *w, float *out, const float *x, const float *bias) {
+    if (w->q8) rl_q8_0_quantize(inf->xq, x, (size_t)w->cols);
+    matvec_job j = {.w = w, .x = x, .xq = inf->xq, .out = out, .dot = inf->q->dot};
+    size_t tasks = ((size_t)w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
+    if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);
+    else
+        for (size_t t = 0; t < tasks; t++) matvec_rows(&j, t, 0);
+    if (bias)
+        for (int r = 0; r < w->rows; r++) out[r] += bias[r];
+}
+
+/* rl_model_decode's computation with the matrices of inf->q (same cache layout). */
+static rl_status qdecode(rl_infer *inf, int token, int pos, float **logits, rl_error *err) {
+    rl_model *m = inf->m;
+    rl_kv *kv = &inf->kv;
+    const rl_qmodel *q = inf->q;
+    const rl_model_config *c = &m->cfg;
+    if (token < 0 || token >= c->vocab_size)
+        return rl_fail(err, RL_EINVAL, "token %d is outside the vocabulary (%d)", token, c->vocab_size);
+    if (pos < 0 || pos >= kv->max_T) return rl_fail(err, RL_EINVAL, "position %d is outside the KV cache (%d)", pos, kv->max_T);
+    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, G = NH / NKV;
+    int KD = NKV * HD;
+    float scale = 1.0f / sqrtf((float)HD);
+    memcpy(kv->x, m->w.wte + (size_t)token * C, (size_t)C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        float *kc = kv->k + (size_t)l * kv->max_T * KD, *vc = kv->v + (size_t)l * kv->max_T * KD;
+        const rl_qmat *W = q->layers[l];
+        float *w, *bq, *bk, *bv;
+        int in, out;
+        rl_params_linear(c, &m->w, l, RL_MOD_Q, &w, &bq, &in, &out);
+        rl_params_linear(c, &m->w, l, RL_MOD_K, &w, &bk, &in, &out);
+        rl_params_linear(c, &m->w, l, RL_MOD_V, &w, &bv, &in, &out);
+        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_att + (size_t)l * C, 1, C, c->norm_eps);
+        qmatvec(inf, &W[RL_MOD_Q], kv->q, kv->xb, bq);
+        qmatvec(inf, &W[RL_MOD_K], kc + (size_t)pos * KD, kv->xb, bk);
+        qmatvec(inf, &W[RL_MOD_V], vc + (size_t)pos * KD, kv->xb, bv);
+        rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
+        rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
+        for (int h = 0; h < NH; h++) {
+            const float *qh = kv->q + (size_t)h * HD;
+            float *att = kv->att + (size_t)h * kv->max_T, *o = kv->xb2 + (size_t)h * HD;
+            int kvh = h / G;
+            float maxv = -INFINITY;
+            for (int s = 0; s <= pos; s++) {
+                const float *ks = kc + (size_t)s * KD + (size_t)kvh * HD;
+                float d = 0.0f;
+                for (int i = 0; i < HD; i++) d += qh[i] * ks[i];
+                att[s] = d * scale;
+                if (att[s] > maxv) maxv = att[s];
+            }
+            float sum = 0.0f;
+            for (int s = 0; s <= pos; s++) sum += (att[s] = expf(att[s] - maxv));
+            for (int i = 0; i < HD; i++) o[i] = 0.0f;
+            for (int s = 0; s <= pos; s++) {
+                float a = att[s] / sum;
+                const float *vs = vc + (size_t)s * KD + (size_t)kvh * HD;
+                for (int i = 0; i < HD; i++) o[i] += a * vs[i];
+            }
+        }
+        qmatvec(inf, &W[RL_MOD_O], kv->xb, kv->xb2, NULL);
+        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
+        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);
+        qmatvec(inf, &W[RL_MOD_GATE], kv->hb, kv->xb, NULL);
+        qmatvec(inf, &W[RL_MOD_UP], kv->hb2, kv->xb, NULL);
+        rl_swiglu_forward(kv->hb, kv->hb, kv->hb2, (size_t)F);
+        qmatvec(inf, &W[RL_MOD_DOWN], kv->xb, kv->hb, NULL);
+        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
+    }
+    rl_rmsnorm_forward(kv->x, NULL, kv->x, m->w.rms_final, 1, C, c->norm_eps);
+    qmatvec(inf, &q->lm_head, kv->logits, kv->x, NULL);
+    *logits = kv->logits;
+    return RL_OK;
+}
+
+rl_status rl_infer_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err) {
+    return inf->q ? qdecode(inf, token, pos, logits, err) : rl_model_decode(inf->m, &inf->kv, token, pos, logits, err);
 }
 
 long rl_stop_find(const char *text, size_t len, const char *const *stop, int n_stop, int *which, size_t *safe) {
@@ -187,7 +317,7 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
     float *logits = NULL;
     for (size_t i = same; i < n_prompt && !s; i++) {
         if (p->cancel && *p->cancel) break;
-        if ((s = rl_model_decode(m, &inf->kv, prompt[i], (int)i, &logits, err))) break;
+        if ((s = rl_infer_decode(inf, prompt[i], (int)i, &logits, err))) break;
         inf->cache[inf->n_cache++] = prompt[i];
     }
     for (size_t i = 0; i < n_prompt && !s; i++) {
@@ -252,7 +382,7 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
         if (want_stop) fin = RL_FINISH_CANCELLED;
         else if (res->n_gen >= max_new || pos >= max_T) fin = RL_FINISH_LENGTH; // tok cannot be decoded
         if (fin) break;
-        if ((s = rl_model_decode(m, &inf->kv, tok, pos, &logits, err))) break;
+        if ((s = rl_infer_decode(inf, tok, pos, &logits, err))) break;
         inf->cache[inf->n_cache++] = tok;
         pos++;
     }

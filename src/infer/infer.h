@@ -145,6 +145,48 @@ rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, i
 rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_prompt, const rl_gen_params *p,
                             rl_gen_callback cb, void *cb_ctx, rl_gen_result *res, rl_error *err);
 
+/* ---- quantized weights -------------------------------------------------------------------- */
+
+typedef enum rl_wtype { RL_WTYPE_F32 = 0, RL_WTYPE_Q8_0 = 8 } rl_wtype; /* GGUF's type numbers */
+
+#define RL_Q8_0_BLOCK 32
+/* GGUF's Q8_0 block: value i = fp16(d) * qs[i]. */
+typedef struct rl_block_q8_0 {
+    uint16_t d;
+    int8_t qs[RL_Q8_0_BLOCK];
+} rl_block_q8_0;
+
+uint16_t rl_fp32_to_fp16(float f); /* round to nearest even */
+float rl_fp16_to_fp32(uint16_t h);
+/* x (n), out (n/32); n is a multiple of 32. Scale amax/127, values rounded to nearest. */
+void rl_q8_0_quantize(rl_block_q8_0 *out, const float *x, size_t n);
+void rl_q8_0_dequantize(float *out, const rl_block_q8_0 *blocks, size_t n);
+/* Dot product of nb blocks: the scalar reference, and the fastest kernel this CPU runs
+ * ("avx2" or "scalar"; RAFTLM_NO_SIMD=1 forces the scalar one). */
+typedef float (*rl_q8_0_dot_fn)(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb);
+float rl_q8_0_dot_ref(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb);
+rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name);
+
+/* A quantized copy of a model's matrices (q, k, v, o, gate, up, down of every layer, lm_head),
+ * shared read-only by any number of rl_infer contexts. Matrices whose input size is not a
+ * multiple of 32 stay float32. The model must outlive it (embeddings, norms and biases are
+ * read from it). A model with an unmerged LoRA adapter is RL_EUNSUPPORTED (merge it first). */
+typedef struct rl_qmodel rl_qmodel;
+rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_error *err);
+void rl_qmodel_free(rl_qmodel *q);
+size_t rl_qmodel_bytes(const rl_qmodel *q); /* bytes of the matrices as used */
+const char *rl_qmodel_kernel(const rl_qmodel *q);
+
+typedef struct rl_infer_opts {
+    int n_ctx;            /* as in rl_infer_new */
+    const rl_qmodel *q;   /* NULL: float32 weights through rl_model_decode (exactly `raftlm generate`) */
+    int n_threads;        /* threads of this context's matrix-vector products (quantized path); <= 1: one */
+} rl_infer_opts;
+rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, const rl_infer_opts *o, rl_error *err);
+/* One token through the context's cache at pos (what the generation loop calls; exposed for
+ * tests and benchmarks). *logits points into the context (V values). */
+rl_status rl_infer_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err);
+
 /* ---- stop strings (exposed for tests) ------------------------------------------------------ */
 
 /* Where the first stop string occurs in text[0..len) (its offset; *which = its index), or -1.
