@@ -4,6 +4,7 @@
 #   make test       build and run every test; the last line is "N passed, N failed"
 #   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
 #   make bench      benchmarks (docs/benchmarks.md says what they measure)
+#   make bench-serve the server under load (stories260K) and decoding tokens/s
 #   make bench-ann  the vector index side by side with hnswlib and FAISS (minutes; needs
 #                   python3-hnswlib python3-faiss python3-numpy)
 #   make fuzz       libFuzzer on the vector index loader (clang; FUZZ_SECONDS, default 60)
@@ -28,7 +29,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test asan bench bench-tokenizer bench-teacher bench-ann demo clean fuzz
+.PHONY: all deps test asan bench bench-tokenizer bench-teacher bench-ann bench-serve demo clean fuzz
 all: $(BUILD)/raftlm
 
 # Every build checks the packages first and installs what is missing (once per deps.txt change).
@@ -85,6 +86,15 @@ bench-teacher: $(BUILD)/teacher-bench
 $(BUILD)/teacher-bench: $(BUILD)/bench/teacher_bench.o $(BUILD)/tests/fake_openai.o $(BUILD)/libraftlm.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# the server under load on loopback, and single-stream decoding speed (docs/benchmarks.md)
+SERVE_MODEL ?= ../shared/models/stories260K/stories260K.bin
+SERVE_TOK   ?= ../shared/models/stories260K/tok512.bin
+bench: bench-serve
+bench-serve: $(BUILD)/serve-bench
+	@$(BUILD)/serve-bench $(SERVE_MODEL) $(SERVE_TOK) 8 25 64 2
+$(BUILD)/serve-bench: $(BUILD)/bench/serve_bench.o $(BUILD)/libraftlm.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 # vector index side by side with hnswlib and FAISS (bench/ann.sh; docs/benchmarks.md)
 bench-ann: $(BUILD)/raftlm
 	@bench/ann.sh $(BUILD)/raftlm
@@ -106,4 +116,4 @@ fuzz:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(BUILD)/bench/tokenizer_bench.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(BUILD)/bench/tokenizer_bench.d $(BUILD)/bench/serve_bench.d

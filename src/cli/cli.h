@@ -3,7 +3,9 @@
 #ifndef RL_CLI_H
 #define RL_CLI_H
 
+#include "cli/config.h"
 #include "core/core.h"
+#include "retrieve/retrieve.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
@@ -27,6 +29,8 @@ int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_ask(int argc, char **argv);
 
 /* Prints "raftlm: <msg>" to stderr and returns the exit code for that status (1; 2 for usage). */
 int cli_report(const rl_error *err);
@@ -57,6 +61,18 @@ typedef struct cli_vocab {
 } cli_vocab;
 rl_status cli_vocab_from_llama2c(cli_vocab *vb, const char *path, int n_vocab, rl_error *err);
 void cli_vocab_free(cli_vocab *vb);
+/* What serve and ask share (cmd_serve.c): the model (base_model, or the fine-tuned result in
+ * <output_dir>/train when there is one), tokenizer, adapter and store, from a config and flags. */
+typedef struct cli_rag {
+    rl_config cfg;
+    int has_cfg, opened;
+    cli_model cm;
+    rl_store *store; /* NULL without a store */
+    char *model_name;
+} cli_rag;
+rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const char *tok, const char *lora,
+                       const char *store_dir, int no_store, int threads, rl_error *err);
+void cli_rag_close(cli_rag *r);
 /* "1,2,3" -> ids (caller frees). */
 rl_status cli_parse_tokens(const char *list, int32_t **out, size_t *n, rl_error *err);
 

@@ -156,6 +156,10 @@ static const field fields[] = {
     {"serve.parallel", F_INT, O(serve.parallel), "4", 1, 1024, 0, "requests generated at once"},
     {"serve.api_key_env", F_STR, O(serve.api_key_env), "RAFTLM_API_KEY", NONE, 0, "environment variable holding the API key"},
     {"serve.max_tokens", F_INT, O(serve.max_tokens), "512", 1, 1 << 20, 0, "default and upper limit of max_tokens"},
+    {"serve.queue", F_INT, O(serve.queue), "16", 0, 1 << 20, 0, "requests that may wait for a slot (beyond: 503 + Retry-After)"},
+    {"serve.context", F_INT, O(serve.context), "0", 0, 1 << 24, 0, "context per slot in tokens (0 = the model's)"},
+    {"serve.request_timeout_s", F_FLOAT, O(serve.request_timeout_s), "300", 1, 86400, 0, "per-request time limit (queue + generation)"},
+    {"serve.max_body_kb", F_INT, O(serve.max_body_kb), "1024", 1, 1 << 20, 0, "request body limit in KiB"},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 

@@ -107,6 +107,10 @@ typedef struct rl_config {
         int port, parallel;
         char *api_key_env;
         int max_tokens;
+        int queue;               /* requests waiting for a slot before 503 */
+        int context;             /* tokens per slot; 0 = the model's */
+        double request_timeout_s;
+        int max_body_kb;
     } serve;
 } rl_config;
 

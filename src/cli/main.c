@@ -19,6 +19,8 @@ static const rl_cli_verb verbs[] = {
     {"bench", cmd_bench, "benchmarks: training steps against SGEMM; `bench ann`: vector index recall and speed"},
     {"score", cmd_score, "negative log-likelihood of each token of a text under a model"},
     {"tokenize", cmd_tokenize, "text -> token ids (or back) with a model's tokenizer"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server answering from the knowledge base"},
+    {"ask", cmd_ask, "answer a question from the knowledge base (retrieval + the model)"},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])

@@ -1,0 +1,406 @@
+/* generate.c - the generation loop: prompt through the KV cache, then sample / decode until a
+ * stop condition (see infer.h).
+ *
+ * How: the context remembers which tokens its cache holds; a new prompt that starts with the
+ * same tokens decodes only the rest (the last prompt token is always decoded again, since its
+ * logits are needed). The loop is the one of `raftlm generate` (same positions, same decode
+ * calls), so greedy output is the same text. Generated text goes through the tokenizer's
+ * streaming decoder (whole UTF-8 characters only) into a pending buffer; what cannot be the
+ * start of a stop string is released to the callback, the rest waits for the next token.
+ *
+ * Not done: batched prompt processing (the model exposes no batched forward that fills the
+ * cache; prompts are decoded token by token), several sequences per cache. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <math.h>
+
+#include "infer/infer_internal.h"
+
+struct rl_infer {
+    rl_model *m;
+    const rl_tokenizer *tok;
+    rl_kv kv;
+    int32_t *cache; /* (n_ctx) the tokens at positions 0..n_cache-1 of the KV cache */
+    int n_cache;
+    const rl_qmodel *q;    /* quantized weights, or NULL */
+    rl_block_q8_0 *xq;     /* (max(C, F, QD) / 32) the activation quantized */
+    rl_pool *pool;         /* owned; NULL = one thread */
+};
+
+const char *rl_finish_name(rl_finish f) {
+    switch (f) {
+    case RL_FINISH_STOP: return "stop";
+    case RL_FINISH_LENGTH: return "length";
+    case RL_FINISH_TIMEOUT: return "timeout";
+    case RL_FINISH_CANCELLED: return "cancelled";
+    default: return "none";
+    }
+}
+
+rl_status rl_infer_new(rl_infer **out, rl_model *m, const rl_tokenizer *tok, int n_ctx, rl_error *err) {
+    rl_infer_opts o = {.n_ctx = n_ctx};
+    return rl_infer_new_ex(out, m, tok, &o, err);
+}
+
+rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, const rl_infer_opts *o, rl_error *err) {
+    *out = NULL;
+    int n_ctx = o->n_ctx;
+    int max = m->cfg.max_seq_len > 0 ? m->cfg.max_seq_len : 2048;
+    if (n_ctx <= 0 || n_ctx > max) n_ctx = max;
+    rl_infer *inf = calloc(1, sizeof *inf);
+    if (!inf) return rl_fail(err, RL_ENOMEM, "generation context");
+    inf->m = m;
+    inf->tok = tok;
+    rl_status s = rl_kv_init(&inf->kv, m, n_ctx, err);
+    if (!s && !(inf->cache = malloc((size_t)n_ctx * sizeof *inf->cache)))
+        s = rl_fail(err, RL_ENOMEM, "generation context of %d tokens", n_ctx);
+    if (!s && o->q) {
+        const rl_model_config *c = &m->cfg;
+        int big = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+        if (c->n_heads * c->head_dim > big) big = c->n_heads * c->head_dim;
+        inf->q = o->q;
+        if (!(inf->xq = malloc(((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)))
+            s = rl_fail(err, RL_ENOMEM, "generation context");
+        if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
+    }
+    if (s) {
+        rl_infer_free(inf);
+        return s;
+    }
+    *out = inf;
+    return RL_OK;
+}
+
+void rl_infer_free(rl_infer *inf) {
+    if (!inf) return;
+    free(inf->xq);
+    if (inf->pool) rl_pool_free(inf->pool);
+    rl_kv_free(&inf->kv);
+    free(inf->cache);
+    free(inf);
+}
+
+int rl_infer_n_ctx(const rl_infer *inf) { return inf->kv.max_T; }
+
+rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n,
+                            rl_error *err) {
+    int32_t *v = NULL;
+    size_t k = 0;
+    *ids = NULL;
+    *n = 0;
+    if (!inf->tok) return rl_fail(err, RL_EINVAL, "no tokenizer");
+    rl_status s = rl_tok_encode(inf->tok, text, len, 0, &v, &k, err);
+    if (s) return s;
+    int bos = rl_tok_bos(inf->tok);
+    if (bos < 0) bos = inf->m->cfg.bos_id;
+    if (add_bos && bos >= 0) {
+        int32_t *w = realloc(v, (k + 1) * sizeof *w);
+        if (!w) {
+            free(v);
+            return rl_fail(err, RL_ENOMEM, "prompt of %zu tokens", k);
+        }
+        v = w;
+        memmove(v + 1, v, k * sizeof *v);
+        v[0] = bos;
+        k++;
+    }
+    *ids = v;
+    *n = k;
+    return RL_OK;
+}
+
+/* ---- decoding with quantized weights -------------------------------------------------------- */
+
+typedef struct matvec_job {
+    const rl_qmat *w;
+    const float *x;          /* (cols) float input, for float32 matrices */
+    const rl_block_q8_0 *xq; /* (cols/32) quantized input, for Q8_0 matrices */
+    float *out;              /* (rows) */
+    rl_q8_0_dot_fn dot;
+} matvec_job;
+
+#define MATVEC_ROWS 64 /* rows per task */
+
+static void matvec_rows(void *ctx, size_t task, int thread) {
+    const matvec_job *j = ctx;
+    int r0 = (int)task * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < j->w->rows ? r0 + MATVEC_ROWS : j->w->rows;
+    int C = j->w->cols;
+    if (j->w->q8) {
+        size_t nb = (size_t)C / RL_Q8_0_BLOCK;
+        for (int r = r0; r < r1; r++) j->out[r] = j->dot(j->w->q8 + (size_t)r * nb, j->xq, nb);
+    } else {
+        for (int r = r0; r < r1; r++) {
+            const float *w = j->w->f32 + (size_t)r * C;
+            float s = 0.0f;
+            for (int i = 0; i < C; i++) s += w[i] * j->x[i];
+            j->out[r] = s;
+        }
+    }
+}
+
+/* out (rows) = W x (+ bias), x quantized first when W is Q8_0 */
+static void qmatvec(rl_infer *inf, const rl_qmat *w, float *out, const float *x, const float *bias) {
+    if (w->q8) rl_q8_0_quantize(inf->xq, x, (size_t)w->cols);
+    matvec_job j = {.w = w, .x = x, .xq = inf->xq, .out = out, .dot = inf->q->dot};
+    size_t tasks = ((size_t)w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
+    if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);
+    else
+        for (size_t t = 0; t < tasks; t++) matvec_rows(&j, t, 0);
+    if (bias)
+        for (int r = 0; r < w->rows; r++) out[r] += bias[r];
+}
+
+/* rl_model_decode's computation with the matrices of inf->q (same cache layout). */
+static rl_status qdecode(rl_infer *inf, int token, int pos, float **logits, rl_error *err) {
+    rl_model *m = inf->m;
+    rl_kv *kv = &inf->kv;
+    const rl_qmodel *q = inf->q;
+    const rl_model_config *c = &m->cfg;
+    if (token < 0 || token >= c->vocab_size)
+        return rl_fail(err, RL_EINVAL, "token %d is outside the vocabulary (%d)", token, c->vocab_size);
+    if (pos < 0 || pos >= kv->max_T) return rl_fail(err, RL_EINVAL, "position %d is outside the KV cache (%d)", pos, kv->max_T);
+    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, G = NH / NKV;
+    int KD = NKV * HD;
+    float scale = 1.0f / sqrtf((float)HD);
+    memcpy(kv->x, m->w.wte + (size_t)token * C, (size_t)C * sizeof(float));
+    for (int l = 0; l < c->n_layers; l++) {
+        float *kc = kv->k + (size_t)l * kv->max_T * KD, *vc = kv->v + (size_t)l * kv->max_T * KD;
+        const rl_qmat *W = q->layers[l];
+        float *w, *bq, *bk, *bv;
+        int in, out;
+        rl_params_linear(c, &m->w, l, RL_MOD_Q, &w, &bq, &in, &out);
+        rl_params_linear(c, &m->w, l, RL_MOD_K, &w, &bk, &in, &out);
+        rl_params_linear(c, &m->w, l, RL_MOD_V, &w, &bv, &in, &out);
+        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_att + (size_t)l * C, 1, C, c->norm_eps);
+        qmatvec(inf, &W[RL_MOD_Q], kv->q, kv->xb, bq);
+        qmatvec(inf, &W[RL_MOD_K], kc + (size_t)pos * KD, kv->xb, bk);
+        qmatvec(inf, &W[RL_MOD_V], vc + (size_t)pos * KD, kv->xb, bv);
+        rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
+        rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
+        for (int h = 0; h < NH; h++) {
+            const float *qh = kv->q + (size_t)h * HD;
+            float *att = kv->att + (size_t)h * kv->max_T, *o = kv->xb2 + (size_t)h * HD;
+            int kvh = h / G;
+            float maxv = -INFINITY;
+            for (int s = 0; s <= pos; s++) {
+                const float *ks = kc + (size_t)s * KD + (size_t)kvh * HD;
+                float d = 0.0f;
+                for (int i = 0; i < HD; i++) d += qh[i] * ks[i];
+                att[s] = d * scale;
+                if (att[s] > maxv) maxv = att[s];
+            }
+            float sum = 0.0f;
+            for (int s = 0; s <= pos; s++) sum += (att[s] = expf(att[s] - maxv));
+            for (int i = 0; i < HD; i++) o[i] = 0.0f;
+            for (int s = 0; s <= pos; s++) {
+                float a = att[s] / sum;
+                const float *vs = vc + (size_t)s * KD + (size_t)kvh * HD;
+                for (int i = 0; i < HD; i++) o[i] += a * vs[i];
+            }
+        }
+        qmatvec(inf, &W[RL_MOD_O], kv->xb, kv->xb2, NULL);
+        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
+        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);
+        qmatvec(inf, &W[RL_MOD_GATE], kv->hb, kv->xb, NULL);
+        qmatvec(inf, &W[RL_MOD_UP], kv->hb2, kv->xb, NULL);
+        rl_swiglu_forward(kv->hb, kv->hb, kv->hb2, (size_t)F);
+        qmatvec(inf, &W[RL_MOD_DOWN], kv->xb, kv->hb, NULL);
+        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
+    }
+    rl_rmsnorm_forward(kv->x, NULL, kv->x, m->w.rms_final, 1, C, c->norm_eps);
+    qmatvec(inf, &q->lm_head, kv->logits, kv->x, NULL);
+    *logits = kv->logits;
+    return RL_OK;
+}
+
+rl_status rl_infer_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err) {
+    return inf->q ? qdecode(inf, token, pos, logits, err) : rl_model_decode(inf->m, &inf->kv, token, pos, logits, err);
+}
+
+long rl_stop_find(const char *text, size_t len, const char *const *stop, int n_stop, int *which, size_t *safe) {
+    long first = -1;
+    size_t hold = 0;
+    if (which) *which = -1;
+    for (int i = 0; i < n_stop; i++) {
+        size_t sl = stop[i] ? strlen(stop[i]) : 0;
+        if (!sl) continue;
+        const char *at = memmem(text, len, stop[i], sl);
+        if (at && (first < 0 || at - text < first)) {
+            first = at - text;
+            if (which) *which = i;
+        }
+        for (size_t k = sl - 1 < len ? sl - 1 : len; k > hold; k--)
+            if (memcmp(text + len - k, stop[i], k) == 0) {
+                hold = k;
+                break;
+            }
+    }
+    if (safe) *safe = first >= 0 ? (size_t)first : len - hold;
+    return first;
+}
+
+void rl_gen_result_free(rl_gen_result *r) {
+    free(r->text);
+    free(r->tokens);
+    free(r->logprobs);
+    free(r->top);
+    memset(r, 0, sizeof *r);
+}
+
+/* Per-token arrays of the result, grown as tokens come. */
+static int result_push(rl_gen_result *r, size_t *cap, int32_t tok, const rl_token_prob *chosen, const rl_token_prob *top,
+                       int want_lp) {
+    if ((size_t)r->n_gen == *cap) {
+        size_t c = *cap ? 2 * *cap : 64;
+        int32_t *t = realloc(r->tokens, c * sizeof *t);
+        if (!t) return -1;
+        r->tokens = t;
+        if (want_lp) {
+            float *l = realloc(r->logprobs, c * sizeof *l);
+            if (!l) return -1;
+            r->logprobs = l;
+        }
+        if (r->n_probs) {
+            rl_token_prob *p = realloc(r->top, c * (size_t)r->n_probs * sizeof *p);
+            if (!p) return -1;
+            r->top = p;
+        }
+        *cap = c;
+    }
+    r->tokens[r->n_gen] = tok;
+    if (want_lp) r->logprobs[r->n_gen] = chosen->logprob;
+    if (r->n_probs) memcpy(r->top + (size_t)r->n_gen * r->n_probs, top, (size_t)r->n_probs * sizeof *top);
+    r->n_gen++;
+    return 0;
+}
+
+rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_prompt, const rl_gen_params *p,
+                            rl_gen_callback cb, void *cb_ctx, rl_gen_result *res, rl_error *err) {
+    memset(res, 0, sizeof *res);
+    rl_model *m = inf->m;
+    int V = m->cfg.vocab_size, max_T = inf->kv.max_T;
+    if (n_prompt == 0) return rl_fail(err, RL_EINVAL, "the prompt has no tokens");
+    if (n_prompt >= (size_t)max_T)
+        return rl_fail(err, RL_EINVAL, "the prompt has %zu tokens; the context holds %d (prompt and answer together)",
+                       n_prompt, max_T);
+    for (size_t i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= V)
+            return rl_fail(err, RL_EINVAL, "prompt token %d is outside the vocabulary (%d)", prompt[i], V);
+    rl_sampler *smp = NULL;
+    rl_status s = rl_sampler_new(&smp, &p->sampling, V, err);
+    if (s) return s;
+    res->n_probs = p->sampling.n_probs;
+    int want_lp = p->logprobs || p->sampling.n_probs > 0;
+    rl_token_prob chosen = {0}, top[RL_MAX_TOP_LOGPROBS];
+
+    int bos = -1, eos = -1;
+    int32_t stops[16];
+    int n_stops = 0;
+    if (inf->tok) {
+        bos = rl_tok_bos(inf->tok), eos = rl_tok_eos(inf->tok);
+        n_stops = rl_tok_stop_ids(inf->tok, stops, 16);
+    } else {
+        bos = m->cfg.bos_id, eos = m->cfg.eos_id;
+    }
+    rl_tok_stream *st = inf->tok ? rl_tok_stream_new(inf->tok, 1) : NULL;
+    rl_buf pending = {0}, all = {0};
+
+    // prompt: reuse the cached prefix, decode the rest
+    double t0 = rl_now();
+    size_t same = 0;
+    while (same < (size_t)inf->n_cache && same < n_prompt && inf->cache[same] == prompt[same]) same++;
+    if (same >= n_prompt) same = n_prompt - 1; // the last prompt token's logits are needed
+    inf->n_cache = (int)same;
+    res->n_prompt = (int)n_prompt;
+    res->n_cached = (int)same;
+    float *logits = NULL;
+    for (size_t i = same; i < n_prompt && !s; i++) {
+        if (p->cancel && *p->cancel) break;
+        if ((s = rl_infer_decode(inf, prompt[i], (int)i, &logits, err))) break;
+        inf->cache[inf->n_cache++] = prompt[i];
+    }
+    for (size_t i = 0; i < n_prompt && !s; i++) {
+        rl_sampler_accept(smp, prompt[i]);
+        if (st) s = rl_tok_stream_push(st, prompt[i], &pending, err); // the decoder's state only
+    }
+    rl_buf_clear(&pending);
+    res->t_prompt = rl_now() - t0;
+    t0 = rl_now();
+
+    size_t cap = 0;
+    int pos = (int)n_prompt; // where the next sampled token goes
+    int max_new = p->max_tokens > 0 ? p->max_tokens : max_T;
+    rl_finish fin = RL_FINISH_NONE;
+    int stopped_by_string = 0;
+    if (!s && inf->n_cache < (int)n_prompt) fin = RL_FINISH_CANCELLED; // cancelled during the prompt
+    while (!s && fin == RL_FINISH_NONE) {
+        if (p->cancel && *p->cancel) {
+            fin = RL_FINISH_CANCELLED;
+            break;
+        }
+        if (p->deadline > 0 && rl_now() > p->deadline) {
+            fin = RL_FINISH_TIMEOUT;
+            break;
+        }
+        int32_t tok = rl_sampler_sample(smp, logits, want_lp ? &chosen : NULL, res->n_probs ? top : NULL);
+        if (!p->ignore_eos) {
+            int stop = tok == eos || tok == bos;
+            for (int k = 0; k < n_stops; k++) stop |= tok == stops[k];
+            for (int k = 0; k < p->n_stop_ids; k++) stop |= tok == p->stop_ids[k];
+            if (stop) {
+                fin = RL_FINISH_STOP;
+                break;
+            }
+        }
+        if (result_push(res, &cap, tok, &chosen, top, want_lp)) {
+            s = rl_fail(err, RL_ENOMEM, "generation result");
+            break;
+        }
+        rl_sampler_accept(smp, tok);
+        if (st) {
+            if ((s = rl_tok_stream_push(st, tok, &pending, err))) break;
+        } else {
+            rl_buf_printf(&pending, "%d\n", tok);
+        }
+        size_t safe = pending.len;
+        if (p->n_stop > 0 && rl_stop_find(pending.data ? pending.data : "", pending.len, p->stop, p->n_stop, NULL, &safe) >= 0) {
+            fin = RL_FINISH_STOP;
+            stopped_by_string = 1;
+        }
+        rl_gen_piece piece = {.token = tok, .text = pending.data ? pending.data : "", .len = safe,
+                              .logprob = chosen.logprob, .top = top, .n_top = res->n_probs};
+        rl_buf_append(&all, piece.text, safe);
+        int want_stop = cb ? cb(cb_ctx, &piece) : 0;
+        if (stopped_by_string) {
+            rl_buf_clear(&pending);
+            break;
+        }
+        memmove(pending.data, pending.data + safe, pending.len - safe);
+        pending.len -= safe;
+        pending.data[pending.len] = 0;
+        if (want_stop) fin = RL_FINISH_CANCELLED;
+        else if (res->n_gen >= max_new || pos >= max_T) fin = RL_FINISH_LENGTH; // tok cannot be decoded
+        if (fin) break;
+        if ((s = rl_infer_decode(inf, tok, pos, &logits, err))) break;
+        inf->cache[inf->n_cache++] = tok;
+        pos++;
+    }
+    if (!s && !stopped_by_string) { // release what was held back
+        if (st) rl_tok_stream_flush(st, &pending);
+        if (pending.len) {
+            rl_gen_piece piece = {.token = -1, .text = pending.data, .len = pending.len};
+            rl_buf_append(&all, pending.data, pending.len);
+            if (cb) cb(cb_ctx, &piece);
+        }
+    }
+    res->t_gen = rl_now() - t0;
+    res->finish = fin;
+    res->len = all.len;
+    res->text = all.data ? rl_buf_take(&all) : rl_xstrdup("");
+    rl_buf_free(&all);
+    rl_buf_free(&pending);
+    if (st) rl_tok_stream_free(st);
+    rl_sampler_free(smp);
+    return s;
+}

@@ -1,0 +1,182 @@
+/* quant.c - Q8_0 weights for inference: quantization (GGUF's block layout: 32 int8 values and
+ * one fp16 scale), the Q8_0 x Q8_0 dot product (a scalar reference, always built, and an AVX2
+ * kernel chosen at run time when the CPU has it), and a quantized copy of a model's matrices
+ * (rl_qmodel) that rl_infer decodes with (qdecode in generate.c).
+ *
+ * As in llama.cpp, activations are quantized to Q8_0 on the fly before each matrix-vector
+ * product, so the inner loop is integer multiply-adds (maddubs) with one float scale per block.
+ * Values are quantized with the float scale amax/127 and the scale is stored as fp16, so
+ * |q| <= 127 and two products never overflow maddubs' int16 pairs.
+ *
+ * Not done: Q4_0 / Q4_K / Q6_K kernels, AVX-512 and NEON variants, matrices whose input size
+ * is not a multiple of 32 (they stay float32). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "infer/infer_internal.h"
+
+uint16_t rl_fp32_to_fp16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
+    int exp = (int)((x >> 23) & 0xff);
+    if (exp == 255) return (uint16_t)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    int e = exp - 127 + 15;
+    if (e >= 31) return (uint16_t)(sign | 0x7c00);
+    if (e <= 0) { // subnormal half
+        if (e < -10) return (uint16_t)sign;
+        mant |= 0x800000;
+        int shift = 14 - e;
+        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((uint32_t)e << 10) | (mant >> 13), rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; // a carry rounds up into the exponent
+    return (uint16_t)(sign | h);
+}
+
+float rl_fp16_to_fp32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, x;
+    if (exp == 0) {
+        float f = (float)mant * 0x1p-24f;
+        return sign ? -f : f;
+    }
+    x = exp == 31 ? sign | 0x7f800000 | (mant << 13) : sign | ((exp + 112) << 23) | (mant << 13);
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+void rl_q8_0_quantize(rl_block_q8_0 *out, const float *x, size_t n) {
+    // x (n), out (n / 32)
+    for (size_t b = 0; b < n / RL_Q8_0_BLOCK; b++) {
+        const float *v = x + b * RL_Q8_0_BLOCK;
+        float amax = 0.0f;
+        for (int i = 0; i < RL_Q8_0_BLOCK; i++) amax = fmaxf(amax, fabsf(v[i]));
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        out[b].d = rl_fp32_to_fp16(d);
+        for (int i = 0; i < RL_Q8_0_BLOCK; i++) out[b].qs[i] = (int8_t)lrintf(v[i] * id);
+    }
+}
+
+void rl_q8_0_dequantize(float *out, const rl_block_q8_0 *blocks, size_t n) {
+    for (size_t b = 0; b < n / RL_Q8_0_BLOCK; b++) {
+        float d = rl_fp16_to_fp32(blocks[b].d);
+        for (int i = 0; i < RL_Q8_0_BLOCK; i++) out[b * RL_Q8_0_BLOCK + i] = d * blocks[b].qs[i];
+    }
+}
+
+float rl_q8_0_dot_ref(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb) {
+    float sum = 0.0f;
+    for (size_t i = 0; i < nb; i++) {
+        int s = 0;
+        for (int k = 0; k < RL_Q8_0_BLOCK; k++) s += a[i].qs[k] * b[i].qs[k];
+        sum += rl_fp16_to_fp32(a[i].d) * rl_fp16_to_fp32(b[i].d) * (float)s;
+    }
+    return sum;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t i = 0; i < nb; i++) {
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(a[i].d) * _cvtsh_ss(b[i].d));
+        __m256i qa = _mm256_loadu_si256((const __m256i *)a[i].qs);
+        __m256i qb = _mm256_loadu_si256((const __m256i *)b[i].qs);
+        // |a| (unsigned) times b with a's sign: maddubs multiplies unsigned by signed bytes
+        __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qa, qa), _mm256_sign_epi8(qb, qa));
+        __m256i p32 = _mm256_madd_epi16(p16, ones);
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p32), acc);
+    }
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+#endif
+
+rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!getenv("RAFTLM_NO_SIMD") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        if (name) *name = "avx2";
+        return dot_avx2;
+    }
+#endif
+    if (name) *name = "scalar";
+    return rl_q8_0_dot_ref;
+}
+
+/* ---- a quantized copy of a model ----------------------------------------------------------- */
+
+static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wtype type, rl_error *err) {
+    q->rows = rows;
+    q->cols = cols;
+    q->f32 = w;
+    q->q8 = NULL;
+    if (type != RL_WTYPE_Q8_0 || cols % RL_Q8_0_BLOCK) return RL_OK; // stays float32
+    size_t nb = (size_t)cols / RL_Q8_0_BLOCK;
+    q->q8 = malloc((size_t)rows * nb * sizeof *q->q8);
+    if (!q->q8) return rl_fail(err, RL_ENOMEM, "Q8_0 copy of a %d x %d matrix", rows, cols);
+    for (int r = 0; r < rows; r++) rl_q8_0_quantize(q->q8 + (size_t)r * nb, w + (size_t)r * cols, (size_t)cols);
+    q->f32 = NULL;
+    return RL_OK;
+}
+
+rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_error *err) {
+    *out = NULL;
+    if (type != RL_WTYPE_Q8_0) return rl_fail(err, RL_EUNSUPPORTED, "only Q8_0 weights are supported for inference");
+    if (m->lora) return rl_fail(err, RL_EUNSUPPORTED, "quantized inference with an unmerged LoRA adapter: merge it first");
+    const rl_model_config *c = &m->cfg;
+    rl_qmodel *q = calloc(1, sizeof *q);
+    if (!q) return rl_fail(err, RL_ENOMEM, "quantized model");
+    q->type = type;
+    q->n_layers = c->n_layers;
+    q->layers = calloc((size_t)c->n_layers, sizeof *q->layers);
+    rl_status s = q->layers ? RL_OK : rl_fail(err, RL_ENOMEM, "quantized model");
+    for (int l = 0; l < c->n_layers && !s; l++)
+        for (int md = 0; md < RL_MOD_COUNT && !s; md++) {
+            float *w, *b;
+            int in, o;
+            rl_params_linear(c, &m->w, l, (rl_module)md, &w, &b, &in, &o);
+            s = qmat_init(&q->layers[l][md], w, o, in, type, err);
+        }
+    if (!s) s = qmat_init(&q->lm_head, m->w.lm_head, c->vocab_size, c->dim, type, err);
+    if (s) {
+        rl_qmodel_free(q);
+        return s;
+    }
+    q->dot = rl_q8_0_dot_kernel(&q->kernel);
+    *out = q;
+    return RL_OK;
+}
+
+static size_t qmat_bytes(const rl_qmat *q) {
+    return q->q8 ? (size_t)q->rows * (q->cols / RL_Q8_0_BLOCK) * sizeof(rl_block_q8_0)
+                 : (size_t)q->rows * q->cols * sizeof(float);
+}
+
+size_t rl_qmodel_bytes(const rl_qmodel *q) {
+    size_t n = qmat_bytes(&q->lm_head);
+    for (int l = 0; l < q->n_layers; l++)
+        for (int md = 0; md < RL_MOD_COUNT; md++) n += qmat_bytes(&q->layers[l][md]);
+    return n;
+}
+
+const char *rl_qmodel_kernel(const rl_qmodel *q) { return q->kernel; }
+
+void rl_qmodel_free(rl_qmodel *q) {
+    if (!q) return;
+    for (int l = 0; q->layers && l < q->n_layers; l++)
+        for (int md = 0; md < RL_MOD_COUNT; md++) free(q->layers[l][md].q8);
+    free(q->layers);
+    free(q->lm_head.q8);
+    free(q);
+}

@@ -1,0 +1,563 @@
+/* test_infer.c - src/infer: each sampler step on hand-made logits (the distribution it draws
+ * from, checked by counting), stop strings, and generation with the real stories260K model
+ * (greedy text equal to llama2.c's reference and to `raftlm generate`, streaming pieces,
+ * stop strings, limits, prefix reuse, seeds). */
+#include <math.h>
+
+#include "infer/infer.h"
+#include "test.h"
+
+static int32_t draw(rl_sampler *s, const float *logits, int V) {
+    float l[64];
+    memcpy(l, logits, (size_t)V * sizeof *l);
+    return rl_sampler_sample(s, l, NULL, NULL);
+}
+
+/* counts of each id over n draws */
+static void histogram(const rl_sampler_params *p, const float *logits, int V, int n, int *counts) {
+    rl_sampler *s;
+    CHECK_OK(rl_sampler_new(&s, p, V, NULL));
+    memset(counts, 0, (size_t)V * sizeof *counts);
+    for (int i = 0; i < n; i++) counts[draw(s, logits, V)]++;
+    rl_sampler_free(s);
+}
+
+TEST(sampler_greedy_is_argmax_lowest_id_on_ties) {
+    rl_sampler_params p = rl_sampler_defaults();
+    p.temperature = 0;
+    rl_sampler *s;
+    CHECK_OK(rl_sampler_new(&s, &p, 5, NULL));
+    float a[5] = {0.1f, 2.0f, -1.0f, 2.0f, 1.9f};
+    CHECK_EQ_INT(draw(s, a, 5), 1);
+    float b[5] = {-5, -4, -3, -2, -1};
+    CHECK_EQ_INT(draw(s, b, 5), 4);
+    rl_sampler_free(s);
+}
+
+TEST(sampler_temperature_draws_the_softmax) {
+    float logits[4] = {0.0f, 1.0f, 2.0f, -1.0f};
+    for (int ti = 0; ti < 2; ti++) {
+        float T = ti ? 2.0f : 0.7f;
+        rl_sampler_params p = rl_sampler_defaults();
+        p.temperature = T;
+        p.seed = 123;
+        int n = 200000, counts[4];
+        histogram(&p, logits, 4, n, counts);
+        double z = 0, pr[4];
+        for (int i = 0; i < 4; i++) z += exp(logits[i] / T);
+        for (int i = 0; i < 4; i++) {
+            pr[i] = exp(logits[i] / T) / z;
+            double got = (double)counts[i] / n, sd = sqrt(pr[i] * (1 - pr[i]) / n);
+            CHECK_MSG(fabs(got - pr[i]) < 5 * sd + 1e-4, "T=%g id %d: %.4f drawn, %.4f expected", T, i, got, pr[i]);
+        }
+    }
+}
+
+TEST(sampler_same_seed_same_draws_other_seed_other_draws) {
+    float logits[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    rl_sampler_params p = rl_sampler_defaults();
+    p.seed = 7;
+    rl_sampler *a, *b, *c;
+    CHECK_OK(rl_sampler_new(&a, &p, 8, NULL));
+    CHECK_OK(rl_sampler_new(&b, &p, 8, NULL));
+    p.seed = 8;
+    CHECK_OK(rl_sampler_new(&c, &p, 8, NULL));
+    int same = 1, differ = 0;
+    int32_t first[50];
+    for (int i = 0; i < 50; i++) {
+        int32_t x = draw(a, logits, 8), y = draw(b, logits, 8), z = draw(c, logits, 8);
+        first[i] = x;
+        same &= x == y;
+        differ |= x != z;
+    }
+    CHECK(same);
+    CHECK(differ);
+    rl_sampler_reset(a); // reset: the same sequence again
+    int again = 1;
+    for (int i = 0; i < 50; i++) again &= draw(a, logits, 8) == first[i];
+    CHECK(again);
+    rl_sampler_free(a);
+    rl_sampler_free(b);
+    rl_sampler_free(c);
+}
+
+TEST(sampler_top_k_top_p_min_p_keep_only_their_tokens) {
+    // probabilities 0.5, 0.3, 0.15, 0.05 at temperature 1
+    float logits[4] = {logf(0.5f), logf(0.3f), logf(0.15f), logf(0.05f)};
+    int counts[4], n = 40000;
+    rl_sampler_params p = rl_sampler_defaults();
+    p.seed = 1;
+    p.top_k = 2;
+    histogram(&p, logits, 4, n, counts);
+    CHECK(counts[2] == 0 && counts[3] == 0);
+    CHECK_MSG(fabs(counts[0] / (double)n - 0.625) < 0.01, "top_k=2: p(0) = %.3f, want 0.625", counts[0] / (double)n);
+    p.top_k = 1;
+    p.temperature = 5.0f;
+    histogram(&p, logits, 4, 1000, counts);
+    CHECK_EQ_INT(counts[0], 1000);
+    p = rl_sampler_defaults();
+    p.seed = 2;
+    p.top_p = 0.7f; // 0.5 + 0.3 reaches 0.7: ids 0 and 1
+    histogram(&p, logits, 4, n, counts);
+    CHECK(counts[0] > 0 && counts[1] > 0 && counts[2] == 0 && counts[3] == 0);
+    p.top_p = 0.5f; // exactly the first
+    histogram(&p, logits, 4, 1000, counts);
+    CHECK_EQ_INT(counts[0], 1000);
+    p = rl_sampler_defaults();
+    p.seed = 3;
+    p.min_p = 0.35f; // keeps p >= 0.175: ids 0 and 1
+    histogram(&p, logits, 4, n, counts);
+    CHECK(counts[0] > 0 && counts[1] > 0 && counts[2] == 0 && counts[3] == 0);
+    CHECK_MSG(fabs(counts[1] / (double)n - 0.375) < 0.01, "min_p: p(1) = %.3f, want 0.375", counts[1] / (double)n);
+}
+
+TEST(sampler_penalties_change_exactly_the_seen_tokens) {
+    rl_sampler_params p = rl_sampler_defaults();
+    p.temperature = 0;
+    p.repeat_penalty = 2.0f;
+    rl_sampler *s;
+    CHECK_OK(rl_sampler_new(&s, &p, 4, NULL));
+    rl_sampler_accept(s, 0);
+    rl_sampler_accept(s, 2);
+    float l[4] = {3.0f, 2.0f, -1.0f, 0.5f};
+    CHECK_EQ_INT(rl_sampler_sample(s, l, NULL, NULL), 1); // 3 -> 1.5 < 2
+    CHECK(l[0] == 1.5f && l[1] == 2.0f && l[2] == -2.0f && l[3] == 0.5f);
+    rl_sampler_free(s);
+
+    p = rl_sampler_defaults();
+    p.temperature = 0;
+    p.presence_penalty = 0.5f;
+    p.frequency_penalty = 0.25f;
+    CHECK_OK(rl_sampler_new(&s, &p, 4, NULL));
+    for (int i = 0; i < 3; i++) rl_sampler_accept(s, 1);
+    rl_sampler_accept(s, 3);
+    float m[4] = {0.0f, 2.0f, 1.0f, 1.0f};
+    CHECK_EQ_INT(rl_sampler_sample(s, m, NULL, NULL), 2); // 2 - 0.5 - 0.75 = 0.75 < 1
+    CHECK(m[1] == 0.75f && m[3] == 0.25f && m[0] == 0.0f && m[2] == 1.0f);
+    rl_sampler_free(s);
+
+    // the window: only the last penalty_last_n tokens count
+    p = rl_sampler_defaults();
+    p.temperature = 0;
+    p.frequency_penalty = 1.0f;
+    p.penalty_last_n = 1;
+    CHECK_OK(rl_sampler_new(&s, &p, 4, NULL));
+    rl_sampler_accept(s, 0);
+    rl_sampler_accept(s, 1);
+    float q[4] = {1.0f, 1.5f, 0.0f, 0.0f};
+    CHECK_EQ_INT(rl_sampler_sample(s, q, NULL, NULL), 0);
+    CHECK(q[0] == 1.0f && q[1] == 0.5f);
+    rl_sampler_free(s);
+}
+
+TEST(sampler_logit_bias_and_bans) {
+    rl_logit_bias b[2] = {{0, -100.0f}, {3, 5.0f}};
+    rl_sampler_params p = rl_sampler_defaults();
+    p.bias = b;
+    p.n_bias = 2;
+    p.temperature = 0;
+    rl_sampler *s;
+    CHECK_OK(rl_sampler_new(&s, &p, 4, NULL));
+    float l[4] = {10.0f, 1.0f, 2.0f, 0.0f};
+    CHECK_EQ_INT(rl_sampler_sample(s, l, NULL, NULL), 3);
+    rl_sampler_free(s);
+    p.temperature = 1.0f;
+    b[1].bias = 0;
+    int counts[4];
+    float m[4] = {10.0f, 1.0f, 1.0f, 1.0f};
+    histogram(&p, m, 4, 5000, counts);
+    CHECK_EQ_INT(counts[0], 0); // banned even when it dominates
+    rl_logit_bias bad = {9, 1.0f};
+    p.bias = &bad;
+    p.n_bias = 1;
+    rl_error err = {0};
+    CHECK(rl_sampler_new(&s, &p, 4, &err) == RL_EINVAL);
+    CHECK_CONTAINS(err.msg, "outside the vocabulary");
+}
+
+TEST(sampler_rejects_bad_parameters) {
+    rl_sampler_params bad[6];
+    for (int i = 0; i < 6; i++) bad[i] = rl_sampler_defaults();
+    bad[0].temperature = -1;
+    bad[1].top_p = 0;
+    bad[2].min_p = 1.5f;
+    bad[3].repeat_penalty = 0;
+    bad[4].n_probs = 21;
+    bad[5].temperature = NAN;
+    for (int i = 0; i < 6; i++) {
+        rl_sampler *s = NULL;
+        CHECK_MSG(rl_sampler_new(&s, &bad[i], 4, NULL) == RL_EINVAL, "case %d accepted", i);
+        CHECK(s == NULL);
+    }
+}
+
+TEST(sampler_logprobs_are_the_raw_log_softmax) {
+    float l[5] = {1.0f, 3.0f, 2.0f, 0.0f, -1.0f};
+    double z = 0;
+    for (int i = 0; i < 5; i++) z += exp(l[i]);
+    rl_sampler_params p = rl_sampler_defaults();
+    p.temperature = 0;
+    p.n_probs = 3;
+    p.repeat_penalty = 2.0f; // changes the pick (3 -> 1.5), not the reported logprobs
+    rl_sampler *s;
+    CHECK_OK(rl_sampler_new(&s, &p, 5, NULL));
+    rl_sampler_accept(s, 1);
+    rl_token_prob c, top[3];
+    int32_t t = rl_sampler_sample(s, l, &c, top);
+    CHECK_EQ_INT(t, 2);
+    CHECK_EQ_INT(c.token, 2);
+    CHECK_MSG(fabs(c.logprob - (2.0 - log(z))) < 1e-5, "logprob %g, want %g", c.logprob, 2.0 - log(z));
+    int want[3] = {1, 2, 0};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(top[i].token, want[i]);
+        CHECK(fabs(top[i].logprob - (log(exp(i == 0 ? 3.0 : i == 1 ? 2.0 : 1.0)) - log(z))) < 1e-5);
+    }
+    rl_sampler_free(s);
+}
+
+TEST(stop_strings_found_and_prefixes_held_back) {
+    const char *stop[2] = {"\n\nUser:", "END"};
+    size_t safe;
+    int which;
+    CHECK_EQ_INT(rl_stop_find("hello", 5, stop, 2, &which, &safe), -1);
+    CHECK_EQ_INT(safe, 5);
+    CHECK_EQ_INT(rl_stop_find("hello\n\nUs", 9, stop, 2, &which, &safe), -1);
+    CHECK_EQ_INT(safe, 5); // "\n\nUs" may become the stop string
+    CHECK_EQ_INT(rl_stop_find("hi EN", 5, stop, 2, &which, &safe), -1);
+    CHECK_EQ_INT(safe, 3);
+    CHECK_EQ_INT(rl_stop_find("a END b\n\nUser: c", 17, stop, 2, &which, &safe), 2);
+    CHECK_EQ_INT(which, 1);
+    CHECK_EQ_INT(safe, 2);
+    const char *empty[1] = {""};
+    CHECK_EQ_INT(rl_stop_find("abc", 3, empty, 1, &which, &safe), -1);
+    CHECK_EQ_INT(safe, 3);
+}
+
+/* ---- with the real model ---- */
+
+static char *stories(const char *file) {
+    const char *sh = t_shared();
+    if (!sh) return NULL;
+    char *p = t_fmt("%s/models/stories260K/%s", sh, file);
+    if (!rl_path_exists(p)) return free(p), NULL;
+    return p;
+}
+
+typedef struct model_fixture {
+    rl_model m;
+    rl_tokenizer *tok;
+} model_fixture;
+
+static void open_stories(model_fixture *f) {
+    char *bin = stories("stories260K.bin"), *tok = stories("tok512.bin");
+    if (!bin || !tok) SKIP("../shared/models/stories260K is not here (a clone without the shared folder)");
+    rl_error err = {0};
+    CHECK_OK(rl_model_load(&f->m, bin, &err));
+    CHECK_OK(rl_tok_load(&f->tok, tok, &err));
+    free(bin);
+    free(tok);
+}
+
+static void close_stories(model_fixture *f) {
+    rl_model_free(&f->m);
+    rl_tok_free(f->tok);
+}
+
+typedef struct collect {
+    rl_buf text;
+    int calls;
+    int stop_after;
+} collect;
+
+static int on_piece(void *ctx, const rl_gen_piece *pc) {
+    collect *c = ctx;
+    rl_buf_append(&c->text, pc->text, pc->len);
+    CHECK(rl_utf8_valid(pc->text, pc->len));
+    c->calls++;
+    return c->stop_after && c->calls >= c->stop_after;
+}
+
+TEST(generate_greedy_matches_llama2c_reference_and_streams) {
+    model_fixture f = {0};
+    open_stories(&f);
+    char *ref_path = stories("reference_greedy_200.txt"), *want = NULL;
+    size_t wl;
+    if (!ref_path) SKIP("no reference_greedy_200.txt");
+    CHECK_OK(rl_file_read(ref_path, 0, &want, &wl, NULL));
+    rl_infer *inf;
+    rl_error err = {0};
+    CHECK_OK(rl_infer_new(&inf, &f.m, f.tok, 0, &err));
+    CHECK_EQ_INT(rl_infer_n_ctx(inf), f.m.cfg.max_seq_len);
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(rl_infer_tokenize(inf, "", 0, 1, &ids, &n, &err));
+    CHECK_EQ_INT(n, 1);
+    rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = 200};
+    p.sampling.temperature = 0;
+    collect c = {0};
+    rl_gen_result r;
+    CHECK_OK(rl_infer_generate(inf, ids, n, &p, on_piece, &c, &r, &err));
+    CHECK_EQ_STR(r.text, want);
+    CHECK_EQ_STR(c.text.data, want);
+    CHECK_EQ_INT(r.n_gen, 200);
+    CHECK_EQ_INT(r.finish, RL_FINISH_LENGTH);
+    CHECK(c.calls >= 190);
+    // again: the prompt is in the cache, the text is the same
+    rl_gen_result r2;
+    CHECK_OK(rl_infer_generate(inf, ids, n, &p, NULL, NULL, &r2, &err));
+    CHECK_EQ_STR(r2.text, want);
+    rl_gen_result_free(&r2);
+    // a longer prompt that extends the cached text reuses it and agrees with a fresh context
+    int32_t *ids2;
+    size_t n2;
+    CHECK_OK(rl_infer_tokenize(inf, "Once upon a time, there was a little girl", 41, 1, &ids2, &n2, &err));
+    p.max_tokens = 40;
+    CHECK_OK(rl_infer_generate(inf, ids2, n2, &p, NULL, NULL, &r2, &err));
+    CHECK(r2.n_cached > 1);
+    rl_infer *fresh;
+    CHECK_OK(rl_infer_new(&fresh, &f.m, f.tok, 300, &err));
+    rl_gen_result r3;
+    CHECK_OK(rl_infer_generate(fresh, ids2, n2, &p, NULL, NULL, &r3, &err));
+    CHECK_EQ_INT(r3.n_cached, 0);
+    CHECK_EQ_STR(r2.text, r3.text);
+    rl_gen_result_free(&r2);
+    rl_gen_result_free(&r3);
+    rl_infer_free(fresh);
+    free(ids2);
+    rl_gen_result_free(&r);
+    rl_buf_free(&c.text);
+    free(ids);
+    free(want);
+    free(ref_path);
+    rl_infer_free(inf);
+    close_stories(&f);
+}
+
+TEST(generate_greedy_matches_raftlm_generate_with_a_prompt) {
+    model_fixture f = {0};
+    open_stories(&f);
+    char *bin = stories("stories260K.bin"), *tokp = stories("tok512.bin"), *want = NULL;
+    CHECK_EQ_INT(t_run(t_fmt("%s generate --model %s --tokenizer %s --prompt 'Lily and Ben' --temp 0 -n 60 2>/dev/null",
+                             t_bin(), bin, tokp), &want, 0), 0);
+    rl_infer *inf;
+    CHECK_OK(rl_infer_new(&inf, &f.m, f.tok, 0, NULL));
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(rl_infer_tokenize(inf, "Lily and Ben", 12, 1, &ids, &n, NULL));
+    rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = 60};
+    p.sampling.temperature = 0;
+    rl_gen_result r;
+    CHECK_OK(rl_infer_generate(inf, ids, n, &p, NULL, NULL, &r, NULL));
+    CHECK_EQ_STR(r.text, want);
+    rl_gen_result_free(&r);
+    free(ids);
+    free(want);
+    free(bin);
+    free(tokp);
+    rl_infer_free(inf);
+    close_stories(&f);
+}
+
+TEST(generate_stop_strings_limits_seeds_cancel) {
+    model_fixture f = {0};
+    open_stories(&f);
+    rl_infer *inf;
+    rl_error err = {0};
+    CHECK_OK(rl_infer_new(&inf, &f.m, f.tok, 64, &err));
+    int32_t bos = 1;
+    rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = 100};
+    p.sampling.temperature = 0;
+    // greedy starts "Once upon a time, there was a little girl named Lily."
+    const char *stop[1] = {"little"};
+    p.stop = stop;
+    p.n_stop = 1;
+    collect c = {0};
+    rl_gen_result r;
+    CHECK_OK(rl_infer_generate(inf, &bos, 1, &p, on_piece, &c, &r, &err));
+    CHECK_EQ_STR(r.text, "Once upon a time, there was a ");
+    CHECK_EQ_STR(c.text.data, "Once upon a time, there was a ");
+    CHECK_EQ_INT(r.finish, RL_FINISH_STOP);
+    rl_gen_result_free(&r);
+    rl_buf_free(&c.text);
+    // context: 64 positions, so at most 64 tokens after BOS
+    p.n_stop = 0;
+    p.ignore_eos = 1;
+    CHECK_OK(rl_infer_generate(inf, &bos, 1, &p, NULL, NULL, &r, &err));
+    CHECK_EQ_INT(r.finish, RL_FINISH_LENGTH);
+    CHECK_EQ_INT(r.n_gen, 64);
+    rl_gen_result_free(&r);
+    // a prompt as long as the context is refused
+    int32_t longp[64];
+    for (int i = 0; i < 64; i++) longp[i] = i ? 300 : 1;
+    CHECK(rl_infer_generate(inf, longp, 64, &p, NULL, NULL, &r, &err) == RL_EINVAL);
+    CHECK_CONTAINS(err.msg, "context");
+    rl_gen_result_free(&r);
+    int32_t badp[2] = {1, 100000};
+    CHECK(rl_infer_generate(inf, badp, 2, &p, NULL, NULL, &r, &err) == RL_EINVAL);
+    rl_gen_result_free(&r);
+    // seeds: same seed same text, another seed another text (at temperature 1)
+    p.sampling.temperature = 1.0f;
+    p.max_tokens = 40;
+    char *texts[3];
+    for (int i = 0; i < 3; i++) {
+        p.sampling.seed = i == 2 ? 99 : 5;
+        CHECK_OK(rl_infer_generate(inf, &bos, 1, &p, NULL, NULL, &r, &err));
+        texts[i] = rl_xstrdup(r.text);
+        rl_gen_result_free(&r);
+    }
+    CHECK_EQ_STR(texts[0], texts[1]);
+    CHECK(strcmp(texts[0], texts[2]) != 0);
+    for (int i = 0; i < 3; i++) free(texts[i]);
+    // the callback stops it; a cancel flag stops it; logprobs come per token
+    c = (collect){.stop_after = 5};
+    p.sampling.n_probs = 2;
+    CHECK_OK(rl_infer_generate(inf, &bos, 1, &p, on_piece, &c, &r, &err));
+    CHECK_EQ_INT(r.finish, RL_FINISH_CANCELLED);
+    CHECK_EQ_INT(r.n_gen, 5);
+    CHECK(r.logprobs && r.top);
+    for (int i = 0; i < r.n_gen; i++) CHECK(r.logprobs[i] <= 0 && r.top[2 * i].logprob >= r.logprobs[i]);
+    rl_gen_result_free(&r);
+    rl_buf_free(&c.text);
+    volatile int cancel = 1;
+    p.cancel = &cancel;
+    CHECK_OK(rl_infer_generate(inf, &bos, 1, &p, NULL, NULL, &r, &err));
+    CHECK_EQ_INT(r.finish, RL_FINISH_CANCELLED);
+    CHECK_EQ_INT(r.n_gen, 0);
+    rl_gen_result_free(&r);
+    rl_infer_free(inf);
+    close_stories(&f);
+}
+
+/* ---- quantized weights ---- */
+
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((*s >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
+TEST(fp16_conversion_round_trips) {
+    float exact[] = {0.0f, 1.0f, -2.0f, 0.5f, 65504.0f, 0x1p-24f, -0x1p-14f, 1024.0f, 0.333251953125f};
+    for (size_t i = 0; i < sizeof exact / sizeof *exact; i++)
+        CHECK_MSG(rl_fp16_to_fp32(rl_fp32_to_fp16(exact[i])) == exact[i], "%g", exact[i]);
+    CHECK_EQ_INT(rl_fp32_to_fp16(1.0f), 0x3c00);
+    CHECK_EQ_INT(rl_fp32_to_fp16(-2.0f), 0xc000);
+    CHECK_EQ_INT(rl_fp32_to_fp16(1e9f), 0x7c00); // overflow: infinity
+    CHECK_EQ_INT(rl_fp32_to_fp16(1.0f + 0x1p-11f), 0x3c00); // a tie rounds to even
+    CHECK_EQ_INT(rl_fp32_to_fp16(1.0f + 0x1p-11f + 0x1p-20f), 0x3c01);
+    uint64_t s = 1;
+    for (int i = 0; i < 100000; i++) {
+        float x = frand(&s) * 1000.0f;
+        float y = rl_fp16_to_fp32(rl_fp32_to_fp16(x));
+        CHECK_MSG(fabsf(y - x) <= fabsf(x) * 0x1p-11f + 0x1p-24f, "%g -> %g", x, y);
+    }
+}
+
+TEST(q8_0_quantize_error_and_dot_kernels_agree) {
+    uint64_t s = 7;
+    size_t n = 4096, nb = n / RL_Q8_0_BLOCK;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *dx = malloc(n * sizeof *dx);
+    rl_block_q8_0 *qx = malloc(nb * sizeof *qx), *qy = malloc(nb * sizeof *qy);
+    for (size_t i = 0; i < n; i++) x[i] = frand(&s) * (i % 97 == 0 ? 30.0f : 1.0f), y[i] = frand(&s);
+    x[5] = 0; // a block that is all zeros
+    for (int i = 64; i < 96; i++) x[i] = 0.0f;
+    rl_q8_0_quantize(qx, x, n);
+    rl_q8_0_quantize(qy, y, n);
+    rl_q8_0_dequantize(dx, qx, n);
+    double worst = 0;
+    for (size_t b = 0; b < nb; b++) {
+        float d = rl_fp16_to_fp32(qx[b].d);
+        for (int i = 0; i < RL_Q8_0_BLOCK; i++) {
+            size_t k = b * RL_Q8_0_BLOCK + i;
+            double e = fabs(dx[k] - x[k]) / (d > 0 ? d : 1);
+            if (e > worst) worst = e;
+            CHECK(qx[b].qs[i] >= -127 && qx[b].qs[i] <= 127);
+        }
+    }
+    CHECK_MSG(worst <= 0.5 + 0.01 * 127, "dequantized error %.3f scales", worst); // fp16 scale rounding
+    CHECK_EQ_INT(qx[2].d, 0);
+    // the kernel this CPU runs against the scalar reference, and against float math
+    const char *name;
+    rl_q8_0_dot_fn dot = rl_q8_0_dot_kernel(&name);
+    double maxerr = 0;
+    for (size_t len = 1; len <= nb; len = len * 2 + 1) {
+        float a = dot(qx, qy, len), r = rl_q8_0_dot_ref(qx, qy, len);
+        double norm = 0;
+        for (size_t b = 0; b < len; b++)
+            for (int i = 0; i < RL_Q8_0_BLOCK; i++)
+                norm += fabs((double)rl_fp16_to_fp32(qx[b].d) * qx[b].qs[i] * rl_fp16_to_fp32(qy[b].d) * qy[b].qs[i]);
+        double e = fabs((double)a - r) / (norm > 0 ? norm : 1);
+        if (e > maxerr) maxerr = e;
+    }
+    printf("    q8_0 dot: kernel %s vs scalar, max normalised error %.1e (tol 1e-6)\n", name, maxerr);
+    CHECK(maxerr < 1e-6);
+    // the quantized dot against the float dot of the original vectors
+    double fd = 0, fn = 0;
+    for (size_t i = 0; i < n; i++) fd += (double)x[i] * y[i], fn += fabs((double)x[i] * y[i]);
+    double qe = fabs(dot(qx, qy, nb) - fd) / fn;
+    printf("    q8_0 dot vs float32 dot: normalised error %.1e (tol 1e-2)\n", qe);
+    CHECK(qe < 1e-2);
+    free(x), free(y), free(dx), free(qx), free(qy);
+}
+
+TEST(q8_0_inference_tracks_float32_on_stories260k) {
+    model_fixture f = {0};
+    open_stories(&f);
+    rl_error err = {0};
+    rl_qmodel *q;
+    CHECK_OK(rl_qmodel_new(&q, &f.m, RL_WTYPE_Q8_0, &err));
+    rl_infer *a, *b;
+    CHECK_OK(rl_infer_new(&a, &f.m, f.tok, 0, &err));
+    rl_infer_opts o = {.q = q, .n_threads = 2};
+    CHECK_OK(rl_infer_new_ex(&b, &f.m, f.tok, &o, &err));
+    // teacher-forced along the greedy float32 text: logits error and argmax agreement
+    int32_t bos = 1;
+    rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = 200};
+    p.sampling.temperature = 0;
+    rl_gen_result r;
+    CHECK_OK(rl_infer_generate(a, &bos, 1, &p, NULL, NULL, &r, &err));
+    int V = f.m.cfg.vocab_size, agree = 0, n = r.n_gen;
+    double se = 0, ss = 0, nll_f = 0, nll_q = 0;
+    int tok = bos;
+    float *la = malloc((size_t)V * sizeof *la);
+    for (int t = 0; t < n; t++) {
+        float *l1, *l2;
+        CHECK_OK(rl_infer_decode(a, tok, t, &l1, &err));
+        memcpy(la, l1, (size_t)V * sizeof *la);
+        CHECK_OK(rl_infer_decode(b, tok, t, &l2, &err));
+        int am = 0, bm = 0;
+        double za = 0, zb = 0, ma = la[0], mb = l2[0];
+        for (int i = 0; i < V; i++) {
+            se += (double)(la[i] - l2[i]) * (la[i] - l2[i]);
+            ss += (double)la[i] * la[i];
+            if (la[i] > la[am]) am = i;
+            if (l2[i] > l2[bm]) bm = i;
+            if (la[i] > ma) ma = la[i];
+            if (l2[i] > mb) mb = l2[i];
+        }
+        for (int i = 0; i < V; i++) za += exp(la[i] - ma), zb += exp(l2[i] - mb);
+        int next = r.tokens[t];
+        nll_f += -(la[next] - ma - log(za));
+        nll_q += -(l2[next] - mb - log(zb));
+        agree += am == bm;
+        tok = next;
+    }
+    double rel = sqrt(se / ss);
+    printf("    stories260K Q8_0 (%s, %zu KiB of matrices): logits rel. RMS error %.4f, argmax agreement %d/%d, "
+           "NLL of the greedy text %.4f (float32 %.4f)\n", rl_qmodel_kernel(q), rl_qmodel_bytes(q) / 1024, rel, agree, n,
+           nll_q / n, nll_f / n);
+    CHECK(rel < 0.05);
+    CHECK(agree >= n * 9 / 10);
+    CHECK(fabs(nll_q - nll_f) / n < 0.05);
+    // and it generates through the same loop
+    rl_gen_result r2;
+    CHECK_OK(rl_infer_generate(b, &bos, 1, &p, NULL, NULL, &r2, &err));
+    CHECK(r2.n_gen > 20);
+    CHECK_MSG(strncmp(r2.text, "Once upon a time", 16) == 0, "Q8_0 text: %.60s", r2.text);
+    rl_gen_result_free(&r2);
+    rl_gen_result_free(&r);
+    free(la);
+    rl_infer_free(a);
+    rl_infer_free(b);
+    rl_qmodel_free(q);
+    close_stories(&f);
+}

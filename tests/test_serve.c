@@ -1,0 +1,738 @@
+/* test_serve.c - the OpenAI-compatible server with the real stories260K model, started
+ * in-process on 127.0.0.1 (a free port) and spoken to over raw sockets: greedy text equal to
+ * `raftlm generate` (plain and streamed), /health, /v1/models, /v1/search and answers from a
+ * store, every kind of hostile request (each gets its status and OpenAI-shaped error while the
+ * server keeps serving), a full queue, a stalled and a vanished client, the API key, drain, and
+ * `raftlm serve` as a process stopped by SIGTERM. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "serve/serve.h"
+#include "test.h"
+
+/* ---- a tiny HTTP client ---- */
+
+static int t_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void t_send(int fd, const char *data, size_t len) {
+    while (len) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n <= 0) return; // the server may close early (413): read its answer anyway
+        data += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads until EOF (or timeout_ms of silence); returns what came. */
+static char *t_recv_all(int fd, int timeout_ms) {
+    rl_buf b = {0};
+    char chunk[65536];
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, timeout_ms) <= 0) break;
+        ssize_t n = recv(fd, chunk, sizeof chunk, 0);
+        if (n <= 0) break;
+        rl_buf_append(&b, chunk, (size_t)n);
+    }
+    return b.data ? rl_buf_take(&b) : rl_xstrdup("");
+}
+
+typedef struct resp {
+    int status;
+    char *head, *body; /* body: de-chunked */
+} resp;
+
+static void resp_free(resp *r) {
+    free(r->head);
+    free(r->body);
+}
+
+static void parse_response(const char *raw, resp *r) {
+    r->status = 0;
+    sscanf(raw, "HTTP/1.%*d %d", &r->status);
+    const char *sep = strstr(raw, "\r\n\r\n");
+    r->head = sep ? rl_xstrndup(raw, (size_t)(sep - raw)) : rl_xstrdup(raw);
+    const char *body = sep ? sep + 4 : "";
+    if (strcasestr(r->head, "transfer-encoding: chunked")) {
+        rl_buf b = {0};
+        const char *p = body;
+        for (;;) {
+            char *end;
+            unsigned long n = strtoul(p, &end, 16);
+            if (end == p || n == 0) break;
+            p = strstr(end, "\r\n");
+            if (!p) break;
+            p += 2;
+            if (strlen(p) < n) break;
+            rl_buf_append(&b, p, n);
+            p += n + 2;
+        }
+        r->body = b.data ? rl_buf_take(&b) : rl_xstrdup("");
+    } else {
+        r->body = rl_xstrdup(body);
+    }
+}
+
+static resp http(int port, const char *method, const char *path, const char *body, const char *extra_headers) {
+    resp r = {0};
+    int fd = t_connect(port);
+    if (fd < 0) {
+        r.head = rl_xstrdup("");
+        r.body = rl_xstrdup("");
+        return r;
+    }
+    char *req = t_fmt("%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      method, path, extra_headers ? extra_headers : "", body ? strlen(body) : 0);
+    t_send(fd, req, strlen(req));
+    if (body) t_send(fd, body, strlen(body));
+    char *raw = t_recv_all(fd, 20000);
+    parse_response(raw, &r);
+    free(raw);
+    free(req);
+    close(fd);
+    return r;
+}
+
+static resp post(int port, const char *path, const char *body) { return http(port, "POST", path, body, NULL); }
+
+static json_t *jbody(const resp *r) { return json_loads(r->body, 0, NULL); }
+
+/* error bodies are {"error":{"message","type","code"}} */
+static void check_error(const resp *r, int status, const char *code) {
+    CHECK_MSG(r->status == status, "status %d, want %d (%s)", r->status, status, r->body);
+    json_t *j = jbody(r);
+    json_t *e = json_object_get(j, "error");
+    CHECK_MSG(json_is_string(json_object_get(e, "message")) && json_is_string(json_object_get(e, "type")),
+              "not an OpenAI error body: %s", r->body);
+    const char *c = json_string_value(json_object_get(e, "code"));
+    CHECK_MSG(c && strcmp(c, code) == 0, "error code %s, want %s", c ? c : "(none)", code);
+    json_decref(j);
+}
+
+/* Concatenates the deltas (chat) or texts (completions) of an SSE body; *done: ended with [DONE]. */
+static char *sse_text(const char *body, int chat, int *done, json_t **last_usage) {
+    rl_buf b = {0};
+    *done = 0;
+    const char *p = body;
+    while ((p = strstr(p, "data: "))) {
+        p += 6;
+        const char *e = strstr(p, "\n\n");
+        if (!e) break;
+        if (strncmp(p, "[DONE]", 6) == 0) {
+            *done = 1;
+            CHECK_EQ_STR(e + 2, ""); // nothing after [DONE]
+            break;
+        }
+        json_t *j = json_loadb(p, (size_t)(e - p), 0, NULL);
+        CHECK_MSG(j != NULL, "bad SSE event: %.*s", (int)(e - p), p);
+        json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
+        json_t *t = chat ? json_object_get(json_object_get(ch, "delta"), "content") : json_object_get(ch, "text");
+        if (json_is_string(t)) rl_buf_append(&b, json_string_value(t), json_string_length(t));
+        if (last_usage && json_object_get(j, "usage")) {
+            json_decref(*last_usage);
+            *last_usage = json_incref(json_object_get(j, "usage"));
+        }
+        json_decref(j);
+        p = e + 2;
+    }
+    return b.data ? rl_buf_take(&b) : rl_xstrdup("");
+}
+
+/* ---- the server under test ---- */
+
+typedef struct fixture {
+    rl_model m;
+    rl_tokenizer *tok;
+    rl_store *store;
+    rl_server *srv;
+    int port;
+    char *bin, *tokp, *dir;
+} fixture;
+
+static char *stories(const char *file) {
+    const char *sh = t_shared();
+    if (!sh) return NULL;
+    char *p = t_fmt("%s/models/stories260K/%s", sh, file);
+    if (!rl_path_exists(p)) return free(p), NULL;
+    return p;
+}
+
+static rl_store *make_store(const char *dir) {
+    char *docs = rl_path_join(dir, "docs"), *db = rl_path_join(dir, "store.db");
+    t_write_str(docs, "garden.md", "# Garden\n\n## Watering\n\nThe tomato beds are watered every Tuesday at 7 am by Ben.\n");
+    t_write_str(docs, "ball.md", "# Toys\n\nLily keeps the big red ball in the blue box under the stairs.\n");
+    rl_store *s;
+    rl_error err;
+    RL_ASSERT(rl_store_open(&s, db, NULL, &err) == RL_OK);
+    const char *paths[] = {docs};
+    rl_ingest_opts o = {.paths = paths, .n_paths = 1, .max_file_bytes = 1 << 20, .chunk = {.size = 64, .overlap = 8}};
+    rl_ingest_report r;
+    RL_ASSERT(rl_ingest(s, &o, &r, &err) == RL_OK);
+    rl_ingest_report_free(&r);
+    free(docs);
+    free(db);
+    return s;
+}
+
+static void start(fixture *f, rl_serve_opts *o, int with_store) {
+    memset(f, 0, sizeof *f);
+    f->bin = stories("stories260K.bin");
+    f->tokp = stories("tok512.bin");
+    if (!f->bin || !f->tokp) SKIP("../shared/models/stories260K is not here (a clone without the shared folder)");
+    rl_error err = {0};
+    CHECK_OK(rl_model_load(&f->m, f->bin, &err));
+    CHECK_OK(rl_tok_load(&f->tok, f->tokp, &err));
+    f->dir = t_tmpdir();
+    if (with_store) f->store = make_store(f->dir);
+    o->host = "127.0.0.1";
+    o->port = 0;
+    o->model_name = "stories260K";
+    rl_status st = rl_server_start(&f->srv, &f->m, f->tok, f->store, o, &err);
+    CHECK_MSG(st == RL_OK, "server did not start: %s", err.msg);
+    if (st) exit(1);
+    f->port = rl_server_port(f->srv);
+    CHECK(f->port > 0);
+}
+
+static void stop(fixture *f) {
+    rl_server_stop(f->srv);
+    if (f->store) rl_store_close(f->store);
+    rl_tok_free(f->tok);
+    rl_model_free(&f->m);
+    free(f->bin);
+    free(f->tokp);
+    free(f->dir);
+}
+
+static char *generate_text(const fixture *f, const char *prompt, int n) {
+    char *out = NULL;
+    int rc = t_run(t_fmt("%s generate --model %s --tokenizer %s --prompt '%s' --temp 0 -n %d 2>/dev/null", t_bin(), f->bin,
+                         f->tokp, prompt, n), &out, 0);
+    CHECK_EQ_INT(rc, 0);
+    return out;
+}
+
+TEST(serve_greedy_equals_generate_plain_and_streamed) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 2;
+    fixture f;
+    start(&f, &o, 0);
+    char *want = generate_text(&f, "Once upon a time", 60);
+    CHECK(strlen(want) > 100);
+    // chat
+    resp r = post(f.port, "/v1/chat/completions",
+                  "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],"
+                  "\"temperature\":0,\"max_tokens\":60}");
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_CONTAINS(r.head, "application/json");
+    json_t *j = jbody(&r);
+    json_t *ch = json_array_get(json_object_get(j, "choices"), 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(ch, "message"), "content")), want);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(ch, "message"), "role")), "assistant");
+    CHECK_EQ_STR(json_string_value(json_object_get(ch, "finish_reason")), "length");
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "chat.completion");
+    json_t *u = json_object_get(j, "usage");
+    CHECK_EQ_INT(json_integer_value(json_object_get(u, "completion_tokens")), 60);
+    CHECK_EQ_INT(json_integer_value(json_object_get(u, "prompt_tokens")), 5); // BOS + 4
+    CHECK_EQ_INT(json_integer_value(json_object_get(u, "total_tokens")), 65);
+    json_decref(j);
+    resp_free(&r);
+    // completions
+    r = post(f.port, "/v1/completions", "{\"model\":\"stories260K\",\"prompt\":\"Once upon a time\",\"temperature\":0,\"max_tokens\":60}");
+    CHECK_EQ_INT(r.status, 200);
+    j = jbody(&r);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "text")), want);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "text_completion");
+    json_decref(j);
+    resp_free(&r);
+    // streamed chat and completions: the deltas concatenate to the same text, [DONE] ends them
+    for (int chat = 0; chat < 2; chat++) {
+        r = post(f.port, chat ? "/v1/chat/completions" : "/v1/completions",
+                 chat ? "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"temperature\":0,"
+                        "\"max_tokens\":60,\"stream\":true,\"stream_options\":{\"include_usage\":true}}"
+                      : "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"max_tokens\":60,\"stream\":true}");
+        CHECK_EQ_INT(r.status, 200);
+        CHECK_CONTAINS(r.head, "text/event-stream");
+        int done;
+        json_t *usage = NULL;
+        char *got = sse_text(r.body, chat, &done, &usage);
+        CHECK_EQ_STR(got, want);
+        CHECK(done);
+        CHECK_MSG(usage && json_integer_value(json_object_get(usage, "completion_tokens")) == 60, "usage missing: %s", r.body);
+        json_decref(usage);
+        if (chat) CHECK_CONTAINS(r.body, "\"object\":\"chat.completion.chunk\"");
+        if (chat) CHECK_CONTAINS(r.body, "\"delta\":{\"role\":\"assistant\"");
+        free(got);
+        resp_free(&r);
+    }
+    // a stop string and the same seed twice at temperature 1
+    r = post(f.port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"temperature\":0,\"max_tokens\":60,\"stop\":[\"Lily\"]}");
+    j = jbody(&r);
+    ch = json_array_get(json_object_get(j, "choices"), 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(ch, "text")), ", there was a little girl named ");
+    CHECK_EQ_STR(json_string_value(json_object_get(ch, "finish_reason")), "stop");
+    json_decref(j);
+    resp_free(&r);
+    char *seeded[2];
+    for (int i = 0; i < 2; i++) {
+        r = post(f.port, "/v1/completions", "{\"prompt\":\"Lily\",\"temperature\":1,\"top_p\":0.9,\"seed\":11,\"max_tokens\":30}");
+        j = jbody(&r);
+        seeded[i] = rl_xstrdup(json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "text")));
+        json_decref(j);
+        resp_free(&r);
+    }
+    CHECK_EQ_STR(seeded[0], seeded[1]);
+    free(seeded[0]);
+    free(seeded[1]);
+    // logprobs
+    r = post(f.port, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Lily\"}],\"temperature\":0,"
+                                             "\"max_tokens\":3,\"logprobs\":true,\"top_logprobs\":2}");
+    j = jbody(&r);
+    json_t *content = json_object_get(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "logprobs"), "content");
+    CHECK_EQ_INT(json_array_size(content), 3);
+    json_t *t0 = json_array_get(content, 0);
+    CHECK(json_real_value(json_object_get(t0, "logprob")) <= 0);
+    CHECK_EQ_INT(json_array_size(json_object_get(t0, "top_logprobs")), 2);
+    json_decref(j);
+    resp_free(&r);
+    free(want);
+    stop(&f);
+}
+
+TEST(serve_health_models_metrics_and_routes) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 1;
+    fixture f;
+    start(&f, &o, 0);
+    resp r = http(f.port, "GET", "/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "\"status\":\"ok\"");
+    resp_free(&r);
+    r = http(f.port, "GET", "/v1/models", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    json_t *j = jbody(&r);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "object")), "list");
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id")), "stories260K");
+    json_decref(j);
+    resp_free(&r);
+    r = http(f.port, "GET", "/v1/models/stories260K", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    r = http(f.port, "GET", "/v1/nothing", NULL, NULL);
+    check_error(&r, 404, "not_found");
+    resp_free(&r);
+    r = http(f.port, "GET", "/v1/chat/completions", NULL, NULL);
+    check_error(&r, 405, "method_not_allowed");
+    resp_free(&r);
+    r = post(f.port, "/v1/search", "{\"query\":\"ball\"}");
+    check_error(&r, 404, "no_store");
+    resp_free(&r);
+    r = post(f.port, "/v1/completions", "{\"prompt\":\"Lily\",\"max_tokens\":5}");
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    r = http(f.port, "GET", "/metrics", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_CONTAINS(r.body, "raftlm_requests_total{endpoint=\"completions\",code=\"200\"} 1");
+    CHECK_CONTAINS(r.body, "raftlm_requests_total{endpoint=\"health\",code=\"200\"} 1");
+    CHECK_CONTAINS(r.body, "raftlm_generated_tokens_total 5");
+    CHECK_CONTAINS(r.body, "raftlm_slots 1");
+    CHECK_CONTAINS(r.body, "raftlm_request_duration_seconds_count");
+    resp_free(&r);
+    stop(&f);
+}
+
+TEST(serve_search_and_answers_from_the_store) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 1;
+    o.k = 2;
+    fixture f;
+    start(&f, &o, 1);
+    resp r = post(f.port, "/v1/search", "{\"query\":\"where is the red ball\",\"k\":1}");
+    CHECK_EQ_INT(r.status, 200);
+    json_t *j = jbody(&r);
+    json_t *data = json_object_get(j, "data");
+    CHECK_EQ_INT(json_array_size(data), 1);
+    json_t *h = json_array_get(data, 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(h, "doc")), "ball.md");
+    CHECK_EQ_STR(json_string_value(json_object_get(h, "heading")), "Toys");
+    CHECK_CONTAINS(json_string_value(json_object_get(h, "text")), "blue box");
+    CHECK(json_real_value(json_object_get(h, "score")) > 0);
+    json_decref(j);
+    resp_free(&r);
+    r = post(f.port, "/v1/search", "{\"query\":5}");
+    check_error(&r, 400, "invalid_type");
+    resp_free(&r);
+    // chat with retrieval: the sources come back, the prompt is the RAFT layout (longer)
+    r = post(f.port, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"When are the tomato beds watered?\"}],"
+                                             "\"temperature\":0,\"max_tokens\":20}");
+    CHECK_EQ_INT(r.status, 200);
+    j = jbody(&r);
+    json_t *rl = json_object_get(j, "raftlm");
+    CHECK(json_is_true(json_object_get(rl, "retrieval")));
+    json_t *src = json_object_get(rl, "sources");
+    CHECK(json_array_size(src) >= 1);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(src, 0), "doc")), "garden.md");
+    CHECK_CONTAINS(json_string_value(json_object_get(json_array_get(src, 0), "heading")), "Garden");
+    CHECK(json_integer_value(json_object_get(json_array_get(src, 0), "chunk_id")) > 0);
+    // the prompt: BOS + "<DOCUMENT>...</DOCUMENT>\n..." + question + "\n", as training writes it
+    int32_t *ids;
+    size_t n;
+    rl_hit *hits;
+    size_t nh;
+    CHECK_OK(rl_rag_prompt(f.tok, -1, f.store, "When are the tomato beds watered?", 2, &ids, &n, &hits, &nh, NULL));
+    CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens")), n);
+    char *text;
+    size_t tl;
+    CHECK_OK(rl_tok_decode(f.tok, ids, n, 1, &text, &tl, NULL));
+    CHECK_MSG(strncmp(text, "<DOCUMENT>", 10) == 0 || strncmp(text, " <DOCUMENT>", 11) == 0, "prompt: %s", text);
+    CHECK_CONTAINS(text, "watered every Tuesday");
+    CHECK_CONTAINS(text, "</DOCUMENT>\nWhen are the tomato beds watered?\n");
+    free(text);
+    free(ids);
+    rl_hits_free(hits, nh);
+    json_decref(j);
+    resp_free(&r);
+    // retrieval off per request: the plain prompt again, no sources
+    r = post(f.port, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],"
+                                             "\"temperature\":0,\"max_tokens\":20,\"raftlm\":{\"retrieval\":false}}");
+    j = jbody(&r);
+    char *want = generate_text(&f, "Once upon a time", 20);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "message"), "content")), want);
+    CHECK(json_is_false(json_object_get(json_object_get(j, "raftlm"), "retrieval")));
+    CHECK(json_object_get(json_object_get(j, "raftlm"), "sources") == NULL);
+    free(want);
+    json_decref(j);
+    resp_free(&r);
+    r = post(f.port, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"raftlm\":{\"k\":0}}");
+    check_error(&r, 400, "invalid_request");
+    resp_free(&r);
+    // the answer after <ANSWER>:
+    char *a = rl_raft_answer("reasoning ##begin_quote## x ##end_quote## <ANSWER>:  every Tuesday \n");
+    CHECK_EQ_STR(a, "every Tuesday");
+    free(a);
+    CHECK(rl_raft_answer("no answer here") == NULL);
+    stop(&f);
+}
+
+TEST(serve_hostile_requests_get_errors_and_the_server_keeps_serving) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 2;
+    o.max_tokens = 4096;
+    fixture f;
+    start(&f, &o, 0);
+    struct {
+        const char *path, *body;
+        int status;
+        const char *code;
+    } cases[] = {
+        {"/v1/chat/completions", "{\"messages\": [", 400, "invalid_json"},
+        {"/v1/chat/completions", "not json at all", 400, "invalid_json"},
+        {"/v1/chat/completions", "[1,2,3]", 400, "invalid_json"},
+        {"/v1/chat/completions", "{\"messages\":\"hello\"}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":5,\"content\":\"x\"}]}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":{\"a\":1}}]}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":\"hot\"}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":7}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":-1}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":1.5}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":\"yes\"}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"n\":3}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[1]}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"logit_bias\":{\"99999\":1}}", 400, "invalid_request"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":600}", 400, "context_length_exceeded"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":100000}", 400, "max_tokens_too_large"},
+        {"/v1/chat/completions", "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", 404, "model_not_found"},
+        {"/v1/chat/completions", "{\"model\":[],\"messages\":[]}", 400, "invalid_type"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"caf\xc3\"}]}", 400, "invalid_utf8"},
+        {"/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"\xed\xa0\x80\"}]}", 400, "invalid_utf8"},
+        {"/v1/completions", "{\"prompt\":12}", 400, "invalid_request"},
+        {"/v1/completions", "{\"prompt\":[1,2,99999]}", 400, "invalid_request"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"echo\":true}", 400, "unsupported"},
+        {"/v1/completions", "{\"prompt\":\"x\",\"a\":1,\"a\":2}", 400, "invalid_json"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        resp r = post(f.port, cases[i].path, cases[i].body);
+        CHECK_MSG(r.status == cases[i].status, "case %zu (%s): status %d, want %d: %s", i, cases[i].body, r.status,
+                  cases[i].status, r.body);
+        check_error(&r, cases[i].status, cases[i].code);
+        resp_free(&r);
+    }
+    // a prompt longer than the context
+    rl_buf big = {0};
+    rl_buf_puts(&big, "{\"prompt\":\"");
+    for (int i = 0; i < 400; i++) rl_buf_puts(&big, "Lily and Ben ");
+    rl_buf_puts(&big, "\"}");
+    resp r = post(f.port, "/v1/completions", big.data);
+    check_error(&r, 400, "context_length_exceeded");
+    resp_free(&r);
+    rl_buf_free(&big);
+    // nesting 10000 deep
+    for (int i = 0; i < 10000; i++) rl_buf_putc(&big, '[');
+    r = post(f.port, "/v1/completions", big.data);
+    check_error(&r, 400, "too_deep");
+    resp_free(&r);
+    rl_buf_free(&big);
+    // a 10 MB body
+    char *huge = malloc(10u << 20);
+    memset(huge, 'a', 10u << 20);
+    huge[0] = '"';
+    huge[(10u << 20) - 1] = 0;
+    r = post(f.port, "/v1/chat/completions", huge);
+    check_error(&r, 413, "request_too_large");
+    resp_free(&r);
+    // the same without Content-Length (chunked upload)
+    int fd = t_connect(f.port);
+    const char *hdr = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n";
+    t_send(fd, hdr, strlen(hdr));
+    for (int i = 0; i < 3; i++) {
+        char line[32];
+        snprintf(line, sizeof line, "%x\r\n", 1u << 20);
+        t_send(fd, line, strlen(line));
+        t_send(fd, huge, 1u << 20);
+        t_send(fd, "\r\n", 2);
+    }
+    t_send(fd, "0\r\n\r\n", 5);
+    char *raw = t_recv_all(fd, 20000);
+    close(fd);
+    parse_response(raw, &r);
+    check_error(&r, 413, "request_too_large");
+    resp_free(&r);
+    free(raw);
+    free(huge);
+    // garbage that is not HTTP
+    fd = t_connect(f.port);
+    t_send(fd, "\x16\x03\x01\x02\x00garbage\r\n\r\n", 16);
+    raw = t_recv_all(fd, 5000);
+    close(fd);
+    CHECK_MSG(strncmp(raw, "HTTP/1.1 400", 12) == 0 || raw[0] == 0, "garbage got: %.60s", raw);
+    free(raw);
+    // still serving
+    r = post(f.port, "/v1/completions", "{\"prompt\":\"Lily\",\"max_tokens\":5,\"temperature\":0}");
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    stop(&f);
+}
+
+static int metric(int port, const char *name) {
+    resp r = http(port, "GET", "/metrics", NULL, NULL);
+    char *line = t_fmt("\n%s ", name);
+    const char *p = strstr(r.body, line);
+    int v = -1;
+    if (p) v = atoi(p + strlen(line));
+    free(line);
+    resp_free(&r);
+    return v;
+}
+
+TEST(serve_stalled_and_vanished_clients_do_not_block_others) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 1;
+    o.conn_timeout_s = 2;
+    fixture f;
+    start(&f, &o, 0);
+    // half a request, then silence
+    int stall = t_connect(f.port);
+    const char *half = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prompt\":";
+    t_send(stall, half, strlen(half));
+    int stall2 = t_connect(f.port); // and one that sends nothing at all
+    double t0 = rl_now();
+    resp r = post(f.port, "/v1/completions", "{\"prompt\":\"Lily\",\"max_tokens\":5}");
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_MSG(rl_now() - t0 < 1.0, "a stalled client delayed another by %.2f s", rl_now() - t0);
+    resp_free(&r);
+    // the stalled connections are closed after the idle timeout
+    char *rest = t_recv_all(stall, 6000), *rest2 = t_recv_all(stall2, 6000);
+    double waited = rl_now() - t0;
+    CHECK_MSG(waited < 5.5, "the stalled connection was not closed (%.1f s)", waited);
+    free(rest);
+    free(rest2);
+    close(stall);
+    close(stall2);
+    // clients that go away while their request waits for the one slot (behind four long ones):
+    // their jobs are cancelled before they generate anything
+    const char *longb = "{\"prompt\":\"\",\"max_tokens\":500,\"ignore_eos\":true}";
+    int busy[4];
+    for (int i = 0; i < 4; i++) {
+        busy[i] = t_connect(f.port);
+        char *req = t_fmt("POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                          strlen(longb), longb);
+        t_send(busy[i], req, strlen(req));
+        free(req);
+    }
+    usleep(20000);
+    for (int stream = 0; stream < 2; stream++) {
+        int fd = t_connect(f.port);
+        const char *body = stream ? "{\"prompt\":\"\",\"max_tokens\":500,\"ignore_eos\":true,\"stream\":true}"
+                                  : "{\"prompt\":\"\",\"max_tokens\":500,\"ignore_eos\":true}";
+        char *req = t_fmt("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+        t_send(fd, req, strlen(req));
+        free(req);
+        if (stream) { // the stream's first event comes at once, before the job runs
+            char buf[512];
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            CHECK(poll(&p, 1, 5000) == 1);
+            CHECK(recv(fd, buf, sizeof buf, 0) > 0);
+        }
+        usleep(20000);
+        close(fd); // gone
+    }
+    for (int i = 0; i < 4; i++) {
+        char *all = t_recv_all(busy[i], 20000);
+        CHECK_CONTAINS(all, "HTTP/1.1 200");
+        free(all);
+        close(busy[i]);
+    }
+    r = post(f.port, "/v1/completions", "{\"prompt\":\"Lily\",\"max_tokens\":5,\"ignore_eos\":true}");
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    int cancelled = metric(f.port, "raftlm_requests_cancelled_total");
+    CHECK_MSG(cancelled == 2, "the vanished clients' generations were not cancelled (%d)", cancelled);
+    int gen = metric(f.port, "raftlm_generated_tokens_total");
+    CHECK_MSG(gen == 4 * 500 + 5 + 5, "the vanished clients' generations ran (%d tokens generated)", gen);
+    stop(&f);
+}
+
+TEST(serve_full_queue_answers_503_with_retry_after) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 1;
+    o.queue = 0;
+    fixture f;
+    start(&f, &o, 0);
+    int fd = t_connect(f.port);
+    const char *body = "{\"prompt\":\"\",\"max_tokens\":500,\"ignore_eos\":true,\"stream\":true}";
+    char *req = t_fmt("POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                      strlen(body), body);
+    t_send(fd, req, strlen(req));
+    free(req);
+    char buf[256];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&p, 1, 5000) == 1);
+    CHECK(recv(fd, buf, sizeof buf, 0) > 0); // it is running: the only slot is busy, no queue
+    resp r = post(f.port, "/v1/completions", "{\"prompt\":\"Lily\",\"max_tokens\":5}");
+    check_error(&r, 503, "server_busy");
+    CHECK_CONTAINS(r.head, "Retry-After: 1");
+    resp_free(&r);
+    char *rest = t_recv_all(fd, 10000); // the first one finishes normally
+    CHECK_CONTAINS(rest, "data: [DONE]");
+    free(rest);
+    close(fd);
+    r = post(f.port, "/v1/completions", "{\"prompt\":\"Lily\",\"max_tokens\":5}");
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    CHECK(metric(f.port, "raftlm_requests_rejected_total") == 1);
+    stop(&f);
+}
+
+TEST(serve_api_key_and_loopback_rule) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 1;
+    o.api_key = "sekret";
+    fixture f;
+    start(&f, &o, 0);
+    resp r = http(f.port, "GET", "/v1/models", NULL, NULL);
+    check_error(&r, 401, "invalid_api_key");
+    resp_free(&r);
+    r = http(f.port, "GET", "/v1/models", NULL, "Authorization: Bearer wrong\r\n");
+    check_error(&r, 401, "invalid_api_key");
+    resp_free(&r);
+    r = http(f.port, "GET", "/v1/models", NULL, "Authorization: Bearer sekret\r\n");
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    r = http(f.port, "GET", "/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    // off loopback without a key: refused before binding anything
+    rl_serve_opts o2 = rl_serve_defaults();
+    o2.host = "0.0.0.0";
+    rl_server *s2 = NULL;
+    rl_error err = {0};
+    CHECK(rl_server_start(&s2, &f.m, f.tok, NULL, &o2, &err) == RL_EINVAL);
+    CHECK_CONTAINS(err.msg, "API key");
+    CHECK(s2 == NULL);
+    stop(&f);
+}
+
+TEST(serve_drain_finishes_in_flight_then_refuses) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 1;
+    fixture f;
+    start(&f, &o, 0);
+    int fd = t_connect(f.port);
+    const char *body = "{\"prompt\":\"\",\"max_tokens\":400,\"ignore_eos\":true,\"stream\":true}";
+    char *req = t_fmt("POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                      strlen(body), body);
+    t_send(fd, req, strlen(req));
+    free(req);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK(poll(&p, 1, 5000) == 1);
+    CHECK_EQ_INT(rl_server_drain(f.srv, 20), 0);
+    char *rest = t_recv_all(fd, 10000);
+    CHECK_CONTAINS(rest, "data: [DONE]");
+    CHECK_CONTAINS(rest, "\"finish_reason\":\"length\"");
+    free(rest);
+    close(fd);
+    resp r = http(f.port, "GET", "/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 503);
+    resp_free(&r);
+    r = post(f.port, "/v1/completions", "{\"prompt\":\"Lily\",\"max_tokens\":5}");
+    check_error(&r, 503, "server_busy");
+    resp_free(&r);
+    stop(&f);
+}
+
+TEST(serve_cli_answers_then_exits_on_sigterm) {
+    char *bin = stories("stories260K.bin"), *tokp = stories("tok512.bin");
+    if (!bin || !tokp) SKIP("../shared/models/stories260K is not here (a clone without the shared folder)");
+    int out[2];
+    CHECK(pipe(out) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(out[1], 1);
+        close(out[0]);
+        execl(t_bin(), t_bin(), "-q", "serve", "--model", bin, "--tokenizer", tokp, "--port", "0", "--parallel", "2",
+              "--no-store", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    char line[256] = {0};
+    FILE *fp = fdopen(out[0], "r");
+    CHECK(fgets(line, sizeof line, fp) != NULL);
+    int port = 0;
+    CHECK_MSG(sscanf(line, "listening on http://127.0.0.1:%d", &port) == 1, "first line: %s", line);
+    resp r = post(port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":30,\"temperature\":0}");
+    CHECK_EQ_INT(r.status, 200);
+    json_t *j = jbody(&r);
+    char *want = NULL;
+    t_run(t_fmt("%s generate --model %s --tokenizer %s --prompt 'Once upon a time' --temp 0 -n 30 2>/dev/null", t_bin(), bin,
+                tokp), &want, 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "text")), want);
+    free(want);
+    json_decref(j);
+    resp_free(&r);
+    kill(pid, SIGTERM);
+    int status = 0;
+    double t0 = rl_now();
+    while (waitpid(pid, &status, WNOHANG) == 0 && rl_now() - t0 < 10) usleep(20000);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "serve did not exit cleanly on SIGTERM (status %d)", status);
+    fclose(fp);
+    free(bin);
+    free(tokp);
+}
