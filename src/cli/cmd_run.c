@@ -189,22 +189,9 @@ int cmd_run(int argc, char **argv) {
             break;
         }
         case ST_EXPORT: {
-            if (rl_mkdir_p(export_dir, &err)) {
-                rc = cli_report(&err);
-                break;
-            }
-            char *gguf = rl_path_join(export_dir, "model.gguf"), *hf = rl_path_join(export_dir, "hf");
-            const char *tok = cfg.tokenizer;
-            if (lora) {
-                rc = run_verb(cmd_convert, "convert", cfg.base_model, gguf, "--to", "gguf", "--lora", train_dir, tok ? "--tokenizer" : NULL, tok,
-                              NULL);
-                if (!rc) rc = run_verb(cmd_convert, "convert", cfg.base_model, hf, "--to", "hf", "--lora", train_dir, NULL);
-            } else {
-                rc = run_verb(cmd_convert, "convert", train_dir, gguf, "--to", "gguf", tok ? "--tokenizer" : NULL, tok, NULL);
-            }
-            if (!rc) rl_info("exported: %s%s%s (the PEFT adapter is in %s)", gguf, lora ? " and " : "", lora ? hf : "", train_dir);
-            free(gguf);
-            free(hf);
+            rc = run_verb(cmd_export, "export", "-c", cfg_path, "--to", "gguf", NULL);
+            if (!rc) rc = run_verb(cmd_export, "export", "-c", cfg_path, "--to", "hf", NULL);
+            if (!rc) rl_info("exported to %s/ (the PEFT adapter stays in %s)", export_dir, train_dir);
             break;
         }
         }
