@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/project.h"
 #include "eval/eval.h"
+#include "infer/infer.h"
 
 static const char *usage_text =
     "[-c raftlm.yaml] [--questions FILE.jsonl] [--modes retrieval,closed_book,rag,oracle] [-k K]\n"
@@ -24,12 +25,11 @@ static const char *usage_text =
     "oracle (the oracle chunk among distractors). Answers are scored by exact match, token F1, numeric match,\n"
     "citation validity and refusal rate. Results are stored in the project store; --json prints one object.\n";
 
-/* ---- greedy generation ----------------------------------------------------------------------- */
+/* ---- greedy generation (src/infer) ------------------------------------------------------------ */
 
 typedef struct gen_ctx {
     cli_model cm;
-    rl_kv kv;
-    int kv_ready;
+    rl_infer *inf;
     int max_new;
     int64_t tokens;
     double seconds;
@@ -37,7 +37,6 @@ typedef struct gen_ctx {
 
 static char *generate(void *ctx, const char *prompt, rl_error *err) {
     gen_ctx *g = ctx;
-    double t0 = rl_now();
     int32_t *ids = NULL;
     size_t n = 0;
     rl_status s;
@@ -48,52 +47,31 @@ static char *generate(void *ctx, const char *prompt, rl_error *err) {
         s = rl_tok_encode(g->cm.tok, text, strlen(text), 0, &ids, &n, err);
         free(text);
     } else {
-        char *text = rl_xasprintf("%s\n", prompt);
-        s = cli_encode_prompt(&g->cm, text, &ids, &n, err);
+        char *text = rl_xasprintf("%s\n", prompt); /* the trainer's raft layout without a chat template */
+        s = rl_infer_tokenize(g->inf, text, strlen(text), 1, &ids, &n, err);
         free(text);
     }
     if (s) return NULL;
-    int ctx_len = g->cm.model.cfg.max_seq_len;
-    if (!g->kv_ready) {
-        if (rl_kv_init(&g->kv, &g->cm.model, ctx_len, err)) {
-            free(ids);
-            return NULL;
-        }
-        g->kv_ready = 1;
-    }
     /* too long for the context: keep the end (the question), drop the start after BOS */
-    int max_new = g->max_new;
-    if (max_new > ctx_len / 2) max_new = ctx_len / 2;
-    size_t keep = (size_t)(ctx_len - max_new);
+    int ctx_len = rl_infer_n_ctx(g->inf), max_new = g->max_new < ctx_len / 2 ? g->max_new : ctx_len / 2;
+    size_t keep = (size_t)(ctx_len - max_new - 1);
     if (n > keep) {
-        size_t drop = n - keep;
-        memmove(ids + 1, ids + 1 + drop, (keep - 1) * sizeof *ids);
+        memmove(ids + 1, ids + 1 + (n - keep), (keep - 1) * sizeof *ids);
         n = keep;
     }
-    float *logits = NULL;
-    for (size_t i = 0; i < n && !s; i++) s = rl_model_decode(&g->cm.model, &g->kv, ids[i], (int)i, &logits, err);
-    int32_t out[4096];
-    int n_out = 0, eos = rl_tok_eos(g->cm.tok);
-    if (eos < 0) eos = g->cm.model.cfg.eos_id;
-    int32_t stop[8];
-    int n_stop = rl_tok_stop_ids(g->cm.tok, stop, 8);
-    uint64_t rng = 0;
-    for (int pos = (int)n; !s && n_out < max_new && pos < ctx_len; pos++) {
-        int next = rl_sample(logits, g->cm.model.cfg.vocab_size, 0.0f, &rng, NULL);
-        int is_stop = next == eos || next == g->cm.model.cfg.bos_id;
-        for (int k = 0; k < n_stop; k++) is_stop |= next == stop[k];
-        if (is_stop) break;
-        out[n_out++] = next;
-        if (n_out >= (int)(sizeof out / sizeof *out)) break;
-        s = rl_model_decode(&g->cm.model, &g->kv, next, pos, &logits, err);
-    }
+    rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = max_new};
+    p.sampling.temperature = 0; /* greedy */
+    rl_gen_result res = {0};
+    s = rl_infer_generate(g->inf, ids, n, &p, NULL, NULL, &res, err);
     free(ids);
-    if (s) return NULL;
-    char *text;
-    size_t len;
-    if (rl_tok_decode(g->cm.tok, out, (size_t)n_out, 1, &text, &len, err)) return NULL;
-    g->tokens += n_out;
-    g->seconds += rl_now() - t0;
+    char *text = NULL;
+    if (!s) {
+        text = res.text;
+        res.text = NULL;
+        g->tokens += res.n_gen;
+        g->seconds += res.t_prompt + res.t_gen;
+    }
+    rl_gen_result_free(&res);
     return text;
 }
 
@@ -227,6 +205,7 @@ int cmd_eval(int argc, char **argv) {
         }
         have_model = 1;
         g.max_new = max_new > 0 ? max_new : 128;
+        if (rl_infer_new(&g.inf, &g.cm.model, g.cm.tok, 0, &err)) goto fail;
     }
     rl_info("eval: %zu questions from %s", set.n, qpath);
     if (want[0]) {
@@ -296,7 +275,7 @@ fail:
 out:
     json_decref(jmodes);
     json_decref(root);
-    if (g.kv_ready) rl_kv_free(&g.kv);
+    rl_infer_free(g.inf);
     if (have_model) cli_model_close(&g.cm);
     rl_eval_set_free(&set);
     rl_dense_close(dense);
