@@ -210,14 +210,8 @@ int cmd_eval(int argc, char **argv) {
     rl_info("eval: %zu questions from %s", set.n, qpath);
     if (want[0]) {
         /* bm25, and with an embedding model also dense and hybrid ("retrieval" is the configured one) */
-        const char *mode = strcmp(cfg.retrieval.mode, "auto") == 0 ? (cfg.retrieval.embedding_model ? "hybrid" : "bm25") : cfg.retrieval.mode;
-        if (cfg.retrieval.embedding_model) {
-            if (rl_embedder_open(&emb, cfg.retrieval.embedding_model, cfg.retrieval.embedding_tokenizer, cfg.threads, &err)) goto fail;
-            char *idx = rl_path_join(cfg.output_dir, "vectors.idx");
-            rl_status ds = rl_dense_open(&dense, emb, idx, &err);
-            free(idx);
-            if (ds) goto fail;
-        }
+        const char *mode = cli_retrieval_mode(&cfg);
+        if (cfg.retrieval.embedding_model && cli_dense_open(&cfg, &emb, &dense, &err)) goto fail;
         rl_hybrid_opts ho = {cfg.retrieval.rrf_k, cfg.retrieval.bm25_weight, cfg.retrieval.dense_weight};
         const char *names[3] = {"bm25", "dense", "hybrid"};
         for (int rm = 0; rm < (dense ? 3 : 1); rm++) {

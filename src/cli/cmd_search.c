@@ -106,7 +106,7 @@ int cmd_search(int argc, char **argv) {
         goto fail;
     }
     if (rl_store_open(&store, db_path, NULL, &err)) goto fail;
-    if (!mode) mode = strcmp(cfg.retrieval.mode, "auto") == 0 ? (cfg.retrieval.embedding_model ? "hybrid" : "bm25") : cfg.retrieval.mode;
+    if (!mode) mode = cli_retrieval_mode(&cfg);
     if (strcmp(mode, "bm25") == 0) {
         if (rl_search_bm25(store, query.data, k, &hits, &n_hits, &err)) goto fail;
     } else if (strcmp(mode, "dense") == 0 || strcmp(mode, "hybrid") == 0) {
@@ -114,11 +114,7 @@ int cmd_search(int argc, char **argv) {
             rl_fail(&err, RL_EINVAL, "--mode %s needs retrieval.embedding_model in the config", mode);
             goto fail;
         }
-        if (rl_embedder_open(&emb, cfg.retrieval.embedding_model, cfg.retrieval.embedding_tokenizer, cfg.threads, &err)) goto fail;
-        char *idx = rl_path_join(cfg.output_dir, "vectors.idx");
-        rl_status ds = rl_dense_open(&dense, emb, idx, &err);
-        free(idx);
-        if (ds) goto fail;
+        if (cli_dense_open(&cfg, &emb, &dense, &err)) goto fail;
         rl_hybrid_opts ho = {cfg.retrieval.rrf_k, cfg.retrieval.bm25_weight, cfg.retrieval.dense_weight};
         if (mode[0] == 'd' ? rl_search_dense(store, dense, query.data, k, &hits, &n_hits, &err)
                            : rl_search_hybrid(store, dense, &ho, query.data, k, &hits, &n_hits, &err))

@@ -183,6 +183,11 @@ char *rl_text_normalize_ws(const char *s, size_t n);
  * quote re-wrapped by a model still matches its source. */
 int rl_text_contains_normalized(const char *hay, const char *needle);
 
+/* The next number in s from *i on (advancing *i), in a canonical form for comparing figures:
+ * thousands separators removed and trailing decimal zeros dropped ("1,500.00" -> "1500").
+ * Returns 0 when there is none. */
+int rl_text_next_number(const char *s, size_t *i, char *out, size_t cap);
+
 /* Edit distance, for "did you mean" hints. */
 int rl_levenshtein(const char *a, const char *b);
 

@@ -123,3 +123,21 @@ int rl_text_contains_normalized(const char *hay, const char *needle) {
     return found;
 }
 
+
+int rl_text_next_number(const char *s, size_t *i, char *out, size_t cap) {
+    while (s[*i] && !isdigit((unsigned char)s[*i])) (*i)++;
+    if (!s[*i]) return 0;
+    size_t n = 0;
+    while (s[*i] && (isdigit((unsigned char)s[*i]) || ((s[*i] == ',' || s[*i] == '.') && isdigit((unsigned char)s[*i + 1])))) {
+        if (s[*i] != ',' && n + 1 < cap) out[n++] = s[*i];
+        (*i)++;
+    }
+    out[n] = 0;
+    char *dot = strchr(out, '.');
+    if (dot) { /* "1500.00" and "1500" are one number */
+        char *e = out + strlen(out);
+        while (e > dot + 1 && e[-1] == '0') *--e = 0;
+        if (e == dot + 1) *dot = 0;
+    }
+    return 1;
+}

@@ -130,36 +130,16 @@ double rl_eval_f1(const char *prediction, const char *gold) {
     return f1;
 }
 
-/* Numbers with thousands separators removed and a trailing ".0"/".00" dropped, so that
- * "EUR 1,500.00" and "1500" compare equal. */
-static int next_number(const char *s, size_t *i, char *out, size_t cap) {
-    while (s[*i] && !isdigit((unsigned char)s[*i])) (*i)++;
-    if (!s[*i]) return 0;
-    size_t n = 0;
-    while (s[*i] && (isdigit((unsigned char)s[*i]) || ((s[*i] == ',' || s[*i] == '.') && isdigit((unsigned char)s[*i + 1])))) {
-        if (s[*i] != ',' && n + 1 < cap) out[n++] = s[*i];
-        (*i)++;
-    }
-    out[n] = 0;
-    char *dot = strchr(out, '.');
-    if (dot) {
-        char *e = out + strlen(out);
-        while (e > dot + 1 && e[-1] == '0') *--e = 0;
-        if (e == dot + 1) *dot = 0;
-    }
-    return 1;
-}
-
 int rl_eval_numeric_match(const char *prediction, const char *gold) {
     size_t i = 0;
     char num[64];
     int any = 0;
-    while (next_number(gold, &i, num, sizeof num)) {
+    while (rl_text_next_number(gold, &i, num, sizeof num)) {
         any = 1;
         size_t j = 0;
         char got[64];
         int found = 0;
-        while (!found && next_number(prediction, &j, got, sizeof got)) found = strcmp(got, num) == 0;
+        while (!found && rl_text_next_number(prediction, &j, got, sizeof got)) found = strcmp(got, num) == 0;
         if (!found) return 0;
     }
     return any ? 1 : rl_eval_exact_match(prediction, gold);

@@ -15,23 +15,10 @@
 #define END_QUOTE "##end_quote##"
 #define ANSWER_TAG "<ANSWER>:"
 
-/* Numbers of a text with thousands separators removed: "1,500.00" -> "1500.00". */
-static int next_number(const char *s, size_t *i, char *out, size_t cap) {
-    while (s[*i] && !isdigit((unsigned char)s[*i])) (*i)++;
-    if (!s[*i]) return 0;
-    size_t n = 0;
-    while (s[*i] && (isdigit((unsigned char)s[*i]) || ((s[*i] == ',' || s[*i] == '.') && isdigit((unsigned char)s[*i + 1])))) {
-        if (s[*i] != ',' && n + 1 < cap) out[n++] = s[*i];
-        (*i)++;
-    }
-    out[n] = 0;
-    return 1;
-}
-
 static int chunk_has_number(const char *chunk, const char *num) {
     size_t i = 0;
     char buf[64];
-    while (next_number(chunk, &i, buf, sizeof buf))
+    while (rl_text_next_number(chunk, &i, buf, sizeof buf))
         if (strcmp(buf, num) == 0) return 1;
     return 0;
 }
@@ -82,7 +69,7 @@ void rl_verify_answer(const char *cot, const char *chunk, rl_verdict *v) {
     }
     size_t i = 0;
     char num[64];
-    while (next_number(v->final_answer, &i, num, sizeof num))
+    while (rl_text_next_number(v->final_answer, &i, num, sizeof num))
         if (!chunk_has_number(chunk, num)) {
             v->reason = "answer_figure_not_in_chunk";
             snprintf(v->detail, sizeof v->detail, "%s is not in the document", num);
