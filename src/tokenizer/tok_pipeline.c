@@ -659,7 +659,7 @@ static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_bu
             size_t noff = ar->len;
             rl_buf tmp = {0};
             replace_all(ar->data + off, len, " ", 1, p->rep, p->rep_len, &tmp);
-            int starts = tmp.len >= p->rep_len && memcmp(tmp.data, p->rep, p->rep_len) == 0;
+            int starts = p->rep_len == 0 || (tmp.len >= p->rep_len && memcmp(tmp.data, p->rep, p->rep_len) == 0);
             if (!starts && (p->prepend_scheme == 0 || (p->prepend_scheme == 1 && section_index == 0)))
                 rl_buf_append(ar, p->rep, p->rep_len);
             rl_buf_append(ar, tmp.data ? tmp.data : "", tmp.len);
@@ -762,7 +762,7 @@ static void model_word(const rl_tokenizer *t, const char *w, size_t n, tok_scrat
         c->cap_ids = (c->n_ids + k) * 2 + 1024;
         c->ids = rl_xrealloc(c->ids, c->cap_ids * sizeof *c->ids);
     }
-    memcpy(c->ids + c->n_ids, out->v + from, k * sizeof *c->ids);
+    if (k) memcpy(c->ids + c->n_ids, out->v + from, k * sizeof *c->ids);
     c->woff[c->n] = (uint32_t)c->words.len;
     c->wlen[c->n] = (uint32_t)n;
     c->ioff[c->n] = (uint32_t)c->n_ids;
