@@ -76,7 +76,7 @@ typedef struct rl_config {
     } retrieval;
     struct {
         char *type; /* extractive | openai | local */
-        char *base_url, *model, *api_key_env;
+        char *base_url, *model, *api_key_env, *tokenizer;
         int max_concurrency;
         double timeout_s;
         double temperature;
