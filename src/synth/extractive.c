@@ -679,13 +679,13 @@ static void echo_candidate(cand_list *l, const char *s, const char *topic, int o
         size_t ps = fs;
         while (ps > 0 && (s[ps - 1] == '*' || s[ps - 1] == '`')) ps--; /* markdown emphasis */
         if (kind == FIG_MODEL || kind == FIG_VERSION || (ps > 0 && s[ps - 1] == '(')) { /* names; asides in brackets */
-            i = fe;
+            i = fe - 1; /* the loop adds one */
             continue;
         }
         int depth = 0;
         for (size_t k = 0; k < ps; k++) depth += s[k] == '(' ? 1 : s[k] == ')' ? -1 : 0;
         if (depth > 0) { /* an aside in brackets */
-            i = fe;
+            i = fe - 1; /* the loop adds one */
             continue;
         }
         size_t se = fe;
@@ -720,7 +720,7 @@ static void echo_candidate(cand_list *l, const char *s, const char *topic, int o
             int acronym = last[0] && isupper((unsigned char)last[0]) && (isupper((unsigned char)last[1]) || strchr(last, '/'));
             if (dots >= 2 || acronym || word_in_list(last, identifier_words)) { /* v3.2.1, ISO 27001, extension 2140 */
                 free(prefix);
-                i = fe;
+                i = fe - 1; /* the loop adds one */
                 continue;
             }
             if (n_digits == 4 && (s[fs] == '1' || s[fs] == '2') && fe == fs + 4 && word_in_list(last, year_words)) kind = FIG_DATE;
