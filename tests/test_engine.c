@@ -675,3 +675,69 @@ TEST(engine_pool_same_gradients) {
     free(tgt);
     fx_close(&x);
 }
+
+/* The config.json files of today's small models parse without special cases. */
+TEST(engine_real_configs_parse) {
+    struct {
+        const char *name, *json;
+        int C, F, L, NH, NKV, HD, V, tied, bias, rope;
+    } cases[] = {
+        {"SmolLM2-135M",
+         "{\"architectures\":[\"LlamaForCausalLM\"],\"attention_bias\":false,\"attention_dropout\":0.0,\"bos_token_id\":0,"
+         "\"eos_token_id\":0,\"hidden_act\":\"silu\",\"hidden_size\":576,\"initializer_range\":0.041666666666666664,"
+         "\"intermediate_size\":1536,\"is_llama_config\":true,\"max_position_embeddings\":8192,\"model_type\":\"llama\","
+         "\"num_attention_heads\":9,\"num_hidden_layers\":30,\"num_key_value_heads\":3,\"pretraining_tp\":1,"
+         "\"rms_norm_eps\":1e-05,\"rope_interleaved\":false,\"rope_scaling\":null,\"rope_theta\":100000,"
+         "\"tie_word_embeddings\":true,\"torch_dtype\":\"bfloat16\",\"use_cache\":true,\"vocab_size\":49152}",
+         576, 1536, 30, 9, 3, 64, 49152, 1, 0, RL_ROPE_DEFAULT},
+        {"TinyLlama-1.1B",
+         "{\"architectures\":[\"LlamaForCausalLM\"],\"bos_token_id\":1,\"eos_token_id\":2,\"hidden_act\":\"silu\","
+         "\"hidden_size\":2048,\"initializer_range\":0.02,\"intermediate_size\":5632,\"max_position_embeddings\":2048,"
+         "\"model_type\":\"llama\",\"num_attention_heads\":32,\"num_hidden_layers\":22,\"num_key_value_heads\":4,"
+         "\"pretraining_tp\":1,\"rms_norm_eps\":1e-05,\"rope_scaling\":null,\"rope_theta\":10000.0,"
+         "\"tie_word_embeddings\":false,\"torch_dtype\":\"bfloat16\",\"use_cache\":true,\"vocab_size\":32000}",
+         2048, 5632, 22, 32, 4, 64, 32000, 0, 0, RL_ROPE_DEFAULT},
+        {"Llama-3.2-1B",
+         "{\"architectures\":[\"LlamaForCausalLM\"],\"attention_bias\":false,\"attention_dropout\":0.0,\"bos_token_id\":128000,"
+         "\"eos_token_id\":[128001,128008,128009],\"head_dim\":64,\"hidden_act\":\"silu\",\"hidden_size\":2048,"
+         "\"initializer_range\":0.02,\"intermediate_size\":8192,\"max_position_embeddings\":131072,\"mlp_bias\":false,"
+         "\"model_type\":\"llama\",\"num_attention_heads\":32,\"num_hidden_layers\":16,\"num_key_value_heads\":8,"
+         "\"pretraining_tp\":1,\"rms_norm_eps\":1e-05,\"rope_scaling\":{\"factor\":32.0,\"high_freq_factor\":4.0,"
+         "\"low_freq_factor\":1.0,\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"},"
+         "\"rope_theta\":500000.0,\"tie_word_embeddings\":true,\"torch_dtype\":\"bfloat16\",\"use_cache\":true,"
+         "\"vocab_size\":128256}",
+         2048, 8192, 16, 32, 8, 64, 128256, 1, 0, RL_ROPE_LLAMA3},
+        {"Qwen2.5-0.5B",
+         "{\"architectures\":[\"Qwen2ForCausalLM\"],\"attention_dropout\":0.0,\"bos_token_id\":151643,\"eos_token_id\":151643,"
+         "\"hidden_act\":\"silu\",\"hidden_size\":896,\"initializer_range\":0.02,\"intermediate_size\":4864,"
+         "\"max_position_embeddings\":32768,\"max_window_layers\":24,\"model_type\":\"qwen2\",\"num_attention_heads\":14,"
+         "\"num_hidden_layers\":24,\"num_key_value_heads\":2,\"rms_norm_eps\":1e-06,\"rope_theta\":1000000.0,"
+         "\"sliding_window\":32768,\"tie_word_embeddings\":true,\"torch_dtype\":\"bfloat16\",\"use_cache\":true,"
+         "\"use_sliding_window\":false,\"vocab_size\":151936}",
+         896, 4864, 24, 14, 2, 64, 151936, 1, 1, RL_ROPE_DEFAULT},
+        {"Qwen2.5-1.5B",
+         "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_act\":\"silu\",\"hidden_size\":1536,\"intermediate_size\":8960,"
+         "\"max_position_embeddings\":131072,\"model_type\":\"qwen2\",\"num_attention_heads\":12,\"num_hidden_layers\":28,"
+         "\"num_key_value_heads\":2,\"rms_norm_eps\":1e-06,\"rope_theta\":1000000.0,\"sliding_window\":131072,"
+         "\"tie_word_embeddings\":true,\"use_sliding_window\":false,\"vocab_size\":151936}",
+         1536, 8960, 28, 12, 2, 128, 151936, 1, 1, RL_ROPE_DEFAULT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        rl_model_config c;
+        rl_error err = {0};
+        rl_status s = rl_model_config_from_hf_json(&c, cases[i].json, strlen(cases[i].json), &err);
+        CHECK_MSG(s == RL_OK, "%s: %s", cases[i].name, err.msg);
+        if (s) continue;
+        CHECK_MSG(c.dim == cases[i].C && c.hidden_dim == cases[i].F && c.n_layers == cases[i].L && c.n_heads == cases[i].NH &&
+                      c.n_kv_heads == cases[i].NKV && c.head_dim == cases[i].HD && c.vocab_size == cases[i].V &&
+                      c.tie_embeddings == cases[i].tied && c.qkv_bias == cases[i].bias && (int)c.rope.type == cases[i].rope,
+                  "%s parsed wrong", cases[i].name);
+    }
+    // llama3 frequencies of Llama 3.2: the lowest band divided by 32, the highest unchanged
+    rl_model_config c;
+    CHECK_OK(rl_model_config_from_hf_json(&c, cases[2].json, strlen(cases[2].json), NULL));
+    float inv[32];
+    rl_rope_inv_freq(inv, 64, &c.rope);
+    CHECK(fabsf(inv[0] - 1.0f) < 1e-6f);
+    CHECK(fabsf(inv[31] - 1.0f / powf(500000.0f, 62.0f / 64.0f) / 32.0f) < 1e-12f);
+}

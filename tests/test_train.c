@@ -49,7 +49,7 @@ static int setup_open(setup *s, int lora, int n_examples) {
 }
 
 static void setup_close(setup *s) {
-    free(s->val.ex);
+    rl_dataset_free(&s->val);
     rl_dataset_free(&s->train);
     if (s->m.lora) rl_lora_free(&s->lo);
     rl_tok_free(s->tok);

@@ -107,7 +107,7 @@ int cmd_train(int argc, char **argv) {
             else printf("trained %d steps: train loss %.4f -> %.4f; wrote %s\n", r.steps, r.first_loss, r.last_loss, out);
         }
     }
-    free(val.ex);
+    rl_dataset_free(&val);
     rl_dataset_free(&train);
     cli_model_close(&cm);
     rl_config_free(&cfg);

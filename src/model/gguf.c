@@ -382,7 +382,7 @@ rl_status rl_model_load_gguf(rl_model *m, const char *path, rl_error *err) {
         return rl_fail(err, RL_EUNSUPPORTED, "%s: GGUF architecture '%s' is not supported (llama, qwen2)", path, arch);
     }
     rl_model_config c = {0};
-    snprintf(c.arch, sizeof c.arch, "%s", arch);
+    snprintf(c.arch, sizeof c.arch, "%.15s", arch);
     char key[96];
     double v;
 #define NUM(field, name, def)                                                          \

@@ -95,8 +95,8 @@ typedef struct rl_dataset {
 rl_status rl_dataset_load(rl_dataset *ds, const char *path, rl_ds_type type, const rl_tokenizer *tok,
                           int train_on_inputs, int max_len, int vocab_size, rl_error *err);
 void rl_dataset_free(rl_dataset *ds);
-/* Moves a seeded random val_size (a fraction < 1, or a count) of all's examples into val
- * (which then owns them; free only all's ids via rl_dataset_free(all) after freeing val->ex). */
+/* Moves a seeded random val_size (a fraction < 1, or a count) of all's examples into val, which
+ * then owns them: free both with rl_dataset_free. */
 void rl_dataset_split(rl_dataset *all, rl_dataset *val, double val_size, uint64_t seed);
 
 typedef struct rl_batch {
