@@ -181,6 +181,9 @@ typedef struct rl_infer_opts {
     int n_ctx;            /* as in rl_infer_new */
     const rl_qmodel *q;   /* NULL: float32 weights through rl_model_decode (exactly `raftlm generate`) */
     int n_threads;        /* threads of this context's matrix-vector products (quantized path); <= 1: one */
+    int batch_prompt;     /* prompts in batches of 32 tokens (matrix-matrix): 0 = auto (on with q: the
+                             same bits as token by token; off for float32, whose sgemm rounds unlike
+                             rl_model_decode's sgemv), 1 = on, -1 = off */
 } rl_infer_opts;
 rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, const rl_infer_opts *o, rl_error *err);
 /* One token through the context's cache at pos (what the generation loop calls; exposed for

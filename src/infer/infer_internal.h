@@ -21,4 +21,25 @@ struct rl_qmodel {
     const char *kernel;
 };
 
+struct rl_infer {
+    rl_model *m;
+    const rl_tokenizer *tok;
+    rl_kv kv;
+    int32_t *cache; /* (n_ctx) the tokens at positions 0..n_cache-1 of the KV cache */
+    int n_cache;
+    const rl_qmodel *q; /* quantized weights, or NULL */
+    rl_block_q8_0 *xq;  /* (PREFILL_T, max(C, F, QD) / 32) activations quantized */
+    rl_pool *pool;      /* owned; NULL = one thread */
+    int batch;          /* prompts go through rl_infer_prefill in chunks */
+    float *pf;          /* prefill scratch (owned, allocated on first use) */
+};
+
+#define PREFILL_T 32 /* prompt tokens per batched forward */
+
+/* out (T, rows) = x (T, cols) W^T (+ bias) with the context's threads (generate.c). */
+void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias);
+/* T <= PREFILL_T tokens at positions pos0.. through the cache in one batched forward; with
+ * logits != NULL the last token's logits (prefill.c). */
+rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, float **logits, rl_error *err);
+
 #endif
