@@ -736,3 +736,108 @@ TEST(serve_cli_answers_then_exits_on_sigterm) {
     free(bin);
     free(tokp);
 }
+
+TEST(ask_cli_answers_from_the_store_and_quantize_writes_gguf) {
+    char *bin = stories("stories260K.bin"), *tokp = stories("tok512.bin");
+    if (!bin || !tokp) SKIP("../shared/models/stories260K is not here (a clone without the shared folder)");
+    char *dir = t_tmpdir(), *out = rl_path_join(dir, "out");
+    rl_store *s = make_store(out);
+    rl_store_close(s);
+    t_write_str(dir, "raftlm.yaml", t_fmt("base_model: %s\ntokenizer: %s\noutput_dir: out\nretrieval: {k: 1}\n", bin, tokp));
+    char *got = NULL;
+    int rc = t_run(t_fmt("%s -q ask -c %s/raftlm.yaml --json -n 20 'Where does Lily keep the red ball?'", t_bin(), dir), &got, 0);
+    CHECK_EQ_INT(rc, 0);
+    json_t *j = json_loads(got, 0, NULL);
+    CHECK_MSG(j != NULL, "ask --json printed: %s", got);
+    json_t *src = json_object_get(j, "sources");
+    CHECK_EQ_INT(json_array_size(src), 1);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(src, 0), "doc")), "ball.md");
+    CHECK(json_integer_value(json_object_get(j, "prompt_tokens")) > 20); // the document is in the prompt
+    CHECK_EQ_INT(json_integer_value(json_object_get(j, "completion_tokens")), 20);
+    json_decref(j);
+    free(got);
+    // without retrieval: the plain prompt, the text of generate
+    rc = t_run(t_fmt("%s -q ask -c %s/raftlm.yaml --no-retrieval --json -n 20 'Once upon a time'", t_bin(), dir), &got, 0);
+    j = json_loads(got, 0, NULL);
+    char *want = NULL;
+    t_run(t_fmt("%s generate --model %s --tokenizer %s --prompt 'Once upon a time' --temp 0 -n 20 2>/dev/null", t_bin(), bin,
+                tokp), &want, 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(j, "text")), want);
+    json_decref(j);
+    free(got);
+    // quantize: a GGUF file with Q8_0 matrices that generate loads; its greedy text starts the same
+    rc = t_run(t_fmt("%s -q quantize %s %s/q8.gguf --tokenizer %s", t_bin(), bin, dir, tokp), &got, 1);
+    CHECK_MSG(rc == 0, "quantize: %s", got);
+    free(got);
+    rc = t_run(t_fmt("%s generate --model %s/q8.gguf --tokenizer %s --prompt 'Once upon a time' --temp 0 -n 20 2>/dev/null",
+                     t_bin(), dir, tokp), &got, 0);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_MSG(strncmp(got, ", there was a little girl", 25) == 0, "Q8_0 GGUF text: %s", got);
+    free(got);
+    // ask with Q8_0 weights in memory
+    rc = t_run(t_fmt("%s -q ask --model %s --tokenizer %s --quant q8_0 --json -n 20 'Once upon a time'", t_bin(), bin, tokp),
+               &got, 0);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_CONTAINS(got, "\"text\": \", there was a little girl");
+    free(got);
+    rc = t_run(t_fmt("%s -q ask --model %s --tokenizer %s --quant q4 'x' 2>&1", t_bin(), bin, tokp), &got, 0);
+    CHECK(rc != 0);
+    CHECK_CONTAINS(got, "--quant must be");
+    free(got);
+    free(want);
+    free(out);
+    free(dir);
+    free(bin);
+    free(tokp);
+}
+
+TEST(serve_with_q8_0_weights_answers_like_rl_infer) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 2;
+    o.threads = 1;
+    fixture f;
+    // the quantized copy needs the model: load it first through start() with q set afterwards
+    memset(&f, 0, sizeof f);
+    f.bin = stories("stories260K.bin");
+    f.tokp = stories("tok512.bin");
+    if (!f.bin || !f.tokp) SKIP("../shared/models/stories260K is not here (a clone without the shared folder)");
+    CHECK_OK(rl_model_load(&f.m, f.bin, NULL));
+    CHECK_OK(rl_tok_load(&f.tok, f.tokp, NULL));
+    rl_qmodel *q;
+    CHECK_OK(rl_qmodel_new(&q, &f.m, RL_WTYPE_Q8_0, NULL));
+    o.q = q;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    CHECK_OK(rl_server_start(&f.srv, &f.m, f.tok, NULL, &o, NULL));
+    f.port = rl_server_port(f.srv);
+    rl_infer_opts io = {.q = q};
+    rl_infer *inf;
+    CHECK_OK(rl_infer_new_ex(&inf, &f.m, f.tok, &io, NULL));
+    const char *prompt = "Lily and Ben went to the park. They saw a big dog. The dog was brown and it liked to run. "
+                         "Lily threw a ball and the dog ran after it. Ben laughed and clapped his hands.";
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(rl_infer_tokenize(inf, prompt, strlen(prompt), 1, &ids, &n, NULL));
+    rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = 40};
+    p.sampling.temperature = 0;
+    rl_gen_result r;
+    CHECK_OK(rl_infer_generate(inf, ids, n, &p, NULL, NULL, &r, NULL));
+    char *body = t_fmt("{\"prompt\":\"%s\",\"temperature\":0,\"max_tokens\":40}", prompt);
+    resp h = post(f.port, "/v1/completions", body);
+    CHECK_EQ_INT(h.status, 200);
+    json_t *j = jbody(&h);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "text")), r.text);
+    json_decref(j);
+    resp_free(&h);
+    free(body);
+    rl_gen_result_free(&r);
+    free(ids);
+    rl_infer_free(inf);
+    rl_server_stop(f.srv);
+    f.srv = NULL;
+    rl_qmodel_free(q);
+    rl_tok_free(f.tok);
+    rl_model_free(&f.m);
+    free(f.bin);
+    free(f.tokp);
+}

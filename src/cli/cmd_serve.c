@@ -12,11 +12,14 @@
 
 #include "cli/cli.h"
 #include "cli/project.h"
+#include "infer/infer.h"
 #include "serve/serve.h"
 
 rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const char *tokp, const char *lora,
-                       const char *store_dir, int no_store, int threads, rl_error *err) {
+                       const char *store_dir, int no_store, int threads, const char *quant, rl_error *err) {
     memset(r, 0, sizeof *r);
+    if (quant && strcmp(quant, "f32") && strcmp(quant, "q8_0"))
+        return rl_fail(err, RL_EINVAL, "--quant must be f32 or q8_0, got '%s'", quant);
     rl_status s = RL_OK;
     char *db = NULL, *lora_owned = NULL, *model_owned = NULL;
     if (config || (!model && rl_path_exists("raftlm.yaml"))) {
@@ -49,6 +52,11 @@ rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const 
     if (!s) s = cli_model_open(&r->cm, model, lora, tokp, threads, err);
     if (!s) r->opened = 1;
     if (!s && r->cfg.chat_template) s = rl_tok_set_chat_template(r->cm.tok, r->cfg.chat_template, err);
+    if (!s && quant && strcmp(quant, "q8_0") == 0) {
+        if (r->cm.model.lora) rl_lora_merge(&r->cm.model); // quantize the fine-tuned weights
+        s = rl_qmodel_new(&r->q, &r->cm.model, RL_WTYPE_Q8_0, err);
+        if (!s) rl_info("weights: Q8_0 (%.1f MB of matrices, %s kernel)", rl_qmodel_bytes(r->q) / 1e6, rl_qmodel_kernel(r->q));
+    }
     if (!s && !no_store) {
         if (store_dir) db = rl_path_join(store_dir, "store.db");
         else if (r->has_cfg) db = rl_config_store_path(&r->cfg);
@@ -75,6 +83,7 @@ rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const 
 
 void cli_rag_close(cli_rag *r) {
     if (r->store) rl_store_close(r->store);
+    rl_qmodel_free(r->q);
     if (r->opened) cli_model_close(&r->cm);
     rl_config_free(&r->cfg);
     free(r->model_name);
@@ -84,7 +93,7 @@ void cli_rag_close(cli_rag *r) {
 static const char *USAGE =
     "[-c raftlm.yaml] [--model PATH] [--tokenizer PATH] [--lora DIR] [--store DIR | --no-store]\n"
     "       [--host ADDR] [--port N] [--parallel N] [--queue N] [--ctx N] [--max-tokens N] [--timeout S]\n"
-    "       [--api-key KEY] [--name NAME] [--drain S]\n\n"
+    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0] [--threads N]\n\n"
     "Serves the model over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models) plus\n"
     "/v1/search, /health and /metrics; with a store, chat answers are grounded on retrieved chunks.\n"
     "Prints the address it listens on (a line 'listening on http://HOST:PORT'); --port 0 picks a free port.\n"
@@ -102,10 +111,11 @@ int cmd_serve(int argc, char **argv) {
         {"timeout", required_argument, 0, 't'},   {"api-key", required_argument, 0, 'a'},
         {"name", required_argument, 0, 'N'},      {"drain", required_argument, 0, 'd'},
         {"threads", required_argument, 0, 'j'},   {"conn-timeout", required_argument, 0, 'T'},
+        {"quant", required_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     const char *config = NULL, *model = NULL, *tokp = NULL, *lora = NULL, *store = NULL, *host = NULL, *key = NULL,
-               *name = NULL;
+               *name = NULL, *quant = NULL;
     long port = -1, parallel = 0, queue = -1, ctx = 0, max_tokens = 0, threads = 0, conn_timeout = 0;
     double timeout = 0, drain = 30;
     int no_store = 0, c;
@@ -121,6 +131,7 @@ int cmd_serve(int argc, char **argv) {
         case 'H': host = optarg; break;
         case 'a': key = optarg; break;
         case 'N': name = optarg; break;
+        case 'q': quant = optarg; break;
 #define NUM(var, lo, hi)                                                                                 \
     var = strtol(optarg, &end, 10);                                                                      \
     if (*end || var < (lo) || var > (hi)) return cli_usage("serve", USAGE);                              \
@@ -150,7 +161,7 @@ int cmd_serve(int argc, char **argv) {
 
     rl_error err = {0};
     cli_rag r;
-    if (cli_rag_open(&r, config, model, tokp, lora, store, no_store, (int)threads, &err)) return cli_report(&err);
+    if (cli_rag_open(&r, config, model, tokp, lora, store, no_store, (int)threads, quant, &err)) return cli_report(&err);
     rl_serve_opts o = rl_serve_defaults();
     o.host = host ? host : r.cfg.serve.host;
     o.port = port >= 0 ? (int)port : r.cfg.serve.port;
@@ -169,7 +180,10 @@ int cmd_serve(int argc, char **argv) {
     // only fight each other (measured: 10x slower with 2 slots on 2 cores). Each slot gets
     // cores / parallel BLAS threads (OpenBLAS's setting is process-wide, hence here in main).
     int per_slot = rl_cpu_count() / (o.parallel > 0 ? o.parallel : 1);
-    openblas_set_num_threads(threads > 0 ? (int)threads : per_slot > 0 ? per_slot : 1);
+    if (per_slot < 1) per_slot = 1;
+    openblas_set_num_threads(threads > 0 ? (int)threads : per_slot);
+    o.threads = threads > 0 ? (int)threads : per_slot;
+    o.q = r.q;
     rl_server *srv = NULL;
     if (rl_server_start(&srv, &r.cm.model, r.cm.tok, r.store, &o, &err)) {
         cli_rag_close(&r);

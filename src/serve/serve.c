@@ -490,7 +490,8 @@ rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok,
     rl_status st = RL_OK;
     for (int i = 0; i < o.parallel && !st; i++) {
         s->slots[i].srv = s;
-        st = rl_infer_new(&s->slots[i].inf, m, tok, o.n_ctx, err);
+        rl_infer_opts io = {.n_ctx = o.n_ctx, .q = o.q, .n_threads = o.threads, .batch_prompt = o.batch_prompt};
+        st = rl_infer_new_ex(&s->slots[i].inf, m, tok, &io, err);
     }
     if (!st) s->n_ctx = rl_infer_n_ctx(s->slots[0].inf);
     for (int i = 0; i < o.parallel && !st; i++) {

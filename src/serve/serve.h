@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "core/core.h"
+#include "infer/infer.h"
 #include "model/model.h"
 #include "retrieve/retrieve.h"
 #include "tokenizer/tokenizer.h"
@@ -38,7 +39,9 @@ typedef struct rl_serve_opts {
     int conn_timeout_s;       /* a connection idle this long is closed (half-sent requests) */
     int max_connections;
     int k;                    /* chunks retrieved per chat request (default) */
-    int threads;              /* unused for now (decoding is one thread per slot) */
+    int threads;              /* threads of each slot's matrix products (quantized weights); <= 1: one */
+    const rl_qmodel *q;       /* quantized weights (see infer.h), or NULL for float32 */
+    int batch_prompt;         /* as rl_infer_opts.batch_prompt (0 = auto) */
 } rl_serve_opts;
 
 /* Defaults: 127.0.0.1:8080, 4 slots, queue 16, 1 MiB bodies, depth 32, max_tokens 512,
