@@ -52,6 +52,7 @@ rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const 
     if (!s) s = cli_model_open(&r->cm, model, lora, tokp, threads, err);
     if (!s) r->opened = 1;
     if (!s && r->cfg.chat_template) s = rl_tok_set_chat_template(r->cm.tok, r->cfg.chat_template, err);
+    if (!quant && r->has_cfg) quant = r->cfg.serve.quant;
     if (!s && quant && strcmp(quant, "q8_0") == 0) {
         if (r->cm.model.lora) rl_lora_merge(&r->cm.model); // quantize the fine-tuned weights
         s = rl_qmodel_new(&r->q, &r->cm.model, RL_WTYPE_Q8_0, err);
