@@ -155,6 +155,11 @@ static char *sse_text(const char *body, int chat, int *done, json_t **last_usage
     return b.data ? rl_buf_take(&b) : rl_xstrdup("");
 }
 
+static float frand(uint64_t *s) {
+    *s = *s * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((*s >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+
 /* ---- the server under test ---- */
 
 typedef struct fixture {
@@ -838,6 +843,83 @@ TEST(serve_with_q8_0_weights_answers_like_rl_infer) {
     rl_qmodel_free(q);
     rl_tok_free(f.tok);
     rl_model_free(&f.m);
+    free(f.bin);
+    free(f.tokp);
+}
+
+TEST(serve_lora_adapters_selected_per_request) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 1; // one slot: switching adapters must not reuse the other's cache
+    fixture f;
+    memset(&f, 0, sizeof f);
+    f.bin = stories("stories260K.bin");
+    f.tokp = stories("tok512.bin");
+    if (!f.bin || !f.tokp) SKIP("../shared/models/stories260K is not here (a clone without the shared folder)");
+    CHECK_OK(rl_model_load(&f.m, f.bin, NULL));
+    CHECK_OK(rl_tok_load(&f.tok, f.tokp, NULL));
+    // an adapter that changes the text: PEFT init, then B made non-zero
+    char *dir = t_tmpdir(), *ad = rl_path_join(dir, "adapter");
+    rl_lora lo, loaded;
+    CHECK_OK(rl_lora_init(&lo, &f.m.cfg, 4, 8.0f, 0, rl_lora_parse_targets("all-linear"), 3, 0, NULL));
+    uint64_t s = 5;
+    for (int md = 0; md < RL_MOD_COUNT; md++) {
+        int in, out;
+        rl_lora_shapes(&f.m.cfg, (rl_module)md, &in, &out);
+        for (size_t i = 0; i < (size_t)f.m.cfg.n_layers * out * 4; i++) lo.b[md][i] = frand(&s) * 0.5f;
+    }
+    CHECK_OK(rl_lora_save_peft(&lo, &f.m.cfg, ad, "stories260K", NULL));
+    CHECK_OK(rl_lora_load_peft(&loaded, &f.m.cfg, ad, NULL));
+    rl_serve_adapter ads[1] = {{"stories-tuned", &loaded}};
+    o.adapters = ads;
+    o.n_adapters = 1;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.model_name = "stories260K";
+    CHECK_OK(rl_server_start(&f.srv, &f.m, f.tok, NULL, &o, NULL));
+    f.port = rl_server_port(f.srv);
+    resp r = http(f.port, "GET", "/v1/models", NULL, NULL);
+    CHECK_CONTAINS(r.body, "\"id\":\"stories-tuned\"");
+    CHECK_CONTAINS(r.body, "\"parent\":\"stories260K\"");
+    resp_free(&r);
+    char *want_base = NULL, *want_tuned = NULL;
+    t_run(t_fmt("%s generate --model %s --tokenizer %s --prompt 'Once upon a time' --temp 0 -n 40 2>/dev/null", t_bin(), f.bin,
+                f.tokp), &want_base, 0);
+    t_run(t_fmt("%s generate --model %s --tokenizer %s --lora %s --prompt 'Once upon a time' --temp 0 -n 40 2>/dev/null",
+                t_bin(), f.bin, f.tokp, ad), &want_tuned, 0);
+    CHECK(strcmp(want_base, want_tuned) != 0);
+    const char *order[5] = {"stories260K", "stories-tuned", "stories260K", "stories-tuned", "stories-tuned"};
+    for (int i = 0; i < 5; i++) {
+        char *body = t_fmt("{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"temperature\":0,\"max_tokens\":40}", order[i]);
+        r = post(f.port, "/v1/completions", body);
+        CHECK_EQ_INT(r.status, 200);
+        json_t *j = jbody(&r);
+        CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "text")),
+                     strcmp(order[i], "stories260K") ? want_tuned : want_base);
+        CHECK_EQ_STR(json_string_value(json_object_get(j, "model")), order[i]);
+        json_decref(j);
+        resp_free(&r);
+        free(body);
+    }
+    r = post(f.port, "/v1/completions", "{\"model\":\"stories-other\",\"prompt\":\"x\"}");
+    check_error(&r, 404, "model_not_found");
+    resp_free(&r);
+    rl_server_stop(f.srv);
+    // two adapters with one name, or the model's name, are refused
+    rl_serve_adapter dup[2] = {{"a", &loaded}, {"a", &loaded}};
+    o.adapters = dup;
+    o.n_adapters = 2;
+    rl_server *s2 = NULL;
+    rl_error err = {0};
+    CHECK(rl_server_start(&s2, &f.m, f.tok, NULL, &o, &err) == RL_EINVAL);
+    CHECK_CONTAINS(err.msg, "two adapters");
+    free(want_base);
+    free(want_tuned);
+    rl_lora_free(&lo);
+    rl_lora_free(&loaded);
+    rl_tok_free(f.tok);
+    rl_model_free(&f.m);
+    free(ad);
+    free(dir);
     free(f.bin);
     free(f.tokp);
 }

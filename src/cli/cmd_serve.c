@@ -94,9 +94,10 @@ void cli_rag_close(cli_rag *r) {
 static const char *USAGE =
     "[-c raftlm.yaml] [--model PATH] [--tokenizer PATH] [--lora DIR] [--store DIR | --no-store]\n"
     "       [--host ADDR] [--port N] [--parallel N] [--queue N] [--ctx N] [--max-tokens N] [--timeout S]\n"
-    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0] [--threads N]\n\n"
+    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0] [--threads N] [--adapter NAME=DIR]...\n\n"
     "Serves the model over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models) plus\n"
     "/v1/search, /health and /metrics; with a store, chat answers are grounded on retrieved chunks.\n"
+    "--adapter NAME=DIR (repeatable) serves a PEFT adapter beside the model: requests naming NAME use it.\n"
     "Prints the address it listens on (a line 'listening on http://HOST:PORT'); --port 0 picks a free port.\n"
     "The API key comes from --api-key or the environment variable serve.api_key_env (RAFTLM_API_KEY);\n"
     "it is required when --host is not a loopback address.\n";
@@ -112,14 +113,15 @@ int cmd_serve(int argc, char **argv) {
         {"timeout", required_argument, 0, 't'},   {"api-key", required_argument, 0, 'a'},
         {"name", required_argument, 0, 'N'},      {"drain", required_argument, 0, 'd'},
         {"threads", required_argument, 0, 'j'},   {"conn-timeout", required_argument, 0, 'T'},
-        {"quant", required_argument, 0, 'q'},
+        {"quant", required_argument, 0, 'q'},     {"adapter", required_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     const char *config = NULL, *model = NULL, *tokp = NULL, *lora = NULL, *store = NULL, *host = NULL, *key = NULL,
                *name = NULL, *quant = NULL;
     long port = -1, parallel = 0, queue = -1, ctx = 0, max_tokens = 0, threads = 0, conn_timeout = 0;
     double timeout = 0, drain = 30;
-    int no_store = 0, c;
+    int no_store = 0, c, n_ad = 0;
+    const char *ad_arg[32];
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
@@ -133,6 +135,10 @@ int cmd_serve(int argc, char **argv) {
         case 'a': key = optarg; break;
         case 'N': name = optarg; break;
         case 'q': quant = optarg; break;
+        case 'A':
+            if (n_ad == 32 || !strchr(optarg, '=') || optarg[0] == '=') return cli_usage("serve", USAGE);
+            ad_arg[n_ad++] = optarg;
+            break;
 #define NUM(var, lo, hi)                                                                                 \
     var = strtol(optarg, &end, 10);                                                                      \
     if (*end || var < (lo) || var > (hi)) return cli_usage("serve", USAGE);                              \
@@ -163,7 +169,27 @@ int cmd_serve(int argc, char **argv) {
     rl_error err = {0};
     cli_rag r;
     if (cli_rag_open(&r, config, model, tokp, lora, store, no_store, (int)threads, quant, &err)) return cli_report(&err);
+    rl_lora ad_lora[32];
+    rl_serve_adapter ads[32];
+    char *ad_names[32] = {0};
+    int n_loaded = 0;
+    for (int a = 0; a < n_ad; a++) {
+        const char *eq = strchr(ad_arg[a], '=');
+        ad_names[a] = rl_xstrndup(ad_arg[a], (size_t)(eq - ad_arg[a]));
+        if (rl_lora_load_peft(&ad_lora[a], &r.cm.model.cfg, eq + 1, &err)) {
+            rl_error_prefix(&err, "adapter %s", ad_names[a]);
+            for (int b = 0; b < n_loaded; b++) rl_lora_free(&ad_lora[b]);
+            for (int b = 0; b <= a; b++) free(ad_names[b]);
+            cli_rag_close(&r);
+            return cli_report(&err);
+        }
+        n_loaded++;
+        ads[a] = (rl_serve_adapter){.name = ad_names[a], .lora = &ad_lora[a]};
+        rl_info("adapter %s: %s (r %d)", ad_names[a], eq + 1, ad_lora[a].r);
+    }
     rl_serve_opts o = rl_serve_defaults();
+    o.adapters = ads;
+    o.n_adapters = n_ad;
     o.host = host ? host : r.cfg.serve.host;
     o.port = port >= 0 ? (int)port : r.cfg.serve.port;
     o.parallel = parallel ? (int)parallel : r.cfg.serve.parallel;
@@ -187,6 +213,7 @@ int cmd_serve(int argc, char **argv) {
     o.q = r.q;
     rl_server *srv = NULL;
     if (rl_server_start(&srv, &r.cm.model, r.cm.tok, r.store, &o, &err)) {
+        for (int a = 0; a < n_ad; a++) rl_lora_free(&ad_lora[a]), free(ad_names[a]);
         cli_rag_close(&r);
         return cli_report(&err);
     }
@@ -200,6 +227,7 @@ int cmd_serve(int argc, char **argv) {
     int left = rl_server_drain(srv, drain);
     if (left) rl_warn("%d requests still running after %g s; cancelling them", left, drain);
     rl_server_stop(srv);
+    for (int a = 0; a < n_ad; a++) rl_lora_free(&ad_lora[a]), free(ad_names[a]);
     cli_rag_close(&r);
     rl_info("stopped");
     return 0;

@@ -79,6 +79,8 @@ void rl_infer_free(rl_infer *inf) {
 
 int rl_infer_n_ctx(const rl_infer *inf) { return inf->kv.max_T; }
 
+void rl_infer_reset(rl_infer *inf) { inf->n_cache = 0; }
+
 rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n,
                             rl_error *err) {
     int32_t *v = NULL;

@@ -134,6 +134,8 @@ typedef struct rl_infer rl_infer;
 rl_status rl_infer_new(rl_infer **out, rl_model *m, const rl_tokenizer *tok, int n_ctx, rl_error *err);
 void rl_infer_free(rl_infer *inf);
 int rl_infer_n_ctx(const rl_infer *inf);
+/* Forgets which tokens the cache holds (call after changing the model's weights or adapter). */
+void rl_infer_reset(rl_infer *inf);
 
 /* The prompt ids of a text as `raftlm generate` makes them: BOS (the tokenizer's, else the
  * model's, when there is one) + encode(text) without other special tokens. Caller frees. */

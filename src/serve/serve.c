@@ -188,6 +188,12 @@ static void *worker_main(void *arg) {
         gp.cancel = &j->cancel;
         gp.deadline = j->deadline;
         if (stopping) j->cancel = 1;
+        const rl_lora *lora = j->lora ? j->lora : s->m->lora;
+        if (lora != slot->last_lora) { // another adapter: the cached keys and values are not its own
+            slot->model.lora = (rl_lora *)lora;
+            rl_infer_reset(slot->inf);
+            slot->last_lora = lora;
+        }
         j->st = rl_infer_generate(slot->inf, j->ids, j->n_ids, &gp, on_piece, j, &j->res, &j->err);
         pthread_mutex_lock(&s->mu);
         slot->current = NULL;
@@ -343,9 +349,11 @@ static enum MHD_Result dispatch(rl_server *s, struct MHD_Connection *c, const ch
     }
     if (strncmp(url, "/v1/models/", 11) == 0) {
         ri->endpoint = "models";
-        if (strcmp(url + 11, s->model_name) != 0)
-            return srv_error(s, c, ri, 404, "invalid_request_error", "model_not_found", "no such model");
-        return srv_json(c, ri, 200, api_model_obj(s));
+        const char *id = url + 11;
+        int known = strcmp(id, s->model_name) == 0;
+        for (int a = 0; a < s->o.n_adapters && !known; a++) known = strcmp(id, s->o.adapters[a].name) == 0;
+        if (!known) return srv_error(s, c, ri, 404, "invalid_request_error", "model_not_found", "no such model");
+        return srv_json(c, ri, 200, api_model_obj(s, id));
     }
     int kind = strcmp(url, "/v1/chat/completions") == 0 ? API_CHAT
                : strcmp(url, "/v1/completions") == 0     ? API_COMPLETION
@@ -488,10 +496,26 @@ rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok,
     pthread_cond_init(&s->cv_idle, NULL);
     s->slots = rl_xcalloc((size_t)o.parallel, sizeof *s->slots);
     rl_status st = RL_OK;
+    if (o.n_adapters > 0 && o.q) st = rl_fail(err, RL_EUNSUPPORTED, "serve: adapters need float32 weights (no --quant)");
+    // each slot decodes through its own shallow copy of the model (shared weights), whose adapter
+    // pointer it sets per request; its cache is sized for the largest adapter rank
+    const rl_lora *widest = m->lora;
+    for (int a = 0; a < o.n_adapters && !st; a++) {
+        const rl_lora *lo = o.adapters[a].lora;
+        if (!lo || !o.adapters[a].name || !*o.adapters[a].name) st = rl_fail(err, RL_EINVAL, "serve: adapter %d has no name or weights", a);
+        else if (strcmp(o.adapters[a].name, o.model_name) == 0) st = rl_fail(err, RL_EINVAL, "serve: adapter name '%s' is the model's", o.model_name);
+        else if (!widest || lo->r > widest->r) widest = lo;
+        for (int b = 0; b < a && !st; b++)
+            if (strcmp(o.adapters[a].name, o.adapters[b].name) == 0) st = rl_fail(err, RL_EINVAL, "serve: two adapters named '%s'", o.adapters[a].name);
+    }
     for (int i = 0; i < o.parallel && !st; i++) {
         s->slots[i].srv = s;
+        s->slots[i].model = *m;
+        s->slots[i].model.lora = (rl_lora *)widest;
         rl_infer_opts io = {.n_ctx = o.n_ctx, .q = o.q, .n_threads = o.threads, .batch_prompt = o.batch_prompt};
-        st = rl_infer_new_ex(&s->slots[i].inf, m, tok, &io, err);
+        st = rl_infer_new_ex(&s->slots[i].inf, &s->slots[i].model, tok, &io, err);
+        s->slots[i].model.lora = m->lora;
+        s->slots[i].last_lora = m->lora;
     }
     if (!st) s->n_ctx = rl_infer_n_ctx(s->slots[0].inf);
     for (int i = 0; i < o.parallel && !st; i++) {

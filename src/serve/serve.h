@@ -24,6 +24,13 @@
 #include "retrieve/retrieve.h"
 #include "tokenizer/tokenizer.h"
 
+/* A LoRA adapter served beside the base model: a request whose "model" is name generates with
+ * it (unmerged: y = x W^T + scale (x A^T) B^T). Borrowed; must outlive the server. */
+typedef struct rl_serve_adapter {
+    const char *name;
+    const rl_lora *lora;
+} rl_serve_adapter;
+
 typedef struct rl_serve_opts {
     const char *host;         /* IPv4 address or "localhost" to bind; default 127.0.0.1 */
     int port;                 /* 0: any free port (see rl_server_port) */
@@ -41,6 +48,8 @@ typedef struct rl_serve_opts {
     int k;                    /* chunks retrieved per chat request (default) */
     int threads;              /* threads of each slot's matrix products (quantized weights); <= 1: one */
     const rl_qmodel *q;       /* quantized weights (see infer.h), or NULL for float32 */
+    const struct rl_serve_adapter *adapters; /* LoRA adapters selectable per request by name */
+    int n_adapters;
     int batch_prompt;         /* as rl_infer_opts.batch_prompt (0 = auto) */
 } rl_serve_opts;
 
