@@ -112,6 +112,18 @@ static resp http(int port, const char *method, const char *path, const char *bod
 
 static resp post(int port, const char *path, const char *body) { return http(port, "POST", path, body, NULL); }
 
+/* Waits (up to 20 s) until /health says 200: `raftlm serve` listens before its model is loaded. */
+static int wait_ready(int port) {
+    for (int i = 0; i < 400; i++) {
+        resp r = http(port, "GET", "/health", NULL, NULL);
+        int st = r.status;
+        resp_free(&r);
+        if (st == 200) return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
 static json_t *jbody(const resp *r) { return json_loads(r->body, 0, NULL); }
 
 /* error bodies are {"error":{"message","type","code"}} */
@@ -722,6 +734,7 @@ TEST(serve_cli_answers_then_exits_on_sigterm) {
     CHECK(fgets(line, sizeof line, fp) != NULL);
     int port = 0;
     CHECK_MSG(sscanf(line, "listening on http://127.0.0.1:%d", &port) == 1, "first line: %s", line);
+    CHECK(wait_ready(port));
     resp r = post(port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":30,\"temperature\":0}");
     CHECK_EQ_INT(r.status, 200);
     json_t *j = jbody(&r);
@@ -922,4 +935,46 @@ TEST(serve_lora_adapters_selected_per_request) {
     free(dir);
     free(f.bin);
     free(f.tokp);
+}
+
+TEST(serve_health_says_loading_until_the_model_is_attached) {
+    char *bin = stories("stories260K.bin"), *tokp = stories("tok512.bin");
+    if (!bin || !tokp) SKIP("../shared/models/stories260K is not here (a clone without the shared folder)");
+    rl_serve_opts o = rl_serve_defaults();
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.parallel = 2;
+    rl_server *s;
+    CHECK_OK(rl_server_start_loading(&s, &o, NULL));
+    int port = rl_server_port(s);
+    resp r = http(port, "GET", "/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK_CONTAINS(r.body, "\"status\":\"loading\"");
+    resp_free(&r);
+    r = post(port, "/v1/completions", "{\"prompt\":\"x\"}");
+    check_error(&r, 503, "model_loading");
+    resp_free(&r);
+    r = http(port, "GET", "/metrics", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    rl_model m;
+    rl_tokenizer *tok;
+    CHECK_OK(rl_model_load(&m, bin, NULL));
+    CHECK_OK(rl_tok_load(&tok, tokp, NULL));
+    CHECK_OK(rl_server_ready(s, &m, tok, NULL, &o, NULL));
+    CHECK(rl_server_ready(s, &m, tok, NULL, &o, NULL) == RL_EINVAL); // once only
+    r = http(port, "GET", "/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    r = post(port, "/v1/completions", "{\"prompt\":\"Lily\",\"max_tokens\":3}");
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    rl_server_stop(s);
+    // a server that never got its model stops cleanly too
+    CHECK_OK(rl_server_start_loading(&s, &o, NULL));
+    rl_server_stop(s);
+    rl_tok_free(tok);
+    rl_model_free(&m);
+    free(bin);
+    free(tokp);
 }

@@ -15,26 +15,28 @@
 #include "infer/infer.h"
 #include "serve/serve.h"
 
-rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const char *tokp, const char *lora,
-                       const char *store_dir, int no_store, int threads, const char *quant, rl_error *err) {
+rl_status cli_rag_config(cli_rag *r, const char *config, const char *model, rl_error *err) {
     memset(r, 0, sizeof *r);
-    if (quant && strcmp(quant, "f32") && strcmp(quant, "q8_0"))
-        return rl_fail(err, RL_EINVAL, "--quant must be f32 or q8_0, got '%s'", quant);
-    rl_status s = RL_OK;
-    char *db = NULL, *lora_owned = NULL, *model_owned = NULL;
     if (config || (!model && rl_path_exists("raftlm.yaml"))) {
-        if ((s = cli_project_open(config, NULL, &r->cfg, &db, err))) return s;
-        r->has_cfg = 1;
+        char *db = NULL;
+        rl_status s = cli_project_open(config, NULL, &r->cfg, &db, err);
         free(db);
-        db = NULL;
+        if (s) return s;
+        r->has_cfg = 1;
     } else {
         rl_config_defaults(&r->cfg, ".");
     }
+    return RL_OK;
+}
+
+rl_status cli_rag_load(cli_rag *r, const char *model, const char *tokp, const char *lora, const char *store_dir,
+                       int no_store, int threads, const char *quant, rl_error *err) {
+    rl_status s = RL_OK;
+    char *db = NULL, *lora_owned = NULL, *model_owned = NULL;
+    if (quant && strcmp(quant, "f32") && strcmp(quant, "q8_0"))
+        return rl_fail(err, RL_EINVAL, "--quant must be f32 or q8_0, got '%s'", quant);
     if (!model) model = r->cfg.base_model;
-    if (!model) {
-        cli_rag_close(r);
-        return rl_fail(err, RL_EINVAL, "no model: pass --model PATH or -c raftlm.yaml with base_model");
-    }
+    if (!model) return rl_fail(err, RL_EINVAL, "no model: pass --model PATH or -c raftlm.yaml with base_model");
     if (r->has_cfg && !lora && model == r->cfg.base_model) { // the fine-tuned result, when there is one
         char *out = rl_path_join(r->cfg.output_dir, "train");
         char *ac = rl_path_join(out, "adapter_config.json"), *mc = rl_path_join(out, "config.json");
@@ -78,9 +80,17 @@ rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const 
     free(db);
     free(lora_owned);
     free(model_owned);
+    return s;
+}
+
+rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const char *tokp, const char *lora,
+                       const char *store_dir, int no_store, int threads, const char *quant, rl_error *err) {
+    rl_status s = cli_rag_config(r, config, model, err);
+    if (!s) s = cli_rag_load(r, model, tokp, lora, store_dir, no_store, threads, quant, err);
     if (s) cli_rag_close(r);
     return s;
 }
+
 
 void cli_rag_close(cli_rag *r) {
     if (r->store) rl_store_close(r->store);
@@ -168,28 +178,11 @@ int cmd_serve(int argc, char **argv) {
 
     rl_error err = {0};
     cli_rag r;
-    if (cli_rag_open(&r, config, model, tokp, lora, store, no_store, (int)threads, quant, &err)) return cli_report(&err);
-    rl_lora ad_lora[32];
-    rl_serve_adapter ads[32];
-    char *ad_names[32] = {0};
-    int n_loaded = 0;
-    for (int a = 0; a < n_ad; a++) {
-        const char *eq = strchr(ad_arg[a], '=');
-        ad_names[a] = rl_xstrndup(ad_arg[a], (size_t)(eq - ad_arg[a]));
-        if (rl_lora_load_peft(&ad_lora[a], &r.cm.model.cfg, eq + 1, &err)) {
-            rl_error_prefix(&err, "adapter %s", ad_names[a]);
-            for (int b = 0; b < n_loaded; b++) rl_lora_free(&ad_lora[b]);
-            for (int b = 0; b <= a; b++) free(ad_names[b]);
-            cli_rag_close(&r);
-            return cli_report(&err);
-        }
-        n_loaded++;
-        ads[a] = (rl_serve_adapter){.name = ad_names[a], .lora = &ad_lora[a]};
-        rl_info("adapter %s: %s (r %d)", ad_names[a], eq + 1, ad_lora[a].r);
+    if (cli_rag_config(&r, config, model, &err)) {
+        cli_rag_close(&r);
+        return cli_report(&err);
     }
     rl_serve_opts o = rl_serve_defaults();
-    o.adapters = ads;
-    o.n_adapters = n_ad;
     o.host = host ? host : r.cfg.serve.host;
     o.port = port >= 0 ? (int)port : r.cfg.serve.port;
     o.parallel = parallel ? (int)parallel : r.cfg.serve.parallel;
@@ -200,7 +193,8 @@ int cmd_serve(int argc, char **argv) {
     o.max_body = (size_t)r.cfg.serve.max_body_kb * 1024;
     if (conn_timeout) o.conn_timeout_s = (int)conn_timeout;
     o.k = r.cfg.retrieval.k;
-    o.model_name = name ? name : r.model_name;
+    const char *mpath = model ? model : r.cfg.base_model;
+    o.model_name = name ? name : mpath && *rl_path_basename(mpath) ? rl_path_basename(mpath) : "raftlm";
     const char *env = r.cfg.serve.api_key_env ? r.cfg.serve.api_key_env : "RAFTLM_API_KEY";
     o.api_key = key ? key : getenv(env);
     // The slots are the parallelism: BLAS threads inside each one-token matrix-vector product
@@ -210,25 +204,51 @@ int cmd_serve(int argc, char **argv) {
     if (per_slot < 1) per_slot = 1;
     openblas_set_num_threads(threads > 0 ? (int)threads : per_slot);
     o.threads = threads > 0 ? (int)threads : per_slot;
-    o.q = r.q;
+
+    // listen first: while the model loads, /health answers 503 {"status":"loading"}
     rl_server *srv = NULL;
-    if (rl_server_start(&srv, &r.cm.model, r.cm.tok, r.store, &o, &err)) {
-        for (int a = 0; a < n_ad; a++) rl_lora_free(&ad_lora[a]), free(ad_names[a]);
+    if (rl_server_start_loading(&srv, &o, &err)) {
         cli_rag_close(&r);
         return cli_report(&err);
     }
     printf("listening on http://%s:%d\n", o.host, rl_server_port(srv));
     fflush(stdout);
-    rl_info("serving %s (%d slots, context %d, queue %d%s%s)", o.model_name, o.parallel, o.n_ctx, o.queue,
-            r.store ? ", retrieval on" : "", o.api_key && *o.api_key ? ", API key required" : "");
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    rl_info("signal %d: draining (up to %g s)", sig, drain);
-    int left = rl_server_drain(srv, drain);
-    if (left) rl_warn("%d requests still running after %g s; cancelling them", left, drain);
+    rl_status s = cli_rag_load(&r, model, tokp, lora, store, no_store, (int)threads, quant, &err);
+    rl_lora ad_lora[32];
+    rl_serve_adapter ads[32];
+    char *ad_names[32] = {0};
+    int n_loaded = 0;
+    for (int a = 0; a < n_ad && !s; a++) {
+        const char *eq = strchr(ad_arg[a], '=');
+        ad_names[a] = rl_xstrndup(ad_arg[a], (size_t)(eq - ad_arg[a]));
+        if ((s = rl_lora_load_peft(&ad_lora[a], &r.cm.model.cfg, eq + 1, &err))) {
+            rl_error_prefix(&err, "adapter %s", ad_names[a]);
+            break;
+        }
+        n_loaded++;
+        ads[a] = (rl_serve_adapter){.name = ad_names[a], .lora = &ad_lora[a]};
+        rl_info("adapter %s: %s (r %d)", ad_names[a], eq + 1, ad_lora[a].r);
+    }
+    o.adapters = ads;
+    o.n_adapters = n_loaded;
+    o.q = r.q;
+    if (!s) s = rl_server_ready(srv, &r.cm.model, r.cm.tok, r.store, &o, &err);
+    if (!s) {
+        rl_info("serving %s (%d slots, queue %d%s%s)", o.model_name, o.parallel, o.queue, r.store ? ", retrieval on" : "",
+                o.api_key && *o.api_key ? ", API key required" : "");
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        rl_info("signal %d: draining (up to %g s)", sig, drain);
+        int left = rl_server_drain(srv, drain);
+        if (left) rl_warn("%d requests still running after %g s; cancelling them", left, drain);
+    }
     rl_server_stop(srv);
-    for (int a = 0; a < n_ad; a++) rl_lora_free(&ad_lora[a]), free(ad_names[a]);
+    for (int a = 0; a < n_ad; a++) {
+        if (a < n_loaded) rl_lora_free(&ad_lora[a]);
+        free(ad_names[a]);
+    }
     cli_rag_close(&r);
+    if (s) return cli_report(&err);
     rl_info("stopped");
     return 0;
 }

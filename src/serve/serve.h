@@ -63,6 +63,13 @@ typedef struct rl_server rl_server;
  * answers 404). An API key is required when host is not a loopback address. */
 rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok, rl_store *store,
                           const rl_serve_opts *o, rl_error *err);
+/* The same in two steps, so that a server can answer while its model loads: start_loading binds
+ * and serves /health as 503 {"status":"loading"} (every other endpoint 503 `model_loading`);
+ * rl_server_ready attaches the model (the model-related fields of o: n_ctx, threads, q,
+ * adapters, batch_prompt) and starts the slots, after which /health is 200. */
+rl_status rl_server_start_loading(rl_server **out, const rl_serve_opts *o, rl_error *err);
+rl_status rl_server_ready(rl_server *s, rl_model *m, const rl_tokenizer *tok, rl_store *store, const rl_serve_opts *o,
+                          rl_error *err);
 /* The bound TCP port. */
 int rl_server_port(const rl_server *s);
 /* Stops taking requests (new ones get 503, /health 503) and waits up to timeout_s for the

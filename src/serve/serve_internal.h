@@ -43,6 +43,7 @@ struct rl_server {
     srv_job *qhead, *qtail;
     int n_queued, n_busy, n_inflight;
     int draining, stopping;
+    int ready; /* a model is attached and the slots run */
     srv_slot *slots;
     uint64_t next_id;
     /* metrics */
