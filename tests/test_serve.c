@@ -978,3 +978,83 @@ TEST(serve_health_says_loading_until_the_model_is_attached) {
     free(bin);
     free(tokp);
 }
+
+/* Random mutations of valid requests (bytes flipped, cut, duplicated, values swapped for other
+ * types): every answer is a well-formed HTTP response with 200 or an OpenAI error body, and the
+ * server keeps answering. */
+TEST(serve_survives_mutated_requests) {
+    rl_serve_opts o = rl_serve_defaults();
+    o.parallel = 2;
+    o.max_tokens = 8;
+    fixture f;
+    start(&f, &o, 1);
+    const char *seeds[] = {
+        "{\"model\":\"stories260K\",\"messages\":[{\"role\":\"user\",\"content\":\"Once upon a time\"}],\"temperature\":0,"
+        "\"max_tokens\":4,\"stop\":[\"x\"],\"logit_bias\":{\"5\":1},\"logprobs\":true,\"top_logprobs\":2}",
+        "{\"prompt\":\"Lily\",\"max_tokens\":4,\"stream\":true,\"seed\":3,\"top_k\":5,\"min_p\":0.1,\"repeat_penalty\":1.1}",
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"s\"},{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"ball\"}]}],"
+        "\"raftlm\":{\"retrieval\":true,\"k\":2},\"max_tokens\":3,\"stream\":true,\"stream_options\":{\"include_usage\":true}}",
+        "{\"query\":\"red ball\",\"k\":2}",
+    };
+    const char *paths[] = {"/v1/chat/completions", "/v1/completions", "/v1/chat/completions", "/v1/search"};
+    const char *junk[] = {"null", "-1", "1e999", "\"\"", "[]", "{}", "true", "\"\\u0000\"", "99999999999999999999", "[[[[1]]]]",
+                          "\"\\ud800\"", "0.5"};
+    uint64_t s = 12345;
+    int n_ok = 0, n_err = 0;
+    for (int it = 0; it < 300; it++) {
+        int k = it % 4;
+        rl_buf b = {0};
+        rl_buf_puts(&b, seeds[k]);
+        int muts = 1 + (int)((frand(&s) + 1) * 2);
+        for (int m = 0; m < muts && b.len > 2; m++) {
+            size_t at = (size_t)((frand(&s) + 1) / 2 * (double)(b.len - 1));
+            int kind = (int)((frand(&s) + 1) * 3) % 5;
+            if (kind == 0) b.data[at] = (char)(int)((frand(&s) + 1) * 127); // a byte changed
+            else if (kind == 1) b.len = at, b.data[at] = 0;                   // cut
+            else if (kind == 2) { // a value replaced by junk after a ':'
+                char *colon = strchr(b.data + at, ':');
+                if (colon) {
+                    char *end = colon + 1;
+                    while (*end && *end != ',' && *end != '}') end++;
+                    rl_buf nb = {0};
+                    rl_buf_append(&nb, b.data, (size_t)(colon + 1 - b.data));
+                    rl_buf_puts(&nb, junk[(int)((frand(&s) + 1) * 6) % 12]);
+                    rl_buf_puts(&nb, end);
+                    rl_buf_free(&b);
+                    b = nb;
+                }
+            } else if (kind == 3) { // a stretch duplicated
+                size_t len = (size_t)((frand(&s) + 1) * 10);
+                if (at + len > b.len) len = b.len - at;
+                char *dup = rl_xstrndup(b.data + at, len);
+                rl_buf nb = {0};
+                rl_buf_append(&nb, b.data, at);
+                rl_buf_puts(&nb, dup);
+                rl_buf_puts(&nb, b.data + at);
+                free(dup);
+                rl_buf_free(&b);
+                b = nb;
+            } else {
+                b.data[at] = "{}[]\",:\\"[(int)((frand(&s) + 1) * 4) % 8];
+            }
+        }
+        resp r = post(f.port, paths[k], b.data ? b.data : "");
+        CHECK_MSG(r.status == 200 || (r.status >= 400 && r.status < 600), "status %d for %s", r.status, b.data);
+        if (r.status == 200) n_ok++;
+        else {
+            n_err++;
+            json_t *j = jbody(&r);
+            CHECK_MSG(json_is_string(json_object_get(json_object_get(j, "error"), "message")), "status %d without an error body: %s",
+                      r.status, r.body);
+            json_decref(j);
+        }
+        resp_free(&r);
+        rl_buf_free(&b);
+    }
+    printf("    300 mutated requests: %d answered 200, %d refused with an error body\n", n_ok, n_err);
+    CHECK(n_ok >= 5 && n_err > 100);
+    resp r = http(f.port, "GET", "/health", NULL, NULL);
+    CHECK_EQ_INT(r.status, 200);
+    resp_free(&r);
+    stop(&f);
+}
