@@ -4,7 +4,7 @@
  *
  * Without MODEL, a SmolLM2-135M-shaped model (C 576, F 1536, L 30, 9 heads, 3 KV heads,
  * V 49152, tied embeddings) with random weights: speed does not depend on the values. For each
- * thread count: float32 (rl_model_decode, OpenBLAS sgemv with that many threads) and Q8_0
+ * thread count: float32 (rl_model_decode, OpenBLAS sgemv with that many threads), Q8_0 and Q4_0
  * (rl_qmodel, the AVX2 kernel over a pool of that many threads); a 128-token prompt in batches of
  * 32 (prompt tokens/s; float32 through sgemm), then 128 generated tokens (decode tokens/s), best of 3. */
 #include <cblas.h>
@@ -72,11 +72,12 @@ int main(int argc, char **argv) {
             for (int i = 0; i < c.dim; i++) m.w.rms_att[l * c.dim + i] = m.w.rms_ffn[l * c.dim + i] = 1.0f;
         for (int i = 0; i < c.dim; i++) m.w.rms_final[i] = 1.0f;
     }
-    rl_qmodel *q;
-    if (rl_qmodel_new(&q, &m, RL_WTYPE_Q8_0, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
-    printf("model: C %d, F %d, L %d, NH %d, NKV %d, V %d; matrices %.0f MB float32, %.0f MB Q8_0 (kernel %s)\n\n",
+    rl_qmodel *q, *q4;
+    if (rl_qmodel_new(&q, &m, RL_WTYPE_Q8_0, &err) || rl_qmodel_new(&q4, &m, RL_WTYPE_Q4_0, &err))
+        return fprintf(stderr, "%s\n", err.msg), 1;
+    printf("model: C %d, F %d, L %d, NH %d, NKV %d, V %d; matrices %.0f MB float32, %.0f MB Q8_0, %.0f MB Q4_0 (kernel %s)\n\n",
            m.cfg.dim, m.cfg.hidden_dim, m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.vocab_size,
-           m.w.n * 4.0 / 1e6, rl_qmodel_bytes(q) / 1e6, rl_qmodel_kernel(q));
+           m.w.n * 4.0 / 1e6, rl_qmodel_bytes(q) / 1e6, rl_qmodel_bytes(q4) / 1e6, rl_qmodel_kernel(q));
     printf("| weights | threads | prompt tokens/s | decode tokens/s |\n|---|---|---|---|\n");
     int counts[8] = {1, 2}, nc = 2;
     if (argc > first_thread_arg) {
@@ -86,8 +87,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nc; i++) {
         run(&m, NULL, counts[i], "float32");
         run(&m, q, counts[i], "Q8_0");
+        run(&m, q4, counts[i], "Q4_0");
     }
     rl_qmodel_free(q);
+    rl_qmodel_free(q4);
     rl_model_free(&m);
     return 0;
 }

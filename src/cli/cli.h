@@ -56,11 +56,11 @@ typedef struct cli_rag {
     cli_model cm;
     rl_store *store; /* NULL without a store */
     char *model_name;
-    struct rl_qmodel *q; /* with quant "q8_0": the quantized matrices (adapter merged first) */
+    struct rl_qmodel *q; /* with quant q8_0 / q4_0: the quantized matrices (adapter merged first) */
 } cli_rag;
 /* In two steps (serve listens in between): the config (./raftlm.yaml when config is NULL and no
  * model is given), then the model, tokenizer, adapter, quantized copy and store. cli_rag_close
- * releases either. quant: NULL / "f32" (float32) or "q8_0". */
+ * releases either. quant: NULL / "f32" (float32), "q8_0" or "q4_0". */
 rl_status cli_rag_config(cli_rag *r, const char *config, const char *model, rl_error *err);
 rl_status cli_rag_load(cli_rag *r, const char *model, const char *tok, const char *lora, const char *store_dir, int no_store,
                        int threads, const char *quant, rl_error *err);

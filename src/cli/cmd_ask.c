@@ -13,7 +13,7 @@
 
 static const char *USAGE =
     "[-c raftlm.yaml] [--model PATH] [--tokenizer PATH] [--lora DIR] [--store DIR | --no-retrieval]\n"
-    "       [-k N] [-n MAX_TOKENS] [--temp T] [--seed S] [--quant f32|q8_0] [--threads N] [--json] QUESTION...\n";
+    "       [-k N] [-n MAX_TOKENS] [--temp T] [--seed S] [--quant f32|q8_0|q4_0] [--threads N] [--json] QUESTION...\n";
 
 static int print_piece(void *ctx, const rl_gen_piece *pc) {
     fwrite(pc->text, 1, pc->len, stdout);

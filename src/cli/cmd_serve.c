@@ -33,8 +33,8 @@ rl_status cli_rag_load(cli_rag *r, const char *model, const char *tokp, const ch
                        int no_store, int threads, const char *quant, rl_error *err) {
     rl_status s = RL_OK;
     char *db = NULL, *lora_owned = NULL, *model_owned = NULL;
-    if (quant && strcmp(quant, "f32") && strcmp(quant, "q8_0"))
-        return rl_fail(err, RL_EINVAL, "--quant must be f32 or q8_0, got '%s'", quant);
+    if (quant && strcmp(quant, "f32") && strcmp(quant, "q8_0") && strcmp(quant, "q4_0"))
+        return rl_fail(err, RL_EINVAL, "--quant must be f32, q8_0 or q4_0, got '%s'", quant);
     if (!model) model = r->cfg.base_model;
     if (!model) return rl_fail(err, RL_EINVAL, "no model: pass --model PATH or -c raftlm.yaml with base_model");
     if (r->has_cfg && !lora && model == r->cfg.base_model) { // the fine-tuned result, when there is one
@@ -55,10 +55,12 @@ rl_status cli_rag_load(cli_rag *r, const char *model, const char *tokp, const ch
     if (!s) r->opened = 1;
     if (!s && r->cfg.chat_template) s = rl_tok_set_chat_template(r->cm.tok, r->cfg.chat_template, err);
     if (!quant && r->has_cfg) quant = r->cfg.serve.quant;
-    if (!s && quant && strcmp(quant, "q8_0") == 0) {
+    if (!s && quant && strcmp(quant, "f32") != 0) {
         if (r->cm.model.lora) rl_lora_merge(&r->cm.model); // quantize the fine-tuned weights
-        s = rl_qmodel_new(&r->q, &r->cm.model, RL_WTYPE_Q8_0, err);
-        if (!s) rl_info("weights: Q8_0 (%.1f MB of matrices, %s kernel)", rl_qmodel_bytes(r->q) / 1e6, rl_qmodel_kernel(r->q));
+        int q4 = strcmp(quant, "q4_0") == 0;
+        s = rl_qmodel_new(&r->q, &r->cm.model, q4 ? RL_WTYPE_Q4_0 : RL_WTYPE_Q8_0, err);
+        if (!s) rl_info("weights: %s (%.1f MB of matrices, %s kernel)", q4 ? "Q4_0" : "Q8_0", rl_qmodel_bytes(r->q) / 1e6,
+                        rl_qmodel_kernel(r->q));
     }
     if (!s && !no_store) {
         if (store_dir) db = rl_path_join(store_dir, "store.db");
@@ -104,7 +106,7 @@ void cli_rag_close(cli_rag *r) {
 static const char *USAGE =
     "[-c raftlm.yaml] [--model PATH] [--tokenizer PATH] [--lora DIR] [--store DIR | --no-store]\n"
     "       [--host ADDR] [--port N] [--parallel N] [--queue N] [--ctx N] [--max-tokens N] [--timeout S]\n"
-    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0] [--threads N] [--adapter NAME=DIR]...\n\n"
+    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0|q4_0] [--threads N] [--adapter NAME=DIR]...\n\n"
     "Serves the model over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models) plus\n"
     "/v1/search, /health and /metrics; with a store, chat answers are grounded on retrieved chunks.\n"
     "--adapter NAME=DIR (repeatable) serves a PEFT adapter beside the model: requests naming NAME use it.\n"

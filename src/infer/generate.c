@@ -117,6 +117,7 @@ typedef struct matvec_job {
     float *out;              /* (T, rows) */
     int T;
     rl_q8_0_dot_fn dot;
+    rl_q4_0_dot_fn dot4;
 } matvec_job;
 
 #define MATVEC_ROWS 16 /* weight rows per task */
@@ -127,10 +128,15 @@ static void matvec_rows(void *ctx, size_t task, int thread) {
     const matvec_job *j = ctx;
     int rows = j->w->rows, r0 = (int)task * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < rows ? r0 + MATVEC_ROWS : rows;
     int C = j->w->cols;
-    if (j->w->q8) {
-        size_t nb = (size_t)C / RL_Q8_0_BLOCK;
+    size_t nb = (size_t)C / RL_Q8_0_BLOCK;
+    if (j->w->type == RL_WTYPE_Q8_0) {
+        const rl_block_q8_0 *W = j->w->blocks;
         for (int r = r0; r < r1; r++)
-            for (int t = 0; t < j->T; t++) j->out[(size_t)t * rows + r] = j->dot(j->w->q8 + (size_t)r * nb, j->xq + t * nb, nb);
+            for (int t = 0; t < j->T; t++) j->out[(size_t)t * rows + r] = j->dot(W + (size_t)r * nb, j->xq + t * nb, nb);
+    } else if (j->w->type == RL_WTYPE_Q4_0) {
+        const rl_block_q4_0 *W = j->w->blocks;
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < j->T; t++) j->out[(size_t)t * rows + r] = j->dot4(W + (size_t)r * nb, j->xq + t * nb, nb);
     } else {
         for (int r = r0; r < r1; r++) {
             const float *w = j->w->f32 + (size_t)r * C;
@@ -147,9 +153,9 @@ static void matvec_rows(void *ctx, size_t task, int thread) {
 void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias) {
     // out (T, rows) = x (T, cols) W^T (+ bias), x quantized first when W is Q8_0
     size_t nb = (size_t)w->cols / RL_Q8_0_BLOCK;
-    if (w->q8)
+    if (w->type != RL_WTYPE_F32)
         for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * nb, x + (size_t)t * w->cols, (size_t)w->cols);
-    matvec_job j = {.w = w, .x = x, .xq = inf->xq, .out = out, .T = T, .dot = inf->q->dot};
+    matvec_job j = {.w = w, .x = x, .xq = inf->xq, .out = out, .T = T, .dot = inf->q->dot, .dot4 = inf->q->dot4};
     size_t tasks = ((size_t)w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
     if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);
     else

@@ -149,7 +149,7 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
 
 /* ---- quantized weights -------------------------------------------------------------------- */
 
-typedef enum rl_wtype { RL_WTYPE_F32 = 0, RL_WTYPE_Q8_0 = 8 } rl_wtype; /* GGUF's type numbers */
+typedef enum rl_wtype { RL_WTYPE_F32 = 0, RL_WTYPE_Q4_0 = 2, RL_WTYPE_Q8_0 = 8 } rl_wtype; /* GGUF's type numbers */
 
 #define RL_Q8_0_BLOCK 32
 /* GGUF's Q8_0 block: value i = fp16(d) * qs[i]. */
@@ -169,11 +169,25 @@ typedef float (*rl_q8_0_dot_fn)(const rl_block_q8_0 *a, const rl_block_q8_0 *b, 
 float rl_q8_0_dot_ref(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb);
 rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name);
 
+/* GGUF's Q4_0 block: 32 values, value j = fp16(d) * ((qs[j % 16] >> (4 * (j / 16))) & 15) - 8),
+ * d = (the value of largest magnitude) / -8, as llama.cpp quantizes. */
+typedef struct rl_block_q4_0 {
+    uint16_t d;
+    uint8_t qs[RL_Q8_0_BLOCK / 2];
+} rl_block_q4_0;
+void rl_q4_0_quantize(rl_block_q4_0 *out, const float *x, size_t n);
+void rl_q4_0_dequantize(float *out, const rl_block_q4_0 *blocks, size_t n);
+/* Q4_0 weights times Q8_0 activations, nb blocks: reference and this CPU's kernel. */
+typedef float (*rl_q4_0_dot_fn)(const rl_block_q4_0 *w, const rl_block_q8_0 *x, size_t nb);
+float rl_q4_0_dot_ref(const rl_block_q4_0 *w, const rl_block_q8_0 *x, size_t nb);
+rl_q4_0_dot_fn rl_q4_0_dot_kernel(const char **name);
+
 /* A quantized copy of a model's matrices (q, k, v, o, gate, up, down of every layer, lm_head),
  * shared read-only by any number of rl_infer contexts. Matrices whose input size is not a
  * multiple of 32 stay float32. The model must outlive it (embeddings, norms and biases are
  * read from it). A model with an unmerged LoRA adapter is RL_EUNSUPPORTED (merge it first). */
 typedef struct rl_qmodel rl_qmodel;
+/* type: RL_WTYPE_Q8_0 or RL_WTYPE_Q4_0. */
 rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_error *err);
 void rl_qmodel_free(rl_qmodel *q);
 size_t rl_qmodel_bytes(const rl_qmodel *q); /* bytes of the matrices as used */

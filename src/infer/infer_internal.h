@@ -8,7 +8,8 @@
  * (borrowed from the model) when it cannot be quantized. */
 typedef struct rl_qmat {
     int rows, cols;
-    rl_block_q8_0 *q8; /* (rows, cols / 32) blocks, owned; NULL when f32 is used */
+    rl_wtype type;     /* RL_WTYPE_F32: f32 is used */
+    void *blocks;      /* (rows, cols / 32) rl_block_q8_0 or rl_block_q4_0, owned */
     const float *f32;  /* (rows, cols), borrowed */
 } rl_qmat;
 
@@ -18,6 +19,7 @@ struct rl_qmodel {
     rl_qmat (*layers)[RL_MOD_COUNT]; /* (L, RL_MOD_COUNT) */
     rl_qmat lm_head;
     rl_q8_0_dot_fn dot;
+    rl_q4_0_dot_fn dot4;
     const char *kernel;
 };
 
