@@ -8,8 +8,12 @@
  * streaming decoder (whole UTF-8 characters only) into a pending buffer; what cannot be the
  * start of a stop string is released to the callback, the rest waits for the next token.
  *
- * Not done: batched prompt processing (the model exposes no batched forward that fills the
- * cache; prompts are decoded token by token), several sequences per cache. */
+ * Prompts go token by token through rl_model_decode (float32: the exact text of `raftlm
+ * generate`), or in batches of PREFILL_T tokens through infer_prefill (prefill.c) when batching
+ * is on. With quantized weights (rl_qmodel) decoding runs qdecode below: rl_model_decode's
+ * computation with the matrix-vector products on Q8_0 / Q4_0 blocks.
+ *
+ * Not done: several sequences per cache, decoding steps batched across contexts. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -15,6 +15,9 @@
  *     a deadline / the caller's cancel flag, calling back with each piece of text as it becomes
  *     final (never half a UTF-8 character, never a part of a stop string).
  *
+ *   - rl_qmodel: Q8_0 / Q4_0 copies of the matrices for faster decoding (AVX2 kernels with scalar
+ *     references), and batched prompt processing (rl_infer_opts).
+ *
  * Threads: a model may be shared by many rl_infer contexts decoding at the same time (decode only
  * reads the weights; each context owns its cache and scratch). One rl_infer is used by one thread
  * at a time. Nothing here keeps global state.
