@@ -114,11 +114,12 @@ demo: $(BUILD)/raftlm
 # libFuzzer: the library again with clang and coverage, then one binary per fuzz/*.c
 fuzz:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang \
-		OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libraftlm.a
+		OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined" \
+		build-fuzz/libraftlm.a
 	@mkdir -p build-fuzz/tok/qwen3 build-fuzz/tok/mistral
 	@for t in qwen3 mistral; do xz -dc tests/fixtures/tokenizer/$$t/tokenizer.json.xz > build-fuzz/tok/$$t/tokenizer.json; done
 	@for f in $(wildcard fuzz/*.c); do n=$$(basename $$f .c); echo "fuzz: build-fuzz/$$n"; \
-		clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -Isrc $$(cat build-fuzz/.pkg-cflags) \
+		clang -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc $$(cat build-fuzz/.pkg-cflags) \
 			$$f build-fuzz/libraftlm.a $$(cat build-fuzz/.pkg-libs) -lm -pthread -o build-fuzz/$$n || exit 1; done
 
 clean:

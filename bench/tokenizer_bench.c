@@ -92,8 +92,8 @@ int main(int argc, char **argv) {
             continue;
         }
         double t2 = rl_now();
-        printf("%-12s %-22s %9.2f %10zu %9.2f %8.2f\n", name, rl_tok_kind_name(rl_tok_kind_of(tok)), t1 - t0, n, t2 - t1,
-               (double)text.len / (1024.0 * 1024.0) / (t2 - t1));
+        printf("%-12s %-22s %9.2f %10zu %9.2f %8.2f\n", name, rl_tok_kind_name(rl_tok_kind_of(tok)), t1 - t0, n,
+               t2 - t1, (double)text.len / (1024.0 * 1024.0) / (t2 - t1));
         fflush(stdout);
         free(ids);
         rl_tok_free(tok);

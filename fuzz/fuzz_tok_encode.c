@@ -13,7 +13,9 @@ static int n_toks = -1;
 static void load_all(void) {
     n_toks = 0;
     const char *env = getenv("RAFTLM_FUZZ_TOKENIZERS");
-    char *list = strdup(env ? env : "build-fuzz/tok/qwen3:build-fuzz/tok/mistral:tests/fixtures/tokenizer/wordpiece");
+    char *list = strdup(env ? env
+                            : "build-fuzz/tok/qwen3:build-fuzz/tok/mistral:tests/fixtures/tokenizer/wordpiece:"
+                              "tests/fixtures/tokenizer/mini-bl:tests/fixtures/tokenizer/mini-spm");
     for (char *p = strtok(list, ":"); p && n_toks < 8; p = strtok(NULL, ":")) {
         rl_error err;
         if (rl_tok_load(&toks[n_toks], p, &err) == RL_OK) n_toks++;

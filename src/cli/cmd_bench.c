@@ -95,7 +95,7 @@ int cmd_bench(int argc, char **argv) {
     }
     rl_acts a;
     rl_trainer tr;
-    if (rl_acts_init_ex(&a, &m, 1, T, ckpt, &err) || rl_trainer_init(&tr, &m, lora, 0.0f, 1.0f, &err)) return cli_report(&err);
+    if (rl_acts_init_ex(&a, &m, 1, T, RL_ACTS_CHUNKED_LOGITS | (ckpt ? RL_ACTS_CHECKPOINT : 0), &err) || rl_trainer_init(&tr, &m, lora, 0.0f, 1.0f, &err)) return cli_report(&err);
     int *tok = malloc((size_t)T * sizeof *tok), *tgt = malloc((size_t)T * sizeof *tgt);
     for (int i = 0; i < T; i++) tok[i] = (int)((i * 7919u + 13u) % (unsigned)cfg.vocab_size), tgt[i] = (int)((i * 104729u + 5u) % (unsigned)cfg.vocab_size);
     double best = 1e30, total = 0;

@@ -77,6 +77,17 @@ int cmd_ingest(int argc, char **argv) {
     io.max_file_bytes = (size_t)cfg.corpus.max_file_mb << 20;
     io.threads = cfg.threads;
     if (rl_ingest(store, &io, &rep, &err)) goto fail;
+    if (cfg.retrieval.embedding_model) { /* dense retrieval: vectors for new chunks, then the index */
+        rl_embedder *emb;
+        if (rl_embedder_open(&emb, cfg.retrieval.embedding_model, cfg.retrieval.embedding_tokenizer, cfg.threads, &err)) goto fail;
+        char *idx = rl_path_join(cfg.output_dir, "vectors.idx");
+        int64_t n_emb;
+        rl_status es = rl_store_embed(store, emb, idx, &n_emb, &err);
+        if (!es) rl_info("embedded %lld new chunks; vector index %s", (long long)n_emb, idx);
+        free(idx);
+        rl_embedder_free(emb);
+        if (es) goto fail;
+    }
     rl_store_stats st;
     if (rl_store_stats_get(store, &st, &err)) goto fail;
     rl_info("ingested %lld files in %.2f s (%.1f MB/s): %lld added, %lld updated, %lld unchanged, %lld removed, %lld skipped",

@@ -51,7 +51,7 @@ int cmd_score(int argc, char **argv) {
     rl_acts a = {0};
     int *tgt = NULL;
     float mean = 0;
-    if (!s) s = rl_acts_init(&a, &cm.model, 1, (int)n, &err);
+    if (!s) s = rl_acts_init_ex(&a, &cm.model, 1, (int)n, RL_ACTS_CHECKPOINT | RL_ACTS_CHUNKED_LOGITS, &err); // losses only
     if (!s) {
         tgt = rl_xmalloc(n * sizeof *tgt);
         for (size_t i = 0; i + 1 < n; i++) tgt[i] = ids[i + 1];

@@ -10,11 +10,13 @@
 #include "cli/project.h"
 
 static const char *usage_text =
-    "[-c raftlm.yaml | --store DIR] [-k N] [--json] QUERY...\n\n"
-    "Ranks the store's chunks by BM25 for QUERY (any text; read from stdin when absent).\n"
+    "[-c raftlm.yaml | --store DIR] [-k N] [--mode bm25|dense|hybrid] [--json] QUERY...\n\n"
+    "Ranks the store's chunks for QUERY (any text; read from stdin when absent) by BM25, by embedding\n"
+    "similarity (dense) or both fused by reciprocal rank (hybrid; the default with an embedding model).\n"
     "  -c, --config FILE   project config (default ./raftlm.yaml)\n"
     "  --store DIR         a store folder (DIR/store.db) instead of a config\n"
     "  -k N                number of results (default retrieval.k, 5)\n"
+    "  --mode M            bm25, dense or hybrid (default retrieval.mode)\n"
     "  --json              one JSON object: {\"query\", \"results\": [{rank, score, chunk_id, doc, heading, text}]}\n";
 
 /* Prints text on one line (whitespace collapsed), at most max bytes around the first match,
@@ -48,8 +50,8 @@ static void print_snippet(const rl_hit *h, size_t max, const char *open, const c
 int cmd_search(int argc, char **argv) {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"store", required_argument, 0, 's'},
                                          {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
-    const char *config = NULL, *store_dir = NULL;
+                                         {"mode", required_argument, 0, 'M'},    {0, 0, 0, 0}};
+    const char *config = NULL, *store_dir = NULL, *mode = NULL;
     int k = 0, json = 0, c;
     while ((c = getopt_long(argc, argv, "c:k:h", opts, NULL)) != -1) {
         switch (c) {
@@ -63,6 +65,7 @@ int cmd_search(int argc, char **argv) {
             }
             break;
         case 'j': json = 1; break;
+        case 'M': mode = optarg; break;
         case 'h': printf("usage: raftlm search %s", usage_text); return 0;
         default: return cli_usage("search", usage_text);
         }
@@ -86,6 +89,8 @@ int cmd_search(int argc, char **argv) {
     rl_store *store = NULL;
     rl_hit *hits = NULL;
     size_t n_hits = 0;
+    rl_embedder *emb = NULL;
+    rl_dense *dense = NULL;
     int code = 0;
     if (cli_project_open(config, store_dir, &cfg, &db_path, &err)) {
         rl_buf_free(&query);
@@ -101,7 +106,23 @@ int cmd_search(int argc, char **argv) {
         goto fail;
     }
     if (rl_store_open(&store, db_path, NULL, &err)) goto fail;
-    if (rl_search_bm25(store, query.data, k, &hits, &n_hits, &err)) goto fail;
+    if (!mode) mode = cli_retrieval_mode(&cfg);
+    if (strcmp(mode, "bm25") == 0) {
+        if (rl_search_bm25(store, query.data, k, &hits, &n_hits, &err)) goto fail;
+    } else if (strcmp(mode, "dense") == 0 || strcmp(mode, "hybrid") == 0) {
+        if (!cfg.retrieval.embedding_model) {
+            rl_fail(&err, RL_EINVAL, "--mode %s needs retrieval.embedding_model in the config", mode);
+            goto fail;
+        }
+        if (cli_dense_open(&cfg, &emb, &dense, &err)) goto fail;
+        rl_hybrid_opts ho = {cfg.retrieval.rrf_k, cfg.retrieval.bm25_weight, cfg.retrieval.dense_weight};
+        if (mode[0] == 'd' ? rl_search_dense(store, dense, query.data, k, &hits, &n_hits, &err)
+                           : rl_search_hybrid(store, dense, &ho, query.data, k, &hits, &n_hits, &err))
+            goto fail;
+    } else {
+        rl_fail(&err, RL_EINVAL, "--mode must be bm25, dense or hybrid, got '%s'", mode);
+        goto fail;
+    }
     if (json) {
         json_t *results = json_array();
         for (size_t i = 0; i < n_hits; i++) {
@@ -138,6 +159,8 @@ fail:
     code = cli_report(&err);
 out:
     rl_hits_free(hits, n_hits);
+    rl_dense_close(dense);
+    rl_embedder_free(emb);
     rl_store_close(store);
     free(db_path);
     rl_config_free(&cfg);

@@ -60,6 +60,7 @@ int cmd_synth(int argc, char **argv) {
     rl_teacher *teacher = NULL;
     rl_synth_opts o;
     rl_synth_report rep = {0};
+    char *local_model = NULL;
     cli_synth_opts(&cfg, &o);
     o.max_examples = max_examples;
     if (!rl_path_exists(db_path)) {
@@ -89,10 +90,17 @@ int cmd_synth(int argc, char **argv) {
         }
         if (!key && strstr(cfg.teacher.base_url, "127.0.0.1") == NULL && strstr(cfg.teacher.base_url, "localhost") == NULL)
             rl_warn("no API key: the environment variable %s is not set", cfg.teacher.api_key_env ? cfg.teacher.api_key_env : "(none)");
+    } else if (strcmp(cfg.teacher.type, "local") == 0) {
+        /* teacher.model names a model (openai) or a path (local): a path is relative to the config */
+        local_model = cfg.teacher.model ? rl_path_join(cfg.dir, cfg.teacher.model) : NULL;
+        rl_local_opts lo = {.model = local_model, .tokenizer = cfg.teacher.tokenizer, .temperature = cfg.teacher.temperature,
+                            .max_tokens = cfg.teacher.max_tokens, .seed = (uint64_t)cfg.raft.seed, .threads = cfg.threads,
+                            .question_prompt = cfg.teacher.question_prompt, .answer_prompt = cfg.teacher.answer_prompt};
+        if (rl_teacher_local_new(&teacher, &lo, &err)) goto fail;
     } else if (strcmp(cfg.teacher.type, "extractive") == 0) {
         teacher = rl_teacher_extractive_new();
     } else {
-        rl_fail(&err, RL_EUNSUPPORTED, "%s: teacher.type: '%s' is not in this build yet; use extractive or openai", cfg.file, cfg.teacher.type);
+        rl_fail(&err, RL_EUNSUPPORTED, "%s: teacher.type: '%s' is unknown (extractive, openai, local)", cfg.file, cfg.teacher.type);
         goto fail;
     }
     o.teacher_fingerprint = teacher->fingerprint;
@@ -141,6 +149,7 @@ fail:
 out:
     rl_synth_report_free(&rep);
     rl_teacher_free(teacher);
+    free(local_model);
     rl_store_close(store);
     free(db_path);
     rl_config_free(&cfg);

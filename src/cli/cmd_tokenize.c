@@ -74,7 +74,8 @@ static int run_chat(rl_tokenizer *tok, const char *input, int json, int add_gen)
     json_t *root = json_loads(input, 0, &je);
     json_t *msgs = json_is_object(root) ? json_object_get(root, "messages") : root;
     if (!json_is_array(msgs)) {
-        fprintf(stderr, "raftlm: --chat reads a JSON array of {\"role\", \"content\"} (or {\"messages\": [...]}) on stdin\n");
+        fprintf(stderr,
+                "raftlm: --chat reads a JSON array of {\"role\", \"content\"} (or {\"messages\": [...]}) on stdin\n");
         json_decref(root);
         return 2;
     }
@@ -114,10 +115,12 @@ static int run_chat(rl_tokenizer *tok, const char *input, int json, int add_gen)
 
 int cmd_tokenize(int argc, char **argv) {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"no-special", no_argument, 0, 'n'}, {"json", no_argument, 0, 'j'},
-        {"jsonl", no_argument, 0, 'l'},       {"decode", no_argument, 0, 'd'},     {"pieces", no_argument, 0, 'p'},
-        {"count", no_argument, 0, 'c'},       {"chat", no_argument, 0, 'C'},       {"template", required_argument, 0, 't'},
-        {"skip-special", no_argument, 0, 's'}, {"help", no_argument, 0, 'h'},      {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},    {"no-special", no_argument, 0, 'n'},
+        {"json", no_argument, 0, 'j'},           {"jsonl", no_argument, 0, 'l'},
+        {"decode", no_argument, 0, 'd'},         {"pieces", no_argument, 0, 'p'},
+        {"count", no_argument, 0, 'c'},          {"chat", no_argument, 0, 'C'},
+        {"template", required_argument, 0, 't'}, {"skip-special", no_argument, 0, 's'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0},
     };
     const char *model = NULL, *tmpl = NULL;
     int no_special = 0, json = 0, jsonl = 0, decode = 0, pieces = 0, count = 0, chat = 0, skip_special = 0, c;
@@ -133,9 +136,7 @@ int cmd_tokenize(int argc, char **argv) {
         case 'C': chat = 1; break;
         case 't': tmpl = optarg; break;
         case 's': skip_special = 1; break;
-        case 'h':
-            printf("usage: raftlm tokenize %s\n", USAGE);
-            return 0;
+        case 'h': printf("usage: raftlm tokenize %s\n", USAGE); return 0;
         default: return cli_usage("tokenize", USAGE);
         }
     }
@@ -167,7 +168,9 @@ int cmd_tokenize(int argc, char **argv) {
                 if (ok) {
                     ids = rl_xmalloc((json_array_size(v) + 1) * sizeof *ids);
                     json_array_foreach(v, i, x) {
-                        if (!json_is_integer(x) || json_integer_value(x) < INT32_MIN || json_integer_value(x) > INT32_MAX) ok = 0;
+                        if (!json_is_integer(x) || json_integer_value(x) < INT32_MIN ||
+                            json_integer_value(x) > INT32_MAX)
+                            ok = 0;
                         else ids[n++] = (int32_t)json_integer_value(x);
                     }
                 }

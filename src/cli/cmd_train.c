@@ -1,7 +1,8 @@
 /* cmd_train.c - `raftlm train -c raftlm.yaml`: fine-tunes base_model on the configured datasets
  * (LoRA or full), writing checkpoints, train_log.jsonl and the result (a PEFT adapter, or an
  * HF model folder) into <output_dir>/train. --resume continues from the newest checkpoint.
- * Not yet: base_model_init: random. */
+ * base_model_init: random trains a new model of base_model's shape (its config.json, or the
+ * header of a checkpoint) from scratch. */
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -38,8 +39,6 @@ int cmd_train(int argc, char **argv) {
     char *out = rl_path_join(cfg.output_dir, "train"), *default_ds = NULL;
     int lora = strcmp(cfg.adapter, "lora") == 0;
     if (!cfg.base_model) s = rl_fail(&err, RL_ECONFIG, "%s: base_model is not set", config);
-    else if (strcmp(cfg.base_model_init, "random") == 0)
-        s = rl_fail(&err, RL_EUNSUPPORTED, "%s: base_model_init: random is not supported yet", config);
     else if (strncmp(cfg.optimizer, "adamw", 5) != 0)
         s = rl_fail(&err, RL_EUNSUPPORTED, "%s: optimizer %s is not supported (adamw)", config, cfg.optimizer);
     else if (rl_sched_parse(cfg.lr_scheduler) < 0)
@@ -47,7 +46,15 @@ int cmd_train(int argc, char **argv) {
     if (!s) {
         // a Hugging Face folder carries its tokenizer; a single-file model needs `tokenizer:`
         const char *tokp = cfg.tokenizer ? cfg.tokenizer : rl_path_is_dir(cfg.base_model) ? cfg.base_model : NULL;
-        s = cli_model_open(&cm, cfg.base_model, NULL, tokp, threads >= 0 ? threads : cfg.threads, &err);
+        int random = strcmp(cfg.base_model_init, "random") == 0;
+        // random: the shape of base_model (a folder's config.json, or a checkpoint's header), new weights
+        s = random && rl_path_is_dir(cfg.base_model)
+                ? cli_model_open_config(&cm, cfg.base_model, tokp, threads >= 0 ? threads : cfg.threads, &err)
+                : cli_model_open(&cm, cfg.base_model, NULL, tokp, threads >= 0 ? threads : cfg.threads, &err);
+        if (!s && random) {
+            rl_model_init_random(&cm.model, (uint64_t)cfg.seed, 0.02f);
+            rl_info("training a %s model of %d layers from a random init", cm.model.cfg.arch, cm.model.cfg.n_layers);
+        }
     }
     if (!s && cfg.chat_template) s = rl_tok_set_chat_template(cm.tok, cfg.chat_template, &err);
     for (int i = 0; !s && i < (cfg.n_datasets ? cfg.n_datasets : 1); i++) {

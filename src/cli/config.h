@@ -67,14 +67,16 @@ typedef struct rl_config {
         char *tokenizer;   /* token counts from this tokenizer; null = word-based estimate */
     } chunking;
     struct {
-        char *mode; /* bm25 | dense | hybrid */
+        char *mode; /* auto | bm25 | dense | hybrid */
         int k;
-        char *embedding_model;
+        char *embedding_model, *embedding_tokenizer;
+        int rrf_k;
+        double bm25_weight, dense_weight;
         bool stemming; /* porter stemming in the keyword index */
     } retrieval;
     struct {
         char *type; /* extractive | openai | local */
-        char *base_url, *model, *api_key_env;
+        char *base_url, *model, *api_key_env, *tokenizer;
         int max_concurrency;
         double timeout_s;
         double temperature;

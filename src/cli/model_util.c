@@ -1,5 +1,6 @@
 /* model_util.c - what the model verbs (generate, score, ...) share: loading a model with an
  * optional LoRA adapter and tokenizer, and parsing token lists. */
+#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,29 @@ rl_status cli_model_open(cli_model *cm, const char *model_path, const char *lora
             rl_warn("tokenizer has %d ids, the model %d", rl_tok_vocab_size(cm->tok), cm->model.cfg.vocab_size);
     }
     cm->pool = rl_pool_create(threads);
+    openblas_set_num_threads(rl_pool_size(cm->pool)); // one thread count for BLAS and the pool
     cm->model.pool = cm->pool;
+    return RL_OK;
+}
+
+rl_status cli_model_open_config(cli_model *cm, const char *dir, const char *tok_path, int threads, rl_error *err) {
+    memset(cm, 0, sizeof *cm);
+    char *path = rl_path_join(dir, "config.json"), *text = NULL;
+    size_t len = 0;
+    rl_model_config cfg;
+    rl_status s = rl_file_read(path, 1 << 20, &text, &len, err);
+    if (!s) s = rl_model_config_from_hf_json(&cfg, text, len, err);
+    if (!s) s = rl_model_init(&cm->model, &cfg, err);
+    free(text);
+    free(path);
+    if (!s && tok_path) s = rl_tok_load(&cm->tok, tok_path, err);
+    if (s) {
+        cli_model_close(cm);
+        return s;
+    }
+    cm->pool = rl_pool_create(threads);
+    cm->model.pool = cm->pool;
+    openblas_set_num_threads(rl_pool_size(cm->pool));
     return RL_OK;
 }
 
@@ -82,3 +105,54 @@ rl_status cli_parse_tokens(const char *list, int32_t **out, size_t *n, rl_error 
     *n = k;
     return RL_OK;
 }
+
+void cli_vocab_free(cli_vocab *vb) {
+    for (int i = 0; vb->tokens && i < vb->v.n; i++) free(vb->tokens[i]);
+    free(vb->tokens);
+    free(vb->scores);
+    free(vb->types);
+}
+
+/* llama2.c tokenizer.bin: int32 max_len, then per token float score, int32 len, bytes. */
+rl_status cli_vocab_from_llama2c(cli_vocab *vb, const char *path, int n_vocab, rl_error *err) {
+    memset(vb, 0, sizeof *vb);
+    char *d = NULL;
+    size_t len = 0, at = 4;
+    rl_status s = rl_file_read(path, 64u << 20, &d, &len, err);
+    if (s) return s;
+    vb->tokens = rl_xcalloc((size_t)n_vocab, sizeof *vb->tokens);
+    vb->scores = rl_xcalloc((size_t)n_vocab, sizeof *vb->scores);
+    vb->types = rl_xcalloc((size_t)n_vocab, sizeof *vb->types);
+    for (int i = 0; i < n_vocab && !s; i++) {
+        int32_t n;
+        if (len < 8 || at > len - 8) {
+            s = rl_fail(err, RL_EFORMAT, "%s: truncated at token %d (a llama2.c tokenizer.bin of %d tokens?)", path, i, n_vocab);
+            break;
+        }
+        memcpy(&vb->scores[i], d + at, 4);
+        memcpy(&n, d + at + 4, 4);
+        at += 8;
+        if (n < 0 || (size_t)n > len - at) {
+            s = rl_fail(err, RL_EFORMAT, "%s: token %d has a bad length", path, i);
+            break;
+        }
+        rl_buf b = {0};
+        for (int k = 0; k < n; k++) {
+            if (d[at + k] == ' ') rl_buf_puts(&b, "\xE2\x96\x81");
+            else rl_buf_putc(&b, d[at + k]);
+        }
+        vb->tokens[i] = b.data ? rl_buf_take(&b) : rl_xstrdup("");
+        at += (size_t)n;
+        vb->types[i] = i == 0 ? 2 : (i <= 2 ? 3 : (i <= 258 && !strncmp(vb->tokens[i], "<0x", 3) ? 6 : 1));
+        vb->v.n = i + 1;
+    }
+    free(d);
+    vb->v.model = "llama";
+    vb->v.tokens = (const char **)vb->tokens;
+    vb->v.scores = vb->scores;
+    vb->v.types = vb->types;
+    vb->v.bos = 1, vb->v.eos = 2, vb->v.unk = 0;
+    if (s) cli_vocab_free(vb);
+    return s;
+}
+

@@ -63,3 +63,25 @@ rl_status cli_chunk_opts(const rl_config *cfg, rl_chunk_opts *opts, rl_tokenizer
     *fingerprint = rl_xasprintf("size=%d;overlap=%d;count=%s", opts->size, opts->overlap, tok_id);
     return RL_OK;
 }
+
+const char *cli_retrieval_mode(const rl_config *cfg) {
+    if (strcmp(cfg->retrieval.mode, "auto") != 0) return cfg->retrieval.mode;
+    return cfg->retrieval.embedding_model ? "hybrid" : "bm25";
+}
+
+rl_status cli_dense_open(const rl_config *cfg, rl_embedder **emb, rl_dense **dense, rl_error *err) {
+    *emb = NULL;
+    *dense = NULL;
+    if (!cfg->retrieval.embedding_model)
+        return rl_fail(err, RL_EINVAL, "dense and hybrid search need retrieval.embedding_model in the config");
+    rl_status s = rl_embedder_open(emb, cfg->retrieval.embedding_model, cfg->retrieval.embedding_tokenizer, cfg->threads, err);
+    if (s) return s;
+    char *idx = rl_path_join(cfg->output_dir, "vectors.idx");
+    s = rl_dense_open(dense, *emb, idx, err);
+    free(idx);
+    if (s) {
+        rl_embedder_free(*emb);
+        *emb = NULL;
+    }
+    return s;
+}

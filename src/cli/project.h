@@ -18,4 +18,10 @@ typedef struct rl_tokenizer rl_tokenizer;
  * frees) identifies the chunking for the store. */
 rl_status cli_chunk_opts(const rl_config *cfg, rl_chunk_opts *opts, rl_tokenizer **tok, char **fingerprint, rl_error *err);
 
+/* The configured retrieval mode with "auto" resolved: hybrid with an embedding model, else bm25. */
+const char *cli_retrieval_mode(const rl_config *cfg);
+/* Opens the embedding model of retrieval.embedding_model and the vector index of the project
+ * (<output_dir>/vectors.idx); the caller closes both (rl_dense_close, rl_embedder_free). */
+rl_status cli_dense_open(const rl_config *cfg, rl_embedder **emb, rl_dense **dense, rl_error *err);
+
 #endif

@@ -177,6 +177,17 @@ int rl_utf8_valid(const char *s, size_t n);
 /* Decodes one code point at s (returns its length, or 0 if invalid). */
 int rl_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 
+/* Collapses whitespace runs to one space and trims; caller frees. */
+char *rl_text_normalize_ws(const char *s, size_t n);
+/* Whitespace-normalised containment: runs of spaces and newlines count as one space, so a
+ * quote re-wrapped by a model still matches its source. */
+int rl_text_contains_normalized(const char *hay, const char *needle);
+
+/* The next number in s from *i on (advancing *i), in a canonical form for comparing figures:
+ * thousands separators removed and trailing decimal zeros dropped ("1,500.00" -> "1500").
+ * Returns 0 when there is none. */
+int rl_text_next_number(const char *s, size_t *i, char *out, size_t cap);
+
 /* Edit distance, for "did you mean" hints. */
 int rl_levenshtein(const char *a, const char *b);
 

@@ -1,6 +1,7 @@
 /* text.c - hashing (SHA-256 via OpenSSL's libcrypto, FNV-1a), UTF-8 checks, edit distance. */
 #include "core.h"
 
+#include <ctype.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,4 +95,49 @@ int rl_levenshtein(const char *a, const char *b) {
     int d = row[lb];
     free(row);
     return d;
+}
+
+/* ---- whitespace-normalised text ---------------------------------------------------------- */
+
+/* Collapses whitespace runs to one space and trims; caller frees. */
+char *rl_text_normalize_ws(const char *s, size_t n) {
+    rl_buf b = {0};
+    int space = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isspace((unsigned char)s[i])) {
+            space = b.len > 0;
+            continue;
+        }
+        if (space) rl_buf_putc(&b, ' ');
+        space = 0;
+        rl_buf_putc(&b, s[i]);
+    }
+    return rl_buf_take(&b);
+}
+
+int rl_text_contains_normalized(const char *hay, const char *needle) {
+    char *h = rl_text_normalize_ws(hay, strlen(hay)), *n = rl_text_normalize_ws(needle, strlen(needle));
+    int found = n[0] && strstr(h, n) != NULL;
+    free(h);
+    free(n);
+    return found;
+}
+
+
+int rl_text_next_number(const char *s, size_t *i, char *out, size_t cap) {
+    while (s[*i] && !isdigit((unsigned char)s[*i])) (*i)++;
+    if (!s[*i]) return 0;
+    size_t n = 0;
+    while (s[*i] && (isdigit((unsigned char)s[*i]) || ((s[*i] == ',' || s[*i] == '.') && isdigit((unsigned char)s[*i + 1])))) {
+        if (s[*i] != ',' && n + 1 < cap) out[n++] = s[*i];
+        (*i)++;
+    }
+    out[n] = 0;
+    char *dot = strchr(out, '.');
+    if (dot) { /* "1500.00" and "1500" are one number */
+        char *e = out + strlen(out);
+        while (e > dot + 1 && e[-1] == '0') *--e = 0;
+        if (e == dot + 1) *dot = 0;
+    }
+    return 1;
 }

@@ -7,8 +7,10 @@
  * model has adapters on that module, so the batch forward, the backward and decoding all
  * agree on what a layer computes.
  *
- * Simplifications, said plainly: LoRA dropout is not implemented (treated as 0); the attention
- * probabilities of every layer are kept (O(L*B*NH*T^2) memory, no gradient checkpointing yet).
+ * Memory options (rl_acts_init_ex flags): gradient checkpointing keeps one layer of inner
+ * activations and recomputes each layer in backward; chunked logits never hold more than
+ * RL_LOGITS_CHUNK rows of (rows, V) logits: the loss is computed chunk by chunk in forward and the
+ * chunk's logits are recomputed in backward (one more lm_head product, no (B*T, V) array).
  */
 #include "model/model.h"
 
@@ -147,6 +149,8 @@ void rl_params_linear(const rl_model_config *c, const rl_params *p, int l, rl_mo
 
 /* ---- model ------------------------------------------------------------------------------ */
 
+static uint64_t splitmix64(uint64_t *s);
+
 rl_status rl_model_init(rl_model *m, const rl_model_config *cfg, rl_error *err) {
     memset(m, 0, sizeof *m);
     rl_status s = rl_model_config_check(cfg, err);
@@ -156,6 +160,27 @@ rl_status rl_model_init(rl_model *m, const rl_model_config *cfg, rl_error *err) 
     m->inv_freq = rl_xcalloc((size_t)cfg->head_dim / 2, sizeof(float));
     rl_rope_inv_freq(m->inv_freq, cfg->head_dim, &cfg->rope);
     return RL_OK;
+}
+
+void rl_model_init_random(rl_model *m, uint64_t seed, float std) {
+    // transformers' _init_weights for Llama/Qwen2: normal(0, std) matrices and embeddings, zero
+    // biases, RMSNorm weights 1 (Box-Muller over splitmix64)
+    uint64_t s = seed ^ 0x51a7ull;
+    int n = rl_params_count(&m->cfg);
+    rl_tensor_ref *refs = rl_xcalloc((size_t)n, sizeof *refs);
+    rl_params_list(&m->cfg, &m->w, refs);
+    for (int i = 0; i < n; i++) {
+        int norm = strstr(refs[i].name, "norm") != NULL, bias = strstr(refs[i].name, ".bias") != NULL;
+        for (size_t k = 0; k < refs[i].n; k++) {
+            if (norm || bias) {
+                refs[i].data[k] = norm ? 1.0f : 0.0f;
+                continue;
+            }
+            double u1 = ((splitmix64(&s) >> 11) + 1.0) / 9007199254740993.0, u2 = (splitmix64(&s) >> 11) / 9007199254740992.0;
+            refs[i].data[k] = (float)(std * sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2));
+        }
+    }
+    free(refs);
 }
 
 void rl_model_free(rl_model *m) {
@@ -341,7 +366,8 @@ rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *er
     return rl_acts_init_ex(a, m, B, T, 0, err);
 }
 
-rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int checkpointing, rl_error *err) {
+rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags, rl_error *err) {
+    int checkpointing = (flags & RL_ACTS_CHECKPOINT) != 0, chunked = (flags & RL_ACTS_CHUNKED_LOGITS) != 0;
     memset(a, 0, sizeof *a);
     const rl_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return rl_fail(err, RL_EINVAL, "batch %dx%d must be positive", B, T);
@@ -355,7 +381,8 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int check
     if (checkpointing) L = 1;
     size_t sizes[] = {
         (LR + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T * T, L * N * QD,
-        L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N, N * V, N,
+        L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N,
+        (chunked && N > RL_LOGITS_CHUNK ? RL_LOGITS_CHUNK : N) * V, N,
         L * RL_MOD_COUNT * N * r,
         N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, N * r, (size_t)T * T, r ? N * maxd : 0,
     };
@@ -387,6 +414,7 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int check
     a->B = B;
     a->T = T;
     a->checkpointing = checkpointing;
+    a->chunked_logits = chunked;
     return RL_OK;
 }
 
@@ -394,6 +422,82 @@ void rl_acts_free(rl_acts *a) {
     free(a->mem);
     free(a->tokens);
     memset(a, 0, sizeof *a);
+}
+
+/* ---- row kernels over the pool ----------------------------------------------------------- */
+
+/* The kernels are pure functions over rows; these spread fixed slices of rows over the pool
+ * (fixed slices: the result does not depend on the number of threads). */
+#define PAR_SLICES 16
+
+typedef struct {
+    float *losses, *dlogits, *out, *dg, *du;
+    const float *logits, *g, *u, *dout;
+    const int *targets;
+    size_t n;  /* rows (xent) or elements (swiglu) */
+    int V;
+    float dscale;
+    double sums[PAR_SLICES];
+} par_ctx;
+
+static void slice_of(size_t n, size_t i, size_t *lo, size_t *hi) {
+    *lo = n * i / PAR_SLICES;
+    *hi = n * (i + 1) / PAR_SLICES;
+}
+
+static void par_xent_item(void *vc, size_t i, int thread) {
+    par_ctx *c = vc;
+    size_t lo, hi;
+    slice_of(c->n, i, &lo, &hi);
+    c->sums[i] = hi > lo ? rl_xent_forward_backward(c->losses ? c->losses + lo : NULL, c->dlogits ? c->dlogits + lo * c->V : NULL,
+                                                    c->logits + lo * c->V, c->targets + lo, (int)(hi - lo), c->V, c->dscale)
+                         : 0.0;
+    (void)thread;
+}
+
+static double par_xent(rl_pool *pool, float *losses, float *dlogits, const float *logits, const int *targets, int N, int V,
+                       float dscale) {
+    if (!pool || N < PAR_SLICES) return rl_xent_forward_backward(losses, dlogits, logits, targets, N, V, dscale);
+    par_ctx c = {.losses = losses, .dlogits = dlogits, .logits = logits, .targets = targets, .n = (size_t)N, .V = V, .dscale = dscale};
+    rl_pool_for(pool, PAR_SLICES, par_xent_item, &c);
+    double sum = 0;
+    for (int i = 0; i < PAR_SLICES; i++) sum += c.sums[i];
+    return sum;
+}
+
+static void par_swiglu_fwd_item(void *vc, size_t i, int thread) {
+    par_ctx *c = vc;
+    size_t lo, hi;
+    slice_of(c->n, i, &lo, &hi);
+    rl_swiglu_forward(c->out + lo, c->g + lo, c->u + lo, hi - lo);
+    (void)thread;
+}
+
+static void par_swiglu_bwd_item(void *vc, size_t i, int thread) {
+    par_ctx *c = vc;
+    size_t lo, hi;
+    slice_of(c->n, i, &lo, &hi);
+    rl_swiglu_backward(c->dg + lo, c->du + lo, c->dout + lo, c->g + lo, c->u + lo, hi - lo);
+    (void)thread;
+}
+
+static void par_swiglu_forward(rl_pool *pool, float *out, const float *g, const float *u, size_t NF) {
+    if (!pool) {
+        rl_swiglu_forward(out, g, u, NF);
+        return;
+    }
+    par_ctx c = {.out = out, .g = g, .u = u, .n = NF};
+    rl_pool_for(pool, PAR_SLICES, par_swiglu_fwd_item, &c);
+}
+
+static void par_swiglu_backward(rl_pool *pool, float *dg, float *du, const float *dout, const float *g, const float *u,
+                                size_t NF) {
+    if (!pool) {
+        rl_swiglu_backward(dg, du, dout, g, u, NF);
+        return;
+    }
+    par_ctx c = {.dg = dg, .du = du, .dout = dout, .g = g, .u = u, .n = NF};
+    rl_pool_for(pool, PAR_SLICES, par_swiglu_bwd_item, &c);
 }
 
 /* ---- forward ---------------------------------------------------------------------------- */
@@ -438,7 +542,7 @@ static void layer_forward(rl_model *m, rl_acts *a, int l, int B, int T, const in
     rl_rmsnorm_forward(p.ln2, p.ln2_rstd, p.res2, m->w.rms_ffn + (size_t)l * C, N, C, c->norm_eps);
     linear_fwd(m, l, RL_MOD_GATE, p.g, p.ln2, LT(p, RL_MOD_GATE), a->lora_x, N);
     linear_fwd(m, l, RL_MOD_UP, p.u, p.ln2, LT(p, RL_MOD_UP), a->lora_x, N);
-    rl_swiglu_forward(p.h, p.g, p.u, (size_t)N * F);
+    par_swiglu_forward(m->pool, p.h, p.g, p.u, (size_t)N * F);
     linear_fwd(m, l, RL_MOD_DOWN, p.res_next, p.h, LT(p, RL_MOD_DOWN), a->lora_x, N);
     rl_axpy(p.res_next, 1.0f, p.res2, (size_t)N * C);
 }
@@ -471,10 +575,16 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
     for (int l = 0; l < c->n_layers; l++) layer_forward(m, a, l, B, T, seg ? a->seg : NULL);
     float *res_final = a->res + (size_t)c->n_layers * a->B * a->T * C;
     rl_rmsnorm_forward(a->lnf, a->lnf_rstd, res_final, m->w.rms_final, N, C, c->norm_eps);
-    rl_matmul_forward(a->logits, a->lnf, m->w.lm_head, NULL, N, C, V);
     a->n_valid = 0;
     for (int i = 0; i < N; i++) a->n_valid += a->targets[i] >= 0;
-    double sum = rl_xent_forward_backward(a->losses, NULL, a->logits, a->targets, N, V, 0.0f);
+    double sum = 0;
+    int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        int nr = r0 + chunk < N ? chunk : N - r0;
+        float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
+        rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V);
+        sum += par_xent(m->pool, a->losses + r0, NULL, lg, a->targets + r0, nr, V, 0.0f);
+    }
     if (loss) *loss = a->n_valid ? (float)(sum / a->n_valid) : 0.0f;
     return RL_OK;
 }
@@ -492,7 +602,7 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), a->dlora, a->lora_x, N);
     memset(a->dg, 0, (size_t)N * F * sizeof(float));
     memset(a->du, 0, (size_t)N * F * sizeof(float));
-    rl_swiglu_backward(a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
+    par_swiglu_backward(m->pool, a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
     linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), a->dlora, a->lora_x, N);
     linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), a->dlora, a->lora_x, N);
@@ -517,9 +627,16 @@ void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, floa
     const rl_model_config *c = &m->cfg;
     int N = a->b * a->t, C = c->dim, V = c->vocab_size;
     // loss -> logits -> final norm (dlogits overwrite the logits)
-    rl_xent_forward_backward(NULL, a->logits, a->logits, a->targets, N, V, dscale);
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
-    rl_matmul_backward(a->dln, gr ? gr->lm_head : NULL, NULL, a->logits, a->lnf, m->w.lm_head, N, C, V);
+    int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
+    for (int r0 = 0; r0 < N; r0 += chunk) {
+        int nr = r0 + chunk < N ? chunk : N - r0;
+        float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
+        if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V); // recompute
+        par_xent(m->pool, NULL, lg, lg, a->targets + r0, nr, V, dscale);
+        rl_matmul_backward(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, NULL, lg, a->lnf + (size_t)r0 * C,
+                           m->w.lm_head, nr, C, V);
+    }
     memset(a->dres, 0, (size_t)N * C * sizeof(float));
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_final : NULL, a->dln, a->res + (size_t)c->n_layers * a->B * a->T * C,
                         m->w.rms_final, a->lnf_rstd, N, C);

@@ -122,6 +122,9 @@ void rl_params_linear(const rl_model_config *cfg, const rl_params *p, int l, rl_
 /* Allocates a zeroed model for cfg (a loader then fills the weights). */
 rl_status rl_model_init(rl_model *m, const rl_model_config *cfg, rl_error *err);
 void rl_model_free(rl_model *m);
+/* Replaces the weights with a fresh random init (normal(0, std) matrices and embeddings, norms 1,
+ * biases 0), for training a model of this shape from scratch. */
+void rl_model_init_random(rl_model *m, uint64_t seed, float std);
 /* Loads a model: a folder is a Hugging Face folder (config.json + model.safetensors or
  * model.safetensors.index.json); a file is a llama2.c checkpoint. */
 rl_status rl_model_load(rl_model *m, const char *path, rl_error *err);
@@ -172,7 +175,7 @@ typedef struct rl_acts {
     float *g, *u, *h;  // (L, BT, F) gate, up, silu(gate) * up
     float *lnf;        // (BT, C)
     float *lnf_rstd;   // (BT)
-    float *logits;     // (BT, V) (overwritten by dlogits in backward)
+    float *logits;     // (BT, V), or (RL_LOGITS_CHUNK, V) when chunked (overwritten by dlogits in backward)
     float *losses;     // (BT)
     float *lora_t;     // (L, RL_MOD_COUNT, BT, r) x A^T of every adapted module (LoRA only)
     /* backward scratch (one layer) */
@@ -180,15 +183,21 @@ typedef struct rl_acts {
     float *attn_scratch; // (T, T)
     float *lora_x;       // (BT, max(C,F,QD)) LoRA dropout scratch
     int checkpointing; /* 1: only res is kept per layer; the rest is recomputed in backward */
+    int chunked_logits; /* 1: logits holds RL_LOGITS_CHUNK rows at a time (losses are kept) */
     float *mem;
     size_t n;
 } rl_acts;
 
 /* Allocates activations for batches up to (B, T) of m (LoRA rank of m->lora if set). */
 rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *err);
-/* The same with gradient checkpointing: the inner activations (incl. the (T,T) attention
- * probabilities) are kept for one layer only and recomputed layer by layer in backward. */
-rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int checkpointing, rl_error *err);
+/* The same with options (flags): RL_ACTS_CHECKPOINT keeps the inner activations (incl. the (T,T)
+ * attention probabilities) of one layer only and recomputes each layer in backward;
+ * RL_ACTS_CHUNKED_LOGITS never materialises the (B*T, V) logits (a->logits then holds only the
+ * last chunk; use it when only the losses and gradients are wanted). */
+#define RL_ACTS_CHECKPOINT 1
+#define RL_ACTS_CHUNKED_LOGITS 2
+#define RL_LOGITS_CHUNK 256
+rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags, rl_error *err);
 void rl_acts_free(rl_acts *a);
 
 /* Forward over tokens (B,T). targets (B,T) may be NULL (no loss); a target < 0 is masked.

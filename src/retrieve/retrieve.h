@@ -146,6 +146,38 @@ char *rl_fts_query(const char *text);
 rl_status rl_search_bm25(rl_store *store, const char *query, int k, rl_hit **hits, size_t *n_hits, rl_error *err);
 void rl_hits_free(rl_hit *hits, size_t n);
 
+/* ---- embeddings, dense and hybrid search ----------------------------------------------- */
+
+/* An embedder: any model the engine loads, used as a sentence encoder by mean-pooling its
+ * final (normalised) hidden states over the text's tokens and L2-normalising the result. */
+typedef struct rl_embedder rl_embedder;
+rl_status rl_embedder_open(rl_embedder **out, const char *model_path, const char *tokenizer_path, int threads, rl_error *err);
+void rl_embedder_free(rl_embedder *e);
+int rl_embedder_dim(const rl_embedder *e);
+/* Identifies the model (a hash of its shape and weights): vectors of another one are re-made. */
+const char *rl_embedder_fingerprint(const rl_embedder *e);
+/* out: dim floats, unit length. Texts longer than the model's context (at most 256 tokens)
+ * are cut. */
+rl_status rl_embed_text(rl_embedder *e, const char *text, float *out, rl_error *err);
+
+/* Embeds every chunk that has no vector from this embedder (committed in batches, so a killed
+ * run keeps what it did), and rebuilds the HNSW index file at index_path (atomically) when
+ * anything changed. */
+rl_status rl_store_embed(rl_store *s, rl_embedder *e, const char *index_path, int64_t *n_embedded, rl_error *err);
+
+/* Dense search state: the embedder and the loaded index. */
+typedef struct rl_dense rl_dense;
+rl_status rl_dense_open(rl_dense **out, rl_embedder *e, const char *index_path, rl_error *err);
+void rl_dense_close(rl_dense *d);
+rl_status rl_search_dense(rl_store *s, rl_dense *d, const char *query, int k, rl_hit **hits, size_t *n_hits, rl_error *err);
+/* Reciprocal rank fusion of BM25 and dense: score = sum over both lists of w / (rrf_k + rank). */
+typedef struct rl_hybrid_opts {
+    int rrf_k;                        /* 60 */
+    double bm25_weight, dense_weight; /* 1, 1 */
+} rl_hybrid_opts;
+rl_status rl_search_hybrid(rl_store *s, rl_dense *d, const rl_hybrid_opts *o, const char *query, int k, rl_hit **hits, size_t *n_hits,
+                           rl_error *err);
+
 /* ---- the RAFT layout ------------------------------------------------------------------- */
 
 /* The prompt layout shared by training, evaluation and serving, so that what the model sees at

@@ -885,6 +885,15 @@ static void sentence_candidates(cand_list *l, const unit *u, const char *topic, 
         if ((kind = figure_at(s, v, &fe)) != FIG_NONE && kind != FIG_MODEL) {
             char *subj = subject_phrase(s, (size_t)(at - s));
             if (!subj) return;
+            if (count_words(subj) <= 2) { /* "the target" says too little: whose? */
+                if (!topic) {
+                    free(subj);
+                    return;
+                }
+                char *longer = rl_xasprintf("%s of the %s", subj, topic);
+                free(subj);
+                subj = longer;
+            }
             char *q = strcmp(verb, "will be") == 0 ? rl_xasprintf("What will %s be?", subj) : rl_xasprintf("What %s %s?", verb, subj);
             free(subj);
             add_candidate(l, q, s + v, fe - v, s, 3 + fig_score(kind), order);
@@ -1048,7 +1057,7 @@ rl_teacher *rl_teacher_extractive_new(void) {
     extractive *x = rl_xcalloc(1, sizeof *x);
     x->base.vt = &extractive_vt;
     /* bump the version whenever the phrasing changes, so old questions are not mixed in */
-    snprintf(x->base.fingerprint, sizeof x->base.fingerprint, "extractive-v2");
+    snprintf(x->base.fingerprint, sizeof x->base.fingerprint, "extractive-v3");
     return &x->base;
 }
 

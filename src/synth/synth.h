@@ -84,6 +84,17 @@ void rl_teacher_openai_stats(rl_teacher *t, int64_t *requests, int64_t *retries,
  * *out is an array of strings the caller frees. */
 int rl_parse_questions(const char *content, char ***out);
 
+/* A model raftlm loads itself, prompted through its chat template (greedy by default). */
+typedef struct rl_local_opts {
+    const char *model, *tokenizer; /* tokenizer NULL: beside the model */
+    double temperature;
+    int max_tokens;
+    uint64_t seed;
+    int threads;
+    const char *question_prompt, *answer_prompt;
+} rl_local_opts;
+rl_status rl_teacher_local_new(rl_teacher **out, const rl_local_opts *opts, rl_error *err);
+
 /* The extractive teacher's core, for tests and for reuse: up to max question/answer pairs from
  * one chunk (caller frees with rl_qa_free). */
 typedef struct rl_qa {
@@ -105,8 +116,6 @@ typedef struct rl_verdict {
 
 /* Checks a chain-of-thought answer against its oracle chunk. */
 void rl_verify_answer(const char *cot, const char *chunk_text, rl_verdict *v);
-/* Whitespace-normalised containment: runs of spaces/newlines count as one space. */
-int rl_text_contains_normalized(const char *hay, const char *needle);
 
 /* MinHash signatures over word 3-shingles, for near-duplicate questions. */
 #define RL_MINHASH_K 64

@@ -50,6 +50,10 @@ void syn_examples_free(syn_examples *x);
 /* Renders one example as a JSON line in a format (no newline); caller frees. */
 char *syn_example_json(const syn_example *e, rl_export_format fmt);
 
+/* The teachers' prompts (prompts.c): templates with {chunk} {heading} {title} {n} {question}. */
+extern const char *const syn_default_question_prompt, *const syn_default_answer_prompt, *const syn_teacher_system_prompt;
+char *syn_prompt_fill(const char *tpl, const rl_teacher_task *t); /* caller frees */
+
 #define SYN_SYSTEM_PROMPT                                                                                                  \
     "Answer the question using the documents. Quote the sentences you use between ##begin_quote## and ##end_quote##, " \
     "then give the final answer after <ANSWER>:. If the documents do not contain the answer, say so."

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "synth/synth.h"
+#include "synth/synth_internal.h"
 
 typedef struct request {
     rl_teacher_task *task;
@@ -46,51 +46,6 @@ typedef struct openai {
     uint64_t rng;
     int64_t prompt_tokens, completion_tokens, requests, retries;
 } openai;
-
-/* ---- prompts ---------------------------------------------------------------------------- */
-
-static const char *default_question_prompt =
-    "Here is a passage from the document \"{title}\" (section: {heading}):\n"
-    "<passage>\n{chunk}\n</passage>\n\n"
-    "Write {n} different questions that a colleague might ask and that this passage answers with an exact fact "
-    "(a number, a date, an amount, a name). Each question must make sense on its own, without the passage. "
-    "Reply with only a JSON array of {n} strings.";
-
-static const char *default_answer_prompt =
-    "Answer the question using only this passage from the document \"{title}\" (section: {heading}):\n"
-    "<passage>\n{chunk}\n</passage>\n\n"
-    "Question: {question}\n\n"
-    "Explain your reasoning in one or two sentences. Copy the exact sentences you rely on between ##begin_quote## and "
-    "##end_quote##. End with a line \"<ANSWER>: \" followed by the short final answer.";
-
-static const char *system_prompt = "You are a careful assistant who writes training data from company documents. Follow the format exactly.";
-
-/* Replaces {chunk}, {heading}, {title}, {n} and {question}. */
-static char *fill_template(const char *tpl, const rl_teacher_task *t) {
-    rl_buf b = {0};
-    for (const char *p = tpl; *p;) {
-        if (*p == '{') {
-            const char *e = strchr(p, '}');
-            if (e) {
-                size_t n = (size_t)(e - p - 1);
-                const char *v = NULL;
-                char num[16];
-                if (n == 5 && !strncmp(p + 1, "chunk", 5)) v = t->chunk_text;
-                else if (n == 7 && !strncmp(p + 1, "heading", 7)) v = t->heading && t->heading[0] ? t->heading : "-";
-                else if (n == 5 && !strncmp(p + 1, "title", 5)) v = t->doc_title && t->doc_title[0] ? t->doc_title : "-";
-                else if (n == 8 && !strncmp(p + 1, "question", 8)) v = t->question ? t->question : "";
-                else if (n == 1 && p[1] == 'n') snprintf(num, sizeof num, "%d", t->n_questions), v = num;
-                if (v) {
-                    rl_buf_puts(&b, v);
-                    p = e + 1;
-                    continue;
-                }
-            }
-        }
-        rl_buf_putc(&b, *p++);
-    }
-    return rl_buf_take(&b);
-}
 
 /* ---- parsing questions robustly ---------------------------------------------------------- */
 
@@ -353,11 +308,11 @@ static rl_status oa_submit(rl_teacher *tt, rl_teacher_task *t, rl_error *err) {
     openai *x = (openai *)tt;
     if (x->o.token_budget > 0 && x->prompt_tokens + x->completion_tokens >= x->o.token_budget)
         return rl_fail(err, RL_EINTERRUPTED, "the teacher's token budget of %lld tokens is spent (teacher.token_budget)", (long long)x->o.token_budget);
-    char *user = fill_template(t->kind == RL_TASK_QUESTIONS ? (x->o.question_prompt ? x->o.question_prompt : default_question_prompt)
-                                                            : (x->o.answer_prompt ? x->o.answer_prompt : default_answer_prompt),
+    char *user = syn_prompt_fill(t->kind == RL_TASK_QUESTIONS ? (x->o.question_prompt ? x->o.question_prompt : syn_default_question_prompt)
+                                                            : (x->o.answer_prompt ? x->o.answer_prompt : syn_default_answer_prompt),
                                t);
     json_t *req = json_pack("{s:s, s:[{s:s, s:s}, {s:s, s:s}], s:f, s:i}", "model", x->o.model ? x->o.model : "default", "messages", "role",
-                            "system", "content", system_prompt, "role", "user", "content", user, "temperature", x->o.temperature,
+                            "system", "content", syn_teacher_system_prompt, "role", "user", "content", user, "temperature", x->o.temperature,
                             "max_tokens", x->o.max_tokens);
     free(user);
     if (!req) return rl_fail(err, RL_EINVAL, "cannot build the request (text is not valid UTF-8?)");

@@ -15,47 +15,10 @@
 #define END_QUOTE "##end_quote##"
 #define ANSWER_TAG "<ANSWER>:"
 
-/* Collapses whitespace runs to one space and trims; caller frees. */
-static char *normalize_ws(const char *s, size_t n) {
-    rl_buf b = {0};
-    int space = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (isspace((unsigned char)s[i])) {
-            space = b.len > 0;
-            continue;
-        }
-        if (space) rl_buf_putc(&b, ' ');
-        space = 0;
-        rl_buf_putc(&b, s[i]);
-    }
-    return rl_buf_take(&b);
-}
-
-int rl_text_contains_normalized(const char *hay, const char *needle) {
-    char *h = normalize_ws(hay, strlen(hay)), *n = normalize_ws(needle, strlen(needle));
-    int found = n[0] && strstr(h, n) != NULL;
-    free(h);
-    free(n);
-    return found;
-}
-
-/* Numbers of a text with thousands separators removed: "1,500.00" -> "1500.00". */
-static int next_number(const char *s, size_t *i, char *out, size_t cap) {
-    while (s[*i] && !isdigit((unsigned char)s[*i])) (*i)++;
-    if (!s[*i]) return 0;
-    size_t n = 0;
-    while (s[*i] && (isdigit((unsigned char)s[*i]) || ((s[*i] == ',' || s[*i] == '.') && isdigit((unsigned char)s[*i + 1])))) {
-        if (s[*i] != ',' && n + 1 < cap) out[n++] = s[*i];
-        (*i)++;
-    }
-    out[n] = 0;
-    return 1;
-}
-
 static int chunk_has_number(const char *chunk, const char *num) {
     size_t i = 0;
     char buf[64];
-    while (next_number(chunk, &i, buf, sizeof buf))
+    while (rl_text_next_number(chunk, &i, buf, sizeof buf))
         if (strcmp(buf, num) == 0) return 1;
     return 0;
 }
@@ -66,7 +29,7 @@ void rl_verify_answer(const char *cot, const char *chunk, rl_verdict *v) {
     for (const char *p = strstr(cot, ANSWER_TAG); p; p = strstr(p + 1, ANSWER_TAG)) tag = p;
     if (tag) {
         const char *a = tag + strlen(ANSWER_TAG);
-        v->final_answer = normalize_ws(a, strlen(a));
+        v->final_answer = rl_text_normalize_ws(a, strlen(a));
     }
     if (!v->final_answer || !v->final_answer[0]) {
         v->reason = "no_final_answer";
@@ -87,7 +50,7 @@ void rl_verify_answer(const char *cot, const char *chunk, rl_verdict *v) {
             return;
         }
         char *quote = rl_xstrndup(q, (size_t)(e - q));
-        char *nq = normalize_ws(quote, strlen(quote));
+        char *nq = rl_text_normalize_ws(quote, strlen(quote));
         int ok = nq[0] && rl_text_contains_normalized(chunk, nq);
         if (!ok) {
             v->reason = nq[0] ? "quote_not_in_chunk" : "empty_quote";
@@ -106,7 +69,7 @@ void rl_verify_answer(const char *cot, const char *chunk, rl_verdict *v) {
     }
     size_t i = 0;
     char num[64];
-    while (next_number(v->final_answer, &i, num, sizeof num))
+    while (rl_text_next_number(v->final_answer, &i, num, sizeof num))
         if (!chunk_has_number(chunk, num)) {
             v->reason = "answer_figure_not_in_chunk";
             snprintf(v->detail, sizeof v->detail, "%s is not in the document", num);

@@ -9,8 +9,8 @@
  * 10 MB pre-token (SentencePiece vocabularies have no pre-tokenizer) is fine.
  *
  * Symbols that are not in the vocabulary at the end become byte tokens <0xXX> (byte_fallback,
- * all bytes must exist) or the unknown token. Like the JavaScript reference, consecutive unknown
- * symbols are not fused (fuse_unk only matters for vocabularies without byte fallback). */
+ * all bytes must exist) or the unknown token; fuse_unk (consecutive unknowns become one) is
+ * applied by the pipeline over all pre-tokens of a section, as the JavaScript reference does. */
 #include "tokenizer/tok_internal.h"
 
 #include <stdlib.h>

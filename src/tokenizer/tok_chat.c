@@ -15,10 +15,11 @@ static const struct {
     const char *name;
     rl_chat_family family;
 } family_names[] = {
-    {"chatml", RL_CHAT_CHATML}, {"qwen", RL_CHAT_CHATML},    {"smollm", RL_CHAT_CHATML}, {"llama3", RL_CHAT_LLAMA3},
-    {"llama-3", RL_CHAT_LLAMA3}, {"llama2", RL_CHAT_LLAMA2}, {"llama-2", RL_CHAT_LLAMA2}, {"mistral", RL_CHAT_MISTRAL},
-    {"zephyr", RL_CHAT_ZEPHYR}, {"tinyllama", RL_CHAT_ZEPHYR}, {"gemma", RL_CHAT_GEMMA}, {"phi3", RL_CHAT_PHI3},
-    {"phi-3", RL_CHAT_PHI3},
+    {"chatml", RL_CHAT_CHATML},    {"qwen", RL_CHAT_CHATML},    {"smollm", RL_CHAT_CHATML},
+    {"llama3", RL_CHAT_LLAMA3},    {"llama-3", RL_CHAT_LLAMA3}, {"llama3.1", RL_CHAT_LLAMA31},
+    {"llama3.2", RL_CHAT_LLAMA31}, {"llama2", RL_CHAT_LLAMA2},  {"llama-2", RL_CHAT_LLAMA2},
+    {"mistral", RL_CHAT_MISTRAL},  {"zephyr", RL_CHAT_ZEPHYR},  {"tinyllama", RL_CHAT_ZEPHYR},
+    {"gemma", RL_CHAT_GEMMA},      {"phi3", RL_CHAT_PHI3},      {"phi-3", RL_CHAT_PHI3},
 };
 
 rl_chat_family rl_chat_family_parse(const char *name) {
@@ -37,6 +38,7 @@ const char *rl_chat_family_name(rl_chat_family f) {
     case RL_CHAT_ZEPHYR: return "zephyr";
     case RL_CHAT_GEMMA: return "gemma";
     case RL_CHAT_PHI3: return "phi3";
+    case RL_CHAT_LLAMA31: return "llama3.1";
     default: return "unknown";
     }
 }
@@ -45,8 +47,8 @@ rl_chat_family rl_chat_detect(const char *t) {
     if (!t) return RL_CHAT_UNKNOWN;
     if (strstr(t, "<|im_start|>")) return RL_CHAT_CHATML;
     if (strstr(t, "<|start_header_id|>")) {
-        /* Llama 3.1+ templates add a dated system header and tool blocks we do not reproduce */
-        if (strstr(t, "Cutting Knowledge Date")) return RL_CHAT_UNKNOWN;
+        /* Llama 3.1+ add a dated system header (tool blocks are not reproduced) */
+        if (strstr(t, "Cutting Knowledge Date")) return RL_CHAT_LLAMA31;
         return RL_CHAT_LLAMA3;
     }
     if (strstr(t, "<start_of_turn>")) return RL_CHAT_GEMMA;
@@ -63,7 +65,8 @@ static char *chatml_default_system(const char *t) {
     for (const char *p = strstr(t, key); p; p = strstr(p + 1, key)) {
         const char *s = p + strlen(key), *e = strstr(s, "<|im_end|>");
         if (!e) return NULL;
-        if (e == s || memchr(s, '\'', (size_t)(e - s)) || memchr(s, '"', (size_t)(e - s)) || memchr(s, '{', (size_t)(e - s)))
+        if (e == s || memchr(s, '\'', (size_t)(e - s)) || memchr(s, '"', (size_t)(e - s)) ||
+            memchr(s, '{', (size_t)(e - s)))
             continue;
         return rl_xstrndup(s, (size_t)(e - s));
     }
@@ -78,7 +81,8 @@ typedef struct chat_style {
 } chat_style;
 
 static int family_writes_bos(rl_chat_family f) {
-    return f == RL_CHAT_LLAMA3 || f == RL_CHAT_LLAMA2 || f == RL_CHAT_MISTRAL || f == RL_CHAT_GEMMA;
+    return f == RL_CHAT_LLAMA3 || f == RL_CHAT_LLAMA31 || f == RL_CHAT_LLAMA2 || f == RL_CHAT_MISTRAL ||
+           f == RL_CHAT_GEMMA;
 }
 
 static void style_of(const char *tmpl, chat_style *cs, char **system) {
@@ -115,8 +119,8 @@ rl_status rl_tok_set_chat_template(rl_tokenizer *t, const char *s, rl_error *err
     f = rl_chat_detect(s);
     if (f == RL_CHAT_UNKNOWN)
         return rl_fail(err, RL_EUNSUPPORTED,
-                       "chat template \"%.60s%s\" is neither a known family (chatml, llama3, llama2, mistral, zephyr, "
-                       "gemma, phi3) nor a template of one",
+                       "chat template \"%.60s%s\" is neither a known family (chatml, llama3, llama3.1, llama2, "
+                       "mistral, zephyr, gemma, phi3) nor a template of one",
                        s, strlen(s) > 60 ? "..." : "");
     free(t->chat_template);
     t->chat_template = rl_xstrdup(s);
@@ -134,8 +138,8 @@ static void put_trimmed(rl_buf *b, const char *s) {
     rl_buf_append(b, s + i, n - i);
 }
 
-static rl_status render(const chat_style *cs, const char *bos, const char *eos, const rl_chat_msg *m, size_t n,
-                        int gen, char **out, rl_error *err) {
+static rl_status render(const chat_style *cs, const char *bos, const char *eos, const rl_chat_msg *m, size_t n, int gen,
+                        char **out, rl_error *err) {
     rl_chat_family f = cs->family;
     const char *def_system = cs->system;
     rl_buf b = {0};
@@ -171,6 +175,23 @@ static rl_status render(const chat_style *cs, const char *bos, const char *eos, 
         }
         if (gen) rl_buf_puts(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
         break;
+    case RL_CHAT_LLAMA31: {
+        /* the date is the template's default (transformers would put today's date when it
+         * defines strftime_now; a fixed one keeps training data reproducible) */
+        size_t i = 0;
+        rl_buf_puts(&b, bos);
+        rl_buf_puts(&b, "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+                        "Today Date: 26 Jul 2024\n\n");
+        if (n > 0 && strcmp(m[0].role, "system") == 0) put_trimmed(&b, m[0].content), i = 1;
+        rl_buf_puts(&b, "<|eot_id|>");
+        for (; i < n; i++) {
+            rl_buf_printf(&b, "<|start_header_id|>%s<|end_header_id|>\n\n", m[i].role);
+            put_trimmed(&b, m[i].content);
+            rl_buf_puts(&b, "<|eot_id|>");
+        }
+        if (gen) rl_buf_puts(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        break;
+    }
     case RL_CHAT_LLAMA2:
     case RL_CHAT_MISTRAL: {
         size_t i = 0;
@@ -182,7 +203,8 @@ static rl_status render(const chat_style *cs, const char *bos, const char *eos, 
             int user = strcmp(m[k].role, "user") == 0;
             if (user != expect_user || (!user && strcmp(m[k].role, "assistant") != 0)) {
                 rl_buf_free(&b);
-                return rl_fail(err, RL_EINVAL, "%s chat: roles must alternate user/assistant/user/... (message %zu is %s)",
+                return rl_fail(err, RL_EINVAL,
+                               "%s chat: roles must alternate user/assistant/user/... (message %zu is %s)",
                                rl_chat_family_name(f), k, m[k].role);
             }
             expect_user = !expect_user;
@@ -264,8 +286,9 @@ rl_status rl_chat_render_template(const char *tmpl, const char *bos, const char 
     style_of(tmpl, &cs, &system);
     if (cs.family == RL_CHAT_UNKNOWN) {
         free(system);
-        return rl_fail(err, RL_EUNSUPPORTED, "chat template not recognised; set `chat_template:` to one of chatml, llama3, "
-                                             "llama2, mistral, zephyr, gemma, phi3");
+        return rl_fail(err, RL_EUNSUPPORTED,
+                       "chat template not recognised; set `chat_template:` to one of chatml, llama3, "
+                       "llama3.1, llama2, mistral, zephyr, gemma, phi3");
     }
     rl_status st = render(&cs, bos, eos, msgs, n, add_generation_prompt, out, err);
     free(system);
@@ -277,8 +300,8 @@ rl_status rl_tok_chat_render(const rl_tokenizer *t, const rl_chat_msg *msgs, siz
     *out = NULL;
     if (t->chat_family == RL_CHAT_UNKNOWN)
         return rl_fail(err, RL_EUNSUPPORTED,
-                       "model %s: %s; set `chat_template:` in raftlm.yaml to one of chatml, llama3, llama2, mistral, "
-                       "zephyr, gemma, phi3",
+                       "model %s: %s; set `chat_template:` in raftlm.yaml to one of chatml, llama3, llama3.1, llama2, "
+                       "mistral, zephyr, gemma, phi3",
                        t->name ? t->name : "?",
                        t->chat_template ? "its chat template is not one raftlm can render" : "it has no chat template");
     chat_style cs = {t->chat_family, t->chat_system, t->chat_bos, t->chat_gen_always, t->chat_think};

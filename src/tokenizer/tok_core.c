@@ -43,13 +43,13 @@ int tok_set_piece(rl_tokenizer *t, int32_t id, const char *s, size_t n, uint8_t 
         tok_reserve_ids(t, cap);
     }
     if (t->off[id] != UINT32_MAX) return -1;
+    if (n > TOK_MAX_PIECE || t->pool_len + n + 1 >= UINT32_MAX) return -2;
     if (t->pool_len + n + 1 > t->pool_cap) {
         size_t cap = t->pool_cap ? t->pool_cap : 4096;
         while (cap < t->pool_len + n + 1) cap *= 2;
         t->pool = rl_xrealloc(t->pool, cap);
         t->pool_cap = cap;
     }
-    RL_ASSERT(t->pool_len + n < UINT32_MAX);
     memcpy(t->pool + t->pool_len, s, n);
     t->pool[t->pool_len + n] = 0;
     t->off[id] = (uint32_t)t->pool_len;
@@ -177,7 +177,8 @@ uint32_t tok_byte_to_cp(int b) {
 int tok_cp_to_byte(uint32_t cp) {
     /* the inverse of tok_byte_to_cp without a table (no process-wide state): printable bytes map
      * to themselves, the others in order to 256, 257, ... */
-    if (cp < 256) return (cp >= '!' && cp <= '~') || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF) ? (int)cp : -1;
+    if (cp < 256)
+        return (cp >= '!' && cp <= '~') || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF) ? (int)cp : -1;
     if (cp >= 256 + 68) return -1;
     int n = (int)(cp - 256);
     for (int x = 0; x < 256; x++)
@@ -246,6 +247,14 @@ void tok_scratch_free(tok_scratch *s) {
     free(s->sym);
     free(s->heap);
     rl_buf_free(&s->tmp);
+    tok_cache *c = &s->cache;
+    free(c->slot);
+    free(c->woff);
+    free(c->wlen);
+    free(c->ioff);
+    free(c->ilen);
+    rl_buf_free(&c->words);
+    free(c->ids);
 }
 
 /* ---- finishing a loaded tokenizer ---- */
@@ -255,7 +264,10 @@ static int parse_byte_piece(const char *s, size_t n) { /* "<0xAB>" -> 0xAB, else
     int v = 0;
     for (int i = 3; i < 5; i++) {
         char c = s[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -343,8 +355,8 @@ rl_status tok_finish(rl_tokenizer *t, rl_error *err) {
     if (t->bos >= 0 && !t->bos_str) t->bos_str = rl_xstrndup(piece(t, t->bos), t->len[t->bos]);
     if (t->eos >= 0 && !t->eos_str) t->eos_str = rl_xstrndup(piece(t, t->eos), t->len[t->eos]);
     /* stop ids: eos and the end-of-turn tokens of the common chat formats */
-    static const char *const stops[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-                                        "</s>", "<|end_of_text|>"};
+    static const char *const stops[] = {"<|eot_id|>",    "<|im_end|>", "<|end|>",        "<end_of_turn>",
+                                        "<|endoftext|>", "</s>",       "<|end_of_text|>"};
     t->n_stop = 0;
     if (t->eos >= 0) t->stop[t->n_stop++] = t->eos;
     for (size_t i = 0; i < sizeof stops / sizeof *stops && t->n_stop < 8; i++) {
@@ -451,8 +463,7 @@ rl_status rl_tok_load(rl_tokenizer **out, const char *path, rl_error *err) {
     st = load_bytes(t, m.data ? m.data : (const uint8_t *)"", m.size, strcmp(ext, "json") == 0, err);
     rl_mmap_close(&m);
     /* tokenizer_config.json beside a tokenizer.json: bos/eos names, add_bos, chat template */
-    if (!st && (t->kind == RL_TOK_BPE_BYTES || t->kind == RL_TOK_BPE_SPM || t->kind == RL_TOK_WORDPIECE) &&
-        t->off) {
+    if (!st && (t->kind == RL_TOK_BPE_BYTES || t->kind == RL_TOK_BPE_SPM || t->kind == RL_TOK_WORDPIECE) && t->off) {
         char *cfg = rl_path_join(dir, "tokenizer_config.json");
         if (rl_path_exists(cfg)) {
             char *data;
@@ -519,7 +530,8 @@ static rl_status encode_ids(const rl_tokenizer *t, const char *text, size_t len,
                             rl_error *err) {
     if (!text && len) return rl_fail(err, RL_EINVAL, "encode: NULL text");
     if (!text) text = "";
-    if (len > (size_t)INT32_MAX) return rl_fail(err, RL_EINVAL, "encode: text of %zu bytes is too long (2 GiB max)", len);
+    if (len > (size_t)INT32_MAX)
+        return rl_fail(err, RL_EINVAL, "encode: text of %zu bytes is too long (2 GiB max)", len);
     tok_scratch s = {0};
     rl_status st = RL_OK;
     if (t->kind == RL_TOK_LLAMA2C) tok_llama2c_encode(t, text, len, add_special, &s, out);
@@ -584,8 +596,8 @@ static void decode_one(const rl_tokenizer *t, rl_tok_stream *st, int32_t id, rl_
             static const char *const tails[] = {".", "?", "!", ",", "n't", "'m", "'s", "'ve", "'re"};
             for (size_t k = 0; k < sizeof tails / sizeof *tails; k++) {
                 size_t tl = strlen(tails[k]);
-                if (n >= tl && memcmp(s, tails[k], tl) == 0 && out->len && out->data[out->len - 1] == ' ' && st->started &&
-                    !(pl && t->len[id] >= pl && memcmp(t->pool + t->off[id], t->wp_prefix, pl) == 0)) {
+                if (n >= tl && memcmp(s, tails[k], tl) == 0 && out->len && out->data[out->len - 1] == ' ' &&
+                    st->started && !(pl && t->len[id] >= pl && memcmp(t->pool + t->off[id], t->wp_prefix, pl) == 0)) {
                     out->len--;
                     out->data[out->len] = 0;
                     break;
@@ -593,7 +605,8 @@ static void decode_one(const rl_tokenizer *t, rl_tok_stream *st, int32_t id, rl_
             }
         }
     } else if (n > 0 && s[0] == ' ' &&
-               ((t->dec_strip_first && !st->started) || (t->dec_strip_after_bos && st->prev == t->bos && t->bos >= 0))) {
+               ((t->dec_strip_first && !st->started) ||
+                (t->dec_strip_after_bos && st->prev == t->bos && t->bos >= 0))) {
         s++, n--;
     }
     rl_buf_append(out, s, n);
@@ -601,8 +614,8 @@ static void decode_one(const rl_tokenizer *t, rl_tok_stream *st, int32_t id, rl_
     st->prev = id;
 }
 
-rl_status rl_tok_decode(const rl_tokenizer *t, const int32_t *ids, size_t n, int skip_special, char **text,
-                        size_t *len, rl_error *err) {
+rl_status rl_tok_decode(const rl_tokenizer *t, const int32_t *ids, size_t n, int skip_special, char **text, size_t *len,
+                        rl_error *err) {
     *text = NULL;
     if (len) *len = 0;
     rl_tok_stream st = {.tok = t, .skip_special = skip_special, .prev = -1};
@@ -669,6 +682,40 @@ static void stream_emit(rl_tok_stream *st, const char *s, size_t n, rl_buf *out)
             st->n_pend = 0;
         }
     }
+}
+
+rl_status rl_tok_encode_offsets(const rl_tokenizer *t, const char *text, size_t len, int32_t **ids, size_t **offsets,
+                                size_t *n_ids, rl_error *err) {
+    *ids = NULL;
+    *offsets = NULL;
+    *n_ids = 0;
+    if (t->dec_mode == DEC_WORDPIECE)
+        return rl_fail(err, RL_EUNSUPPORTED, "token offsets: WordPiece does not decode back to the text");
+    int32_t *v;
+    size_t n;
+    rl_status st = rl_tok_encode(t, text, len, 0, &v, &n, err);
+    if (st) return st;
+    size_t *off = rl_xmalloc((n + 1) * sizeof *off);
+    rl_tok_stream ds = {.tok = t, .skip_special = 0, .prev = -1};
+    rl_buf out = {0};
+    for (size_t i = 0; i < n; i++) {
+        off[i] = out.len;
+        decode_one(t, &ds, v[i], &out);
+    }
+    off[n] = out.len;
+    int same = out.len == len && (len == 0 || memcmp(out.data, text, len) == 0);
+    rl_buf_free(&out);
+    if (!same) {
+        free(v);
+        free(off);
+        return rl_fail(err, RL_EUNSUPPORTED,
+                       "token offsets: this tokenizer does not give this text back when decoding (a normalizer "
+                       "changes it)");
+    }
+    *ids = v;
+    *offsets = off;
+    *n_ids = n;
+    return RL_OK;
 }
 
 rl_status rl_tok_stream_push(rl_tok_stream *st, int32_t id, rl_buf *out, rl_error *err) {

@@ -10,6 +10,7 @@
  *   "gpt2"  byte-level BPE with merges; the pre-tokenizer regex comes from tokenizer.ggml.pre
  *           ("llama-bpe"/"llama3", "qwen2", "gpt2", "smollm", "default").
  *   "llama" SentencePiece BPE by scores (llama.cpp's algorithm), byte tokens from token types.
+ *   "bert"  llama.cpp's WPM (BERT WordPiece with U+2581 word starts), [CLS] ... [SEP].
  * Token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte; control and
  * user-defined (and unknown, as llama.cpp does) tokens are matched in the text as added tokens. */
 #include "tokenizer/tok_internal.h"
@@ -83,7 +84,7 @@ static rl_status skip_value(cur *c, uint32_t type, int depth, gval *v, rl_error 
 }
 
 typedef struct gkv {
-    gval model, pre, tokens, scores, types, merges, bos, eos, unk, pad, add_bos, add_eos, add_space, tmpl;
+    gval model, pre, tokens, scores, types, merges, bos, eos, unk, pad, add_bos, add_eos, add_space, tmpl, cls, sep;
 } gkv;
 
 static int get_u32(const cur *c, const gval *v, int64_t *out) {
@@ -122,10 +123,10 @@ static int get_bool(const cur *c, const gval *v, int def) {
     return def;
 }
 
-static const char *llama3_re =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static const char *qwen2_re =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char *llama3_re = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                               "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char *qwen2_re = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+                              "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 static const char *gpt2_re = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 static rl_status add_split(rl_tokenizer *t, const char *re, rl_error *err) {
@@ -143,28 +144,39 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
     uint64_t n_tensors, n_kv;
     if (rd(&c, &version, 4) || rd(&c, &n_tensors, 8) || rd(&c, &n_kv, 8))
         return rl_fail(err, RL_EFORMAT, "GGUF: truncated header (%zu bytes)", size);
-    if (version < 2 || version > 3) return rl_fail(err, RL_EUNSUPPORTED, "GGUF version %u is not supported (2 and 3 are)", version);
+    if (version < 2 || version > 3)
+        return rl_fail(err, RL_EUNSUPPORTED, "GGUF version %u is not supported (2 and 3 are)", version);
     if (n_kv > (size - c.off) / 13)
         return rl_fail(err, RL_EFORMAT, "GGUF: header claims %llu key/value pairs, more than the file can hold",
                        (unsigned long long)n_kv);
     gkv kv;
     memset(&kv, 0, sizeof kv);
-    gval *all[] = {&kv.model, &kv.pre, &kv.tokens, &kv.scores, &kv.types, &kv.merges, &kv.bos,
-                   &kv.eos,   &kv.unk, &kv.pad,    &kv.add_bos, &kv.add_eos, &kv.add_space, &kv.tmpl};
+    gval *all[] = {&kv.model, &kv.pre, &kv.tokens,  &kv.scores,  &kv.types,     &kv.merges, &kv.bos, &kv.eos,
+                   &kv.unk,   &kv.pad, &kv.add_bos, &kv.add_eos, &kv.add_space, &kv.tmpl,   &kv.cls, &kv.sep};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) all[i]->type = UINT32_MAX;
-    static const char *const names[] = {"tokenizer.ggml.model",         "tokenizer.ggml.pre",
-                                        "tokenizer.ggml.tokens",        "tokenizer.ggml.scores",
-                                        "tokenizer.ggml.token_type",    "tokenizer.ggml.merges",
-                                        "tokenizer.ggml.bos_token_id",  "tokenizer.ggml.eos_token_id",
-                                        "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id",
-                                        "tokenizer.ggml.add_bos_token", "tokenizer.ggml.add_eos_token",
-                                        "tokenizer.ggml.add_space_prefix", "tokenizer.chat_template"};
+    static const char *const names[] = {"tokenizer.ggml.model",
+                                        "tokenizer.ggml.pre",
+                                        "tokenizer.ggml.tokens",
+                                        "tokenizer.ggml.scores",
+                                        "tokenizer.ggml.token_type",
+                                        "tokenizer.ggml.merges",
+                                        "tokenizer.ggml.bos_token_id",
+                                        "tokenizer.ggml.eos_token_id",
+                                        "tokenizer.ggml.unknown_token_id",
+                                        "tokenizer.ggml.padding_token_id",
+                                        "tokenizer.ggml.add_bos_token",
+                                        "tokenizer.ggml.add_eos_token",
+                                        "tokenizer.ggml.add_space_prefix",
+                                        "tokenizer.chat_template",
+                                        "tokenizer.ggml.cls_token_id",
+                                        "tokenizer.ggml.seperator_token_id"};
     for (uint64_t i = 0; i < n_kv; i++) {
         const char *key;
         uint64_t klen;
         uint32_t type;
         if (rd_str(&c, &key, &klen) || rd(&c, &type, 4))
-            return rl_fail(err, RL_EFORMAT, "GGUF: key/value %llu is cut off at offset %zu", (unsigned long long)i, c.off);
+            return rl_fail(err, RL_EFORMAT, "GGUF: key/value %llu is cut off at offset %zu", (unsigned long long)i,
+                           c.off);
         gval v = {0};
         rl_status st = skip_value(&c, type, 0, &v, err);
         if (st) {
@@ -174,14 +186,16 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
         for (size_t k = 0; k < sizeof names / sizeof *names; k++)
             if (klen == strlen(names[k]) && memcmp(key, names[k], klen) == 0) *all[k] = v;
     }
-    if (kv.model.type != G_STR) return rl_fail(err, RL_EFORMAT, "GGUF: no tokenizer.ggml.model string (no vocabulary in this file)");
+    if (kv.model.type != G_STR)
+        return rl_fail(err, RL_EFORMAT, "GGUF: no tokenizer.ggml.model string (no vocabulary in this file)");
     const char *model;
     uint64_t mlen;
     cur mc = {data, size, kv.model.off};
     rd_str(&mc, &model, &mlen);
     int is_gpt2 = mlen == 4 && memcmp(model, "gpt2", 4) == 0, is_llama = mlen == 5 && memcmp(model, "llama", 5) == 0;
-    if (!is_gpt2 && !is_llama)
-        return rl_fail(err, RL_EUNSUPPORTED, "GGUF tokenizer model \"%.*s\" is not supported (gpt2 and llama are)",
+    int is_bert = mlen == 4 && memcmp(model, "bert", 4) == 0;
+    if (!is_gpt2 && !is_llama && !is_bert)
+        return rl_fail(err, RL_EUNSUPPORTED, "GGUF tokenizer model \"%.*s\" is not supported (gpt2, llama, bert are)",
                        (int)(mlen > 40 ? 40 : mlen), model);
     if (kv.tokens.type != G_ARR || kv.tokens.atype != G_STR)
         return rl_fail(err, RL_EFORMAT, "GGUF: tokenizer.ggml.tokens is missing or not an array of strings");
@@ -191,7 +205,8 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
         return rl_fail(err, RL_EFORMAT, "GGUF: tokenizer.ggml.scores must be %llu float32", (unsigned long long)n);
     if (kv.types.type != UINT32_MAX && (kv.types.type != G_ARR || kv.types.atype != G_I32 || kv.types.count != n))
         return rl_fail(err, RL_EFORMAT, "GGUF: tokenizer.ggml.token_type must be %llu int32", (unsigned long long)n);
-    if (is_llama && kv.scores.type == UINT32_MAX) return rl_fail(err, RL_EFORMAT, "GGUF: a llama vocabulary needs tokenizer.ggml.scores");
+    if (is_llama && kv.scores.type == UINT32_MAX)
+        return rl_fail(err, RL_EFORMAT, "GGUF: a llama vocabulary needs tokenizer.ggml.scores");
     tok_reserve_ids(t, (int32_t)n);
     if (is_llama) t->score = rl_xcalloc((size_t)n, sizeof *t->score);
     cur tc = {data, size, kv.tokens.off};
@@ -203,9 +218,15 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
         rd_str(&tc, &s, &l); /* checked by skip_value */
         int32_t type = 1;
         if (kv.types.type == G_ARR) memcpy(&type, data + kv.types.off + 4 * i, 4);
-        uint8_t attr = type == 2 ? TOK_UNKNOWN : type == 3 ? TOK_CONTROL : type == 4 ? TOK_USER : type == 6 ? TOK_BYTE
-                     : type == 5 ? TOK_NORMAL : TOK_NORMAL;
-        tok_set_piece(t, (int32_t)i, s, (size_t)l, attr);
+        uint8_t attr = type == 2   ? TOK_UNKNOWN
+                       : type == 3 ? TOK_CONTROL
+                       : type == 4 ? TOK_USER
+                       : type == 6 ? TOK_BYTE
+                       : type == 5 ? TOK_NORMAL
+                                   : TOK_NORMAL;
+        if (tok_set_piece(t, (int32_t)i, s, (size_t)l, attr) != 0)
+            return rl_fail(err, RL_EFORMAT, "GGUF: token %llu is %llu bytes long (at most %u)", (unsigned long long)i,
+                           (unsigned long long)l, TOK_MAX_PIECE);
         if (t->score) {
             float f;
             memcpy(&f, data + kv.scores.off + 4 * i, 4);
@@ -249,6 +270,28 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
         uint64_t l;
         rd_str(&cc, &s, &l);
         t->chat_template = rl_xstrndup(s, (size_t)l);
+    }
+    if (is_bert) {
+        /* llama.cpp: [CLS] text [SEP] (defaults 101 and 102), pieces carry U+2581 */
+        int64_t cls = 101, sep = 102;
+        if (kv.cls.type != UINT32_MAX) get_u32(&c, &kv.cls, &cls);
+        else if (kv.bos.type != UINT32_MAX) get_u32(&c, &kv.bos, &cls);
+        if (kv.sep.type != UINT32_MAX) get_u32(&c, &kv.sep, &sep);
+        if (cls < 0 || cls >= (int64_t)n || sep < 0 || sep >= (int64_t)n)
+            return rl_fail(err, RL_EFORMAT, "GGUF: cls/sep token id out of range (vocabulary of %llu)",
+                           (unsigned long long)n);
+        if (t->unk < 0 && 100 < (int64_t)n) t->unk = 100;
+        free(t->tmpl);
+        t->tmpl = rl_xcalloc(3, sizeof *t->tmpl);
+        t->tmpl[0].id = (int32_t)cls, t->tmpl[1].id = -1, t->tmpl[2].id = (int32_t)sep;
+        t->n_tmpl = 3;
+        t->bos = (int32_t)cls;
+        t->eos = (int32_t)sep;
+        t->kind = RL_TOK_WORDPIECE;
+        t->wpm = 1;
+        t->dec_mode = DEC_SPM;
+        t->dec_strip_first = 1;
+        return tok_added_index(t, err);
     }
     if (is_llama) {
         t->kind = RL_TOK_SPM_SCORES;
@@ -298,13 +341,17 @@ rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_er
     }
 #define PRE_IS(s) (plen == strlen(s) && memcmp(pre, s, plen) == 0)
     if (PRE_IS("llama-bpe") || PRE_IS("llama3") || PRE_IS("llama-v3")) st = add_split(t, llama3_re, err);
-    else if (PRE_IS("qwen2") || PRE_IS("deepseek-r1-qwen")) st = add_split(t, qwen2_re, err);
-    else if (PRE_IS("smollm") || PRE_IS("starcoder") || PRE_IS("refact")) {
+    else if (PRE_IS("qwen2") || PRE_IS("deepseek-r1-qwen") || PRE_IS("stablelm2")) st = add_split(t, qwen2_re, err);
+    else if (PRE_IS("smollm") || PRE_IS("starcoder") || PRE_IS("refact") || PRE_IS("command-r") ||
+             PRE_IS("codeshell") || PRE_IS("exaone") || PRE_IS("minerva")) {
         st = add_split(t, "\\p{N}", err);
         if (!st) st = add_split(t, gpt2_re, err);
-    } else if (PRE_IS("gpt2") || PRE_IS("default") || PRE_IS("gpt-2")) st = add_split(t, gpt2_re, err);
+    } else if (PRE_IS("gpt2") || PRE_IS("default") || PRE_IS("gpt-2") || PRE_IS("mpt") || PRE_IS("olmo") ||
+               PRE_IS("jais"))
+        st = add_split(t, gpt2_re, err);
     else
-        return rl_fail(err, RL_EUNSUPPORTED, "GGUF pre-tokenizer \"%.*s\" is not supported (llama-bpe, qwen2, smollm, gpt2)",
+        return rl_fail(err, RL_EUNSUPPORTED,
+                       "GGUF pre-tokenizer \"%.*s\" is not supported (llama-bpe, qwen2, smollm, gpt2)",
                        (int)(plen > 40 ? 40 : plen), pre);
 #undef PRE_IS
     if (st) return st;

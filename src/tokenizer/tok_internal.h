@@ -17,11 +17,11 @@
 /* token attributes */
 enum {
     TOK_NORMAL = 0,
-    TOK_CONTROL = 1,  /* special: <s>, </s>, <|im_end|> ... */
-    TOK_BYTE = 2,     /* <0xXX> byte-fallback piece */
-    TOK_UNKNOWN = 3,  /* <unk> */
-    TOK_USER = 4,     /* added, not special */
-    TOK_UNUSED = 5,   /* a hole in the id space */
+    TOK_CONTROL = 1, /* special: <s>, </s>, <|im_end|> ... */
+    TOK_BYTE = 2,    /* <0xXX> byte-fallback piece */
+    TOK_UNKNOWN = 3, /* <unk> */
+    TOK_USER = 4,    /* added, not special */
+    TOK_UNUSED = 5,  /* a hole in the id space */
 };
 
 /* ---- hash maps ---- */
@@ -31,7 +31,7 @@ typedef struct tok_strmap { /* piece -> id; slots hold id+1, 0 = empty */
 } tok_strmap;
 
 typedef struct tok_pairmap { /* (a,b) -> (rank, id) */
-    uint64_t *keys; /* (a << 32 | b) + 1, 0 = empty */
+    uint64_t *keys;          /* (a << 32 | b) + 1, 0 = empty */
     int32_t *rank, *id;
     size_t mask;
 } tok_pairmap;
@@ -47,20 +47,40 @@ typedef struct tok_added {
 } tok_added;
 
 /* ---- normalizers ---- */
-enum { NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD, NORM_PREPEND, NORM_REPLACE, NORM_LOWER, NORM_STRIP_ACCENTS,
-       NORM_STRIP, NORM_BERT, NORM_PRECOMPILED };
+enum {
+    NORM_NFC,
+    NORM_NFD,
+    NORM_NFKC,
+    NORM_NFKD,
+    NORM_PREPEND,
+    NORM_REPLACE,
+    NORM_LOWER,
+    NORM_STRIP_ACCENTS,
+    NORM_STRIP,
+    NORM_BERT,
+    NORM_PRECOMPILED
+};
 typedef struct tok_norm {
     int type;
     char *a, *b; /* Prepend: a; Replace: a (literal) -> b */
     size_t alen, blen;
-    pcre2_code *re; /* Replace with a Regex pattern */
-    int left, right; /* Strip */
+    pcre2_code *re;                                    /* Replace with a Regex pattern */
+    int left, right;                                   /* Strip */
     int clean_text, chinese, lowercase, strip_accents; /* Bert (strip_accents: -1 = unset) */
 } tok_norm;
 
 /* ---- pre-tokenizers ---- */
-enum { PRE_SPLIT, PRE_BYTELEVEL, PRE_METASPACE, PRE_WHITESPACE, PRE_WHITESPACE_SPLIT, PRE_BERT, PRE_PUNCT,
-       PRE_DIGITS, PRE_REPLACE };
+enum {
+    PRE_SPLIT,
+    PRE_BYTELEVEL,
+    PRE_METASPACE,
+    PRE_WHITESPACE,
+    PRE_WHITESPACE_SPLIT,
+    PRE_BERT,
+    PRE_PUNCT,
+    PRE_DIGITS,
+    PRE_REPLACE
+};
 enum { SPLIT_ISOLATED, SPLIT_REMOVED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS };
 typedef struct tok_pre {
     int type;
@@ -102,11 +122,12 @@ struct rl_tokenizer {
     int32_t bl_id[256];   /* byte-level: id of the piece for byte b, -1 when absent */
 
     /* model options */
-    int bytelevel;    /* initial symbols are bytes mapped through bytes_to_unicode */
+    int bytelevel; /* initial symbols are bytes mapped through bytes_to_unicode */
     int byte_fallback, fuse_unk, ignore_merges;
-    char *wp_prefix;  /* WordPiece continuing_subword_prefix ("##") */
+    char *wp_prefix; /* WordPiece continuing_subword_prefix ("##") */
     int wp_max_chars;
     int spm_add_space; /* GGUF llama: prepend U+2581 */
+    int wpm;           /* GGUF bert: llama.cpp's WPM instead of WordPiece */
     /* no piece holds U+2581 after another character, so BPE never merges across the start of
      * a U+2581 run and a long word can be cut there (SentencePiece's split_by_whitespace) */
     int spm_cut_ok;
@@ -141,14 +162,15 @@ struct rl_tokenizer {
     int chat_bos;        /* the template writes bos_token */
     int chat_gen_always; /* the template opens the assistant turn unconditionally (early Llama 3) */
     int chat_think;      /* Qwen3: a final assistant turn gets an empty <think></think> block */
-    char *name; /* for messages: the file or folder loaded */
+    char *name;          /* for messages: the file or folder loaded */
     char *bos_str, *eos_str;
 };
 
 /* tok_core.c */
+#define TOK_MAX_PIECE (1u << 16) /* bytes; real pieces are far shorter */
 rl_tokenizer *tok_new(void);
-/* Appends a piece to the vocabulary at id (growing the id space); returns 0, or -1 when the id
- * already holds a piece. */
+/* Appends a piece to the vocabulary at id (growing the id space); returns 0, -1 when the id
+ * already holds a piece, -2 when the piece is longer than TOK_MAX_PIECE or the pool is full. */
 int tok_set_piece(rl_tokenizer *t, int32_t id, const char *s, size_t n, uint8_t attr);
 void tok_reserve_ids(rl_tokenizer *t, int32_t n);
 int32_t tok_lookup(const rl_tokenizer *t, const char *s, size_t n);
@@ -163,12 +185,24 @@ uint32_t tok_byte_to_cp(int b);
 int tok_cp_to_byte(uint32_t cp);
 
 /* scratch for one encode call */
+/* per-call cache of short pre-tokens already encoded (words repeat a lot in real text) */
+typedef struct tok_cache {
+    uint32_t *slot; /* entry index + 1, 0 = empty */
+    size_t mask;
+    uint32_t *woff, *wlen, *ioff, *ilen; /* word bytes in words, ids in ids */
+    size_t n, cap;
+    rl_buf words;
+    int32_t *ids;
+    size_t n_ids, cap_ids;
+} tok_cache;
+
 typedef struct tok_scratch {
     struct tok_sym *sym;
     size_t sym_cap;
     uint64_t *heap;
     size_t heap_cap;
     rl_buf tmp;
+    tok_cache cache;
 } tok_scratch;
 void tok_scratch_free(tok_scratch *s);
 
@@ -184,6 +218,8 @@ void tok_bpe_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s
 void tok_spm_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out);
 /* tok_wordpiece.c */
 void tok_wordpiece_word(const rl_tokenizer *t, const char *w, size_t n, tok_ids *out);
+/* llama.cpp's WPM for GGUF "bert" vocabularies: a whole text fragment (no special tokens) */
+void tok_wpm_text(const rl_tokenizer *t, const char *s, size_t n, tok_ids *out);
 /* tok_llama2c.c */
 rl_status tok_llama2c_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_error *err);
 void tok_llama2c_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special, tok_scratch *s,
@@ -194,8 +230,8 @@ rl_status tok_json_read_config(rl_tokenizer *t, const char *json, size_t len, rl
 /* tok_gguf.c */
 rl_status tok_gguf_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl_error *err);
 /* tok_pipeline.c */
-rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special,
-                              tok_scratch *s, tok_ids *out, rl_error *err);
+rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special, tok_scratch *s,
+                              tok_ids *out, rl_error *err);
 /* Compiles a tokenizer.json regex for PCRE2 (UTF, UCP, JIT), rewritten the way the reference
  * reads it (\s as White_Space, (?i:...) folding ASCII only). */
 pcre2_code *tok_regex_compile(const char *pattern, size_t len, int literal, rl_error *err);
@@ -208,9 +244,7 @@ void tok_chat_detect_default(rl_tokenizer *t);
 rl_status tok_added_index(rl_tokenizer *t, rl_error *err);
 
 /* UTF-8 helpers */
-static inline int tok_u8len(unsigned char c) {
-    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-}
+static inline int tok_u8len(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
 /* Appends cp as UTF-8. */
 void tok_put_cp(rl_buf *b, uint32_t cp);
 /* Copies text to out, replacing invalid UTF-8 with U+FFFD (as TextDecoder does). */

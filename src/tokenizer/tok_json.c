@@ -137,7 +137,8 @@ static rl_status add_pre(rl_tokenizer *t, json_t *o, int depth, rl_error *err) {
         }
         return RL_OK;
     }
-    if (t->bytelevel) return rl_fail(err, RL_EUNSUPPORTED, "pre_tokenizer \"%s\" after ByteLevel is not supported", type);
+    if (t->bytelevel)
+        return rl_fail(err, RL_EUNSUPPORTED, "pre_tokenizer \"%s\" after ByteLevel is not supported", type);
     tok_pre p = {0};
     rl_status st = RL_OK;
     const char *builtin = NULL;
@@ -177,7 +178,8 @@ static rl_status add_pre(rl_tokenizer *t, json_t *o, int depth, rl_error *err) {
         if (c) memcpy(p.rep, c, n);
         p.rep_len = c ? n : 0;
         st = read_pattern(json_object_get(o, "pattern"), "pre_tokenizer Replace", &p.re, &p.lit, &p.lit_len, err);
-    } else if (strcmp(type, "Whitespace") == 0) p.type = PRE_WHITESPACE, builtin = tok_builtin_pattern(PRE_WHITESPACE, 0);
+    } else if (strcmp(type, "Whitespace") == 0)
+        p.type = PRE_WHITESPACE, builtin = tok_builtin_pattern(PRE_WHITESPACE, 0);
     else if (strcmp(type, "WhitespaceSplit") == 0)
         p.type = PRE_WHITESPACE_SPLIT, builtin = tok_builtin_pattern(PRE_WHITESPACE_SPLIT, 0);
     else if (strcmp(type, "BertPreTokenizer") == 0) p.type = PRE_BERT, builtin = tok_builtin_pattern(PRE_BERT, 0);
@@ -335,14 +337,18 @@ static rl_status read_vocab(rl_tokenizer *t, json_t *vocab, rl_error *err) {
     json_int_t max = -1;
     json_object_keylen_foreach(vocab, key, klen, v) {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= MAX_ID)
-            return rl_fail(err, RL_EFORMAT, "model.vocab: id of \"%.*s\" is not an integer in [0, %d)", (int)(klen > 64 ? 64 : klen),
-                           key, MAX_ID);
+            return rl_fail(err, RL_EFORMAT, "model.vocab: id of \"%.*s\" is not an integer in [0, %d)",
+                           (int)(klen > 64 ? 64 : klen), key, MAX_ID);
         if (json_integer_value(v) > max) max = json_integer_value(v);
     }
     tok_reserve_ids(t, (int32_t)max + 1);
+    if (max >= (json_int_t)n + (1 << 20))
+        return rl_fail(err, RL_EFORMAT, "model.vocab: ids go up to %lld for %zu pieces", (long long)max, n);
     json_object_keylen_foreach(vocab, key, klen, v) {
-        if (tok_set_piece(t, (int32_t)json_integer_value(v), key, klen, TOK_NORMAL) != 0)
+        int r = tok_set_piece(t, (int32_t)json_integer_value(v), key, klen, TOK_NORMAL);
+        if (r == -1)
             return rl_fail(err, RL_EFORMAT, "model.vocab: id %lld is used twice", (long long)json_integer_value(v));
+        if (r != 0) return rl_fail(err, RL_EFORMAT, "model.vocab: piece of %zu bytes is too long", klen);
     }
     return RL_OK;
 }
@@ -387,7 +393,9 @@ static rl_status read_merges(rl_tokenizer *t, json_t *merges, rl_error *err) {
         if (ia < 0 || ib < 0 || ic < 0) {
             st = rl_fail(err, RL_EFORMAT, "model.merges[%zu]: \"%.*s\" + \"%.*s\": %s is not in the vocabulary", i,
                          (int)(al > 64 ? 64 : al), a, (int)(bl > 64 ? 64 : bl), b,
-                         ia < 0 ? "the left piece" : ib < 0 ? "the right piece" : "the merged piece");
+                         ia < 0   ? "the left piece"
+                         : ib < 0 ? "the right piece"
+                                  : "the merged piece");
             break;
         }
         if (tok_add_merge(t, ia, ib, (int32_t)i, ic) != 0) {
@@ -418,6 +426,9 @@ static rl_status read_added(rl_tokenizer *t, json_t *added, rl_error *err) {
         if (!c) return rl_fail(err, RL_EFORMAT, "added_tokens[%zu]: no \"content\" string", i);
         if (cl == 0) return rl_fail(err, RL_EFORMAT, "added_tokens[%zu]: empty content", i);
         int32_t id = (int32_t)json_integer_value(jid);
+        if (id >= t->n_vocab + (1 << 20))
+            return rl_fail(err, RL_EFORMAT, "added_tokens[%zu]: id %d is far beyond the vocabulary", i, id);
+        if (cl > TOK_MAX_PIECE) return rl_fail(err, RL_EFORMAT, "added_tokens[%zu]: content is too long", i);
         tok_added *x = &t->added[t->n_added++];
         x->id = id;
         x->content = rl_xmalloc(cl + 1);
@@ -446,8 +457,7 @@ static rl_status read_added(rl_tokenizer *t, json_t *added, rl_error *err) {
 rl_status tok_json_load(rl_tokenizer *t, const char *json, size_t len, rl_error *err) {
     json_error_t je;
     json_t *root = json_loadb(json, len, JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &je);
-    if (!root)
-        return rl_fail(err, RL_EFORMAT, "invalid JSON at line %d, column %d: %s", je.line, je.column, je.text);
+    if (!root) return rl_fail(err, RL_EFORMAT, "invalid JSON at line %d, column %d: %s", je.line, je.column, je.text);
     rl_status st = RL_OK;
     json_t *model = json_object_get(root, "model");
     if (!json_is_object(root) || !json_is_object(model)) {
@@ -455,7 +465,10 @@ rl_status tok_json_load(rl_tokenizer *t, const char *json, size_t len, rl_error 
         goto done;
     }
     const char *type = jstr(model, "type", NULL);
-    if (!type) type = json_object_get(model, "merges") ? "BPE" : json_object_get(model, "continuing_subword_prefix") ? "WordPiece" : "?";
+    if (!type)
+        type = json_object_get(model, "merges")                      ? "BPE"
+               : json_object_get(model, "continuing_subword_prefix") ? "WordPiece"
+                                                                     : "?";
     if (strcmp(type, "BPE") != 0 && strcmp(type, "WordPiece") != 0) {
         st = rl_fail(err, RL_EUNSUPPORTED, "model type \"%s\" is not supported (BPE and WordPiece are)", type);
         goto done;
@@ -467,9 +480,11 @@ rl_status tok_json_load(rl_tokenizer *t, const char *json, size_t len, rl_error 
         t->byte_fallback = jbool(model, "byte_fallback", 0);
         t->fuse_unk = jbool(model, "fuse_unk", 0);
         t->ignore_merges = jbool(model, "ignore_merges", 0);
-        const char *sfx = jstr(model, "end_of_word_suffix", NULL), *pfx = jstr(model, "continuing_subword_prefix", NULL);
+        const char *sfx = jstr(model, "end_of_word_suffix", NULL),
+                   *pfx = jstr(model, "continuing_subword_prefix", NULL);
         if ((sfx && *sfx) || (pfx && *pfx)) {
-            st = rl_fail(err, RL_EUNSUPPORTED, "BPE with continuing_subword_prefix/end_of_word_suffix is not supported");
+            st =
+                rl_fail(err, RL_EUNSUPPORTED, "BPE with continuing_subword_prefix/end_of_word_suffix is not supported");
             goto done;
         }
     } else {
@@ -488,7 +503,8 @@ rl_status tok_json_load(rl_tokenizer *t, const char *json, size_t len, rl_error 
     if (unk) {
         t->unk = tok_lookup(t, unk, ul);
         if (t->unk < 0) {
-            st = rl_fail(err, RL_EFORMAT, "model.unk_token \"%.*s\" is not in the vocabulary", (int)(ul > 64 ? 64 : ul), unk);
+            st = rl_fail(err, RL_EFORMAT, "model.unk_token \"%.*s\" is not in the vocabulary", (int)(ul > 64 ? 64 : ul),
+                         unk);
             goto done;
         }
         if (t->attr[t->unk] == TOK_NORMAL) t->attr[t->unk] = TOK_UNKNOWN;

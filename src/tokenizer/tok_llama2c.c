@@ -40,8 +40,8 @@ rl_status tok_llama2c_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl
         int32_t len;
         memcpy(&len, data + pos + 4, 4);
         if (len < 0 || (size_t)len > size - pos - 8)
-            return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: token %d has length %d, beyond the end of the file",
-                           n, len);
+            return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: token %d has length %d, beyond the end of the file", n,
+                           len);
         pos += 8 + (size_t)len;
         if (++n == INT32_MAX) return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: too many tokens");
     }
@@ -54,7 +54,9 @@ rl_status tok_llama2c_load(rl_tokenizer *t, const uint8_t *data, size_t size, rl
         int32_t len;
         memcpy(&score, data + pos, 4);
         memcpy(&len, data + pos + 4, 4);
-        tok_set_piece(t, id, (const char *)data + pos + 8, (size_t)len, id < 3 ? TOK_CONTROL : TOK_NORMAL);
+        if (tok_set_piece(t, id, (const char *)data + pos + 8, (size_t)len, id < 3 ? TOK_CONTROL : TOK_NORMAL) != 0)
+            return rl_fail(err, RL_EFORMAT, "llama2.c tokenizer: token %d is %d bytes long (at most %u)", id, len,
+                           TOK_MAX_PIECE);
         t->score[id] = isnan(score) ? -INFINITY : score;
         pos += 8 + (size_t)len;
     }

@@ -23,7 +23,8 @@
 #include <utf8proc.h>
 
 /* JavaScript's \s / trim() set (WhiteSpace + LineTerminator), used by the built-in patterns */
-#define JS_WS "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
+#define JS_WS                                                                                                          \
+    "\\t\\n\\x{0B}\\f\\r \\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}\\x{FEFF}"
 #define JS_PUNCT "\\p{P}\\x{21}-\\x{2F}\\x{3A}-\\x{40}\\x{5B}-\\x{60}\\x{7B}-\\x{7E}"
 
 /* ---- regex ---------------------------------------------------------------------------- */
@@ -32,7 +33,9 @@ static int is_alpha(int c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 
 
 /* Rewrites an Oniguruma-style tokenizer.json pattern for PCRE2 the way the JavaScript reference
  * rewrites it for JS: \s -> \p{White_Space}, \d -> \p{Nd}, \w -> the Unicode word class, \h ->
- * hex digit, (?i:...) -> ASCII-only case folding (so that 'S does not also match U+017F). */
+ * hex digit, (?i:...) -> ASCII-only case folding (so that 'S does not also match U+017F).
+ * Simplification: a letter range inside a character class under (?i:) is not folded correctly
+ * (no real tokenizer pattern has one). */
 static char *regex_rewrite(const char *p, size_t n) {
     rl_buf o = {0};
     int fold = 0, in_class = 0, class_start = 0;
@@ -52,7 +55,7 @@ static char *regex_rewrite(const char *p, size_t n) {
                 class_start = 0;
                 continue;
             }
-            if (d == 'u' && i + 5 < n + 0 && i + 6 <= n) { /* \uHHHH */
+            if (d == 'u' && i + 6 <= n) { /* \uHHHH */
                 rl_buf_puts(&o, "\\x{");
                 rl_buf_append(&o, p + i + 2, 4);
                 rl_buf_putc(&o, '}');
@@ -66,7 +69,9 @@ static char *regex_rewrite(const char *p, size_t n) {
             case 'S': rep = "\\P{White_Space}"; break;
             case 'd': rep = "\\p{Nd}"; break;
             case 'D': rep = "\\P{Nd}"; break;
-            case 'w': rep = in_class ? "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}" : "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}]"; break;
+            case 'w':
+                rep = in_class ? "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}" : "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}]";
+                break;
             case 'W': rep = in_class ? "\\W" : "[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}]"; break;
             case 'h': rep = in_class ? "0-9A-Fa-f" : "[0-9A-Fa-f]"; break;
             case 'H': rep = in_class ? "\\H" : "[^0-9A-Fa-f]"; break;
@@ -126,10 +131,12 @@ pcre2_code *tok_regex_compile(const char *pattern, size_t len, int literal, rl_e
     PCRE2_SIZE eo;
     pcre2_code *re;
     if (literal) {
-        re = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_UTF | PCRE2_UCP | PCRE2_LITERAL, &ec, &eo, NULL);
+        re = pcre2_compile((PCRE2_SPTR)pattern, len, PCRE2_UTF | PCRE2_LITERAL, &ec, &eo, NULL);
     } else {
         char *rw = regex_rewrite(pattern, len);
-        re = pcre2_compile((PCRE2_SPTR)rw, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
+        /* MULTILINE: ^ and $ are line anchors in Oniguruma, as in the reference's rewrite */
+        re = pcre2_compile((PCRE2_SPTR)rw, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE, &ec, &eo,
+                           NULL);
         free(rw);
     }
     if (!re) {
@@ -214,6 +221,12 @@ static void js_trim(const char *s, size_t n, int left, int right, size_t *b, siz
 }
 
 static void unicode_form(const char *s, size_t n, int options, rl_buf *out) {
+    size_t i = 0;
+    while (i < n && (unsigned char)s[i] < 0x80) i++;
+    if (i == n) { /* ASCII is invariant under all four forms */
+        rl_buf_append(out, s, n);
+        return;
+    }
     utf8proc_uint8_t *dst = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst, options);
     if (r < 0) rl_buf_append(out, s, n); /* cannot happen on valid UTF-8; keep the text */
@@ -317,8 +330,8 @@ static void replace_all(const char *s, size_t n, const char *pat, size_t pl, con
     rl_buf_append(out, s + run, n - run);
 }
 
-static rl_status replace_regex(const pcre2_code *re, const char *s, size_t n, const char *rep, size_t rl,
-                               rl_buf *out, rl_error *err) {
+static rl_status replace_regex(const pcre2_code *re, const char *s, size_t n, const char *rep, size_t rl, rl_buf *out,
+                               rl_error *err) {
     rx x = {pcre2_match_data_create(1, NULL), NULL};
     size_t start = 0, run = 0, ms, me;
     int r;
@@ -339,9 +352,9 @@ static void precompiled(const char *s, size_t n, rl_buf *out) {
         int l;
         uint32_t c = cp_at(s, n, i, &l);
         if ((c >= 1 && c <= 8) || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || c == 0x8F || c == 0x9F) {
-        } else if (c == 9 || c == 10 || c == 12 || c == 13 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200F) ||
-                   c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x2581 || c == 0x3000 ||
-                   c == 0xFEFF || c == 0xFFFD)
+        } else if (c == 9 || c == 10 || c == 12 || c == 13 || c == 0xA0 || c == 0x1680 ||
+                   (c >= 0x2000 && c <= 0x200F) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||
+                   c == 0x2581 || c == 0x3000 || c == 0xFEFF || c == 0xFFFD)
             rl_buf_putc(&a, ' ');
         else rl_buf_append(&a, s + i, (size_t)l);
         i += (size_t)l;
@@ -554,22 +567,23 @@ static void pl_push(piece_list *l, size_t off, size_t len) {
 }
 
 /* Splits piece [off, off+len) of the arena with re under behavior; results go to out. */
-static rl_status split_piece(rx *x, const pcre2_code *re, int behavior, int invert, rl_buf *ar, size_t off,
-                             size_t len, piece_list *out, rl_error *err) {
+static rl_status split_piece(rx *x, const pcre2_code *re, int behavior, int invert, rl_buf *ar, size_t off, size_t len,
+                             piece_list *out, rl_error *err) {
     const char *s = ar->data + off;
     size_t start = 0, prev = 0, ms, me;
     int r;
     /* collect (begin, end, is_match) runs */
     size_t n0 = out->n;
-    int last_kind = -1; /* for MergedWith*: kind of the last pushed piece (1 match, 0 gap) */
-    (void)last_kind;
-    typedef struct { size_t b, e; int m; } run;
+    typedef struct {
+        size_t b, e;
+        int m;
+    } run;
     run *runs = NULL;
     size_t nr = 0, cr = 0;
-#define PUSH_RUN(B, E, M)                                                                       \
-    do {                                                                                        \
-        if (nr == cr) cr = cr ? cr * 2 : 16, runs = rl_xrealloc(runs, cr * sizeof *runs);       \
-        runs[nr++] = (run){(B), (E), (M)};                                                      \
+#define PUSH_RUN(B, E, M)                                                                                              \
+    do {                                                                                                               \
+        if (nr == cr) cr = cr ? cr * 2 : 16, runs = rl_xrealloc(runs, cr * sizeof *runs);                              \
+        runs[nr++] = (run){(B), (E), (M)};                                                                             \
     } while (0)
     while ((r = rx_next(x, re, s, len, &start, &ms, &me, err)) == 1) {
         if (ms > prev) PUSH_RUN(prev, ms, 0);
@@ -623,8 +637,8 @@ static rl_status split_piece(rx *x, const pcre2_code *re, int behavior, int inve
     return RL_OK;
 }
 
-static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_buf *ar, piece_list *in,
-                           piece_list *out, int section_index, rl_error *err) {
+static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_buf *ar, piece_list *in, piece_list *out,
+                           int section_index, rl_error *err) {
     out->n = 0;
     for (size_t k = 0; k < in->n; k++) {
         size_t off = in->off[k], len = in->len[k];
@@ -633,6 +647,7 @@ static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_bu
         case PRE_BYTELEVEL:
             if (p->add_prefix_space && !(len > 0 && ar->data[off] == ' ')) {
                 size_t noff = ar->len;
+                rl_buf_reserve(ar, len + 1); /* the copy reads from ar itself: grow it first */
                 rl_buf_putc(ar, ' ');
                 rl_buf_append(ar, ar->data + off, len);
                 off = noff, len = len + 1;
@@ -644,7 +659,7 @@ static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_bu
             size_t noff = ar->len;
             rl_buf tmp = {0};
             replace_all(ar->data + off, len, " ", 1, p->rep, p->rep_len, &tmp);
-            int starts = tmp.len >= p->rep_len && memcmp(tmp.data, p->rep, p->rep_len) == 0;
+            int starts = p->rep_len == 0 || (tmp.len >= p->rep_len && memcmp(tmp.data, p->rep, p->rep_len) == 0);
             if (!starts && (p->prepend_scheme == 0 || (p->prepend_scheme == 1 && section_index == 0)))
                 rl_buf_append(ar, p->rep, p->rep_len);
             rl_buf_append(ar, tmp.data ? tmp.data : "", tmp.len);
@@ -681,17 +696,101 @@ static rl_status pre_apply(const rl_tokenizer *t, const tok_pre *p, rx *x, rl_bu
 
 /* ---- the model --------------------------------------------------------------------- */
 
-static void model_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out) {
-    if (n == 0) return;
+static void model_word_uncached(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out) {
     if (t->kind == RL_TOK_WORDPIECE) tok_wordpiece_word(t, w, n, out);
     else if (t->kind == RL_TOK_SPM_SCORES) tok_spm_word(t, w, n, s, out);
     else tok_bpe_word(t, w, n, s, out);
 }
 
+#define CACHE_MAX_WORD 64
+#define CACHE_MAX_ENTRIES (1u << 16)
+
+static uint64_t word_hash(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h ^ (h >> 31);
+}
+
+/* Encodes one pre-token, through a cache of the short ones: the model is a pure function of the
+ * word, so a word seen before in this call gets the same ids without running BPE again. */
+static void model_word(const rl_tokenizer *t, const char *w, size_t n, tok_scratch *s, tok_ids *out) {
+    if (n == 0) return;
+    if (n > CACHE_MAX_WORD) {
+        model_word_uncached(t, w, n, s, out);
+        return;
+    }
+    tok_cache *c = &s->cache;
+    if (!c->slot || c->n >= CACHE_MAX_ENTRIES) { /* (re)start small: a full cache is simply emptied */
+        free(c->slot);
+        c->mask = 255;
+        c->slot = rl_xcalloc(c->mask + 1, sizeof *c->slot);
+        c->n = 0;
+        c->words.len = 0;
+        c->n_ids = 0;
+    } else if (2 * (c->n + 1) > c->mask + 1) { /* keep the table at most half full: double it */
+        free(c->slot);
+        c->mask = 2 * c->mask + 1;
+        c->slot = rl_xcalloc(c->mask + 1, sizeof *c->slot);
+        for (size_t e = 0; e < c->n; e++) {
+            size_t h = word_hash(c->words.data + c->woff[e], c->wlen[e]) & c->mask;
+            while (c->slot[h]) h = (h + 1) & c->mask;
+            c->slot[h] = (uint32_t)e + 1;
+        }
+    }
+    size_t h = word_hash(w, n) & c->mask;
+    for (;;) {
+        uint32_t e = c->slot[h];
+        if (!e) break;
+        e--;
+        if (c->wlen[e] == n && memcmp(c->words.data + c->woff[e], w, n) == 0) {
+            for (uint32_t k = 0; k < c->ilen[e]; k++) tok_ids_push(out, c->ids[c->ioff[e] + k]);
+            return;
+        }
+        h = (h + 1) & c->mask;
+    }
+    size_t from = out->n;
+    model_word_uncached(t, w, n, s, out);
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 1024;
+        c->woff = rl_xrealloc(c->woff, c->cap * sizeof *c->woff);
+        c->wlen = rl_xrealloc(c->wlen, c->cap * sizeof *c->wlen);
+        c->ioff = rl_xrealloc(c->ioff, c->cap * sizeof *c->ioff);
+        c->ilen = rl_xrealloc(c->ilen, c->cap * sizeof *c->ilen);
+    }
+    size_t k = out->n - from;
+    if (c->n_ids + k > c->cap_ids) {
+        c->cap_ids = (c->n_ids + k) * 2 + 1024;
+        c->ids = rl_xrealloc(c->ids, c->cap_ids * sizeof *c->ids);
+    }
+    if (k) memcpy(c->ids + c->n_ids, out->v + from, k * sizeof *c->ids);
+    c->woff[c->n] = (uint32_t)c->words.len;
+    c->wlen[c->n] = (uint32_t)n;
+    c->ioff[c->n] = (uint32_t)c->n_ids;
+    c->ilen[c->n] = (uint32_t)k;
+    rl_buf_append(&c->words, w, n);
+    c->n_ids += k;
+    c->slot[h] = (uint32_t)c->n + 1;
+    c->n++;
+}
+
+/* fuse_unk: consecutive unknown tokens of one model call become one (the reference applies it
+ * to all the pre-tokens of a section together) */
+static void fuse_unknowns(const rl_tokenizer *t, tok_ids *out, size_t from) {
+    if (!t->fuse_unk || t->unk < 0) return;
+    size_t w = from;
+    for (size_t i = from; i < out->n; i++) {
+        if (out->v[i] == t->unk && w > from && out->v[w - 1] == t->unk) continue;
+        out->v[w++] = out->v[i];
+    }
+    out->n = w;
+}
+
 static rl_status pretok_and_model(const rl_tokenizer *t, const char *s, size_t n, int section_index, rx *x,
                                   tok_scratch *sc, tok_ids *out, rl_error *err) {
+    size_t from = out->n;
     if (t->n_pres == 0) {
         model_word(t, s, n, sc, out);
+        fuse_unknowns(t, out, from);
         return RL_OK;
     }
     rl_buf ar = {0};
@@ -705,8 +804,10 @@ static rl_status pretok_and_model(const rl_tokenizer *t, const char *s, size_t n
         a = b;
         b = tmp;
     }
-    if (!st)
+    if (!st) {
         for (size_t k = 0; k < a.n; k++) model_word(t, ar.data + a.off[k], a.len[k], sc, out);
+        fuse_unknowns(t, out, from);
+    }
     free(a.off);
     free(a.len);
     free(b.off);
@@ -729,8 +830,8 @@ static int32_t whole_added(const rl_tokenizer *t, const char *s, size_t n) {
     return -1;
 }
 
-rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special,
-                              tok_scratch *sc, tok_ids *out, rl_error *err) {
+rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t len, int add_special, tok_scratch *sc,
+                              tok_ids *out, rl_error *err) {
     rl_buf clean = {0};
     if (!rl_utf8_valid(text, len)) {
         tok_sanitize_utf8(text, len, &clean);
@@ -744,7 +845,13 @@ rl_status tok_pipeline_encode(const rl_tokenizer *t, const char *text, size_t le
     spans sec = {0}, sub = {0};
     rl_buf norm = {0};
     rl_status st = RL_OK;
-    if (t->kind == RL_TOK_SPM_SCORES) {
+    if (t->wpm) {
+        split_added(t, 0, text, len, &sec);
+        for (size_t i = 0; i < sec.n; i++) {
+            if (sec.v[i].added >= 0) tok_ids_push(&body, t->added[sec.v[i].added].id);
+            else tok_wpm_text(t, text + sec.v[i].off, sec.v[i].len, &body);
+        }
+    } else if (t->kind == RL_TOK_SPM_SCORES) {
         /* GGUF "llama" (llama.cpp): special tokens split first; each text fragment gets U+2581
          * for spaces and, when it is the first or follows a special token, a leading U+2581 */
         split_added(t, 0, text, len, &sec);

@@ -6,7 +6,7 @@
  *     for bos/eos and the chat template): byte-level BPE (GPT-2, Llama 3, Qwen2/3, SmolLM2),
  *     SentencePiece-style BPE (Llama 2, Mistral, TinyLlama: byte_fallback, U+2581) and WordPiece
  *     (BERT family). Ids match @huggingface/tokenizers on the same file.
- *   - GGUF vocabularies (tokenizer.ggml.model "gpt2" or "llama").
+ *   - GGUF vocabularies (tokenizer.ggml.model "gpt2", "llama" or "bert"); ids match llama.cpp.
  *   - llama2.c tokenizer.bin (ids match llama2.c's encode()).
  *
  * Conventions: every call that can fail returns rl_status and fills err (may be NULL). A loaded
@@ -25,11 +25,11 @@
 typedef struct rl_tokenizer rl_tokenizer;
 
 typedef enum rl_tok_kind {
-    RL_TOK_LLAMA2C,     /* llama2.c tokenizer.bin: score-ordered merges over bytes/characters */
-    RL_TOK_BPE_BYTES,   /* byte-level BPE (GPT-2 style), merges by rank */
-    RL_TOK_BPE_SPM,     /* SentencePiece-style BPE from tokenizer.json (U+2581, byte_fallback) */
-    RL_TOK_SPM_SCORES,  /* SentencePiece-style BPE by piece scores (GGUF "llama") */
-    RL_TOK_WORDPIECE,   /* BERT WordPiece */
+    RL_TOK_LLAMA2C,    /* llama2.c tokenizer.bin: score-ordered merges over bytes/characters */
+    RL_TOK_BPE_BYTES,  /* byte-level BPE (GPT-2 style), merges by rank */
+    RL_TOK_BPE_SPM,    /* SentencePiece-style BPE from tokenizer.json (U+2581, byte_fallback) */
+    RL_TOK_SPM_SCORES, /* SentencePiece-style BPE by piece scores (GGUF "llama") */
+    RL_TOK_WORDPIECE,  /* BERT WordPiece */
 } rl_tok_kind;
 
 /* Loads path: a tokenizer.json, a folder holding one, a .gguf file or a llama2.c tokenizer.bin.
@@ -46,8 +46,8 @@ const char *rl_tok_kind_name(rl_tok_kind kind);
 int rl_tok_vocab_size(const rl_tokenizer *tok);
 int rl_tok_bos(const rl_tokenizer *tok); /* -1 if none */
 int rl_tok_eos(const rl_tokenizer *tok); /* -1 if none */
-/* Extra end-of-turn ids a generator should also stop at (<|eot_id|>, <|im_end|>, ...); returns
- * how many were written to out (at most cap). */
+/* The ids a generator should stop at: EOS and the end-of-turn tokens of the chat formats
+ * (<|eot_id|>, <|im_end|>, <end_of_turn>, ...); returns how many were written (at most cap). */
 int rl_tok_stop_ids(const rl_tokenizer *tok, int32_t *out, int cap);
 /* Whether id is a special (control) token: BOS/EOS/PAD, <|im_start|>, ... */
 int rl_tok_is_special(const rl_tokenizer *tok, int id);
@@ -63,6 +63,15 @@ int rl_tok_find(const rl_tokenizer *tok, const char *piece, size_t len);
  * text are always recognised, as Hugging Face does. *ids is malloc'ed, the caller frees it. */
 rl_status rl_tok_encode(const rl_tokenizer *tok, const char *text, size_t len, int add_special, int32_t **ids,
                         size_t *n_ids, rl_error *err);
+/* Encodes text without special tokens and gives, for each token, the byte offset in text where
+ * it starts (*offsets has n + 1 entries; the last is len), so that text can be cut at token
+ * boundaries (the chunker). Offsets come from decoding, so they exist only where the tokenizer
+ * is lossless on this text: when decode(encode(text)) != text (a normalizer changed it, e.g. NFC,
+ * lower-casing, or a legacy U+2581 after a special token) the call is RL_EUNSUPPORTED. An offset
+ * may fall inside a multi-byte character when a byte-level token holds part of one. Both arrays
+ * are malloc'ed; the caller frees them. */
+rl_status rl_tok_encode_offsets(const rl_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t **offsets,
+                                size_t *n_ids, rl_error *err);
 /* Number of tokens text encodes to without special tokens (the chunker's measure). */
 rl_status rl_tok_count(const rl_tokenizer *tok, const char *text, size_t len, size_t *count, rl_error *err);
 
@@ -75,7 +84,8 @@ rl_status rl_tok_decode(const rl_tokenizer *tok, const int32_t *ids, size_t n, i
 
 /* Streaming decoder for generation: feed ids one at a time, get text that is always whole UTF-8
  * characters (bytes of a character split across tokens are held back until it is complete; a
- * sequence that can never become valid comes out as U+FFFD). */
+ * sequence that can never become valid comes out as U+FFFD). Same text as rl_tok_decode, except
+ * WordPiece's cleanup of " ." and the like, which needs the next token and is not done here. */
 typedef struct rl_tok_stream rl_tok_stream;
 rl_tok_stream *rl_tok_stream_new(const rl_tokenizer *tok, int skip_special);
 /* Appends the newly completed text to out. */
@@ -95,6 +105,7 @@ typedef enum rl_chat_family {
     RL_CHAT_ZEPHYR,  /* <|user|>\n...</s>\n */
     RL_CHAT_GEMMA,   /* <start_of_turn>user\n...<end_of_turn>\n */
     RL_CHAT_PHI3,    /* <|user|>\n...<|end|>\n */
+    RL_CHAT_LLAMA31, /* Llama 3.1 / 3.2: Llama 3 with a dated system header ("26 Jul 2024") */
 } rl_chat_family;
 
 typedef struct rl_chat_msg {
@@ -104,7 +115,7 @@ typedef struct rl_chat_msg {
 
 /* Detects the family of a Jinja chat_template string (RL_CHAT_UNKNOWN when it cannot tell). */
 rl_chat_family rl_chat_detect(const char *jinja_template);
-/* Family from a name: "chatml", "llama3", "llama2", "mistral", "zephyr", "gemma", "phi3";
+/* Family from a name: "chatml", "llama3", "llama3.1", "llama2", "mistral", "zephyr", "gemma", "phi3";
  * RL_CHAT_UNKNOWN for anything else. */
 rl_chat_family rl_chat_family_parse(const char *name);
 const char *rl_chat_family_name(rl_chat_family family);
@@ -120,7 +131,8 @@ rl_status rl_tok_set_chat_template(rl_tokenizer *tok, const char *name_or_templa
  * *out is malloc'ed; the caller frees it. */
 rl_status rl_tok_chat_render(const rl_tokenizer *tok, const rl_chat_msg *msgs, size_t n, int add_generation_prompt,
                              char **out, rl_error *err);
-/* The same for an explicit family and bos/eos strings (either may be NULL or ""). */
+/* The same for a Jinja chat_template string (family, default system prompt and BOS use read
+ * from it) and explicit bos/eos strings (either may be NULL or ""). */
 rl_status rl_chat_render_template(const char *jinja_template, const char *bos, const char *eos, const rl_chat_msg *msgs,
                                   size_t n, int add_generation_prompt, char **out, rl_error *err);
 /* The same for an explicit family and bos/eos strings, without template details (no default

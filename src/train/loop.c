@@ -212,7 +212,7 @@ rl_status rl_train_run(rl_model *m, const rl_dataset *train, const rl_dataset *v
     int total = o->max_steps > 0 ? o->max_steps : steps_per_epoch * (o->num_epochs > 0 ? o->num_epochs : 1);
     rl_acts a;
     rl_trainer tr;
-    if ((s = rl_acts_init_ex(&a, m, B, T, o->gradient_checkpointing, err))) {
+    if ((s = rl_acts_init_ex(&a, m, B, T, RL_ACTS_CHUNKED_LOGITS | (o->gradient_checkpointing ? RL_ACTS_CHECKPOINT : 0), err))) {
         free(order);
         return s;
     }

@@ -72,6 +72,32 @@ float rl_sched_lr(rl_sched kind, float lr, int64_t step, int64_t warmup, int64_t
     return (float)(lr * 0.5 * (1.0 + cos(M_PI * progress)));
 }
 
+/* AdamW over slices of n on the pool (elementwise, so the result does not depend on the threads). */
+typedef struct {
+    rl_adamw *o;
+    float *p;
+    const float *g;
+    size_t off, n;
+    float lr, wd, gscale;
+} adam_ctx;
+
+static void adam_item(void *vc, size_t i, int thread) {
+    adam_ctx *c = vc;
+    size_t lo = c->n * i / 16, hi = c->n * (i + 1) / 16;
+    if (hi > lo) rl_adamw_update(c->o, c->p + lo, c->g + lo, c->off + lo, hi - lo, c->lr, c->wd, c->gscale);
+    (void)thread;
+}
+
+static void adamw_update_par(rl_pool *pool, rl_adamw *o, float *p, const float *g, size_t off, size_t n, float lr, float wd,
+                             float gscale) {
+    if (!pool || n < 65536) {
+        rl_adamw_update(o, p, g, off, n, lr, wd, gscale);
+        return;
+    }
+    adam_ctx c = {o, p, g, off, n, lr, wd, gscale};
+    rl_pool_for(pool, 16, adam_item, &c);
+}
+
 /* ---- the trainer ------------------------------------------------------------------------- */
 
 rl_status rl_trainer_init(rl_trainer *tr, rl_model *m, int lora, float weight_decay, float max_grad_norm,
@@ -117,7 +143,7 @@ double rl_trainer_step(rl_trainer *tr, float lr) {
     if (tr->lora) { // every adapter is a matrix: one update over the whole allocation
         double norm = sqrt(rl_sumsq(tr->lg.mem, tr->lg.n));
         float c = rl_clip_coef(norm, tr->max_grad_norm);
-        rl_adamw_update(&tr->opt, m->lora->mem, tr->lg.mem, 0, tr->lg.n, lr, tr->weight_decay, c);
+        adamw_update_par(m->pool, &tr->opt, m->lora->mem, tr->lg.mem, 0, tr->lg.n, lr, tr->weight_decay, c);
         return tr->last_grad_norm = norm;
     }
     double norm = sqrt(rl_sumsq(tr->g.mem, tr->g.n)); // a tied lm_head has no slot of its own
@@ -128,7 +154,7 @@ double rl_trainer_step(rl_trainer *tr, float lr) {
     rl_params_list(&m->cfg, &tr->g, gr);
     for (int i = 0; i < nt; i++) {
         size_t off = (size_t)(pr[i].data - m->w.mem);
-        rl_adamw_update(&tr->opt, pr[i].data, gr[i].data, off, pr[i].n, lr, pr[i].ndim == 2 ? tr->weight_decay : 0.0f, c);
+        adamw_update_par(m->pool, &tr->opt, pr[i].data, gr[i].data, off, pr[i].n, lr, pr[i].ndim == 2 ? tr->weight_decay : 0.0f, c);
     }
     free(pr);
     free(gr);

@@ -30,6 +30,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vecindex/vi_internal.h"
 
@@ -156,6 +157,18 @@ size_t rl_vindex_memory(const rl_vindex *vi) {
     return m;
 }
 
+/* Large arrays are 2 MB aligned and asked to live on transparent huge pages: searches touch
+ * vectors at random, and with 4 KB pages nearly every vector costs a TLB miss too. */
+static void *big_alloc(size_t bytes) {
+    if (bytes < ((size_t)4 << 20)) return malloc(bytes);
+    void *p = NULL;
+    if (posix_memalign(&p, (size_t)2 << 20, bytes) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 /* Grows (or, for a loaded index, copies into memory) every per-slot array to cap slots. */
 rl_status vi_alloc(rl_vindex *vi, size_t cap, rl_error *err) {
     if (cap < vi->n) cap = vi->n;
@@ -177,7 +190,7 @@ rl_status vi_alloc(rl_vindex *vi, size_t cap, rl_error *err) {
     size_t na = sizeof arr / sizeof arr[0];
     for (size_t a = 0; a < na; a++) {
         if (!arr[a].elem) continue;
-        fresh[a] = malloc(cap * arr[a].elem);
+        fresh[a] = big_alloc(cap * arr[a].elem);
         if (!fresh[a]) {
             for (size_t b = 0; b < a; b++) free(fresh[b]);
             return rl_fail(err, RL_ENOMEM, "out of memory for %zu vectors", cap);
@@ -522,6 +535,42 @@ static int cand_cmp(const void *a, const void *b) {
     return x->s < y->s ? -1 : x->s > y->s;
 }
 
+static inline int cand_less(cand a, cand b) { return a.d < b.d || (a.d == b.d && a.s < b.s); }
+
+/* Sorts a max-heap (as rpush leaves it) into ascending order, in place. */
+static void heap_sort_desc_heap(cand *h, size_t n) {
+    while (n > 1) {
+        cand top = h[0];
+        size_t m = n - 1;
+        cand x = h[m];
+        size_t i = 0;
+        for (;;) {
+            size_t l = 2 * i + 1;
+            if (l >= m) break;
+            if (l + 1 < m && h[l + 1].d > h[l].d) l++;
+            if (h[l].d <= x.d) break;
+            h[i] = h[l];
+            i = l;
+        }
+        h[i] = x;
+        h[m] = top;
+        n = m;
+    }
+}
+
+/* Insertion sort, for short lists (neighbour lists). */
+static void sort_small(cand *t, size_t n) {
+    for (size_t i = 1; i < n; i++) {
+        cand x = t[i];
+        size_t j = i;
+        while (j > 0 && cand_less(x, t[j - 1])) {
+            t[j] = t[j - 1];
+            j--;
+        }
+        t[j] = x;
+    }
+}
+
 /* ---- the query: float or int8 ---- */
 
 typedef struct {
@@ -535,6 +584,8 @@ typedef struct {
     int (*fn)(void *, uint64_t);
     void *ctx;
     int filtering; /* any reason to skip nodes: tombstones, allow-list or predicate */
+    uint32_t self; /* inserts: the node being inserted (a reused slot may be reachable through old
+                    * links, and its own lists are empty until this insert fills them) */
 } query;
 
 static inline float qdist(const rl_vindex *vi, const query *qq, uint32_t s) {
@@ -597,6 +648,7 @@ static void greedy(const rl_vindex *vi, rl_vi_scratch *sc, const query *qq, int 
         for (uint32_t j = 1; j <= n; j++) {
             uint32_t nb = l[j];
             if (j + 1 <= n) prefetch_node(vi, qq, l[j + 1]);
+            if (nb == qq->self) continue;
             float d = qdist(vi, qq, nb);
             if (d < *curd) {
                 *curd = d;
@@ -633,7 +685,7 @@ static __attribute__((always_inline)) inline size_t search_level(const rl_vindex
         for (uint32_t j = 1; j <= n; j++) __builtin_prefetch(vis + l[j]);
         for (uint32_t j = 1; j <= n; j++) {
             uint32_t nb = l[j];
-            if (vis[nb] == gen) continue;
+            if (vis[nb] == gen || nb == qq->self) continue;
             vis[nb] = gen;
             todo[nt++] = nb;
             if (nt <= PF_AHEAD) prefetch_node(vi, qq, nb);
@@ -707,7 +759,7 @@ static void link_back(rl_vindex *vi, rl_vi_scratch *sc, uint32_t e, uint32_t s, 
             cand *t = sc->t;
             for (uint32_t j = 0; j < n; j++) t[j] = (cand){dist_ss(vi, e, l[j + 1]), l[j + 1]};
             t[n] = (cand){d_es, s};
-            qsort(t, n + 1, sizeof *t, cand_cmp);
+            sort_small(t, n + 1);
             size_t kept = select_heuristic(vi, t, n + 1, mmax);
             for (size_t j = 0; j < kept; j++) l[j + 1] = t[j].s;
             l[0] = (uint32_t)kept;
@@ -720,7 +772,7 @@ static void link_back(rl_vindex *vi, rl_vi_scratch *sc, uint32_t e, uint32_t s, 
 static void insert_node(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s, int locked) {
     int L = vi->level[s];
     const float *x = vrow(vi, s);
-    query qq = {.q = x};
+    query qq = {.q = x, .self = s};
     scratch_ready(sc, vi, (size_t)vi->p.ef_construction);
     int hold_global = 0;
     if (locked) pthread_mutex_lock(vi->glock);
@@ -741,11 +793,11 @@ static void insert_node(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s, int locked
     for (int lev = L < top ? L : top; lev >= 0; lev--) {
         scratch_ready(sc, vi, efc);
         size_t nr = search_level(vi, sc, &qq, ep, epd, lev, efc, locked);
+        heap_sort_desc_heap(sc->r, nr); /* ascending */
         cand *t = sc->t;
         size_t nt = 0;
         for (size_t i = 0; i < nr; i++)
             if (sc->r[i].s != s) t[nt++] = sc->r[i];
-        qsort(t, nt, sizeof *t, cand_cmp);
         if (nt) {
             ep = t[0].s;
             epd = t[0].d;
@@ -773,44 +825,78 @@ static void insert_node(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s, int locked
     }
 }
 
-/* Before a tombstoned slot takes a new vector: every neighbour that links back drops the link
- * and re-selects its list from its remaining neighbours plus the dead node's neighbours. */
-static void unlink_slot(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s) {
-    for (int lev = 0; lev <= vi->level[s]; lev++) {
-        size_t mmax = lev == 0 ? (size_t)vi->M0 : (size_t)vi->p.M;
-        uint32_t *ls = vi_links(vi, s, lev);
-        uint32_t ns = ls[0];
-        for (uint32_t a = 1; a <= ns; a++) {
-            uint32_t u = ls[a];
-            if (u == s) continue;
-            uint32_t *lu = vi_links(vi, u, lev);
-            uint32_t nu = lu[0];
-            int has = 0;
-            for (uint32_t j = 1; j <= nu; j++) has |= lu[j] == s;
-            if (!has) continue;
-            scratch_ready(sc, vi, mmax * 2 + 2);
-            cand *t = sc->t;
-            size_t nt = 0;
-            uint16_t gen = sc->gen;
-            sc->visited[u] = gen;
-            sc->visited[s] = gen;
-            for (uint32_t j = 1; j <= nu; j++)
-                if (sc->visited[lu[j]] != gen) {
-                    sc->visited[lu[j]] = gen;
-                    t[nt++] = (cand){dist_ss(vi, u, lu[j]), lu[j]};
-                }
-            for (uint32_t j = 1; j <= ns; j++)
-                if (sc->visited[ls[j]] != gen && vi->level[ls[j]] >= lev) {
-                    sc->visited[ls[j]] = gen;
-                    t[nt++] = (cand){dist_ss(vi, u, ls[j]), ls[j]};
-                }
-            qsort(t, nt, sizeof *t, cand_cmp);
-            size_t kept = select_heuristic(vi, t, nt, mmax);
-            for (size_t j = 0; j < kept; j++) lu[j + 1] = t[j].s;
-            lu[0] = (uint32_t)kept;
+/* Drops s from u's list at lev and re-selects the list from u's other neighbours plus s's. */
+static void repair_list(rl_vindex *vi, rl_vi_scratch *sc, uint32_t u, uint32_t s, int lev) {
+    size_t mmax = lev == 0 ? (size_t)vi->M0 : (size_t)vi->p.M;
+    uint32_t *lu = vi_links(vi, u, lev), *ls = vi_links(vi, s, lev);
+    uint32_t nu = lu[0], ns = ls[0];
+    scratch_ready(sc, vi, mmax * 2 + 2);
+    cand *t = sc->t;
+    size_t nt = 0;
+    uint16_t gen = sc->gen;
+    sc->visited[u] = gen;
+    sc->visited[s] = gen;
+    for (uint32_t j = 1; j <= nu; j++)
+        if (sc->visited[lu[j]] != gen) {
+            sc->visited[lu[j]] = gen;
+            t[nt++] = (cand){dist_ss(vi, u, lu[j]), lu[j]};
         }
-        ls[0] = 0;
+    for (uint32_t j = 1; j <= ns; j++)
+        if (sc->visited[ls[j]] != gen && vi->level[ls[j]] >= lev) {
+            sc->visited[ls[j]] = gen;
+            t[nt++] = (cand){dist_ss(vi, u, ls[j]), ls[j]};
+        }
+    sort_small(t, nt);
+    size_t kept = select_heuristic(vi, t, nt, mmax);
+    for (size_t j = 0; j < kept; j++) lu[j + 1] = t[j].s;
+    lu[0] = (uint32_t)kept;
+}
+
+static int lists(const rl_vindex *vi, uint32_t u, int lev, uint32_t s) {
+    const uint32_t *l = vi_links(vi, u, lev);
+    for (uint32_t j = 1; j <= l[0]; j++)
+        if (l[j] == s) return 1;
+    return 0;
+}
+
+/* Before a tombstoned slot takes a new vector: every node within two hops of it that links to
+ * it drops the link and re-selects its list from its own neighbours plus the dead node's. Links
+ * to the slot from farther away stay and lead to its new vector: with no reverse links that is
+ * the price of not scanning the whole graph (a few long-range links; correctness does not
+ * depend on them). */
+static void unlink_slot(rl_vindex *vi, rl_vi_scratch *sc, uint32_t s) {
+    size_t cap = (size_t)vi->M0 * (size_t)(vi->M0 + 1) + 1;
+    uint32_t *near = rl_xmalloc(cap * sizeof *near);
+    for (int lev = 0; lev <= vi->level[s]; lev++) {
+        /* the nodes within two hops (neighbours' lists are read before any is changed) */
+        scratch_ready(sc, vi, 0);
+        uint16_t gen = sc->gen;
+        size_t nn = 0;
+        sc->visited[s] = gen;
+        const uint32_t *ls = vi_links(vi, s, lev);
+        for (uint32_t a = 1; a <= ls[0]; a++) {
+            uint32_t u = ls[a];
+            if (sc->visited[u] != gen) {
+                sc->visited[u] = gen;
+                near[nn++] = u;
+            }
+        }
+        size_t n1 = nn;
+        for (size_t i = 0; i < n1; i++) {
+            const uint32_t *lu = vi_links(vi, near[i], lev);
+            for (uint32_t b = 1; b <= lu[0]; b++) {
+                uint32_t w = lu[b];
+                if (sc->visited[w] != gen && vi->level[w] >= lev) {
+                    sc->visited[w] = gen;
+                    near[nn++] = w;
+                }
+            }
+        }
+        for (size_t i = 0; i < nn; i++)
+            if (lists(vi, near[i], lev, s)) repair_list(vi, sc, near[i], s, lev);
+        vi_links(vi, s, lev)[0] = 0;
     }
+    free(near);
 }
 
 typedef struct {
@@ -1086,7 +1172,7 @@ rl_status rl_vindex_search(const rl_vindex *vi, rl_vi_scratch *scratch, const fl
     scratch_ready(sc, vi, ef > (size_t)k ? ef : (size_t)k);
     if ((st = prepare_vec(vi, q, sc->q, err))) goto done;
 
-    query qq = {.q = sc->q, .fn = opts->filter, .ctx = opts->filter_ctx};
+    query qq = {.q = sc->q, .fn = opts->filter, .ctx = opts->filter_ctx, .self = RL_VI_NONE};
     qq.filtering = vi->n_deleted > 0 || opts->filter || opts->allow;
     double live = (double)rl_vindex_count(vi), sel = 1;
     size_t n_allow_slots = 0;
@@ -1134,7 +1220,10 @@ rl_status rl_vindex_search(const rl_vindex *vi, rl_vi_scratch *scratch, const fl
     double below = opts->exact_below > 0 ? opts->exact_below : 0.02;
     int filtered = opts->filter || opts->allow;
     size_t nr = 0;
-    if (opts->exact || (filtered && (sel <= below || sel * live < 4.0 * (double)ef))) {
+    /* a small collection is searched exactly: a scan of a thousand vectors costs about what the
+     * graph walk costs, and is exact */
+    double flat = opts->flat_below > 0 ? (double)opts->flat_below : opts->flat_below < 0 ? -1.0 : 1024.0;
+    if (opts->exact || live <= flat || (filtered && (sel <= below || sel * live < 4.0 * (double)ef))) {
         qq.i8 = 0;
         exact_scan(vi, sc, &qq, allow_slots, n_allow_slots, (size_t)k, &nr);
     } else {
@@ -1161,7 +1250,8 @@ rl_status rl_vindex_search(const rl_vindex *vi, rl_vi_scratch *scratch, const fl
         if (qq.i8) /* rescore the candidates with the float vectors */
             for (size_t i = 0; i < nr; i++) sc->r[i].d = dist_f(vi, sc->q, sc->r[i].s);
     }
-    qsort(sc->r, nr, sizeof(cand), cand_cmp);
+    if (qq.i8 && !opts->exact) qsort(sc->r, nr, sizeof(cand), cand_cmp); /* rescored: no longer a heap */
+    else heap_sort_desc_heap(sc->r, nr);
     if (nr > (size_t)k) nr = (size_t)k;
     for (size_t i = 0; i < nr; i++) {
         out[i].id = vi->ids[sc->r[i].s];

@@ -63,6 +63,7 @@ typedef struct rl_vi_hit {
 typedef struct rl_vi_search_opts {
     int ef;     /* candidate list size (>= k; 0: max(k, 64)) */
     int exact;  /* 1: brute force over every live vector (ground truth) */
+    int flat_below; /* at most this many live vectors: exact search (0: 1024; -1: never) */
     /* Filter: a result must pass both when both are given. */
     int (*filter)(void *ctx, uint64_t id); /* return nonzero to keep id */
     void *filter_ctx;

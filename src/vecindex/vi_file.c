@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "vecindex/vi_internal.h"
 
@@ -279,5 +280,8 @@ rl_status rl_vindex_load(rl_vindex **out, const char *path, rl_error *err) {
         return s;
     }
     (*out)->map = m;
+#ifdef MADV_HUGEPAGE
+    madvise((void *)m.data, m.size, MADV_HUGEPAGE); /* where the file system supports it */
+#endif
     return RL_OK;
 }

@@ -1,0 +1,225 @@
+/* cmd_run.c - `raftlm run`: every stage of the project from one raftlm.yaml, in order:
+ * ingest, synth, train, eval, export.
+ *
+ * ingest and synth are incremental by themselves (unchanged files are not read, chunks already
+ * asked about are not asked again), so they always run and cost little when nothing changed.
+ * train, eval and export are skipped when the fingerprint of their inputs (the config file,
+ * the training data, the trained model) is the one of their last successful run, recorded in
+ * <output_dir>/run_state.json (written atomically after each stage). So a touched document
+ * reruns exactly what depends on it. --from / --only / --force override. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/project.h"
+
+static const char *usage_text =
+    "[-c raftlm.yaml] [--from STAGE] [--only STAGE] [--force]\n\n"
+    "Runs the stages ingest, synth, train, eval, export in order. ingest and synth only do what is\n"
+    "new; train, eval and export are skipped when their inputs have not changed since their last run\n"
+    "(<output_dir>/run_state.json). Stages without what they need (no base_model: no train) are skipped.\n"
+    "  --from STAGE   start at this stage (the earlier ones are taken as they are)\n"
+    "  --only STAGE   run just this stage\n"
+    "  --force        run the stages even when their inputs are unchanged\n";
+
+enum { ST_INGEST, ST_SYNTH, ST_TRAIN, ST_EVAL, ST_EXPORT, N_STAGES };
+static const char *const stage_names[N_STAGES] = {"ingest", "synth", "train", "eval", "export"};
+
+/* sha256 of some files' contents (absent files count as empty), as hex. */
+static void hash_files(const char *const *paths, int n, const char *extra, char out[65]) {
+    rl_buf all = {0};
+    for (int i = 0; i < n; i++) {
+        char *data;
+        size_t len;
+        char h[65] = "absent";
+        if (paths[i] && rl_file_read(paths[i], 0, &data, &len, NULL) == RL_OK) {
+            rl_sha256_hex(data, len, h);
+            free(data);
+        }
+        rl_buf_printf(&all, "%s=%s;", paths[i] ? paths[i] : "-", h);
+    }
+    if (extra) rl_buf_puts(&all, extra);
+    rl_sha256_hex(all.data ? all.data : "", all.len, out);
+    rl_buf_free(&all);
+}
+
+/* Runs a verb in this process, as `raftlm VERB ARGS...` would. */
+static int run_verb(int (*fn)(int, char **), const char *verb, ...) {
+    char *argv[16];
+    int argc = 0;
+    argv[argc++] = (char *)verb;
+    va_list ap;
+    va_start(ap, verb);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) && argc < 15) argv[argc++] = (char *)a;
+    va_end(ap);
+    argv[argc] = NULL;
+    optind = 0; /* glibc: a full reset of getopt's state */
+    return fn(argc, argv);
+}
+
+static int stage_index(const char *name) {
+    for (int i = 0; i < N_STAGES; i++)
+        if (strcmp(name, stage_names[i]) == 0) return i;
+    return -1;
+}
+
+int cmd_run(int argc, char **argv) {
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"from", required_argument, 0, 'f'},
+                                         {"only", required_argument, 0, 'o'},   {"force", no_argument, 0, 'F'},
+                                         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    const char *config = "raftlm.yaml", *from = NULL, *only = NULL;
+    int force = 0, c;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'f': from = optarg; break;
+        case 'o': only = optarg; break;
+        case 'F': force = 1; break;
+        case 'h': printf("usage: raftlm run %s", usage_text); return 0;
+        default: return cli_usage("run", usage_text);
+        }
+    }
+    int first = 0, last = N_STAGES - 1;
+    if (from && (first = stage_index(from)) < 0) {
+        fprintf(stderr, "raftlm: unknown stage '%s' (ingest, synth, train, eval, export)\n", from);
+        return 2;
+    }
+    if (only) {
+        if ((first = stage_index(only)) < 0) {
+            fprintf(stderr, "raftlm: unknown stage '%s' (ingest, synth, train, eval, export)\n", only);
+            return 2;
+        }
+        last = first;
+    }
+    char *cfg_path = rl_xstrdup(config);
+    rl_error err = {0};
+    rl_config cfg;
+    char *db_path;
+    if (cli_project_open(cfg_path, NULL, &cfg, &db_path, &err)) {
+        free(cfg_path);
+        return cli_report(&err);
+    }
+    if (rl_mkdir_p(cfg.output_dir, &err)) {
+        free(cfg_path), free(db_path), rl_config_free(&cfg);
+        return cli_report(&err);
+    }
+    char *state_path = rl_path_join(cfg.output_dir, "run_state.json");
+    char *text;
+    size_t len;
+    json_t *state = NULL;
+    if (rl_file_read(state_path, 0, &text, &len, NULL) == RL_OK) {
+        state = json_loadb(text, len, 0, NULL);
+        free(text);
+    }
+    if (!json_is_object(state)) {
+        json_decref(state);
+        state = json_object();
+    }
+    char *ds_dir = rl_path_join(cfg.output_dir, "datasets"), *train_dir = rl_path_join(cfg.output_dir, "train");
+    char *export_dir = rl_path_join(cfg.output_dir, "export");
+    char *train_ds = rl_path_join(ds_dir, "raft_train.jsonl"), *eval_q = rl_path_join(ds_dir, "eval_test.jsonl");
+    char *adapter = rl_path_join(train_dir, "adapter_model.safetensors"), *full = rl_path_join(train_dir, "model.safetensors");
+    char *eval_out = rl_path_join(cfg.output_dir, "eval.json");
+    const char *status[N_STAGES] = {0};
+    double seconds[N_STAGES] = {0};
+    int code = 0;
+    int lora = strcmp(cfg.adapter, "lora") == 0;
+    for (int st = 0; st < N_STAGES && !code; st++) {
+        if (st < first || st > last) {
+            status[st] = "not asked";
+            continue;
+        }
+        double t0 = rl_now();
+        char fp[65] = "";
+        const char *skip_reason = NULL;
+        /* the fingerprint of what the stage reads */
+        if (st == ST_TRAIN) {
+            if (!cfg.base_model) skip_reason = "no base_model in the config";
+            const char *in[] = {cfg_path, train_ds};
+            hash_files(in, 2, cfg.base_model, fp);
+        } else if (st == ST_EVAL) {
+            const char *in[] = {cfg_path, eval_q, adapter, full};
+            hash_files(in, 4, NULL, fp);
+            if (!rl_path_exists(eval_q) && !cfg.eval.questions) skip_reason = "no questions (synth wrote no test split)";
+        } else if (st == ST_EXPORT) {
+            const char *in[] = {adapter, full};
+            hash_files(in, 2, NULL, fp);
+            if (!cfg.base_model || (!rl_path_exists(adapter) && !rl_path_exists(full))) skip_reason = "nothing trained to export";
+        }
+        json_t *prev = json_object_get(json_object_get(state, stage_names[st]), "fingerprint");
+        if (!skip_reason && fp[0] && !force && json_is_string(prev) && strcmp(json_string_value(prev), fp) == 0)
+            skip_reason = "inputs unchanged";
+        if (skip_reason) {
+            status[st] = skip_reason;
+            rl_info("== %s: skipped (%s)", stage_names[st], skip_reason);
+            continue;
+        }
+        rl_info("== %s", stage_names[st]);
+        int rc = 0;
+        switch (st) {
+        case ST_INGEST: rc = run_verb(cmd_ingest, "ingest", "-c", cfg_path, NULL); break;
+        case ST_SYNTH: rc = run_verb(cmd_synth, "synth", "-c", cfg_path, NULL); break;
+        case ST_TRAIN: rc = run_verb(cmd_train, "train", "-c", cfg_path, NULL); break;
+        case ST_EVAL: {
+            /* the trained model when there is one, else the base model (or retrieval only) */
+            int saved = dup(STDOUT_FILENO);
+            FILE *f = fopen(eval_out, "w");
+            if (f && saved >= 0) {
+                fflush(stdout);
+                dup2(fileno(f), STDOUT_FILENO);
+            }
+            if (cfg.base_model && lora && rl_path_exists(adapter))
+                rc = run_verb(cmd_eval, "eval", "-c", cfg_path, "--lora", train_dir, "--name", "raft", "--json", NULL);
+            else if (cfg.base_model && rl_path_exists(full))
+                rc = run_verb(cmd_eval, "eval", "-c", cfg_path, "--model", train_dir, "--name", "raft", "--json", NULL);
+            else rc = run_verb(cmd_eval, "eval", "-c", cfg_path, "--json", NULL);
+            fflush(stdout);
+            if (f && saved >= 0) {
+                dup2(saved, STDOUT_FILENO);
+                close(saved);
+            }
+            if (f) fclose(f);
+            if (!rc) rl_info("eval results: %s", eval_out);
+            break;
+        }
+        case ST_EXPORT: {
+            rc = run_verb(cmd_export, "export", "-c", cfg_path, "--to", "gguf", NULL);
+            if (!rc) rc = run_verb(cmd_export, "export", "-c", cfg_path, "--to", "hf", NULL);
+            if (!rc) rl_info("exported to %s/ (the PEFT adapter stays in %s)", export_dir, train_dir);
+            break;
+        }
+        }
+        seconds[st] = rl_now() - t0;
+        if (rc) {
+            status[st] = "FAILED";
+            code = rc;
+            break;
+        }
+        status[st] = "ran";
+        /* record the success (ingest and synth record when they last ran) */
+        json_t *rec = json_pack("{s:s, s:f, s:i}", "fingerprint", fp, "seconds", seconds[st], "at", (json_int_t)time(NULL));
+        json_object_set_new(state, stage_names[st], rec);
+        char *dump = json_dumps(state, JSON_INDENT(2));
+        if (rl_file_write_atomic(state_path, dump, strlen(dump), &err)) rl_warn("%s", err.msg);
+        free(dump);
+    }
+    fprintf(stderr, "\nraftlm run: %s\n", code ? "stopped at a failed stage" : "done");
+    for (int st = 0; st < N_STAGES; st++) {
+        fprintf(stderr, "  %-7s %-44s", stage_names[st], status[st] ? status[st] : "not reached");
+        if (seconds[st] > 0) fprintf(stderr, " %7.1f s", seconds[st]);
+        fprintf(stderr, "\n");
+    }
+    fprintf(stderr, "  outputs: store %s, datasets %s/, model %s/, eval %s, export %s/\n", db_path, ds_dir, train_dir, eval_out, export_dir);
+    json_decref(state);
+    free(state_path), free(ds_dir), free(train_dir), free(export_dir), free(train_ds), free(eval_q), free(adapter), free(full), free(eval_out);
+    free(db_path);
+    free(cfg_path);
+    rl_config_free(&cfg);
+    return code;
+}

@@ -1,0 +1,362 @@
+/* eval.c - evaluation metrics and the retrieval and answering modes (see eval.h). */
+#include "eval/eval.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- questions ------------------------------------------------------------------------------ */
+
+static char *json_str_dup(json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    if (json_is_string(v)) return rl_xstrdup(json_string_value(v));
+    if (json_is_integer(v)) return rl_xasprintf("%lld", (long long)json_integer_value(v));
+    if (json_is_real(v)) return rl_xasprintf("%g", json_real_value(v));
+    return NULL;
+}
+
+rl_status rl_eval_set_load(rl_eval_set *set, const char *path, rl_error *err) {
+    memset(set, 0, sizeof *set);
+    char *text;
+    size_t len;
+    rl_status s = rl_file_read(path, 1u << 30, &text, &len, err);
+    if (s) return s;
+    size_t cap = 0, line_no = 0;
+    char *p = text;
+    while (p < text + len) {
+        char *nl = memchr(p, '\n', (size_t)(text + len - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(text + len - p);
+        line_no++;
+        size_t k = 0;
+        while (k < n && isspace((unsigned char)p[k])) k++;
+        if (k < n) {
+            json_error_t je;
+            json_t *o = json_loadb(p, n, 0, &je);
+            const char *why = !o ? je.text : !json_is_object(o) ? "not a JSON object" : NULL;
+            char *q = o ? json_str_dup(o, "question") : NULL, *a = o ? json_str_dup(o, "answer") : NULL;
+            if (!why && !q) why = "no \"question\" string";
+            if (!why && !a) why = "no \"answer\"";
+            if (why) {
+                free(q), free(a);
+                json_decref(o);
+                rl_eval_set_free(set);
+                free(text);
+                return rl_fail(err, RL_EFORMAT, "%s:%zu: %s", path, line_no, why);
+            }
+            if (set->n == cap) cap = cap ? 2 * cap : 64, set->q = rl_xrealloc(set->q, cap * sizeof *set->q);
+            rl_eval_question *e = &set->q[set->n++];
+            e->question = q;
+            e->answer = a;
+            e->oracle_doc = json_str_dup(o, "oracle_doc");
+            e->id = json_str_dup(o, "id");
+            if (!e->id) e->id = rl_xasprintf("line-%zu", line_no);
+            json_decref(o);
+        }
+        p += n + 1;
+    }
+    free(text);
+    if (set->n == 0) return rl_fail(err, RL_EFORMAT, "%s: no questions", path);
+    return RL_OK;
+}
+
+void rl_eval_set_free(rl_eval_set *set) {
+    for (size_t i = 0; i < set->n; i++) free(set->q[i].id), free(set->q[i].question), free(set->q[i].answer), free(set->q[i].oracle_doc);
+    free(set->q);
+    memset(set, 0, sizeof *set);
+}
+
+/* ---- text metrics --------------------------------------------------------------------------- */
+
+char *rl_eval_normalize(const char *s) {
+    rl_buf words = {0};
+    const char *p = s;
+    while (*p) {
+        while (*p && !isalnum((unsigned char)*p) && (unsigned char)*p < 0x80) p++;
+        if (!*p) break;
+        /* a number keeps its inner separators ("1,250.00" stays one token, as "1250.00") */
+        rl_buf tok = {0};
+        while (*p && (isalnum((unsigned char)*p) || (unsigned char)*p >= 0x80 ||
+                      ((*p == ',' || *p == '.') && p > s && isdigit((unsigned char)p[-1]) && isdigit((unsigned char)p[1])))) {
+            if (*p != ',') rl_buf_putc(&tok, (char)tolower((unsigned char)*p));
+            p++;
+        }
+        if (tok.data && strcmp(tok.data, "a") && strcmp(tok.data, "an") && strcmp(tok.data, "the")) {
+            if (words.len) rl_buf_putc(&words, ' ');
+            rl_buf_puts(&words, tok.data);
+        }
+        rl_buf_free(&tok);
+    }
+    return rl_buf_take(&words);
+}
+
+int rl_eval_exact_match(const char *prediction, const char *gold) {
+    char *a = rl_eval_normalize(prediction), *b = rl_eval_normalize(gold);
+    int eq = strcmp(a, b) == 0;
+    free(a);
+    free(b);
+    return eq;
+}
+
+static int split_words(char *s, char **out, int max) {
+    int n = 0;
+    for (char *t = strtok(s, " "); t && n < max; t = strtok(NULL, " ")) out[n++] = t;
+    return n;
+}
+
+double rl_eval_f1(const char *prediction, const char *gold) {
+    char *a = rl_eval_normalize(prediction), *b = rl_eval_normalize(gold);
+    char *pa[512], *pb[512];
+    int na = split_words(a, pa, 512), nb = split_words(b, pb, 512);
+    double f1 = 0;
+    if (na == 0 || nb == 0) f1 = na == nb;
+    else {
+        int used[512] = {0}, common = 0;
+        for (int i = 0; i < na; i++)
+            for (int k = 0; k < nb; k++)
+                if (!used[k] && strcmp(pa[i], pb[k]) == 0) {
+                    used[k] = 1;
+                    common++;
+                    break;
+                }
+        if (common) {
+            double prec = (double)common / na, rec = (double)common / nb;
+            f1 = 2 * prec * rec / (prec + rec);
+        }
+    }
+    free(a);
+    free(b);
+    return f1;
+}
+
+int rl_eval_numeric_match(const char *prediction, const char *gold) {
+    size_t i = 0;
+    char num[64];
+    int any = 0;
+    while (rl_text_next_number(gold, &i, num, sizeof num)) {
+        any = 1;
+        size_t j = 0;
+        char got[64];
+        int found = 0;
+        while (!found && rl_text_next_number(prediction, &j, got, sizeof got)) found = strcmp(got, num) == 0;
+        if (!found) return 0;
+    }
+    return any ? 1 : rl_eval_exact_match(prediction, gold);
+}
+
+char *rl_eval_final_answer(const char *generated) {
+    const char *tag = NULL;
+    for (const char *p = strstr(generated, "<ANSWER>:"); p; p = strstr(p + 1, "<ANSWER>:")) tag = p;
+    const char *a = tag ? tag + 9 : generated;
+    while (isspace((unsigned char)*a)) a++;
+    size_t n = strlen(a);
+    if (tag) { /* the answer is one line */
+        const char *nl = strchr(a, '\n');
+        if (nl) n = (size_t)(nl - a);
+    }
+    while (n && isspace((unsigned char)a[n - 1])) n--;
+    return rl_xstrndup(a, n);
+}
+
+int rl_eval_citations_valid(const char *generated, const char *const *docs, int n_docs) {
+    int quotes = 0;
+    const char *p = generated;
+    for (;;) {
+        const char *b = strstr(p, "##begin_quote##");
+        if (!b) break;
+        const char *q = b + 15, *e = strstr(q, "##end_quote##");
+        if (!e) return 0;
+        char *quote = rl_xstrndup(q, (size_t)(e - q));
+        int found = 0;
+        for (int d = 0; d < n_docs && !found; d++) found = rl_text_contains_normalized(docs[d], quote);
+        free(quote);
+        if (!found) return 0;
+        quotes++;
+        p = e + 13;
+    }
+    return quotes > 0;
+}
+
+int rl_eval_is_refusal(const char *a) {
+    static const char *const phrases[] = {"do not say", "does not say", "don't say", "not contain", "no information", "cannot answer",
+                                          "can't answer", "not mentioned", "not stated", "unknown", "do not mention", NULL};
+    char *low = rl_xstrdup(a);
+    for (char *p = low; *p; p++) *p = (char)tolower((unsigned char)*p);
+    int r = 0;
+    for (int i = 0; phrases[i] && !r; i++) r = strstr(low, phrases[i]) != NULL;
+    free(low);
+    return r;
+}
+
+int rl_eval_doc_matches(const char *retrieved, const char *oracle) {
+    if (!retrieved || !oracle) return 0;
+    if (strcmp(retrieved, oracle) == 0) return 1;
+    /* "file.jsonl#key" documents match on the whole name; plain names match file names */
+    if (!strchr(oracle, '/')) return strcmp(rl_path_basename(retrieved), oracle) == 0;
+    /* a longer path given relative to a parent folder: the retrieved path is its suffix */
+    size_t lr = strlen(retrieved), lo = strlen(oracle);
+    return lo > lr && oracle[lo - lr - 1] == '/' && strcmp(oracle + lo - lr, retrieved) == 0;
+}
+
+void rl_eval_rank_metrics(int rank, rl_rank_metrics *m) {
+    memset(m, 0, sizeof *m);
+    for (int k = 1; k <= 10; k++) m->recall_at[k] = rank >= 1 && rank <= k;
+    m->mrr = rank >= 1 && rank <= 10 ? 1.0 / rank : 0;
+    m->ndcg10 = rank >= 1 && rank <= 10 ? 1.0 / log2(rank + 1.0) : 0; /* one relevant document: IDCG = 1 */
+}
+
+/* ---- retrieval -------------------------------------------------------------------------------- */
+
+/* Rank (1-based, distinct documents in order) of the oracle document among the hits. */
+static int oracle_rank(const rl_hit *hits, size_t n, const char *oracle) {
+    const char *seen[64];
+    int n_seen = 0;
+    for (size_t i = 0; i < n && n_seen < 64; i++) {
+        int dup = 0;
+        for (int k = 0; k < n_seen; k++) dup |= strcmp(seen[k], hits[i].doc) == 0;
+        if (dup) continue;
+        seen[n_seen++] = hits[i].doc;
+        if (rl_eval_doc_matches(hits[i].doc, oracle)) return n_seen;
+    }
+    return 0;
+}
+
+rl_status rl_eval_retrieval_run(rl_store *store, const rl_eval_set *set, rl_dense *dense, int hybrid, const rl_hybrid_opts *ho,
+                                rl_eval_retrieval *out, rl_error *err) {
+    memset(out, 0, sizeof *out);
+    rl_progress bar;
+    rl_progress_start(&bar, "eval retrieval", "questions", (double)set->n);
+    for (size_t i = 0; i < set->n; i++) {
+        rl_progress_add(&bar, 1);
+        if (!set->q[i].oracle_doc) continue;
+        rl_hit *hits;
+        size_t n;
+        rl_status s = !dense   ? rl_search_bm25(store, set->q[i].question, 50, &hits, &n, err)
+                      : hybrid ? rl_search_hybrid(store, dense, ho, set->q[i].question, 50, &hits, &n, err)
+                               : rl_search_dense(store, dense, set->q[i].question, 50, &hits, &n, err);
+        if (s) {
+            rl_progress_finish(&bar);
+            return s;
+        }
+        rl_rank_metrics m;
+        rl_eval_rank_metrics(oracle_rank(hits, n, set->q[i].oracle_doc), &m);
+        rl_hits_free(hits, n);
+        for (int k = 1; k <= 10; k++) out->recall[k] += m.recall_at[k];
+        out->mrr += m.mrr;
+        out->ndcg10 += m.ndcg10;
+        out->n++;
+    }
+    rl_progress_finish(&bar);
+    if (out->n) {
+        for (int k = 1; k <= 10; k++) out->recall[k] /= out->n;
+        out->mrr /= out->n;
+        out->ndcg10 /= out->n;
+    }
+    return RL_OK;
+}
+
+/* ---- answering -------------------------------------------------------------------------------- */
+
+const char *rl_eval_mode_name(rl_eval_mode m) {
+    return m == RL_EVAL_CLOSED_BOOK ? "closed_book" : m == RL_EVAL_RAG ? "rag" : "oracle";
+}
+
+/* The documents shown for a question: retrieved top-k (rag), or the oracle document's chunk
+ * that holds the answer among the best other chunks (oracle), shuffled by a hash of the
+ * question so every model sees the same order. */
+static int documents_for(rl_store *store, const rl_eval_question *q, const rl_eval_answer_opts *o, char ***docs_out, rl_error *err) {
+    *docs_out = NULL;
+    if (o->mode == RL_EVAL_CLOSED_BOOK) return 0;
+    rl_hit *hits;
+    size_t n;
+    int want = o->k > 0 ? o->k : 5;
+    if (rl_search_bm25(store, q->question, o->mode == RL_EVAL_RAG ? want : 200, &hits, &n, err)) return -1;
+    char **docs = rl_xcalloc((size_t)want + 1, sizeof *docs);
+    int nd = 0;
+    if (o->mode == RL_EVAL_RAG) {
+        for (size_t i = 0; i < n && nd < want; i++) docs[nd++] = rl_xstrdup(hits[i].text);
+    } else {
+        int oracle = -1;
+        for (size_t i = 0; i < n && oracle < 0; i++)
+            if (q->oracle_doc && rl_eval_doc_matches(hits[i].doc, q->oracle_doc) && rl_text_contains_normalized(hits[i].text, q->answer))
+                oracle = (int)i;
+        for (size_t i = 0; i < n && oracle < 0; i++)
+            if (q->oracle_doc && rl_eval_doc_matches(hits[i].doc, q->oracle_doc)) oracle = (int)i;
+        if (oracle >= 0) docs[nd++] = rl_xstrdup(hits[oracle].text);
+        for (size_t i = 0; i < n && nd < want; i++)
+            if ((int)i != oracle && !(q->oracle_doc && rl_eval_doc_matches(hits[i].doc, q->oracle_doc)) &&
+                !rl_text_contains_normalized(hits[i].text, q->answer))
+                docs[nd++] = rl_xstrdup(hits[i].text);
+        uint64_t h = rl_hash64(q->question, strlen(q->question));
+        for (int i = nd - 1; i > 0; i--) {
+            h = h * 6364136223846793005ull + 1442695040888963407ull;
+            int j = (int)((h >> 33) % (uint64_t)(i + 1));
+            char *t = docs[i];
+            docs[i] = docs[j];
+            docs[j] = t;
+        }
+    }
+    rl_hits_free(hits, n);
+    *docs_out = docs;
+    return nd;
+}
+
+rl_status rl_eval_answers_run(rl_store *store, const rl_eval_set *set, const rl_eval_answer_opts *o, rl_eval_answers *out, rl_error *err) {
+    memset(out, 0, sizeof *out);
+    double t0 = rl_now();
+    rl_progress bar;
+    rl_progress_start(&bar, rl_eval_mode_name(o->mode), "questions", (double)set->n);
+    rl_status s = RL_OK;
+    int samples = 0;
+    for (size_t i = 0; i < set->n && !s; i++) {
+        const rl_eval_question *q = &set->q[i];
+        char **docs;
+        int nd = documents_for(store, q, o, &docs, err);
+        if (nd < 0) {
+            s = err ? err->status : RL_EDB;
+            break;
+        }
+        char *prompt = nd > 0 || o->mode != RL_EVAL_CLOSED_BOOK ? rl_raft_prompt((const char *const *)docs, nd, q->question) : rl_xstrdup(q->question);
+        char *gen = o->generate(o->ctx, prompt, err);
+        if (!gen) {
+            s = err && err->status ? err->status : RL_EINTERNAL;
+        } else {
+            char *final = rl_eval_final_answer(gen);
+            int em = rl_eval_exact_match(final, q->answer), num = rl_eval_numeric_match(final, q->answer);
+            double f1 = rl_eval_f1(final, q->answer);
+            int cite = nd > 0 && rl_eval_citations_valid(gen, (const char *const *)docs, nd);
+            int refusal = rl_eval_is_refusal(final);
+            out->em += em, out->f1 += f1, out->numeric_match += num, out->citation_validity += cite, out->refusal_rate += refusal;
+            out->n++;
+            if (o->samples && samples < o->max_samples) {
+                json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f, s:i, s:i, s:i}", "mode", rl_eval_mode_name(o->mode), "question",
+                                      q->question, "gold", q->answer, "generated", gen, "final_answer", final, "em", em, "f1", f1,
+                                      "numeric_match", num, "citations_valid", cite, "n_docs", nd);
+                if (j) {
+                    json_t *d = json_array();
+                    for (int k = 0; k < nd; k++) json_array_append_new(d, json_string(docs[k]));
+                    json_object_set_new(j, "documents", d);
+                    char *line = json_dumps(j, JSON_COMPACT);
+                    if (line) rl_buf_puts(o->samples, line), rl_buf_putc(o->samples, '\n');
+                    free(line);
+                    json_decref(j);
+                    samples++;
+                }
+            }
+            free(final);
+            free(gen);
+        }
+        free(prompt);
+        for (int k = 0; k < nd; k++) free(docs[k]);
+        free(docs);
+        rl_progress_add(&bar, 1);
+    }
+    rl_progress_finish(&bar);
+    if (out->n) {
+        out->em /= out->n, out->f1 /= out->n, out->numeric_match /= out->n;
+        out->citation_validity /= out->n, out->refusal_rate /= out->n;
+    }
+    out->seconds = rl_now() - t0;
+    return s;
+}
