@@ -56,6 +56,17 @@ TEST(openai_node_client_against_raftlm_serve) {
     int port = 0;
     if (fgets(line, sizeof line, fp)) sscanf(line, "listening on http://127.0.0.1:%d", &port);
     CHECK_MSG(port > 0, "serve did not start: %s", line);
+    // it listens before the model is loaded: wait for /health to say 200
+    char *h = NULL;
+    for (int i = 0; i < 200; i++) {
+        free(h);
+        h = NULL;
+        if (t_run(t_fmt("curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/health", port), &h, 0) == 0 && h &&
+            strcmp(h, "200") == 0)
+            break;
+        usleep(50000);
+    }
+    free(h);
     char *log = NULL;
     int rc = t_run(t_fmt("node %s http://127.0.0.1:%d/v1 stories260K '%s' %d %s/expected.txt", script, port, prompt, n, dir),
                    &log, 1);

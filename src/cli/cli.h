@@ -31,6 +31,7 @@ int cmd_export(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 /* Prints "raftlm: <msg>" to stderr and returns the exit code for that status (1; 2 for usage). */
 int cli_report(const rl_error *err);
@@ -69,9 +70,16 @@ typedef struct cli_rag {
     cli_model cm;
     rl_store *store; /* NULL without a store */
     char *model_name;
+    struct rl_qmodel *q; /* with quant q8_0 / q4_0: the quantized matrices (adapter merged first) */
 } cli_rag;
+/* In two steps (serve listens in between): the config (./raftlm.yaml when config is NULL and no
+ * model is given), then the model, tokenizer, adapter, quantized copy and store. cli_rag_close
+ * releases either. quant: NULL / "f32" (float32), "q8_0" or "q4_0". */
+rl_status cli_rag_config(cli_rag *r, const char *config, const char *model, rl_error *err);
+rl_status cli_rag_load(cli_rag *r, const char *model, const char *tok, const char *lora, const char *store_dir, int no_store,
+                       int threads, const char *quant, rl_error *err);
 rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const char *tok, const char *lora,
-                       const char *store_dir, int no_store, int threads, rl_error *err);
+                       const char *store_dir, int no_store, int threads, const char *quant, rl_error *err);
 void cli_rag_close(cli_rag *r);
 /* "1,2,3" -> ids (caller frees). */
 rl_status cli_parse_tokens(const char *list, int32_t **out, size_t *n, rl_error *err);

@@ -13,7 +13,7 @@
 
 static const char *USAGE =
     "[-c raftlm.yaml] [--model PATH] [--tokenizer PATH] [--lora DIR] [--store DIR | --no-retrieval]\n"
-    "       [-k N] [-n MAX_TOKENS] [--temp T] [--seed S] [--json] QUESTION...\n";
+    "       [-k N] [-n MAX_TOKENS] [--temp T] [--seed S] [--quant f32|q8_0|q4_0] [--threads N] [--json] QUESTION...\n";
 
 static int print_piece(void *ctx, const rl_gen_piece *pc) {
     fwrite(pc->text, 1, pc->len, stdout);
@@ -28,9 +28,10 @@ int cmd_ask(int argc, char **argv) {
         {"store", required_argument, 0, 's'},     {"no-retrieval", no_argument, 0, 'R'},
         {"temp", required_argument, 0, 't'},      {"seed", required_argument, 0, 'S'},
         {"json", no_argument, 0, 'J'},            {"threads", required_argument, 0, 'j'},
+        {"quant", required_argument, 0, 'q'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
-    const char *config = NULL, *model = NULL, *tokp = NULL, *lora = NULL, *store = NULL;
+    const char *config = NULL, *model = NULL, *tokp = NULL, *lora = NULL, *store = NULL, *quant = NULL;
     long k = 0, n_max = 0, threads = 0;
     double temp = 0;
     unsigned long long seed = 42;
@@ -44,6 +45,7 @@ int cmd_ask(int argc, char **argv) {
         case 'l': lora = optarg; break;
         case 's': store = optarg; break;
         case 'R': no_ret = 1; break;
+        case 'q': quant = optarg; break;
         case 'J': json = 1; break;
         case 'k': k = strtol(optarg, &end, 10); if (*end || k < 1 || k > 100) return cli_usage("ask", USAGE); break;
         case 'n': n_max = strtol(optarg, &end, 10); if (*end || n_max < 1) return cli_usage("ask", USAGE); break;
@@ -62,7 +64,7 @@ int cmd_ask(int argc, char **argv) {
     }
     rl_error err = {0};
     cli_rag r;
-    if (cli_rag_open(&r, config, model, tokp, lora, store, no_ret, (int)threads, &err)) {
+    if (cli_rag_open(&r, config, model, tokp, lora, store, no_ret, (int)threads, quant, &err)) {
         rl_buf_free(&q);
         return cli_report(&err);
     }
@@ -80,7 +82,8 @@ int cmd_ask(int argc, char **argv) {
         s = rl_chat_prompt(r.cm.tok, r.cm.model.cfg.bos_id, &m, 1, &ids, &n_ids, &err);
     }
     rl_infer *inf = NULL;
-    if (!s) s = rl_infer_new(&inf, &r.cm.model, r.cm.tok, 0, &err);
+    rl_infer_opts io = {.q = r.q, .n_threads = threads > 0 ? (int)threads : rl_cpu_count()};
+    if (!s) s = rl_infer_new_ex(&inf, &r.cm.model, r.cm.tok, &io, &err);
     rl_gen_result res = {0};
     if (!s) {
         rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = (int)n_max};

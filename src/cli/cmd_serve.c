@@ -12,26 +12,31 @@
 
 #include "cli/cli.h"
 #include "cli/project.h"
+#include "infer/infer.h"
 #include "serve/serve.h"
 
-rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const char *tokp, const char *lora,
-                       const char *store_dir, int no_store, int threads, rl_error *err) {
+rl_status cli_rag_config(cli_rag *r, const char *config, const char *model, rl_error *err) {
     memset(r, 0, sizeof *r);
-    rl_status s = RL_OK;
-    char *db = NULL, *lora_owned = NULL, *model_owned = NULL;
     if (config || (!model && rl_path_exists("raftlm.yaml"))) {
-        if ((s = cli_project_open(config, NULL, &r->cfg, &db, err))) return s;
-        r->has_cfg = 1;
+        char *db = NULL;
+        rl_status s = cli_project_open(config, NULL, &r->cfg, &db, err);
         free(db);
-        db = NULL;
+        if (s) return s;
+        r->has_cfg = 1;
     } else {
         rl_config_defaults(&r->cfg, ".");
     }
+    return RL_OK;
+}
+
+rl_status cli_rag_load(cli_rag *r, const char *model, const char *tokp, const char *lora, const char *store_dir,
+                       int no_store, int threads, const char *quant, rl_error *err) {
+    rl_status s = RL_OK;
+    char *db = NULL, *lora_owned = NULL, *model_owned = NULL;
+    if (quant && strcmp(quant, "f32") && strcmp(quant, "q8_0") && strcmp(quant, "q4_0"))
+        return rl_fail(err, RL_EINVAL, "--quant must be f32, q8_0 or q4_0, got '%s'", quant);
     if (!model) model = r->cfg.base_model;
-    if (!model) {
-        cli_rag_close(r);
-        return rl_fail(err, RL_EINVAL, "no model: pass --model PATH or -c raftlm.yaml with base_model");
-    }
+    if (!model) return rl_fail(err, RL_EINVAL, "no model: pass --model PATH or -c raftlm.yaml with base_model");
     if (r->has_cfg && !lora && model == r->cfg.base_model) { // the fine-tuned result, when there is one
         char *out = rl_path_join(r->cfg.output_dir, "train");
         char *ac = rl_path_join(out, "adapter_config.json"), *mc = rl_path_join(out, "config.json");
@@ -49,6 +54,14 @@ rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const 
     if (!s) s = cli_model_open(&r->cm, model, lora, tokp, threads, err);
     if (!s) r->opened = 1;
     if (!s && r->cfg.chat_template) s = rl_tok_set_chat_template(r->cm.tok, r->cfg.chat_template, err);
+    if (!quant && r->has_cfg) quant = r->cfg.serve.quant;
+    if (!s && quant && strcmp(quant, "f32") != 0) {
+        if (r->cm.model.lora) rl_lora_merge(&r->cm.model); // quantize the fine-tuned weights
+        int q4 = strcmp(quant, "q4_0") == 0;
+        s = rl_qmodel_new(&r->q, &r->cm.model, q4 ? RL_WTYPE_Q4_0 : RL_WTYPE_Q8_0, err);
+        if (!s) rl_info("weights: %s (%.1f MB of matrices, %s kernel)", q4 ? "Q4_0" : "Q8_0", rl_qmodel_bytes(r->q) / 1e6,
+                        rl_qmodel_kernel(r->q));
+    }
     if (!s && !no_store) {
         if (store_dir) db = rl_path_join(store_dir, "store.db");
         else if (r->has_cfg) db = rl_config_store_path(&r->cfg);
@@ -69,12 +82,21 @@ rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const 
     free(db);
     free(lora_owned);
     free(model_owned);
+    return s;
+}
+
+rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const char *tokp, const char *lora,
+                       const char *store_dir, int no_store, int threads, const char *quant, rl_error *err) {
+    rl_status s = cli_rag_config(r, config, model, err);
+    if (!s) s = cli_rag_load(r, model, tokp, lora, store_dir, no_store, threads, quant, err);
     if (s) cli_rag_close(r);
     return s;
 }
 
+
 void cli_rag_close(cli_rag *r) {
     if (r->store) rl_store_close(r->store);
+    rl_qmodel_free(r->q);
     if (r->opened) cli_model_close(&r->cm);
     rl_config_free(&r->cfg);
     free(r->model_name);
@@ -84,9 +106,10 @@ void cli_rag_close(cli_rag *r) {
 static const char *USAGE =
     "[-c raftlm.yaml] [--model PATH] [--tokenizer PATH] [--lora DIR] [--store DIR | --no-store]\n"
     "       [--host ADDR] [--port N] [--parallel N] [--queue N] [--ctx N] [--max-tokens N] [--timeout S]\n"
-    "       [--api-key KEY] [--name NAME] [--drain S]\n\n"
+    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0|q4_0] [--threads N] [--adapter NAME=DIR]...\n\n"
     "Serves the model over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models) plus\n"
     "/v1/search, /health and /metrics; with a store, chat answers are grounded on retrieved chunks.\n"
+    "--adapter NAME=DIR (repeatable) serves a PEFT adapter beside the model: requests naming NAME use it.\n"
     "Prints the address it listens on (a line 'listening on http://HOST:PORT'); --port 0 picks a free port.\n"
     "The API key comes from --api-key or the environment variable serve.api_key_env (RAFTLM_API_KEY);\n"
     "it is required when --host is not a loopback address.\n";
@@ -102,13 +125,15 @@ int cmd_serve(int argc, char **argv) {
         {"timeout", required_argument, 0, 't'},   {"api-key", required_argument, 0, 'a'},
         {"name", required_argument, 0, 'N'},      {"drain", required_argument, 0, 'd'},
         {"threads", required_argument, 0, 'j'},   {"conn-timeout", required_argument, 0, 'T'},
+        {"quant", required_argument, 0, 'q'},     {"adapter", required_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     const char *config = NULL, *model = NULL, *tokp = NULL, *lora = NULL, *store = NULL, *host = NULL, *key = NULL,
-               *name = NULL;
+               *name = NULL, *quant = NULL;
     long port = -1, parallel = 0, queue = -1, ctx = 0, max_tokens = 0, threads = 0, conn_timeout = 0;
     double timeout = 0, drain = 30;
-    int no_store = 0, c;
+    int no_store = 0, c, n_ad = 0;
+    const char *ad_arg[32];
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
@@ -121,6 +146,11 @@ int cmd_serve(int argc, char **argv) {
         case 'H': host = optarg; break;
         case 'a': key = optarg; break;
         case 'N': name = optarg; break;
+        case 'q': quant = optarg; break;
+        case 'A':
+            if (n_ad == 32 || !strchr(optarg, '=') || optarg[0] == '=') return cli_usage("serve", USAGE);
+            ad_arg[n_ad++] = optarg;
+            break;
 #define NUM(var, lo, hi)                                                                                 \
     var = strtol(optarg, &end, 10);                                                                      \
     if (*end || var < (lo) || var > (hi)) return cli_usage("serve", USAGE);                              \
@@ -150,7 +180,10 @@ int cmd_serve(int argc, char **argv) {
 
     rl_error err = {0};
     cli_rag r;
-    if (cli_rag_open(&r, config, model, tokp, lora, store, no_store, (int)threads, &err)) return cli_report(&err);
+    if (cli_rag_config(&r, config, model, &err)) {
+        cli_rag_close(&r);
+        return cli_report(&err);
+    }
     rl_serve_opts o = rl_serve_defaults();
     o.host = host ? host : r.cfg.serve.host;
     o.port = port >= 0 ? (int)port : r.cfg.serve.port;
@@ -162,30 +195,62 @@ int cmd_serve(int argc, char **argv) {
     o.max_body = (size_t)r.cfg.serve.max_body_kb * 1024;
     if (conn_timeout) o.conn_timeout_s = (int)conn_timeout;
     o.k = r.cfg.retrieval.k;
-    o.model_name = name ? name : r.model_name;
+    const char *mpath = model ? model : r.cfg.base_model;
+    o.model_name = name ? name : mpath && *rl_path_basename(mpath) ? rl_path_basename(mpath) : "raftlm";
     const char *env = r.cfg.serve.api_key_env ? r.cfg.serve.api_key_env : "RAFTLM_API_KEY";
     o.api_key = key ? key : getenv(env);
     // The slots are the parallelism: BLAS threads inside each one-token matrix-vector product
     // only fight each other (measured: 10x slower with 2 slots on 2 cores). Each slot gets
     // cores / parallel BLAS threads (OpenBLAS's setting is process-wide, hence here in main).
     int per_slot = rl_cpu_count() / (o.parallel > 0 ? o.parallel : 1);
-    openblas_set_num_threads(threads > 0 ? (int)threads : per_slot > 0 ? per_slot : 1);
+    if (per_slot < 1) per_slot = 1;
+    openblas_set_num_threads(threads > 0 ? (int)threads : per_slot);
+    o.threads = threads > 0 ? (int)threads : per_slot;
+
+    // listen first: while the model loads, /health answers 503 {"status":"loading"}
     rl_server *srv = NULL;
-    if (rl_server_start(&srv, &r.cm.model, r.cm.tok, r.store, &o, &err)) {
+    if (rl_server_start_loading(&srv, &o, &err)) {
         cli_rag_close(&r);
         return cli_report(&err);
     }
     printf("listening on http://%s:%d\n", o.host, rl_server_port(srv));
     fflush(stdout);
-    rl_info("serving %s (%d slots, context %d, queue %d%s%s)", o.model_name, o.parallel, o.n_ctx, o.queue,
-            r.store ? ", retrieval on" : "", o.api_key && *o.api_key ? ", API key required" : "");
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    rl_info("signal %d: draining (up to %g s)", sig, drain);
-    int left = rl_server_drain(srv, drain);
-    if (left) rl_warn("%d requests still running after %g s; cancelling them", left, drain);
+    rl_status s = cli_rag_load(&r, model, tokp, lora, store, no_store, (int)threads, quant, &err);
+    rl_lora ad_lora[32];
+    rl_serve_adapter ads[32];
+    char *ad_names[32] = {0};
+    int n_loaded = 0;
+    for (int a = 0; a < n_ad && !s; a++) {
+        const char *eq = strchr(ad_arg[a], '=');
+        ad_names[a] = rl_xstrndup(ad_arg[a], (size_t)(eq - ad_arg[a]));
+        if ((s = rl_lora_load_peft(&ad_lora[a], &r.cm.model.cfg, eq + 1, &err))) {
+            rl_error_prefix(&err, "adapter %s", ad_names[a]);
+            break;
+        }
+        n_loaded++;
+        ads[a] = (rl_serve_adapter){.name = ad_names[a], .lora = &ad_lora[a]};
+        rl_info("adapter %s: %s (r %d)", ad_names[a], eq + 1, ad_lora[a].r);
+    }
+    o.adapters = ads;
+    o.n_adapters = n_loaded;
+    o.q = r.q;
+    if (!s) s = rl_server_ready(srv, &r.cm.model, r.cm.tok, r.store, &o, &err);
+    if (!s) {
+        rl_info("serving %s (%d slots, queue %d%s%s)", o.model_name, o.parallel, o.queue, r.store ? ", retrieval on" : "",
+                o.api_key && *o.api_key ? ", API key required" : "");
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        rl_info("signal %d: draining (up to %g s)", sig, drain);
+        int left = rl_server_drain(srv, drain);
+        if (left) rl_warn("%d requests still running after %g s; cancelling them", left, drain);
+    }
     rl_server_stop(srv);
+    for (int a = 0; a < n_ad; a++) {
+        if (a < n_loaded) rl_lora_free(&ad_lora[a]);
+        free(ad_names[a]);
+    }
     cli_rag_close(&r);
+    if (s) return cli_report(&err);
     rl_info("stopped");
     return 0;
 }

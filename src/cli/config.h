@@ -111,6 +111,7 @@ typedef struct rl_config {
         int context;             /* tokens per slot; 0 = the model's */
         double request_timeout_s;
         int max_body_kb;
+        char *quant;             /* f32 | q8_0 | q4_0: the weights' format in memory */
     } serve;
 } rl_config;
 

@@ -21,6 +21,7 @@ static const rl_cli_verb verbs[] = {
     {"tokenize", cmd_tokenize, "text -> token ids (or back) with a model's tokenizer"},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server answering from the knowledge base"},
     {"ask", cmd_ask, "answer a question from the knowledge base (retrieval + the model)"},
+    {"quantize", cmd_quantize, "write a model as GGUF with Q8_0 (or F16) matrices"},
 };
 
 #define N_VERBS (sizeof verbs / sizeof verbs[0])

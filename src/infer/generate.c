@@ -8,8 +8,12 @@
  * streaming decoder (whole UTF-8 characters only) into a pending buffer; what cannot be the
  * start of a stop string is released to the callback, the rest waits for the next token.
  *
- * Not done: batched prompt processing (the model exposes no batched forward that fills the
- * cache; prompts are decoded token by token), several sequences per cache. */
+ * Prompts go token by token through rl_model_decode (float32: the exact text of `raftlm
+ * generate`), or in batches of PREFILL_T tokens through infer_prefill (prefill.c) when batching
+ * is on. With quantized weights (rl_qmodel) decoding runs qdecode below: rl_model_decode's
+ * computation with the matrix-vector products on Q8_0 / Q4_0 blocks.
+ *
+ * Not done: several sequences per cache, decoding steps batched across contexts. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,16 +21,6 @@
 
 #include "infer/infer_internal.h"
 
-struct rl_infer {
-    rl_model *m;
-    const rl_tokenizer *tok;
-    rl_kv kv;
-    int32_t *cache; /* (n_ctx) the tokens at positions 0..n_cache-1 of the KV cache */
-    int n_cache;
-    const rl_qmodel *q;    /* quantized weights, or NULL */
-    rl_block_q8_0 *xq;     /* (max(C, F, QD) / 32) the activation quantized */
-    rl_pool *pool;         /* owned; NULL = one thread */
-};
 
 const char *rl_finish_name(rl_finish f) {
     switch (f) {
@@ -60,10 +54,15 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
         int big = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
         if (c->n_heads * c->head_dim > big) big = c->n_heads * c->head_dim;
         inf->q = o->q;
-        if (!(inf->xq = malloc(((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)))
+        if (!(inf->xq = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)))
             s = rl_fail(err, RL_ENOMEM, "generation context");
         if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
     }
+    // batched prompts: on by default with quantized weights (the same bits as one token at a
+    // time); for float32 only when asked (BLAS sgemm rounds differently from rl_model_decode's
+    // sgemv, so the text could drift from `raftlm generate`); never with an unmerged adapter
+    inf->batch = o->batch_prompt > 0 || (o->batch_prompt == 0 && o->q);
+    if (m->lora) inf->batch = 0;
     if (s) {
         rl_infer_free(inf);
         return s;
@@ -75,6 +74,7 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
 void rl_infer_free(rl_infer *inf) {
     if (!inf) return;
     free(inf->xq);
+    free(inf->pf);
     if (inf->pool) rl_pool_free(inf->pool);
     rl_kv_free(&inf->kv);
     free(inf->cache);
@@ -82,6 +82,8 @@ void rl_infer_free(rl_infer *inf) {
 }
 
 int rl_infer_n_ctx(const rl_infer *inf) { return inf->kv.max_T; }
+
+void rl_infer_reset(rl_infer *inf) { inf->n_cache = 0; }
 
 rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, int add_bos, int32_t **ids, size_t *n,
                             rl_error *err) {
@@ -114,41 +116,61 @@ rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, i
 
 typedef struct matvec_job {
     const rl_qmat *w;
-    const float *x;          /* (cols) float input, for float32 matrices */
-    const rl_block_q8_0 *xq; /* (cols/32) quantized input, for Q8_0 matrices */
-    float *out;              /* (rows) */
+    const float *x;          /* (T, cols) float input, for float32 matrices */
+    const rl_block_q8_0 *xq; /* (T, cols/32) quantized input, for Q8_0 matrices */
+    float *out;              /* (T, rows) */
+    int T;
     rl_q8_0_dot_fn dot;
+    rl_q4_0_dot_fn dot4;
 } matvec_job;
 
-#define MATVEC_ROWS 64 /* rows per task */
+#define MATVEC_ROWS 16 /* weight rows per task */
 
+/* Each weight row is read once for all T inputs (it stays in cache): the batched prompt's gain.
+ * Every output is the same dot product as with T = 1, so batching changes no bit. */
 static void matvec_rows(void *ctx, size_t task, int thread) {
     const matvec_job *j = ctx;
-    int r0 = (int)task * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < j->w->rows ? r0 + MATVEC_ROWS : j->w->rows;
+    int rows = j->w->rows, r0 = (int)task * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < rows ? r0 + MATVEC_ROWS : rows;
     int C = j->w->cols;
-    if (j->w->q8) {
-        size_t nb = (size_t)C / RL_Q8_0_BLOCK;
-        for (int r = r0; r < r1; r++) j->out[r] = j->dot(j->w->q8 + (size_t)r * nb, j->xq, nb);
+    size_t nb = (size_t)C / RL_Q8_0_BLOCK;
+    if (j->w->type == RL_WTYPE_Q8_0) {
+        const rl_block_q8_0 *W = j->w->blocks;
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < j->T; t++) j->out[(size_t)t * rows + r] = j->dot(W + (size_t)r * nb, j->xq + t * nb, nb);
+    } else if (j->w->type == RL_WTYPE_Q4_0) {
+        const rl_block_q4_0 *W = j->w->blocks;
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < j->T; t++) j->out[(size_t)t * rows + r] = j->dot4(W + (size_t)r * nb, j->xq + t * nb, nb);
     } else {
         for (int r = r0; r < r1; r++) {
             const float *w = j->w->f32 + (size_t)r * C;
-            float s = 0.0f;
-            for (int i = 0; i < C; i++) s += w[i] * j->x[i];
-            j->out[r] = s;
+            for (int t = 0; t < j->T; t++) {
+                const float *x = j->x + (size_t)t * C;
+                float s = 0.0f;
+                for (int i = 0; i < C; i++) s += w[i] * x[i];
+                j->out[(size_t)t * rows + r] = s;
+            }
         }
     }
 }
 
-/* out (rows) = W x (+ bias), x quantized first when W is Q8_0 */
-static void qmatvec(rl_infer *inf, const rl_qmat *w, float *out, const float *x, const float *bias) {
-    if (w->q8) rl_q8_0_quantize(inf->xq, x, (size_t)w->cols);
-    matvec_job j = {.w = w, .x = x, .xq = inf->xq, .out = out, .dot = inf->q->dot};
+void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias) {
+    // out (T, rows) = x (T, cols) W^T (+ bias), x quantized first when W is Q8_0
+    size_t nb = (size_t)w->cols / RL_Q8_0_BLOCK;
+    if (w->type != RL_WTYPE_F32)
+        for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * nb, x + (size_t)t * w->cols, (size_t)w->cols);
+    matvec_job j = {.w = w, .x = x, .xq = inf->xq, .out = out, .T = T, .dot = inf->q->dot, .dot4 = inf->q->dot4};
     size_t tasks = ((size_t)w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
     if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);
     else
         for (size_t t = 0; t < tasks; t++) matvec_rows(&j, t, 0);
     if (bias)
-        for (int r = 0; r < w->rows; r++) out[r] += bias[r];
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < w->rows; r++) out[(size_t)t * w->rows + r] += bias[r];
+}
+
+static void qmatvec(rl_infer *inf, const rl_qmat *w, float *out, const float *x, const float *bias) {
+    infer_qmatmul(inf, w, out, x, 1, bias);
 }
 
 /* rl_model_decode's computation with the matrices of inf->q (same cache layout). */
@@ -315,10 +337,18 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
     res->n_prompt = (int)n_prompt;
     res->n_cached = (int)same;
     float *logits = NULL;
-    for (size_t i = same; i < n_prompt && !s; i++) {
+    for (size_t i = same; i < n_prompt && !s;) {
         if (p->cancel && *p->cancel) break;
-        if ((s = rl_infer_decode(inf, prompt[i], (int)i, &logits, err))) break;
-        inf->cache[inf->n_cache++] = prompt[i];
+        int T = 1;
+        if (inf->batch) {
+            T = n_prompt - i < PREFILL_T ? (int)(n_prompt - i) : PREFILL_T;
+            s = infer_prefill(inf, prompt + i, T, (int)i, i + T == n_prompt ? &logits : NULL, err);
+        } else {
+            s = rl_infer_decode(inf, prompt[i], (int)i, &logits, err);
+        }
+        if (s) break;
+        for (int t = 0; t < T; t++) inf->cache[inf->n_cache++] = prompt[i + t];
+        i += (size_t)T;
     }
     for (size_t i = 0; i < n_prompt && !s; i++) {
         rl_sampler_accept(smp, prompt[i]);

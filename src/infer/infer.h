@@ -15,6 +15,9 @@
  *     a deadline / the caller's cancel flag, calling back with each piece of text as it becomes
  *     final (never half a UTF-8 character, never a part of a stop string).
  *
+ *   - rl_qmodel: Q8_0 / Q4_0 copies of the matrices for faster decoding (AVX2 kernels with scalar
+ *     references), and batched prompt processing (rl_infer_opts).
+ *
  * Threads: a model may be shared by many rl_infer contexts decoding at the same time (decode only
  * reads the weights; each context owns its cache and scratch). One rl_infer is used by one thread
  * at a time. Nothing here keeps global state.
@@ -134,6 +137,8 @@ typedef struct rl_infer rl_infer;
 rl_status rl_infer_new(rl_infer **out, rl_model *m, const rl_tokenizer *tok, int n_ctx, rl_error *err);
 void rl_infer_free(rl_infer *inf);
 int rl_infer_n_ctx(const rl_infer *inf);
+/* Forgets which tokens the cache holds (call after changing the model's weights or adapter). */
+void rl_infer_reset(rl_infer *inf);
 
 /* The prompt ids of a text as `raftlm generate` makes them: BOS (the tokenizer's, else the
  * model's, when there is one) + encode(text) without other special tokens. Caller frees. */
@@ -147,7 +152,7 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
 
 /* ---- quantized weights -------------------------------------------------------------------- */
 
-typedef enum rl_wtype { RL_WTYPE_F32 = 0, RL_WTYPE_Q8_0 = 8 } rl_wtype; /* GGUF's type numbers */
+typedef enum rl_wtype { RL_WTYPE_F32 = 0, RL_WTYPE_Q4_0 = 2, RL_WTYPE_Q8_0 = 8 } rl_wtype; /* GGUF's type numbers */
 
 #define RL_Q8_0_BLOCK 32
 /* GGUF's Q8_0 block: value i = fp16(d) * qs[i]. */
@@ -167,11 +172,25 @@ typedef float (*rl_q8_0_dot_fn)(const rl_block_q8_0 *a, const rl_block_q8_0 *b, 
 float rl_q8_0_dot_ref(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb);
 rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name);
 
+/* GGUF's Q4_0 block: 32 values, value j = fp16(d) * ((qs[j % 16] >> (4 * (j / 16))) & 15) - 8),
+ * d = (the value of largest magnitude) / -8, as llama.cpp quantizes. */
+typedef struct rl_block_q4_0 {
+    uint16_t d;
+    uint8_t qs[RL_Q8_0_BLOCK / 2];
+} rl_block_q4_0;
+void rl_q4_0_quantize(rl_block_q4_0 *out, const float *x, size_t n);
+void rl_q4_0_dequantize(float *out, const rl_block_q4_0 *blocks, size_t n);
+/* Q4_0 weights times Q8_0 activations, nb blocks: reference and this CPU's kernel. */
+typedef float (*rl_q4_0_dot_fn)(const rl_block_q4_0 *w, const rl_block_q8_0 *x, size_t nb);
+float rl_q4_0_dot_ref(const rl_block_q4_0 *w, const rl_block_q8_0 *x, size_t nb);
+rl_q4_0_dot_fn rl_q4_0_dot_kernel(const char **name);
+
 /* A quantized copy of a model's matrices (q, k, v, o, gate, up, down of every layer, lm_head),
  * shared read-only by any number of rl_infer contexts. Matrices whose input size is not a
  * multiple of 32 stay float32. The model must outlive it (embeddings, norms and biases are
  * read from it). A model with an unmerged LoRA adapter is RL_EUNSUPPORTED (merge it first). */
 typedef struct rl_qmodel rl_qmodel;
+/* type: RL_WTYPE_Q8_0 or RL_WTYPE_Q4_0. */
 rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_error *err);
 void rl_qmodel_free(rl_qmodel *q);
 size_t rl_qmodel_bytes(const rl_qmodel *q); /* bytes of the matrices as used */
@@ -181,6 +200,9 @@ typedef struct rl_infer_opts {
     int n_ctx;            /* as in rl_infer_new */
     const rl_qmodel *q;   /* NULL: float32 weights through rl_model_decode (exactly `raftlm generate`) */
     int n_threads;        /* threads of this context's matrix-vector products (quantized path); <= 1: one */
+    int batch_prompt;     /* prompts in batches of 32 tokens (matrix-matrix): 0 = auto (on with q: the
+                             same bits as token by token; off for float32, whose sgemm rounds unlike
+                             rl_model_decode's sgemv), 1 = on, -1 = off */
 } rl_infer_opts;
 rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, const rl_infer_opts *o, rl_error *err);
 /* One token through the context's cache at pos (what the generation loop calls; exposed for

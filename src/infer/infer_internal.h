@@ -8,7 +8,8 @@
  * (borrowed from the model) when it cannot be quantized. */
 typedef struct rl_qmat {
     int rows, cols;
-    rl_block_q8_0 *q8; /* (rows, cols / 32) blocks, owned; NULL when f32 is used */
+    rl_wtype type;     /* RL_WTYPE_F32: f32 is used */
+    void *blocks;      /* (rows, cols / 32) rl_block_q8_0 or rl_block_q4_0, owned */
     const float *f32;  /* (rows, cols), borrowed */
 } rl_qmat;
 
@@ -18,7 +19,29 @@ struct rl_qmodel {
     rl_qmat (*layers)[RL_MOD_COUNT]; /* (L, RL_MOD_COUNT) */
     rl_qmat lm_head;
     rl_q8_0_dot_fn dot;
+    rl_q4_0_dot_fn dot4;
     const char *kernel;
 };
+
+struct rl_infer {
+    rl_model *m;
+    const rl_tokenizer *tok;
+    rl_kv kv;
+    int32_t *cache; /* (n_ctx) the tokens at positions 0..n_cache-1 of the KV cache */
+    int n_cache;
+    const rl_qmodel *q; /* quantized weights, or NULL */
+    rl_block_q8_0 *xq;  /* (PREFILL_T, max(C, F, QD) / 32) activations quantized */
+    rl_pool *pool;      /* owned; NULL = one thread */
+    int batch;          /* prompts go through rl_infer_prefill in chunks */
+    float *pf;          /* prefill scratch (owned, allocated on first use) */
+};
+
+#define PREFILL_T 32 /* prompt tokens per batched forward */
+
+/* out (T, rows) = x (T, cols) W^T (+ bias) with the context's threads (generate.c). */
+void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias);
+/* T <= PREFILL_T tokens at positions pos0.. through the cache in one batched forward; with
+ * logits != NULL the last token's logits (prefill.c). */
+rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, float **logits, rl_error *err);
 
 #endif

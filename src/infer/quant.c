@@ -8,8 +8,10 @@
  * Values are quantized with the float scale amax/127 and the scale is stored as fp16, so
  * |q| <= 127 and two products never overflow maddubs' int16 pairs.
  *
- * Not done: Q4_0 / Q4_K / Q6_K kernels, AVX-512 and NEON variants, matrices whose input size
- * is not a multiple of 32 (they stay float32). */
+ * Q4_0 (4-bit values, one fp16 scale per 32) works the same way against Q8_0 activations.
+ *
+ * Not done: Q4_K / Q6_K kernels, AVX-512 and NEON variants, matrices whose input size is not a
+ * multiple of 32 (they stay float32). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,25 +116,106 @@ rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name) {
     return rl_q8_0_dot_ref;
 }
 
+/* ---- Q4_0 ---------------------------------------------------------------------------------- */
+
+void rl_q4_0_quantize(rl_block_q4_0 *out, const float *x, size_t n) {
+    // x (n), out (n / 32); llama.cpp's quantize_row_q4_0_ref
+    for (size_t b = 0; b < n / RL_Q8_0_BLOCK; b++) {
+        const float *v = x + b * RL_Q8_0_BLOCK;
+        float amax = 0.0f, max = 0.0f;
+        for (int i = 0; i < RL_Q8_0_BLOCK; i++)
+            if (fabsf(v[i]) > amax) amax = fabsf(v[i]), max = v[i];
+        float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        out[b].d = rl_fp32_to_fp16(d);
+        for (int i = 0; i < RL_Q8_0_BLOCK / 2; i++) {
+            int q0 = (int)(v[i] * id + 8.5f), q1 = (int)(v[i + 16] * id + 8.5f);
+            q0 = q0 < 0 ? 0 : q0 > 15 ? 15 : q0;
+            q1 = q1 < 0 ? 0 : q1 > 15 ? 15 : q1;
+            out[b].qs[i] = (uint8_t)(q0 | (q1 << 4));
+        }
+    }
+}
+
+void rl_q4_0_dequantize(float *out, const rl_block_q4_0 *blocks, size_t n) {
+    for (size_t b = 0; b < n / RL_Q8_0_BLOCK; b++) {
+        float d = rl_fp16_to_fp32(blocks[b].d);
+        for (int i = 0; i < RL_Q8_0_BLOCK / 2; i++) {
+            out[b * RL_Q8_0_BLOCK + i] = d * ((blocks[b].qs[i] & 15) - 8);
+            out[b * RL_Q8_0_BLOCK + i + 16] = d * ((blocks[b].qs[i] >> 4) - 8);
+        }
+    }
+}
+
+float rl_q4_0_dot_ref(const rl_block_q4_0 *w, const rl_block_q8_0 *x, size_t nb) {
+    float sum = 0.0f;
+    for (size_t i = 0; i < nb; i++) {
+        int s = 0;
+        for (int k = 0; k < RL_Q8_0_BLOCK / 2; k++)
+            s += ((w[i].qs[k] & 15) - 8) * x[i].qs[k] + ((w[i].qs[k] >> 4) - 8) * x[i].qs[k + 16];
+        sum += rl_fp16_to_fp32(w[i].d) * rl_fp16_to_fp32(x[i].d) * (float)s;
+    }
+    return sum;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma,f16c"))) static float dot4_avx2(const rl_block_q4_0 *w, const rl_block_q8_0 *x, size_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1), low = _mm256_set1_epi8(0xF), eight = _mm256_set1_epi8(8);
+    for (size_t i = 0; i < nb; i++) {
+        __m256 d = _mm256_set1_ps(_cvtsh_ss(w[i].d) * _cvtsh_ss(x[i].d));
+        // 16 bytes of nibbles -> 32 bytes: the low nibbles (values 0..15), then the high ones (16..31)
+        __m128i t = _mm_loadu_si128((const __m128i *)w[i].qs);
+        __m256i qw = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+        qw = _mm256_sub_epi8(_mm256_and_si256(qw, low), eight);
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[i].qs);
+        __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qw, qw), _mm256_sign_epi8(qx, qw));
+        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)), acc);
+    }
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+#endif
+
+rl_q4_0_dot_fn rl_q4_0_dot_kernel(const char **name) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (!getenv("RAFTLM_NO_SIMD") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        if (name) *name = "avx2";
+        return dot4_avx2;
+    }
+#endif
+    if (name) *name = "scalar";
+    return rl_q4_0_dot_ref;
+}
+
 /* ---- a quantized copy of a model ----------------------------------------------------------- */
 
 static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wtype type, rl_error *err) {
     q->rows = rows;
     q->cols = cols;
     q->f32 = w;
-    q->q8 = NULL;
-    if (type != RL_WTYPE_Q8_0 || cols % RL_Q8_0_BLOCK) return RL_OK; // stays float32
+    q->blocks = NULL;
+    q->type = RL_WTYPE_F32;
+    if (cols % RL_Q8_0_BLOCK) return RL_OK; // stays float32
     size_t nb = (size_t)cols / RL_Q8_0_BLOCK;
-    q->q8 = malloc((size_t)rows * nb * sizeof *q->q8);
-    if (!q->q8) return rl_fail(err, RL_ENOMEM, "Q8_0 copy of a %d x %d matrix", rows, cols);
-    for (int r = 0; r < rows; r++) rl_q8_0_quantize(q->q8 + (size_t)r * nb, w + (size_t)r * cols, (size_t)cols);
+    size_t bs = type == RL_WTYPE_Q4_0 ? sizeof(rl_block_q4_0) : sizeof(rl_block_q8_0);
+    q->blocks = malloc((size_t)rows * nb * bs);
+    if (!q->blocks) return rl_fail(err, RL_ENOMEM, "quantized copy of a %d x %d matrix", rows, cols);
+    for (int r = 0; r < rows; r++) {
+        if (type == RL_WTYPE_Q4_0) rl_q4_0_quantize((rl_block_q4_0 *)q->blocks + (size_t)r * nb, w + (size_t)r * cols, (size_t)cols);
+        else rl_q8_0_quantize((rl_block_q8_0 *)q->blocks + (size_t)r * nb, w + (size_t)r * cols, (size_t)cols);
+    }
+    q->type = type;
     q->f32 = NULL;
     return RL_OK;
 }
 
 rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_error *err) {
     *out = NULL;
-    if (type != RL_WTYPE_Q8_0) return rl_fail(err, RL_EUNSUPPORTED, "only Q8_0 weights are supported for inference");
+    if (type != RL_WTYPE_Q8_0 && type != RL_WTYPE_Q4_0)
+        return rl_fail(err, RL_EUNSUPPORTED, "only Q8_0 and Q4_0 weights are supported for inference");
     if (m->lora) return rl_fail(err, RL_EUNSUPPORTED, "quantized inference with an unmerged LoRA adapter: merge it first");
     const rl_model_config *c = &m->cfg;
     rl_qmodel *q = calloc(1, sizeof *q);
@@ -154,13 +237,16 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
         return s;
     }
     q->dot = rl_q8_0_dot_kernel(&q->kernel);
+    q->dot4 = rl_q4_0_dot_kernel(NULL);
     *out = q;
     return RL_OK;
 }
 
 static size_t qmat_bytes(const rl_qmat *q) {
-    return q->q8 ? (size_t)q->rows * (q->cols / RL_Q8_0_BLOCK) * sizeof(rl_block_q8_0)
-                 : (size_t)q->rows * q->cols * sizeof(float);
+    size_t blocks = (size_t)q->rows * (q->cols / RL_Q8_0_BLOCK);
+    return q->type == RL_WTYPE_Q8_0   ? blocks * sizeof(rl_block_q8_0)
+           : q->type == RL_WTYPE_Q4_0 ? blocks * sizeof(rl_block_q4_0)
+                                      : (size_t)q->rows * q->cols * sizeof(float);
 }
 
 size_t rl_qmodel_bytes(const rl_qmodel *q) {
@@ -175,8 +261,8 @@ const char *rl_qmodel_kernel(const rl_qmodel *q) { return q->kernel; }
 void rl_qmodel_free(rl_qmodel *q) {
     if (!q) return;
     for (int l = 0; q->layers && l < q->n_layers; l++)
-        for (int md = 0; md < RL_MOD_COUNT; md++) free(q->layers[l][md].q8);
+        for (int md = 0; md < RL_MOD_COUNT; md++) free(q->layers[l][md].blocks);
     free(q->layers);
-    free(q->lm_head.q8);
+    free(q->lm_head.blocks);
     free(q);
 }

@@ -21,15 +21,18 @@
 #define MAX_BIAS 1024
 #define MAX_K 50
 
-json_t *api_model_obj(rl_server *s) {
-    return json_pack("{s:s,s:s,s:I,s:s,s:{s:i,s:i}}", "id", s->model_name, "object", "model", "created",
-                     (json_int_t)s->created, "owned_by", "raftlm", "meta", "n_ctx", s->n_ctx, "n_vocab",
-                     s->m->cfg.vocab_size);
+json_t *api_model_obj(rl_server *s, const char *id) {
+    json_t *o = json_pack("{s:s,s:s,s:I,s:s,s:{s:i,s:i}}", "id", id, "object", "model", "created",
+                          (json_int_t)s->created, "owned_by", "raftlm", "meta", "n_ctx", s->n_ctx, "n_vocab",
+                          s->m->cfg.vocab_size);
+    if (o && strcmp(id, s->model_name) != 0) json_object_set_new(o, "parent", json_string(s->model_name)); // an adapter
+    return o;
 }
 
 json_t *api_models(rl_server *s) {
     json_t *list = json_array();
-    json_array_append_new(list, api_model_obj(s));
+    json_array_append_new(list, api_model_obj(s, s->model_name));
+    for (int a = 0; a < s->o.n_adapters; a++) json_array_append_new(list, api_model_obj(s, s->o.adapters[a].name));
     return json_pack("{s:s,s:o}", "object", "list", "data", list);
 }
 
@@ -409,7 +412,7 @@ static json_t *usage_obj(const srv_job *j) {
 static json_t *chunk_base(const srv_job *j) {
     return json_pack("{s:s,s:s,s:I,s:s}", "id", j->id, "object",
                      j->kind == API_CHAT ? "chat.completion.chunk" : "text_completion", "created",
-                     (json_int_t)j->created, "model", j->srv->model_name);
+                     (json_int_t)j->created, "model", j->model_id);
 }
 
 static void sse(srv_job *j, json_t *obj) {
@@ -506,6 +509,7 @@ void api_stream_end(srv_job *j) {
 
 void api_job_free_request(srv_job *j) {
     free(j->ids);
+    free(j->model_id);
     for (int i = 0; i < j->n_stop; i++) free(j->stop[i]);
     free(j->stop);
     free(j->bias);
@@ -546,7 +550,11 @@ enum MHD_Result api_generate(rl_server *s, struct MHD_Connection *c, json_t *roo
     json_t *model = json_object_get(root, "model");
     if (model && !json_is_null(model) && !json_is_string(model))
         return srv_error(s, c, ri, 400, "invalid_request_error", "invalid_type", "'model' must be a string");
-    if (json_is_string(model) && strcmp(json_string_value(model), s->model_name) != 0) {
+    const rl_lora *lora = NULL;
+    int known = !json_is_string(model) || strcmp(json_string_value(model), s->model_name) == 0;
+    for (int a = 0; a < s->o.n_adapters && !known; a++)
+        if (strcmp(json_string_value(model), s->o.adapters[a].name) == 0) known = 1, lora = s->o.adapters[a].lora;
+    if (!known) {
         char msg[256];
         snprintf(msg, sizeof msg, "The model '%.80s' does not exist (this server has '%.80s')", json_string_value(model),
                  s->model_name);
@@ -554,6 +562,8 @@ enum MHD_Result api_generate(rl_server *s, struct MHD_Connection *c, json_t *roo
     }
     srv_job *j = srv_job_new(s);
     j->kind = kind;
+    j->lora = lora;
+    j->model_id = rl_xstrdup(json_is_string(model) ? json_string_value(model) : s->model_name);
     j->fd = ri->fd;
     j->t0 = ri->t0;
     j->endpoint = ri->endpoint;
@@ -646,7 +656,7 @@ enum MHD_Result api_generate(rl_server *s, struct MHD_Connection *c, json_t *roo
         r = srv_error(s, c, ri, 500, "server_error", "generation_failed", msg);
     } else {
         json_t *o = json_pack("{s:s,s:s,s:I,s:s}", "id", j->id, "object", kind == API_CHAT ? "chat.completion" : "text_completion",
-                              "created", (json_int_t)j->created, "model", s->model_name);
+                              "created", (json_int_t)j->created, "model", j->model_id);
         json_t *lp = json_null();
         if (j->logprobs && j->res.logprobs) {
             if (kind == API_CHAT) {

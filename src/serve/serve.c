@@ -188,6 +188,12 @@ static void *worker_main(void *arg) {
         gp.cancel = &j->cancel;
         gp.deadline = j->deadline;
         if (stopping) j->cancel = 1;
+        const rl_lora *lora = j->lora ? j->lora : s->m->lora;
+        if (lora != slot->last_lora) { // another adapter: the cached keys and values are not its own
+            slot->model.lora = (rl_lora *)lora;
+            rl_infer_reset(slot->inf);
+            slot->last_lora = lora;
+        }
         j->st = rl_infer_generate(slot->inf, j->ids, j->n_ids, &gp, on_piece, j, &j->res, &j->err);
         pthread_mutex_lock(&s->mu);
         slot->current = NULL;
@@ -318,11 +324,13 @@ static enum MHD_Result dispatch(rl_server *s, struct MHD_Connection *c, const ch
     if (strcmp(url, "/health") == 0) {
         ri->endpoint = "health";
         if (!get) return srv_error(s, c, ri, 405, "invalid_request_error", "method_not_allowed", "use GET");
-        int draining;
+        int draining, ready;
         pthread_mutex_lock(&s->mu);
         draining = s->draining;
+        ready = s->ready;
         pthread_mutex_unlock(&s->mu);
-        return srv_json(c, ri, draining ? 503 : 200, json_pack("{s:s}", "status", draining ? "draining" : "ok"));
+        const char *st = draining ? "draining" : ready ? "ok" : "loading";
+        return srv_json(c, ri, draining || !ready ? 503 : 200, json_pack("{s:s}", "status", st));
     }
     if (!key_ok(s, c))
         return srv_error(s, c, ri, 401, "invalid_request_error", "invalid_api_key",
@@ -336,6 +344,13 @@ static enum MHD_Result dispatch(rl_server *s, struct MHD_Connection *c, const ch
         ri->code = 200;
         return r;
     }
+    pthread_mutex_lock(&s->mu);
+    int ready = s->ready;
+    pthread_mutex_unlock(&s->mu);
+    if (!ready) {
+        ri->endpoint = "other";
+        return srv_error(s, c, ri, 503, "server_error", "model_loading", "the model is still loading; retry shortly");
+    }
     if (strcmp(url, "/v1/models") == 0 || strcmp(url, "/models") == 0) {
         ri->endpoint = "models";
         if (!get) return srv_error(s, c, ri, 405, "invalid_request_error", "method_not_allowed", "use GET");
@@ -343,9 +358,11 @@ static enum MHD_Result dispatch(rl_server *s, struct MHD_Connection *c, const ch
     }
     if (strncmp(url, "/v1/models/", 11) == 0) {
         ri->endpoint = "models";
-        if (strcmp(url + 11, s->model_name) != 0)
-            return srv_error(s, c, ri, 404, "invalid_request_error", "model_not_found", "no such model");
-        return srv_json(c, ri, 200, api_model_obj(s));
+        const char *id = url + 11;
+        int known = strcmp(id, s->model_name) == 0;
+        for (int a = 0; a < s->o.n_adapters && !known; a++) known = strcmp(id, s->o.adapters[a].name) == 0;
+        if (!known) return srv_error(s, c, ri, 404, "invalid_request_error", "model_not_found", "no such model");
+        return srv_json(c, ri, 200, api_model_obj(s, id));
     }
     int kind = strcmp(url, "/v1/chat/completions") == 0 ? API_CHAT
                : strcmp(url, "/v1/completions") == 0     ? API_COMPLETION
@@ -443,8 +460,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
-rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok, rl_store *store,
-                          const rl_serve_opts *opts, rl_error *err) {
+rl_status rl_server_start_loading(rl_server **out, const rl_serve_opts *opts, rl_error *err) {
     *out = NULL;
     rl_serve_opts o = opts ? *opts : rl_serve_defaults();
     rl_serve_opts d = rl_serve_defaults();
@@ -459,7 +475,6 @@ rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok,
     if (o.conn_timeout_s <= 0) o.conn_timeout_s = d.conn_timeout_s;
     if (o.max_connections <= 0) o.max_connections = d.max_connections;
     if (o.k <= 0) o.k = d.k;
-    if (!tok) return rl_fail(err, RL_EINVAL, "serve: a tokenizer is needed");
     if (o.port < 0 || o.port > 65535) return rl_fail(err, RL_EINVAL, "serve: port %d", o.port);
     int has_key = o.api_key && *o.api_key;
     if (!has_key && !is_loopback(o.host))
@@ -478,45 +493,99 @@ rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok,
     s->o.model_name = s->model_name;
     s->api_key = has_key ? rl_xstrdup(o.api_key) : NULL;
     s->o.api_key = s->api_key;
-    s->m = m;
-    s->tok = tok;
-    s->store = store;
+    s->o.q = NULL, s->o.adapters = NULL, s->o.n_adapters = 0; // set by rl_server_ready
     s->created = (long long)time(NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->store_mu, NULL);
     pthread_cond_init(&s->cv_work, NULL);
     pthread_cond_init(&s->cv_idle, NULL);
     s->slots = rl_xcalloc((size_t)o.parallel, sizeof *s->slots);
-    rl_status st = RL_OK;
-    for (int i = 0; i < o.parallel && !st; i++) {
-        s->slots[i].srv = s;
-        st = rl_infer_new(&s->slots[i].inf, m, tok, o.n_ctx, err);
+    s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC, 0, NULL, NULL,
+                            on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)o.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o.max_connections,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            (size_t)64 * 1024, MHD_OPTION_END);
+    if (!s->d) {
+        rl_server_stop(s);
+        return rl_fail(err, RL_EIO, "serve: cannot listen on %s:%d (in use, or not an address of this machine)", o.host,
+                       o.port);
     }
-    if (!st) s->n_ctx = rl_infer_n_ctx(s->slots[0].inf);
-    for (int i = 0; i < o.parallel && !st; i++) {
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : o.port;
+    *out = s;
+    return RL_OK;
+}
+
+rl_status rl_server_ready(rl_server *s, rl_model *m, const rl_tokenizer *tok, rl_store *store, const rl_serve_opts *o,
+                          rl_error *err) {
+    pthread_mutex_lock(&s->mu);
+    int already = s->ready || s->slots[0].inf;
+    pthread_mutex_unlock(&s->mu);
+    if (already) return rl_fail(err, RL_EINVAL, "serve: the server already has its model");
+    if (!m || !tok) return rl_fail(err, RL_EINVAL, "serve: a model and a tokenizer are needed");
+    rl_serve_opts def = rl_serve_defaults();
+    if (!o) o = &def;
+    rl_status st = RL_OK;
+    if (o->n_adapters > 0 && o->q) st = rl_fail(err, RL_EUNSUPPORTED, "serve: adapters need float32 weights (no --quant)");
+    // each slot decodes through its own shallow copy of the model (shared weights), whose adapter
+    // pointer it sets per request; its cache is sized for the largest adapter rank
+    const rl_lora *widest = m->lora;
+    for (int a = 0; a < o->n_adapters && !st; a++) {
+        const rl_lora *lo = o->adapters[a].lora;
+        if (!lo || !o->adapters[a].name || !*o->adapters[a].name)
+            st = rl_fail(err, RL_EINVAL, "serve: adapter %d has no name or weights", a);
+        else if (strcmp(o->adapters[a].name, s->model_name) == 0)
+            st = rl_fail(err, RL_EINVAL, "serve: adapter name '%s' is the model's", s->model_name);
+        else if (!widest || lo->r > widest->r) widest = lo;
+        for (int b = 0; b < a && !st; b++)
+            if (strcmp(o->adapters[a].name, o->adapters[b].name) == 0)
+                st = rl_fail(err, RL_EINVAL, "serve: two adapters named '%s'", o->adapters[a].name);
+    }
+    for (int i = 0; i < s->o.parallel && !st; i++) {
+        s->slots[i].srv = s;
+        s->slots[i].model = *m;
+        s->slots[i].model.lora = (rl_lora *)widest;
+        rl_infer_opts io = {.n_ctx = o->n_ctx, .q = o->q, .n_threads = o->threads, .batch_prompt = o->batch_prompt};
+        st = rl_infer_new_ex(&s->slots[i].inf, &s->slots[i].model, tok, &io, err);
+        s->slots[i].model.lora = m->lora;
+        s->slots[i].last_lora = m->lora;
+    }
+    if (st) {
+        for (int i = 0; i < s->o.parallel; i++) rl_infer_free(s->slots[i].inf), s->slots[i].inf = NULL;
+        return st;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->m = m;
+    s->tok = tok;
+    s->store = store;
+    s->o.n_ctx = o->n_ctx;
+    s->o.threads = o->threads;
+    s->o.q = o->q;
+    s->o.adapters = o->adapters;
+    s->o.n_adapters = o->n_adapters;
+    s->o.batch_prompt = o->batch_prompt;
+    s->n_ctx = rl_infer_n_ctx(s->slots[0].inf);
+    for (int i = 0; i < s->o.parallel && !st; i++) {
         if (pthread_create(&s->slots[i].thread, NULL, worker_main, &s->slots[i]) != 0) {
             st = rl_fail(err, RL_EINTERNAL, "serve: cannot start a worker thread");
             break;
         }
         s->slots[i].started = 1;
     }
-    if (!st) {
-        s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC, 0, NULL,
-                                NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-                                (unsigned)o.max_connections, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
-        if (!s->d) st = rl_fail(err, RL_EIO, "serve: cannot listen on %s:%d (in use, or not an address of this machine)",
-                                o.host, o.port);
+    s->ready = !st;
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}
+
+rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok, rl_store *store,
+                          const rl_serve_opts *o, rl_error *err) {
+    rl_status st = rl_server_start_loading(out, o, err);
+    if (st) return st;
+    if ((st = rl_server_ready(*out, m, tok, store, o, err))) {
+        rl_server_stop(*out);
+        *out = NULL;
     }
-    if (st) {
-        rl_server_stop(s);
-        return st;
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : o.port;
-    *out = s;
-    return RL_OK;
+    return st;
 }
 
 int rl_server_port(const rl_server *s) { return s->port; }
@@ -553,6 +622,7 @@ void rl_server_stop(rl_server *s) {
         if (s->slots && s->slots[i].started) pthread_join(s->slots[i].thread, NULL);
     if (s->d) MHD_stop_daemon(s->d);
     for (int i = 0; s->slots && i < s->o.parallel; i++) rl_infer_free(s->slots[i].inf);
+    // (slots without a started thread exist when rl_server_ready was never called or failed)
     free(s->slots);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->store_mu);

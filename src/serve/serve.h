@@ -19,9 +19,17 @@
 #include <stddef.h>
 
 #include "core/core.h"
+#include "infer/infer.h"
 #include "model/model.h"
 #include "retrieve/retrieve.h"
 #include "tokenizer/tokenizer.h"
+
+/* A LoRA adapter served beside the base model: a request whose "model" is name generates with
+ * it (unmerged: y = x W^T + scale (x A^T) B^T). Borrowed; must outlive the server. */
+typedef struct rl_serve_adapter {
+    const char *name;
+    const rl_lora *lora;
+} rl_serve_adapter;
 
 typedef struct rl_serve_opts {
     const char *host;         /* IPv4 address or "localhost" to bind; default 127.0.0.1 */
@@ -38,7 +46,11 @@ typedef struct rl_serve_opts {
     int conn_timeout_s;       /* a connection idle this long is closed (half-sent requests) */
     int max_connections;
     int k;                    /* chunks retrieved per chat request (default) */
-    int threads;              /* unused for now (decoding is one thread per slot) */
+    int threads;              /* threads of each slot's matrix products (quantized weights); <= 1: one */
+    const rl_qmodel *q;       /* quantized weights (see infer.h), or NULL for float32 */
+    const struct rl_serve_adapter *adapters; /* LoRA adapters selectable per request by name */
+    int n_adapters;
+    int batch_prompt;         /* as rl_infer_opts.batch_prompt (0 = auto) */
 } rl_serve_opts;
 
 /* Defaults: 127.0.0.1:8080, 4 slots, queue 16, 1 MiB bodies, depth 32, max_tokens 512,
@@ -51,6 +63,13 @@ typedef struct rl_server rl_server;
  * answers 404). An API key is required when host is not a loopback address. */
 rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok, rl_store *store,
                           const rl_serve_opts *o, rl_error *err);
+/* The same in two steps, so that a server can answer while its model loads: start_loading binds
+ * and serves /health as 503 {"status":"loading"} (every other endpoint 503 `model_loading`);
+ * rl_server_ready attaches the model (the model-related fields of o: n_ctx, threads, q,
+ * adapters, batch_prompt) and starts the slots, after which /health is 200. */
+rl_status rl_server_start_loading(rl_server **out, const rl_serve_opts *o, rl_error *err);
+rl_status rl_server_ready(rl_server *s, rl_model *m, const rl_tokenizer *tok, rl_store *store, const rl_serve_opts *o,
+                          rl_error *err);
 /* The bound TCP port. */
 int rl_server_port(const rl_server *s);
 /* Stops taking requests (new ones get 503, /health 503) and waits up to timeout_s for the

@@ -23,6 +23,8 @@ typedef struct srv_slot {
     pthread_t thread;
     int started;
     srv_job *current; /* under srv->mu */
+    rl_model model;   /* a shallow copy of the served model: its own adapter pointer */
+    const rl_lora *last_lora;
 } srv_slot;
 
 struct rl_server {
@@ -41,6 +43,7 @@ struct rl_server {
     srv_job *qhead, *qtail;
     int n_queued, n_busy, n_inflight;
     int draining, stopping;
+    int ready; /* a model is attached and the slots run */
     srv_slot *slots;
     uint64_t next_id;
     /* metrics */
@@ -64,6 +67,8 @@ struct srv_job {
     struct rl_server *srv;
     /* the request (read-only once queued) */
     int kind, stream, include_usage, logprobs;
+    const rl_lora *lora; /* the adapter the request named (NULL: the model as served) */
+    char *model_id; /* the id the response names (owned) */
     int32_t *ids;
     size_t n_ids;
     rl_gen_params gp;
@@ -109,7 +114,7 @@ enum MHD_Result srv_json(struct MHD_Connection *c, srv_req_info *ri, unsigned co
 
 /* api.c */
 json_t *api_models(struct rl_server *s);
-json_t *api_model_obj(struct rl_server *s);
+json_t *api_model_obj(struct rl_server *s, const char *id);
 enum MHD_Result api_search(struct rl_server *s, struct MHD_Connection *c, json_t *root, srv_req_info *ri);
 enum MHD_Result api_generate(struct rl_server *s, struct MHD_Connection *c, json_t *root, int kind, srv_req_info *ri);
 void api_stream_piece(srv_job *j, const rl_gen_piece *pc); /* j->mu held */
