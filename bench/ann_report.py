@@ -19,7 +19,12 @@ NAMES = {"raftlm": "raftlm (f32)", "raftlm_int8": "raftlm (int8+rescore)",
 
 
 def load(d, s, e):
-    rs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, f"{s}-{e}-*.json")))]
+    rs = []
+    for p in sorted(glob.glob(os.path.join(d, f"{s}-{e}-*.json"))):
+        try:
+            rs.append(json.load(open(p)))
+        except ValueError:  # a run still going, or one that failed
+            print(f"(skipping {p}: not complete JSON)", file=sys.stderr)
     if not rs:
         return None
     best = dict(rs[0])
