@@ -33,27 +33,4 @@ while [ "$r" -le "$rounds" ]; do
     "$work/ann_hnswlib" "$d" 16 200 "$efs" 1 10 1 "load:$work/hnswlib.idx" | grep '"ef"' | sed 's/,$//; s/^ */hnswlib_native /' >> "$work/runs.jsonl"
     r=$((r + 1))
 done
-/usr/bin/python3 - "$work" "$d" "$rounds" <<'PY'
-import json, sys, collections
-work, d, rounds = sys.argv[1], sys.argv[2], sys.argv[3]
-best = collections.defaultdict(dict)
-for line in open(f"{work}/runs.jsonl"):
-    eng, js = line.split(" ", 1)
-    r = json.loads(js)
-    b = best[eng].setdefault(r["ef"], {"recall": r["recall"], "qps": 0, "qps_cpu": 0})
-    b["qps"] = max(b["qps"], r["qps"]); b["qps_cpu"] = max(b["qps_cpu"], r["qps_cpu"])
-builds = {e: json.load(open(f"{work}/build-{e}.json")) for e in ("raftlm", "raftlm_int8", "hnswlib_native")}
-names = {"raftlm": "raftlm (f32)", "raftlm_int8": "raftlm (int8+rescore)", "hnswlib_native": "hnswlib 0.6.2 -march=native"}
-efs = sorted(best["raftlm"])
-print(f"\n{d}: best of {rounds} interleaved rounds; cells: recall@10 / queries per CPU-second (wall)\n")
-print("| engine | build s | memory MB | " + " | ".join(f"ef {e}" for e in efs) + " |")
-print("|---|---|---|" + "---|" * len(efs))
-for e in ("raftlm", "raftlm_int8", "hnswlib_native"):
-    b = builds[e]
-    cells = " | ".join(f"{best[e][x]['recall']:.4f} / {best[e][x]['qps_cpu']:.0f} ({best[e][x]['qps']:.0f})" for x in efs)
-    print(f"| {names[e]} | {b['build_s']:.1f} | {b['rss_delta_bytes'] / 1e6:.0f} | {cells} |")
-print("\n| ratio to hnswlib (CPU) | " + " | ".join(f"ef {e}" for e in efs) + " |")
-print("|---|" + "---|" * len(efs))
-for e in ("raftlm", "raftlm_int8"):
-    print(f"| {names[e]} | " + " | ".join(f"{best[e][x]['qps_cpu'] / best['hnswlib_native'][x]['qps_cpu']:.2f}x" for x in efs) + " |")
-PY
+/usr/bin/python3 "$here/ann_interleave_report.py" "$work" "$d" "$rounds"
