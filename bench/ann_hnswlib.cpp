@@ -3,7 +3,8 @@
 // Debian's python module is built for baseline x86-64 (SSE only). Same measurement as
 // `raftlm bench ann --json`: build with T threads, single-thread searchKnn per query for each ef
 // (best of R), recall@k against gt.ivecs.
-//   ann_hnswlib DATA_DIR M EFC EF1,EF2,... THREADS K REPEAT
+//   ann_hnswlib DATA_DIR M EFC EF1,EF2,... THREADS K REPEAT [save:FILE | load:FILE]
+// (load: no build; the index file from an earlier save. For bench/ann_interleave.sh.)
 #include <hnswlib/hnswlib.h>
 
 #include <atomic>
@@ -50,7 +51,7 @@ static double cpu() {
 
 int main(int argc, char **argv) {
     if (argc < 8) {
-        fprintf(stderr, "usage: ann_hnswlib DATA_DIR M EFC EFS THREADS K REPEAT\n");
+        fprintf(stderr, "usage: ann_hnswlib DATA_DIR M EFC EFS THREADS K REPEAT [save:FILE|load:FILE]\n");
         return 2;
     }
     std::string dir = argv[1];
@@ -77,18 +78,25 @@ int main(int argc, char **argv) {
     hnswlib::SpaceInterface<float> *space;
     if (metric == "l2") space = new hnswlib::L2Space(d);
     else space = new hnswlib::InnerProductSpace(d);
+    std::string extra = argc > 8 ? argv[8] : "";
     long r0 = rss_bytes();
     double t0 = now();
-    auto *index = new hnswlib::HierarchicalNSW<float>(space, n, M, efc, 42);
-    index->addPoint(&base[0], 0);
-    std::atomic<size_t> next(1);
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; t++)
-        pool.emplace_back([&] {
-            for (size_t i; (i = next++) < n;) index->addPoint(&base[i * d], i);
-        });
-    for (auto &t : pool) t.join();
+    hnswlib::HierarchicalNSW<float> *index;
+    if (extra.rfind("load:", 0) == 0) {
+        index = new hnswlib::HierarchicalNSW<float>(space, extra.substr(5));
+    } else {
+        index = new hnswlib::HierarchicalNSW<float>(space, n, M, efc, 42);
+        index->addPoint(&base[0], 0);
+        std::atomic<size_t> next(1);
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; t++)
+            pool.emplace_back([&] {
+                for (size_t i; (i = next++) < n;) index->addPoint(&base[i * d], i);
+            });
+        for (auto &t : pool) t.join();
+    }
     double build = now() - t0;
+    if (extra.rfind("save:", 0) == 0) index->saveIndex(extra.substr(5));
     long r1 = rss_bytes();
     printf("{\n  \"engine\": \"hnswlib_native\", \"n_base\": %zu, \"n_query\": %zu, \"dim\": %d, \"metric\": \"%s\",\n"
            "  \"M\": %d, \"ef_construction\": %d, \"k\": %d, \"threads\": %d, \"build_s\": %.3f, \"rss_delta_bytes\": %ld,\n"

@@ -3,11 +3,13 @@
 
   ann_report.py RESULTS_DIR SET...
 
-For each set: per engine, build time, memory and the recall/QPS curve; then queries/s at the
-first ef that reaches recall@10 >= 0.95 and >= 0.99, and the ratio to hnswlib. Each engine's
+For each set: per engine, build time, memory and the recall/QPS curve; then queries/s at
+recall@10 = 0.95 and 0.99 (interpolated on each engine's curve, see at()), and the ratio to
+hnswlib (the -march=native build when it ran). Each engine's
 best round (highest queries/s per ef, shortest build) is used.
 """
 import glob
+import math
 import json
 import os
 import sys
@@ -19,7 +21,12 @@ NAMES = {"raftlm": "raftlm (f32)", "raftlm_int8": "raftlm (int8+rescore)",
 
 
 def load(d, s, e):
-    rs = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(d, f"{s}-{e}-*.json")))]
+    rs = []
+    for p in sorted(glob.glob(os.path.join(d, f"{s}-{e}-*.json"))):
+        try:
+            rs.append(json.load(open(p)))
+        except ValueError:  # a run still going, or one that failed
+            print(f"(skipping {p}: not complete JSON)", file=sys.stderr)
     if not rs:
         return None
     best = dict(rs[0])
@@ -35,9 +42,17 @@ def load(d, s, e):
 
 
 def at(r, target, key):
-    for run in r["runs"]:
-        if run["recall"] >= target:
-            return run[key], run["ef"]
+    """Queries/s at exactly recall `target`: log-linear interpolation between the two ef points
+    around it on the engine's recall/QPS curve (None when the curve never reaches it; the first
+    point's QPS, marked, when even the smallest ef is above it)."""
+    runs = r["runs"]
+    if runs[0]["recall"] >= target:
+        return runs[0][key], f"ef {runs[0]['ef']}, recall {runs[0]['recall']:.4f}"
+    for a, b in zip(runs, runs[1:]):
+        if a["recall"] < target <= b["recall"] and a[key] > 0 and b[key] > 0:
+            f = (target - a["recall"]) / (b["recall"] - a["recall"])
+            q = math.exp(math.log(a[key]) + f * (math.log(b[key]) - math.log(a[key])))
+            return q, f"ef {a['ef']}-{b['ef']}"
     return None, None
 
 
@@ -62,15 +77,15 @@ def main():
               "during the build)\n")
         for key, label in (("qps", "wall"), ("qps_cpu", "CPU")):
             ref = "hnswlib_native" if "hnswlib_native" in res else "hnswlib"
-            print(f"| queries/s ({label}) | recall >= 0.95 | vs {NAMES.get(ref)} | recall >= 0.99 | vs {NAMES.get(ref)} |")
+            print(f"| queries/s ({label}) | at recall 0.95 | vs {NAMES.get(ref)} | at recall 0.99 | vs {NAMES.get(ref)} |")
             print("|---|---|---|---|---|")
             base95, _ = at(res[ref], 0.95, key) if ref in res else (None, None)
             base99, _ = at(res[ref], 0.99, key) if ref in res else (None, None)
             for e, r in res.items():
                 row = [NAMES[e]]
                 for t, b in ((0.95, base95), (0.99, base99)):
-                    q, ef = at(r, t, key)
-                    row.append(f"{q:.0f} (ef {ef})" if q else "not reached")
+                    q, where = at(r, t, key)
+                    row.append(f"{q:.0f} ({where})" if q else "not reached")
                     row.append(f"{q / b:.2f}x" if q and b else "-")
                 print("| " + " | ".join(row) + " |")
             print()

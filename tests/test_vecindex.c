@@ -431,6 +431,18 @@ TEST(vecindex_save_load_round_trip) {
         CHECK_EQ_INT(rl_vindex_params(lo)->metric, RL_VI_COSINE);
         CHECK(same_results(vi, lo, q, nq, d));
         CHECK(!rl_vindex_contains(lo, 3) && rl_vindex_contains(lo, 10));
+        {   /* copied into memory: the same results */
+            rl_vindex *m = NULL;
+            CHECK_OK(rl_vindex_load(&m, path, &err));
+            if (m) {
+                size_t before = rl_vindex_memory(m);
+                CHECK_OK(rl_vindex_materialize(m, &err));
+                CHECK(rl_vindex_memory(m) > before);
+                CHECK_OK(rl_vindex_materialize(m, &err)); /* no-op */
+                CHECK(same_results(vi, m, q, nq, d));
+                rl_vindex_free(m);
+            }
+        }
         /* a loaded (mapped) index takes changes: the same changes, the same results */
         float *y = gen_draw(&g, 100);
         uint64_t ids[100];

@@ -932,6 +932,8 @@ static rl_status make_owned(rl_vindex *vi, rl_error *err) {
     return vi_alloc(vi, vi->n, err);
 }
 
+rl_status rl_vindex_materialize(rl_vindex *vi, rl_error *err) { return make_owned(vi, err); }
+
 rl_status rl_vindex_add_batch(rl_vindex *vi, size_t n, const uint64_t *ids, const float *vecs, rl_pool *pool,
                               rl_error *err) {
     if (n == 0) return RL_OK;

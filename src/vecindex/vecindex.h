@@ -112,6 +112,9 @@ rl_status rl_vindex_search(const rl_vindex *vi, rl_vi_scratch *scratch, const fl
 /* ---- files ---- */
 rl_status rl_vindex_save(const rl_vindex *vi, const char *path, rl_error *err);
 rl_status rl_vindex_load(rl_vindex **out, const char *path, rl_error *err);
+/* Copies a loaded (mapped) index into memory (large arrays on huge pages), so that searches no
+ * longer depend on the page cache; a no-op for an index already in memory. */
+rl_status rl_vindex_materialize(rl_vindex *vi, rl_error *err);
 /* The same checks on a file already in memory (the index keeps pointers into data, which must
  * outlive it and stay unchanged; 8-byte aligned). Used by the fuzz target. */
 rl_status rl_vindex_load_mem(rl_vindex **out, const void *data, size_t size, rl_error *err);
