@@ -182,7 +182,7 @@ static rl_status qdecode(rl_infer *inf, int token, int pos, float **logits, rl_e
     if (token < 0 || token >= c->vocab_size)
         return rl_fail(err, RL_EINVAL, "token %d is outside the vocabulary (%d)", token, c->vocab_size);
     if (pos < 0 || pos >= kv->max_T) return rl_fail(err, RL_EINVAL, "position %d is outside the KV cache (%d)", pos, kv->max_T);
-    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, G = NH / NKV;
+    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     int KD = NKV * HD;
     float scale = 1.0f / sqrtf((float)HD);
     memcpy(kv->x, m->w.wte + (size_t)token * C, (size_t)C * sizeof(float));
@@ -200,27 +200,7 @@ static rl_status qdecode(rl_infer *inf, int token, int pos, float **logits, rl_e
         qmatvec(inf, &W[RL_MOD_V], vc + (size_t)pos * KD, kv->xb, bv);
         rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
         rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
-        for (int h = 0; h < NH; h++) {
-            const float *qh = kv->q + (size_t)h * HD;
-            float *att = kv->att + (size_t)h * kv->max_T, *o = kv->xb2 + (size_t)h * HD;
-            int kvh = h / G;
-            float maxv = -INFINITY;
-            for (int s = 0; s <= pos; s++) {
-                const float *ks = kc + (size_t)s * KD + (size_t)kvh * HD;
-                float d = 0.0f;
-                for (int i = 0; i < HD; i++) d += qh[i] * ks[i];
-                att[s] = d * scale;
-                if (att[s] > maxv) maxv = att[s];
-            }
-            float sum = 0.0f;
-            for (int s = 0; s <= pos; s++) sum += (att[s] = expf(att[s] - maxv));
-            for (int i = 0; i < HD; i++) o[i] = 0.0f;
-            for (int s = 0; s <= pos; s++) {
-                float a = att[s] / sum;
-                const float *vs = vc + (size_t)s * KD + (size_t)kvh * HD;
-                for (int i = 0; i < HD; i++) o[i] += a * vs[i];
-            }
-        }
+        rl_attention_decode(kv->xb2, kv->att, kv->max_T, kv->q, kc, vc, pos + 1, NH, NKV, HD, scale);
         qmatvec(inf, &W[RL_MOD_O], kv->xb, kv->xb2, NULL);
         rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
         rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);

@@ -37,7 +37,7 @@ rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, f
     rl_model *m = inf->m;
     rl_kv *kv = &inf->kv;
     const rl_model_config *c = &m->cfg;
-    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim, G = NH / NKV;
+    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     int KD = NKV * HD, QD = NH * HD, big = C > QD ? C : QD;
     if (T <= 0 || T > PREFILL_T) return rl_fail(err, RL_EINVAL, "prefill of %d tokens", T);
     if (pos0 < 0 || pos0 + T > kv->max_T) return rl_fail(err, RL_EINVAL, "positions %d..%d are outside the KV cache (%d)", pos0, pos0 + T - 1, kv->max_T);
@@ -67,27 +67,7 @@ rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, f
         rl_rope_forward(kc + (size_t)pos0 * KD, pos, m->inv_freq, T, NKV, HD);
         for (int t = 0; t < T; t++) {
             int p = pos0 + t;
-            for (int h = 0; h < NH; h++) {
-                const float *qh = Q + (size_t)t * QD + (size_t)h * HD;
-                float *att = kv->att + (size_t)h * kv->max_T, *o = A + (size_t)t * QD + (size_t)h * HD;
-                int kvh = h / G;
-                float maxv = -INFINITY;
-                for (int s = 0; s <= p; s++) {
-                    const float *ks = kc + (size_t)s * KD + (size_t)kvh * HD;
-                    float d = 0.0f;
-                    for (int i = 0; i < HD; i++) d += qh[i] * ks[i];
-                    att[s] = d * scale;
-                    if (att[s] > maxv) maxv = att[s];
-                }
-                float sum = 0.0f;
-                for (int s = 0; s <= p; s++) sum += (att[s] = expf(att[s] - maxv));
-                for (int i = 0; i < HD; i++) o[i] = 0.0f;
-                for (int s = 0; s <= p; s++) {
-                    float a = att[s] / sum;
-                    const float *vs = vc + (size_t)s * KD + (size_t)kvh * HD;
-                    for (int i = 0; i < HD; i++) o[i] += a * vs[i];
-                }
-            }
+            rl_attention_decode(A + (size_t)t * QD, kv->att, kv->max_T, Q + (size_t)t * QD, kc, vc, p + 1, NH, NKV, HD, scale);
         }
         linear(inf, l, RL_MOD_O, XB, A, T);
         rl_axpy(X, 1.0f, XB, (size_t)T * C);

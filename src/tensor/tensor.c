@@ -409,3 +409,29 @@ uint16_t rl_f32_to_bf16(float f) {
     x += 0x7fff + ((x >> 16) & 1);
     return (uint16_t)(x >> 16);
 }
+
+void rl_attention_decode(float *out, float *att_all, int att_stride, const float *q, const float *kc, const float *vc, int n_pos, int NH,
+                         int NKV, int HD, float scale) {
+    int G = NH / NKV, KD = NKV * HD;
+    for (int h = 0; h < NH; h++) {
+        const float *qh = q + (size_t)h * HD;
+        float *att = att_all + (size_t)h * att_stride, *o = out + (size_t)h * HD;
+        int kvh = h / G;
+        float maxv = -INFINITY;
+        for (int s = 0; s < n_pos; s++) {
+            const float *ks = kc + (size_t)s * KD + (size_t)kvh * HD;
+            float d = 0.0f;
+            for (int i = 0; i < HD; i++) d += qh[i] * ks[i];
+            att[s] = d * scale;
+            if (att[s] > maxv) maxv = att[s];
+        }
+        float sum = 0.0f;
+        for (int s = 0; s < n_pos; s++) sum += (att[s] = expf(att[s] - maxv));
+        for (int i = 0; i < HD; i++) o[i] = 0.0f;
+        for (int s = 0; s < n_pos; s++) {
+            float a = att[s] / sum;
+            const float *vs = vc + (size_t)s * KD + (size_t)kvh * HD;
+            for (int i = 0; i < HD; i++) o[i] += a * vs[i];
+        }
+    }
+}

@@ -62,6 +62,11 @@ typedef struct rl_rope_params {
 void rl_rope_inv_freq(float *inv_freq, int HD, const rl_rope_params *p);
 /* In place on x (N, NH, HD): rotates each head of row n by the angle pos[n] * inv_freq. */
 void rl_rope_forward(float *x, const int *pos, const float *inv_freq, int N, int NH, int HD);
+/* Causal attention of one query position over a KV cache (decoding; no backward):
+ * out (NH*HD) from q (NH*HD) over keys/values kc, vc (n_pos rows of stride KD = NKV*HD);
+ * att is scratch with a row of att_stride >= n_pos floats per head. scale = 1/sqrt(HD). */
+void rl_attention_decode(float *out, float *att, int att_stride, const float *q, const float *kc, const float *vc, int n_pos, int NH,
+                         int NKV, int HD, float scale);
 /* In place on dx (N, NH, HD): the transpose of the rotation (rotation by minus the angle). */
 void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, int NH, int HD);
 
