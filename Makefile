@@ -6,6 +6,7 @@
 #   make bench      benchmarks (docs/benchmarks.md says what they measure)
 #   make bench-serve the server under load (stories260K) and decoding tokens/s
 #   make bench-decode decoding tokens/s, float32 vs Q8_0, SmolLM2-135M-shaped model
+#   make bench-gemm our AVX-512 SGEMM (float32, bf16) against OpenBLAS on the engine's shapes
 #   make bench-ann  the vector index side by side with hnswlib and FAISS (minutes; needs
 #                   python3-hnswlib python3-faiss python3-numpy)
 #   make fuzz       libFuzzer on the vector index loader (clang; FUZZ_SECONDS, default 60)
@@ -103,6 +104,13 @@ bench-decode: $(BUILD)/decode-bench
 $(BUILD)/decode-bench: $(BUILD)/bench/decode_bench.o $(BUILD)/libraftlm.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# rl_sgemm's implementations on the training engine's shapes (docs/benchmarks.md)
+bench: bench-gemm
+bench-gemm: $(BUILD)/gemm-bench
+	@$(BUILD)/gemm-bench 2 5
+$(BUILD)/gemm-bench: $(BUILD)/bench/gemm_bench.o $(BUILD)/libraftlm.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
 # vector index side by side with hnswlib and FAISS (bench/ann.sh; docs/benchmarks.md)
 bench-ann: $(BUILD)/raftlm
 	@bench/ann.sh $(BUILD)/raftlm
@@ -125,4 +133,4 @@ fuzz:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(BUILD)/bench/tokenizer_bench.d $(BUILD)/bench/serve_bench.d $(BUILD)/bench/decode_bench.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(BUILD)/bench/tokenizer_bench.d $(BUILD)/bench/serve_bench.d $(BUILD)/bench/decode_bench.d $(BUILD)/bench/gemm_bench.d

@@ -313,8 +313,8 @@ static void linear_fwd(rl_model *m, int l, rl_module mod, float *out, const floa
     float *w, *b;
     int in, outd;
     rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
-    rl_matmul_forward(out, inp, w, b, N, in, outd);
-    if (lora_on(m, mod)) {
+    rl_matmul_forward(out, inp, w, b, N, in, outd, m->pool, m->matmul);
+    if (lora_on(m, mod)) { // the adapters' thin products stay in float32
         const rl_lora *lo = m->lora;
         int r = lo->r;
         const float *A = lo->a[mod] + (size_t)l * r * in, *B = lo->b[mod] + (size_t)l * outd * r;
@@ -323,8 +323,8 @@ static void linear_fwd(rl_model *m, int l, rl_module mod, float *out, const floa
             dropout_apply(xd, inp, lo, l, mod, N, in);
             x = xd;
         }
-        rl_matmul_forward(t, x, A, NULL, N, in, r);
-        rl_matmul_forward_add(out, t, B, lo->scale, N, r, outd);
+        rl_matmul_forward(t, x, A, NULL, N, in, r, m->pool, RL_GEMM_AUTO);
+        rl_matmul_forward_add(out, t, B, lo->scale, N, r, outd, m->pool, RL_GEMM_AUTO);
     }
 }
 
@@ -336,7 +336,7 @@ static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params
     int in, outd;
     rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
     if (g) rl_params_linear(&m->cfg, g, l, mod, &dw, &db, &in, &outd);
-    rl_matmul_backward(dinp, dw, b ? db : NULL, dout, inp, w, N, in, outd);
+    rl_matmul_backward(dinp, dw, b ? db : NULL, dout, inp, w, N, in, outd, m->pool, m->matmul);
     if (lora_on(m, mod)) {
         const rl_lora *lo = m->lora;
         int r = lo->r;
@@ -344,18 +344,18 @@ static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params
         float *dA = lg ? lg->a[mod] + (size_t)l * r * in : NULL, *dB = lg ? lg->b[mod] + (size_t)l * outd * r : NULL;
         // out += s * t B^T: dB += s dout^T t, dt = s dout B
         memset(dt, 0, (size_t)N * r * sizeof(float));
-        rl_matmul_backward_scaled(dt, dB, dout, t, B, lo->scale, N, r, outd);
+        rl_matmul_backward_scaled(dt, dB, dout, t, B, lo->scale, N, r, outd, m->pool, RL_GEMM_AUTO);
         if (dropout_on(lo) && xd) {
             // t = drop(inp) A^T: dA += dt^T drop(inp); dinp += drop'(dt A)
             dropout_apply(xd, inp, lo, l, mod, N, in);
-            rl_matmul_backward(NULL, dA, NULL, dt, xd, A, N, in, r);
+            rl_matmul_backward(NULL, dA, NULL, dt, xd, A, N, in, r, m->pool, RL_GEMM_AUTO);
             memset(xd, 0, (size_t)N * in * sizeof(float));
-            rl_matmul_backward(xd, NULL, NULL, dt, inp, A, N, in, r);
+            rl_matmul_backward(xd, NULL, NULL, dt, inp, A, N, in, r, m->pool, RL_GEMM_AUTO);
             dropout_apply(xd, xd, lo, l, mod, N, in);
             rl_axpy(dinp, 1.0f, xd, (size_t)N * in);
         } else {
             // t = inp A^T: dA += dt^T inp, dinp += dt A
-            rl_matmul_backward(dinp, dA, NULL, dt, inp, A, N, in, r);
+            rl_matmul_backward(dinp, dA, NULL, dt, inp, A, N, in, r, m->pool, RL_GEMM_AUTO);
         }
     }
 }
@@ -582,7 +582,7 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
     for (int r0 = 0; r0 < N; r0 += chunk) {
         int nr = r0 + chunk < N ? chunk : N - r0;
         float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
-        rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V);
+        rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul);
         sum += par_xent(m->pool, a->losses + r0, NULL, lg, a->targets + r0, nr, V, 0.0f);
     }
     if (loss) *loss = a->n_valid ? (float)(sum / a->n_valid) : 0.0f;
@@ -632,10 +632,10 @@ void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, floa
     for (int r0 = 0; r0 < N; r0 += chunk) {
         int nr = r0 + chunk < N ? chunk : N - r0;
         float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
-        if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V); // recompute
+        if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul); // recompute
         par_xent(m->pool, NULL, lg, lg, a->targets + r0, nr, V, dscale);
         rl_matmul_backward(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, NULL, lg, a->lnf + (size_t)r0 * C,
-                           m->w.lm_head, nr, C, V);
+                           m->w.lm_head, nr, C, V, m->pool, m->matmul);
     }
     memset(a->dres, 0, (size_t)N * C * sizeof(float));
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_final : NULL, a->dln, a->res + (size_t)c->n_layers * a->B * a->T * C,
@@ -710,7 +710,7 @@ rl_status rl_model_decode(rl_model *m, rl_kv *kv, int token, int pos, float **lo
         rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
     }
     rl_rmsnorm_forward(kv->x, NULL, kv->x, m->w.rms_final, 1, C, c->norm_eps);
-    rl_matmul_forward(kv->logits, kv->x, m->w.lm_head, NULL, 1, C, c->vocab_size);
+    rl_matmul_forward(kv->logits, kv->x, m->w.lm_head, NULL, 1, C, c->vocab_size, NULL, RL_GEMM_AUTO);
     *logits = kv->logits;
     return RL_OK;
 }

@@ -97,7 +97,9 @@ typedef struct rl_model {
     rl_params w;
     float *inv_freq;   // (HD/2) RoPE frequencies
     rl_lora *lora;     /* optional, not owned: applied in every forward when set */
-    rl_pool *pool;     /* optional, not owned: threads for attention */
+    rl_pool *pool;     /* optional, not owned: threads for the matrix products and attention */
+    rl_gemm_impl matmul; /* the linear layers' and the output embedding's products: RL_GEMM_AUTO
+                            (float32, the default) or RL_GEMM_BF16 (bf16 inputs, float32 sums) */
 } rl_model;
 
 /* ---- config and parameters ---- */

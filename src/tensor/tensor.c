@@ -1,6 +1,6 @@
 /* tensor.c - the transformer's kernels, forward and backward side by side (see tensor.h).
  *
- * Matrix products are OpenBLAS sgemm calls; the other kernels are plain loops written so that
+ * Matrix products go through rl_sgemm (gemm.c: our AVX-512 kernel or OpenBLAS); the other kernels are plain loops written so that
  * the compiler can vectorize their inner loops (contiguous, no aliasing surprises). Attention
  * is the one O(T^2) kernel and is spread over the thread pool by (batch, head).
  *
@@ -15,7 +15,8 @@
 
 /* ---- matmul ---------------------------------------------------------------------------- */
 
-void rl_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
+void rl_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC,
+                       rl_pool *pool, rl_gemm_impl impl) {
     // out (N,OC), inp (N,C), w (OC,C), bias (OC)
     if (N <= 0 || OC <= 0) return;
     float beta = 0.0f;
@@ -31,29 +32,30 @@ void rl_matmul_forward(float *out, const float *inp, const float *w, const float
         cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, w, C, inp, 1, beta, out, 1);
         return;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+    rl_sgemm_impl(impl, 0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC, pool);
 }
 
-void rl_matmul_forward_add(float *out, const float *inp, const float *w, float alpha, int N, int C, int OC) {
+void rl_matmul_forward_add(float *out, const float *inp, const float *w, float alpha, int N, int C, int OC,
+                           rl_pool *pool, rl_gemm_impl impl) {
     // out (N,OC) += alpha * inp (N,C) @ w^T (OC,C)
     if (N <= 0 || OC <= 0 || C <= 0) return;
     if (N == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, alpha, w, C, inp, 1, 1.0f, out, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, alpha, inp, C, w, C, 1.0f, out, OC);
+    else rl_sgemm_impl(impl, 0, 1, N, OC, C, alpha, inp, C, w, C, 1.0f, out, OC, pool);
 }
 
 void rl_matmul_backward_scaled(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                               float alpha, int N, int C, int OC) {
+                               float alpha, int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl) {
     // dinp (N,C), dw (OC,C), dout (N,OC), inp (N,C), w (OC,C)
     if (N <= 0 || OC <= 0 || C <= 0) return;
-    if (dinp) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, alpha, dout, OC, w, C, 1.0f, dinp, C);
-    if (dw) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, alpha, dout, OC, inp, C, 1.0f, dw, C);
+    if (dinp) rl_sgemm_impl(impl, 0, 0, N, C, OC, alpha, dout, OC, w, C, 1.0f, dinp, C, pool);
+    if (dw) rl_sgemm_impl(impl, 1, 0, OC, C, N, alpha, dout, OC, inp, C, 1.0f, dw, C, pool);
 }
 
 void rl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
-                        int N, int C, int OC) {
+                        int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl) {
     // dinp (N,C), dw (OC,C), dbias (OC), dout (N,OC), inp (N,C), w (OC,C)
     if (N <= 0 || OC <= 0 || C <= 0) return;
-    rl_matmul_backward_scaled(dinp, dw, dout, inp, w, 1.0f, N, C, OC);
+    rl_matmul_backward_scaled(dinp, dw, dout, inp, w, 1.0f, N, C, OC, pool, impl);
     if (dbias)
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * OC;

@@ -10,8 +10,9 @@
  *   - A gradient pointer may be NULL when that gradient is not wanted (frozen weights, LoRA).
  *   - Dimension letters: N rows (B*T), B batch, T time, C channels, OC output channels,
  *     NH query heads, NKV key/value heads, HD head size, F ffn width, V vocabulary.
- *   - The kernels that cost O(T^2) or more take an rl_pool (NULL = run on the caller's thread);
- *     matrix products go to OpenBLAS, which brings its own threads.
+ *   - The kernels that cost O(T^2) or more take an rl_pool (NULL = run on the caller's thread).
+ *     Matrix products run on our own AVX-512 SGEMM over the pool or on OpenBLAS (its own
+ *     threads), chosen per shape (gemm.c).
  */
 #ifndef RL_TENSOR_H
 #define RL_TENSOR_H
@@ -21,19 +22,41 @@
 
 #include "core/core.h"
 
+/* ---- general matrix product (gemm.c) ---- */
+
+/* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major with leading dimensions lda, ldb, ldc;
+ * op(A) (M,K) is A, or with ta the transpose of A (K,M); op(B) (K,N) is B, or with tb the
+ * transpose of B (N,K). C is not read when beta == 0. Runs on pool's threads (NULL: the caller's
+ * thread) or on OpenBLAS's, whichever is faster for the shape (docs/benchmarks.md). */
+void rl_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc, rl_pool *pool);
+/* The same with the implementation chosen: AUTO as rl_sgemm; OWN our float32 kernel; BLAS
+ * OpenBLAS; BF16 our kernel with both operands rounded to bfloat16 (products summed in float32).
+ * Without AVX-512, OWN runs OpenBLAS; without avx512_bf16, BF16 runs OWN (plain float32). */
+typedef enum rl_gemm_impl { RL_GEMM_AUTO = 0, RL_GEMM_OWN, RL_GEMM_BLAS, RL_GEMM_BF16 } rl_gemm_impl;
+void rl_sgemm_impl(rl_gemm_impl impl, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc, rl_pool *pool);
+/* 1 when this CPU runs bfloat16 products natively (avx512_bf16). */
+int rl_gemm_has_bf16(void);
+
 /* ---- matmul: the linear layer (nn.Linear layout: weight (OC, C)) ---- */
+/* Every product takes the pool to run on (NULL: the caller's thread) and the rl_sgemm
+ * implementation: RL_GEMM_AUTO (float32) or RL_GEMM_BF16 (opt-in mixed precision). One-row
+ * products (decoding) are matrix-vector products in float32 whatever impl says. */
 
 /* out (N,OC) = inp (N,C) @ w^T (OC,C) + bias (OC); bias may be NULL. Writes out. */
-void rl_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC);
+void rl_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC,
+                       rl_pool *pool, rl_gemm_impl impl);
 /* out (N,OC) += alpha * inp (N,C) @ w^T (OC,C). */
-void rl_matmul_forward_add(float *out, const float *inp, const float *w, float alpha, int N, int C, int OC);
+void rl_matmul_forward_add(float *out, const float *inp, const float *w, float alpha, int N, int C, int OC,
+                           rl_pool *pool, rl_gemm_impl impl);
 /* dinp (N,C) += dout (N,OC) @ w (OC,C); dw (OC,C) += dout^T @ inp; dbias (OC) += sum_n dout.
  * Any of dinp, dw, dbias may be NULL. */
 void rl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
-                        int N, int C, int OC);
+                        int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl);
 /* As rl_matmul_backward without bias, every product scaled by alpha. */
 void rl_matmul_backward_scaled(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                               float alpha, int N, int C, int OC);
+                               float alpha, int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl);
 
 /* ---- RMSNorm ---- */
 

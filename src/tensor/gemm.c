@@ -1,0 +1,337 @@
+/* gemm.c - matrix products for the engine: an AVX-512 SGEMM of our own, and the per-shape choice
+ * between it and OpenBLAS (tensor.h: rl_sgemm).
+ *
+ * Why our own: Debian's OpenBLAS 0.3.21 has no kernel for this CPU (AMD Zen 5) and runs its
+ * 256-bit Haswell kernel, about half of what 512-bit FMAs can do; and its threads spin in
+ * sched_yield between calls, which costs on a shared machine. Ours runs on the project's pool.
+ *
+ * How (the usual packed-panel scheme): C is cut into NC-column blocks; for each block and each
+ * KC slice of the inner dimension, op(B)'s slice is packed once into NR-column panels (shared by
+ * the threads), then the MC x NC tiles are handed out over the pool; a thread packs op(A)'s MC x KC
+ * block into MR-row panels in its own buffer and the micro-kernel computes MR x NR pieces of C in
+ * 24 registers. Packing takes care of the transpositions, so one kernel serves all four cases.
+ * bf16 (opt-in): the same scheme with operands rounded to bfloat16 while packing, pairs of k
+ * interleaved, and vdpbf16ps (two products per lane, accumulated in float32).
+ *
+ * Not here: other architectures (no AVX-512: OpenBLAS does everything), complex or double types.
+ */
+#include "tensor/tensor.h"
+
+#include <cblas.h>
+#include <immintrin.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 12   /* rows of C per micro-kernel call (12 x 2 accumulators of 16 floats) */
+#define NR 32   /* columns of C per micro-kernel call */
+#define KC 256  /* inner-dimension slice: a B panel (KC x NR floats, 32 KB) stays in L1 */
+#define MC 96   /* rows per tile: the packed A block (MC x KC, 96 KB) stays in L2 */
+#define NC 2048 /* columns per block: the packed B slice (KC x NC, 2 MB) */
+#define MAXT 64 /* threads with their own A buffer; more are not used */
+
+/* ---- CPU features --------------------------------------------------------------------------- */
+
+static int have_avx512(void) {
+    static int v = -1; // a benign race: every thread computes the same answer
+    if (v < 0) v = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    return v;
+}
+
+static int have_bf16(void) {
+    static int v = -1;
+    if (v < 0) {
+        // avx512_bf16: CPUID leaf 7 subleaf 1, EAX bit 5 (gcc 12's __builtin_cpu_supports lacks it)
+        unsigned a = 0, b, c, d;
+        __asm__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d) : "c"(0));
+        int ok = 0;
+        if (a >= 7 && have_avx512()) {
+            a = 7;
+            __asm__("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d) : "c"(1));
+            ok = (a >> 5) & 1;
+        }
+        v = ok;
+    }
+    return v;
+}
+
+int rl_gemm_has_bf16(void) { return have_bf16(); }
+
+/* ---- packing ------------------------------------------------------------------------------- */
+
+/* op(A)(i, k) and op(B)(k, j) of row-major A, B. */
+#define OPA(i, k) (ta ? A[(size_t)(k) * lda + (i)] : A[(size_t)(i) * lda + (k)])
+#define OPB(k, j) (tb ? B[(size_t)(j) * ldb + (k)] : B[(size_t)(k) * ldb + (j)])
+
+/* dst: ceil(mc/MR) panels of (kc, MR), rows past mc zero. */
+static void pack_a(float *dst, int ta, const float *A, int lda, int i0, int mc, int p0, int kc) {
+    for (int ir = 0; ir < mc; ir += MR, dst += (size_t)MR * kc) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        if (ta) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = A + (size_t)(p0 + k) * lda + i0 + ir;
+                float *d = dst + (size_t)k * MR;
+                int i = 0;
+                for (; i < mr; i++) d[i] = src[i];
+                for (; i < MR; i++) d[i] = 0.0f;
+            }
+        } else {
+            for (int i = 0; i < mr; i++) {
+                const float *src = A + (size_t)(i0 + ir + i) * lda + p0;
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + i] = src[k];
+            }
+            for (int i = mr; i < MR; i++)
+                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + i] = 0.0f;
+        }
+    }
+}
+
+/* One NR-column panel: dst (kc, NR), columns past nr zero. */
+static void pack_b_panel(float *dst, int tb, const float *B, int ldb, int p0, int kc, int j0, int nr) {
+    if (!tb) {
+        for (int k = 0; k < kc; k++) {
+            const float *src = B + (size_t)(p0 + k) * ldb + j0;
+            float *d = dst + (size_t)k * NR;
+            int j = 0;
+            for (; j < nr; j++) d[j] = src[j];
+            for (; j < NR; j++) d[j] = 0.0f;
+        }
+    } else {
+        for (int j = 0; j < nr; j++) {
+            const float *src = B + (size_t)(j0 + j) * ldb + p0;
+            for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = src[k];
+        }
+        for (int j = nr; j < NR; j++)
+            for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = 0.0f;
+    }
+}
+
+/* bf16 packing: pairs (k, k+1) side by side as one 32-bit word; kc2 = ceil(kc/2) pairs, an odd
+ * last k pairs with 0. A panel: (kc2, MR) words; B panel: (kc2, NR) words. */
+static inline uint32_t bf16_pair(float lo, float hi) {
+    return (uint32_t)rl_f32_to_bf16(lo) | (uint32_t)rl_f32_to_bf16(hi) << 16;
+}
+
+static void pack_a_bf16(uint32_t *dst, int ta, const float *A, int lda, int i0, int mc, int p0, int kc) {
+    int kc2 = (kc + 1) / 2;
+    for (int ir = 0; ir < mc; ir += MR, dst += (size_t)MR * kc2) {
+        int mr = mc - ir < MR ? mc - ir : MR;
+        for (int k2 = 0; k2 < kc2; k2++) {
+            int k = p0 + 2 * k2, has2 = 2 * k2 + 1 < kc;
+            uint32_t *d = dst + (size_t)k2 * MR;
+            for (int i = 0; i < MR; i++) {
+                int gi = i0 + ir + i;
+                d[i] = i < mr ? bf16_pair(OPA(gi, k), has2 ? OPA(gi, k + 1) : 0.0f) : 0u;
+            }
+        }
+    }
+}
+
+static void pack_b_panel_bf16(uint32_t *dst, int tb, const float *B, int ldb, int p0, int kc, int j0, int nr) {
+    int kc2 = (kc + 1) / 2;
+    for (int k2 = 0; k2 < kc2; k2++) {
+        int k = p0 + 2 * k2, has2 = 2 * k2 + 1 < kc;
+        uint32_t *d = dst + (size_t)k2 * NR;
+        for (int j = 0; j < NR; j++)
+            d[j] = j < nr ? bf16_pair(OPB(k, j0 + j), has2 ? OPB(k + 1, j0 + j) : 0.0f) : 0u;
+    }
+}
+
+/* ---- micro-kernels ------------------------------------------------------------------------- */
+
+/* Writes the MR x NR accumulators into C (mr x nr valid): C = alpha * acc + beta * C, and C is
+ * not read when beta == 0. */
+__attribute__((target("avx512f"))) static void store_tile(__m512 acc[MR][2], float *C, int ldc, int mr, int nr,
+                                                          float alpha, float beta) {
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int i = 0; i < mr; i++) {
+        float *c = C + (size_t)i * ldc;
+        __m512 r0 = _mm512_mul_ps(acc[i][0], va), r1 = _mm512_mul_ps(acc[i][1], va);
+        if (beta != 0.0f) {
+            r0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m0, c), vb, r0);
+            r1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m1, c + 16), vb, r1);
+        }
+        _mm512_mask_storeu_ps(c, m0, r0);
+        _mm512_mask_storeu_ps(c + 16, m1, r1);
+    }
+}
+
+/* acc (MR x NR) = a (kc, MR) panel times b (kc, NR) panel. */
+__attribute__((target("avx512f"))) static void kernel_f32(int kc, const float *restrict a, const float *restrict b,
+                                                          float *C, int ldc, int mr, int nr, float alpha, float beta) {
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++, a += MR, b += NR) {
+        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+        _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    store_tile(acc, C, ldc, mr, nr, alpha, beta);
+}
+
+__attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(int kc2, const uint32_t *restrict a,
+                                                                      const uint32_t *restrict b, float *C, int ldc,
+                                                                      int mr, int nr, float alpha, float beta) {
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int k = 0; k < kc2; k++, a += MR, b += NR) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+        }
+    }
+    store_tile(acc, C, ldc, mr, nr, alpha, beta);
+}
+
+static float *alloc_floats(size_t n) {
+    float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    RL_ASSERT(p != NULL); // as rl_xmalloc: out of memory for a few megabytes of scratch is fatal
+    return p;
+}
+
+/* ---- the blocked product over the pool ------------------------------------------------------ */
+
+typedef struct {
+    int ta, tb, bf16, M, N, K, lda, ldb, ldc;
+    const float *A, *B;
+    float *C;
+    float alpha, beta;       /* beta of the current KC slice (the caller's for the first, then 1) */
+    int j0, nc, p0, kc;      /* the current block */
+    int n_jt;                /* column tiles (of NR panels) per row tile */
+    int jt_panels;           /* NR panels per column tile */
+    float *bpack;            /* packed B slice */
+    float *apack[MAXT];      /* per-thread packed A block */
+    int apack_i0[MAXT];      /* the row tile held there (-1: none) */
+} gemm_job;
+
+static size_t panel_words(const gemm_job *g) { return g->bf16 ? (size_t)(g->kc + 1) / 2 : (size_t)g->kc; }
+
+static void pack_b_item(void *vctx, size_t i, int thread) {
+    gemm_job *g = vctx;
+    int jr = (int)i * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
+    float *dst = g->bpack + i * panel_words(g) * NR;
+    if (g->bf16) pack_b_panel_bf16((uint32_t *)dst, g->tb, g->B, g->ldb, g->p0, g->kc, g->j0 + jr, nr);
+    else pack_b_panel(dst, g->tb, g->B, g->ldb, g->p0, g->kc, g->j0 + jr, nr);
+    (void)thread;
+}
+
+static void tile_item(void *vctx, size_t item, int thread) {
+    gemm_job *g = vctx;
+    int it = (int)(item / (size_t)g->n_jt), jt = (int)(item % (size_t)g->n_jt);
+    int i0 = it * MC, mc = g->M - i0 < MC ? g->M - i0 : MC;
+    size_t pw = panel_words(g);
+    float *ap = g->apack[thread];
+    if (g->apack_i0[thread] != i0) { // items come in row-tile order, so a thread repacks rarely
+        if (g->bf16) pack_a_bf16((uint32_t *)ap, g->ta, g->A, g->lda, i0, mc, g->p0, g->kc);
+        else pack_a(ap, g->ta, g->A, g->lda, i0, mc, g->p0, g->kc);
+        g->apack_i0[thread] = i0;
+    }
+    int p_lo = jt * g->jt_panels, n_panels = (g->nc + NR - 1) / NR;
+    int p_hi = p_lo + g->jt_panels < n_panels ? p_lo + g->jt_panels : n_panels;
+    for (int p = p_lo; p < p_hi; p++) {
+        int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
+        const float *bp = g->bpack + (size_t)p * pw * NR;
+        for (int ir = 0; ir < mc; ir += MR) {
+            int mr = mc - ir < MR ? mc - ir : MR;
+            float *c = g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr;
+            const float *a = ap + (size_t)(ir / MR) * pw * MR;
+            if (g->bf16) kernel_bf16((int)pw, (const uint32_t *)a, (const uint32_t *)bp, c, g->ldc, mr, nr, g->alpha, g->beta);
+            else kernel_f32(g->kc, a, bp, c, g->ldc, mr, nr, g->alpha, g->beta);
+        }
+    }
+}
+
+/* A process-wide scratch for the packed panels, reused across calls (page faults on a fresh
+ * multi-megabyte buffer per call cost as much as a small product); a caller that finds it in
+ * use allocates its own. */
+static float *g_scratch;
+static size_t g_scratch_n;
+static atomic_flag g_scratch_busy = ATOMIC_FLAG_INIT;
+
+static void gemm_own(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc, rl_pool *pool) {
+    int nt = rl_pool_size(pool);
+    if (nt > MAXT) nt = MAXT;
+    size_t a_floats = (size_t)MC * KC, b_floats = (size_t)KC * ((NC < N ? NC : N) + NR);
+    size_t need = b_floats + (size_t)nt * a_floats + 16;
+    int own_buf = atomic_flag_test_and_set(&g_scratch_busy);
+    float *mem;
+    if (!own_buf) {
+        if (g_scratch_n < need) {
+            free(g_scratch);
+            g_scratch = alloc_floats(need);
+            g_scratch_n = need;
+        }
+        mem = g_scratch;
+    } else {
+        mem = alloc_floats(need);
+    }
+    gemm_job g = {.ta = ta, .tb = tb, .bf16 = bf16, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
+                  .A = A, .B = B, .C = C, .alpha = alpha, .bpack = mem};
+    for (int t = 0; t < nt; t++) g.apack[t] = mem + b_floats + (size_t)t * a_floats;
+    int n_it = (M + MC - 1) / MC;
+    for (int j0 = 0; j0 < N; j0 += NC) {
+        g.j0 = j0;
+        g.nc = N - j0 < NC ? N - j0 : NC;
+        int n_panels = (g.nc + NR - 1) / NR;
+        // enough tiles for the threads to share out: split columns when there are few row tiles
+        g.n_jt = n_it >= 4 * nt ? 1 : (4 * nt + n_it - 1) / n_it;
+        if (g.n_jt > n_panels) g.n_jt = n_panels;
+        g.jt_panels = (n_panels + g.n_jt - 1) / g.n_jt;
+        g.n_jt = (n_panels + g.jt_panels - 1) / g.jt_panels;
+        for (int p0 = 0; p0 < K; p0 += KC) {
+            g.p0 = p0;
+            g.kc = K - p0 < KC ? K - p0 : KC;
+            g.beta = p0 == 0 ? beta : 1.0f;
+            for (int t = 0; t < nt; t++) g.apack_i0[t] = -1;
+            rl_pool_for(nt > 1 ? pool : NULL, (size_t)n_panels, pack_b_item, &g);
+            rl_pool_for(nt > 1 ? pool : NULL, (size_t)n_it * g.n_jt, tile_item, &g);
+        }
+    }
+    if (own_buf) free(mem);
+    else atomic_flag_clear(&g_scratch_busy);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+static void scale_c(float *C, int ldc, int M, int N, float beta) {
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
+}
+
+void rl_sgemm_impl(rl_gemm_impl impl, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc, rl_pool *pool) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        scale_c(C, ldc, M, N, beta);
+        return;
+    }
+    if (impl == RL_GEMM_AUTO) {
+        // measured on the engine's shapes (docs/benchmarks.md): ours wins when both output sides
+        // fill whole panels; OpenBLAS keeps the thin products (LoRA's rank, one-row products)
+        impl = have_avx512() && M >= 32 && N >= 32 ? RL_GEMM_OWN : RL_GEMM_BLAS;
+    }
+    if (impl == RL_GEMM_BF16 && !have_bf16()) impl = have_avx512() ? RL_GEMM_OWN : RL_GEMM_BLAS;
+    if (impl == RL_GEMM_OWN && !have_avx512()) impl = RL_GEMM_BLAS;
+    if (impl == RL_GEMM_BLAS) {
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
+                    lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    gemm_own(impl == RL_GEMM_BF16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool);
+}
+
+void rl_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc, rl_pool *pool) {
+    rl_sgemm_impl(RL_GEMM_AUTO, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool);
+}
