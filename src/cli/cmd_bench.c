@@ -72,7 +72,7 @@ int cmd_bench(int argc, char **argv) {
     int lora = strcmp(mode, "lora") == 0;
     if (T <= 0 || steps <= 0 || rank <= 0 || (!lora && strcmp(mode, "full") != 0)) return cli_usage("bench", USAGE);
     if (threads <= 0) threads = rl_cpu_count();
-    openblas_set_num_threads(threads);
+    openblas_set_num_threads(rl_gemm_blas_threads(threads));
     rl_error err = {0};
     rl_model_config cfg;
     shape_config(&cfg, shape);
@@ -124,6 +124,7 @@ int cmd_bench(int argc, char **argv) {
     double attn = 2.0 * T * cfg.n_heads * cfg.head_dim * cfg.n_layers; // per token, causal
     double flops_tok = (lora ? 4.0 : 6.0) * P + 3.0 * attn;
     double mean = total / steps, tps = T / mean;
+    openblas_set_num_threads(threads);
     double gf = sgemm_gflops(1024);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

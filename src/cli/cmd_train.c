@@ -3,6 +3,7 @@
  * HF model folder) into <output_dir>/train. --resume continues from the newest checkpoint.
  * base_model_init: random trains a new model of base_model's shape (its config.json, or the
  * header of a checkpoint) from scratch. */
+#include <cblas.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
@@ -55,6 +56,7 @@ int cmd_train(int argc, char **argv) {
             rl_model_init_random(&cm.model, (uint64_t)cfg.seed, 0.02f);
             rl_info("training a %s model of %d layers from a random init", cm.model.cfg.arch, cm.model.cfg.n_layers);
         }
+        if (!s) openblas_set_num_threads(rl_gemm_blas_threads(rl_pool_size(cm.pool))); // tensor.h says why
     }
     if (!s && cfg.chat_template) s = rl_tok_set_chat_template(cm.tok, cfg.chat_template, &err);
     for (int i = 0; !s && i < (cfg.n_datasets ? cfg.n_datasets : 1); i++) {

@@ -25,7 +25,8 @@
 
 #define MR 12   /* rows of C per micro-kernel call (12 x 2 accumulators of 16 floats) */
 #define NR 32   /* columns of C per micro-kernel call */
-#define KC 256  /* inner-dimension slice: a B panel (KC x NR floats, 32 KB) stays in L1 */
+#define KC 320  /* largest inner-dimension slice: a B panel (KC x NR floats, 40 KB) stays in L1;
+                   K is cut into equal slices (576: 2 x 288), a short last slice costs stores */
 #define MC 96   /* rows per tile: the packed A block (MC x KC, 96 KB) stays in L2 */
 #define NC 2048 /* columns per block: the packed B slice (KC x NC, 2 MB) */
 #define MAXT 64 /* threads with their own A buffer; more are not used */
@@ -57,84 +58,97 @@ static int have_bf16(void) {
 
 int rl_gemm_has_bf16(void) { return have_bf16(); }
 
+int rl_gemm_blas_threads(int pool_threads) { return have_avx512() ? 1 : pool_threads; }
+
 /* ---- packing ------------------------------------------------------------------------------- */
 
-/* op(A)(i, k) and op(B)(k, j) of row-major A, B. */
-#define OPA(i, k) (ta ? A[(size_t)(k) * lda + (i)] : A[(size_t)(i) * lda + (k)])
-#define OPB(k, j) (tb ? B[(size_t)(j) * ldb + (k)] : B[(size_t)(k) * ldb + (j)])
+/* In-register transpose of 16 rows of 16 floats (r[i][j] -> r[j][i]). */
+__attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16], v[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i + 0] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int h = 0; h < 2; h++)
+        for (int i = 0; i < 4; i++) {
+            v[8 * h + i] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + 4 + i], 0x88);
+            v[8 * h + 4 + i] = _mm512_shuffle_f32x4(u[8 * h + i], u[8 * h + 4 + i], 0xDD);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(v[i], v[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(v[i], v[8 + i], 0xDD);
+    }
+}
 
-/* dst: ceil(mc/MR) panels of (kc, MR), rows past mc zero. */
-static void pack_a(float *dst, int ta, const float *A, int lda, int i0, int mc, int p0, int kc) {
+static inline __mmask16 lanes(int n) { return n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1); }
+
+/* dst[k * dst_ld + r] = src[r * src_ld + k] for r < 16 (rows past n_rows are zero) and
+ * k < n_k <= 16; dst_w (12 or 16) values are written per k. */
+__attribute__((target("avx512f"))) static inline void pack_t16(float *dst, int dst_ld, int dst_w, const float *src,
+                                                               size_t src_ld, int n_rows, int n_k) {
+    __m512 r[16];
+    __mmask16 km = lanes(n_k), wm = lanes(dst_w);
+    for (int i = 0; i < 16; i++) r[i] = i < n_rows ? _mm512_maskz_loadu_ps(km, src + (size_t)i * src_ld) : _mm512_setzero_ps();
+    transpose16(r);
+    for (int k = 0; k < n_k; k++) _mm512_mask_storeu_ps(dst + (size_t)k * dst_ld, wm, r[k]);
+}
+
+/* dst[k * dst_ld + 0..w) = src[k * src_ld + 0..n) for k < kc, zero past n (w <= 16). */
+__attribute__((target("avx512f"))) static inline void pack_copy16(float *dst, int dst_ld, int w, const float *src,
+                                                                  size_t src_ld, int n, int kc) {
+    __mmask16 m = lanes(n), wm = lanes(w);
+    for (int k = 0; k < kc; k++)
+        _mm512_mask_storeu_ps(dst + (size_t)k * dst_ld, wm, _mm512_maskz_loadu_ps(m, src + (size_t)k * src_ld));
+}
+
+/* dst: ceil(mc/MR) panels of (kc, MR) = op(A)[i0.., p0..], rows past mc zero. */
+__attribute__((target("avx512f"))) static void pack_a(float *dst, int ta, const float *A, int lda, int i0, int mc,
+                                                      int p0, int kc) {
     for (int ir = 0; ir < mc; ir += MR, dst += (size_t)MR * kc) {
         int mr = mc - ir < MR ? mc - ir : MR;
-        if (ta) {
-            for (int k = 0; k < kc; k++) {
-                const float *src = A + (size_t)(p0 + k) * lda + i0 + ir;
-                float *d = dst + (size_t)k * MR;
-                int i = 0;
-                for (; i < mr; i++) d[i] = src[i];
-                for (; i < MR; i++) d[i] = 0.0f;
-            }
-        } else {
-            for (int i = 0; i < mr; i++) {
-                const float *src = A + (size_t)(i0 + ir + i) * lda + p0;
-                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + i] = src[k];
-            }
-            for (int i = mr; i < MR; i++)
-                for (int k = 0; k < kc; k++) dst[(size_t)k * MR + i] = 0.0f;
-        }
+        if (ta) pack_copy16(dst, MR, MR, A + (size_t)p0 * lda + i0 + ir, (size_t)lda, mr, kc);
+        else
+            for (int k = 0; k < kc; k += 16)
+                pack_t16(dst + (size_t)k * MR, MR, MR, A + (size_t)(i0 + ir) * lda + p0 + k, (size_t)lda, mr,
+                         kc - k < 16 ? kc - k : 16);
     }
 }
 
-/* One NR-column panel: dst (kc, NR), columns past nr zero. */
-static void pack_b_panel(float *dst, int tb, const float *B, int ldb, int p0, int kc, int j0, int nr) {
-    if (!tb) {
-        for (int k = 0; k < kc; k++) {
-            const float *src = B + (size_t)(p0 + k) * ldb + j0;
-            float *d = dst + (size_t)k * NR;
-            int j = 0;
-            for (; j < nr; j++) d[j] = src[j];
-            for (; j < NR; j++) d[j] = 0.0f;
-        }
-    } else {
-        for (int j = 0; j < nr; j++) {
-            const float *src = B + (size_t)(j0 + j) * ldb + p0;
-            for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = src[k];
-        }
-        for (int j = nr; j < NR; j++)
-            for (int k = 0; k < kc; k++) dst[(size_t)k * NR + j] = 0.0f;
+/* One NR-column panel: dst (kc, NR) = op(B)[p0.., j0..], columns past nr zero. */
+__attribute__((target("avx512f"))) static void pack_b_panel(float *dst, int tb, const float *B, int ldb, int p0,
+                                                            int kc, int j0, int nr) {
+    for (int h = 0; h < NR; h += 16) {
+        int n = nr - h < 0 ? 0 : nr - h < 16 ? nr - h : 16;
+        if (!tb) pack_copy16(dst + h, NR, 16, B + (size_t)p0 * ldb + j0 + h, (size_t)ldb, n, kc);
+        else
+            for (int k = 0; k < kc; k += 16)
+                pack_t16(dst + (size_t)k * NR + h, NR, 16, B + (size_t)(j0 + h) * ldb + p0 + k, (size_t)ldb, n,
+                         kc - k < 16 ? kc - k : 16);
     }
 }
 
-/* bf16 packing: pairs (k, k+1) side by side as one 32-bit word; kc2 = ceil(kc/2) pairs, an odd
- * last k pairs with 0. A panel: (kc2, MR) words; B panel: (kc2, NR) words. */
-static inline uint32_t bf16_pair(float lo, float hi) {
-    return (uint32_t)rl_f32_to_bf16(lo) | (uint32_t)rl_f32_to_bf16(hi) << 16;
-}
-
-static void pack_a_bf16(uint32_t *dst, int ta, const float *A, int lda, int i0, int mc, int p0, int kc) {
-    int kc2 = (kc + 1) / 2;
-    for (int ir = 0; ir < mc; ir += MR, dst += (size_t)MR * kc2) {
-        int mr = mc - ir < MR ? mc - ir : MR;
-        for (int k2 = 0; k2 < kc2; k2++) {
-            int k = p0 + 2 * k2, has2 = 2 * k2 + 1 < kc;
-            uint32_t *d = dst + (size_t)k2 * MR;
-            for (int i = 0; i < MR; i++) {
-                int gi = i0 + ir + i;
-                d[i] = i < mr ? bf16_pair(OPA(gi, k), has2 ? OPA(gi, k + 1) : 0.0f) : 0u;
-            }
+/* bf16 panels: the float32 panel (kc, w) with rows k and k+1 paired into 32-bit words (bf16 of
+ * row k low, row k+1 high; an odd last row pairs with 0): (kc2, w) words, kc2 = ceil(kc/2).
+ * In place is fine: word row k2 is written after float rows 2k2, 2k2+1 were read, and the words
+ * take half the bytes. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void panel_to_bf16(uint32_t *dst, const float *src,
+                                                                                 int w, int kc) {
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int k2 = 0; k2 < (kc + 1) / 2; k2++)
+        for (int j = 0; j < w; j += 16) {
+            __mmask16 m = lanes(w - j);
+            __m512 lo = _mm512_maskz_loadu_ps(m, src + (size_t)(2 * k2) * w + j);
+            __m512 hi = 2 * k2 + 1 < kc ? _mm512_maskz_loadu_ps(m, src + (size_t)(2 * k2 + 1) * w + j) : _mm512_setzero_ps();
+            __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); // bf16: lo in words 0-15, hi in 16-31
+            _mm512_mask_storeu_epi32(dst + (size_t)k2 * w + j, m, _mm512_permutexvar_epi16(idx, both));
         }
-    }
-}
-
-static void pack_b_panel_bf16(uint32_t *dst, int tb, const float *B, int ldb, int p0, int kc, int j0, int nr) {
-    int kc2 = (kc + 1) / 2;
-    for (int k2 = 0; k2 < kc2; k2++) {
-        int k = p0 + 2 * k2, has2 = 2 * k2 + 1 < kc;
-        uint32_t *d = dst + (size_t)k2 * NR;
-        for (int j = 0; j < NR; j++)
-            d[j] = j < nr ? bf16_pair(OPB(k, j0 + j), has2 ? OPB(k + 1, j0 + j) : 0.0f) : 0u;
-    }
 }
 
 /* ---- micro-kernels ------------------------------------------------------------------------- */
@@ -163,6 +177,10 @@ __attribute__((target("avx512f"))) static void kernel_f32(int kc, const float *r
                                                           float *C, int ldc, int mr, int nr, float alpha, float beta) {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) { // C's lines arrive while the products run
+        _mm_prefetch((const char *)(C + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)i * ldc + 16), _MM_HINT_T0);
+    }
     for (int k = 0; k < kc; k++, a += MR, b += NR) {
         __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
         _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
@@ -181,6 +199,10 @@ __attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(int kc2, c
                                                                       int mr, int nr, float alpha, float beta) {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(C + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)i * ldc + 16), _MM_HINT_T0);
+    }
     for (int k = 0; k < kc2; k++, a += MR, b += NR) {
         __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
 #pragma GCC unroll 12
@@ -219,9 +241,9 @@ static size_t panel_words(const gemm_job *g) { return g->bf16 ? (size_t)(g->kc +
 static void pack_b_item(void *vctx, size_t i, int thread) {
     gemm_job *g = vctx;
     int jr = (int)i * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
-    float *dst = g->bpack + i * panel_words(g) * NR;
-    if (g->bf16) pack_b_panel_bf16((uint32_t *)dst, g->tb, g->B, g->ldb, g->p0, g->kc, g->j0 + jr, nr);
-    else pack_b_panel(dst, g->tb, g->B, g->ldb, g->p0, g->kc, g->j0 + jr, nr);
+    float *dst = g->bpack + i * (size_t)g->kc * NR; // bf16: the words of panel i fill its first half
+    pack_b_panel(dst, g->tb, g->B, g->ldb, g->p0, g->kc, g->j0 + jr, nr);
+    if (g->bf16) panel_to_bf16((uint32_t *)dst, dst, NR, g->kc);
     (void)thread;
 }
 
@@ -232,19 +254,23 @@ static void tile_item(void *vctx, size_t item, int thread) {
     size_t pw = panel_words(g);
     float *ap = g->apack[thread];
     if (g->apack_i0[thread] != i0) { // items come in row-tile order, so a thread repacks rarely
-        if (g->bf16) pack_a_bf16((uint32_t *)ap, g->ta, g->A, g->lda, i0, mc, g->p0, g->kc);
-        else pack_a(ap, g->ta, g->A, g->lda, i0, mc, g->p0, g->kc);
+        pack_a(ap, g->ta, g->A, g->lda, i0, mc, g->p0, g->kc);
+        if (g->bf16)
+            for (int ir = 0; ir < mc; ir += MR) {
+                float *panel = ap + (size_t)(ir / MR) * g->kc * MR;
+                panel_to_bf16((uint32_t *)panel, panel, MR, g->kc);
+            }
         g->apack_i0[thread] = i0;
     }
     int p_lo = jt * g->jt_panels, n_panels = (g->nc + NR - 1) / NR;
     int p_hi = p_lo + g->jt_panels < n_panels ? p_lo + g->jt_panels : n_panels;
     for (int p = p_lo; p < p_hi; p++) {
         int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
-        const float *bp = g->bpack + (size_t)p * pw * NR;
+        const float *bp = g->bpack + (size_t)p * g->kc * NR;
         for (int ir = 0; ir < mc; ir += MR) {
             int mr = mc - ir < MR ? mc - ir : MR;
             float *c = g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr;
-            const float *a = ap + (size_t)(ir / MR) * pw * MR;
+            const float *a = ap + (size_t)(ir / MR) * g->kc * MR;
             if (g->bf16) kernel_bf16((int)pw, (const uint32_t *)a, (const uint32_t *)bp, c, g->ldc, mr, nr, g->alpha, g->beta);
             else kernel_f32(g->kc, a, bp, c, g->ldc, mr, nr, g->alpha, g->beta);
         }
@@ -289,9 +315,10 @@ static void gemm_own(int bf16, int ta, int tb, int M, int N, int K, float alpha,
         if (g.n_jt > n_panels) g.n_jt = n_panels;
         g.jt_panels = (n_panels + g.n_jt - 1) / g.n_jt;
         g.n_jt = (n_panels + g.jt_panels - 1) / g.jt_panels;
-        for (int p0 = 0; p0 < K; p0 += KC) {
+        int n_slices = (K + KC - 1) / KC, kc_even = ((K + n_slices - 1) / n_slices + 1) / 2 * 2;
+        for (int p0 = 0; p0 < K; p0 += kc_even) {
             g.p0 = p0;
-            g.kc = K - p0 < KC ? K - p0 : KC;
+            g.kc = K - p0 < kc_even ? K - p0 : kc_even;
             g.beta = p0 == 0 ? beta : 1.0f;
             for (int t = 0; t < nt; t++) g.apack_i0[t] = -1;
             rl_pool_for(nt > 1 ? pool : NULL, (size_t)n_panels, pack_b_item, &g);

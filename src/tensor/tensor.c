@@ -153,7 +153,7 @@ void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, i
 
 /* ---- attention ------------------------------------------------------------------------- */
 
-/* Per (batch, head) the products go to sgemm over row blocks of ATT_BS queries, each against
+/* Per (batch, head) the products go to rl_sgemm (on the pool) over row blocks of ATT_BS queries, each against
  * the keys up to the block's end only (the causal upper triangle beyond a block is never
  * computed); the masked softmax and its backward run over rows on the pool. */
 #define ATT_BS 128
@@ -223,13 +223,13 @@ void rl_attention_forward(float *out, float *att, const float *q, const float *k
             for (int r0 = 0; r0 < T; r0 += ATT_BS) {
                 int r1 = r0 + ATT_BS < T ? r0 + ATT_BS : T, nr = r1 - r0;
                 // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, HD, scale, qh + (size_t)r0 * QD, QD, kh,
-                            KD, 0.0f, P + (size_t)r0 * T, T);
+                rl_sgemm(0, 1, nr, r1, HD, scale, qh + (size_t)r0 * QD, QD, kh,
+                            KD, 0.0f, P + (size_t)r0 * T, T, pool);
                 softmax_ctx c = {.rows = P, .seg = seg ? seg + (size_t)b * T : NULL, .T = T, .r0 = r0, .r1 = r1};
                 run_rows(pool, &c, softmax_row);
                 // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, HD, r1, 1.0f, P + (size_t)r0 * T, T, vh, KD,
-                            0.0f, oh + (size_t)r0 * QD, QD);
+                rl_sgemm(0, 0, nr, HD, r1, 1.0f, P + (size_t)r0 * T, T, vh, KD,
+                            0.0f, oh + (size_t)r0 * QD, QD, pool);
             }
         }
 }
@@ -257,18 +257,18 @@ void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
                 const float *Pb = P + (size_t)r0 * T;
                 float *D = scratch + (size_t)r0 * T;
                 // dV[0:r1] += P[r0:r1, 0:r1]^T dO[r0:r1]
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, HD, nr, 1.0f, Pb, T, doh + (size_t)r0 * QD, QD,
-                            1.0f, dvh, KD);
+                rl_sgemm(1, 0, r1, HD, nr, 1.0f, Pb, T, doh + (size_t)r0 * QD, QD,
+                            1.0f, dvh, KD, pool);
                 // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, r1, HD, 1.0f, doh + (size_t)r0 * QD, QD, vh, KD,
-                            0.0f, D, T);
+                rl_sgemm(0, 1, nr, r1, HD, 1.0f, doh + (size_t)r0 * QD, QD, vh, KD,
+                            0.0f, D, T, pool);
                 softmax_ctx c = {.rows = scratch, .p = P, .T = T, .r0 = r0, .r1 = r1, .scale = scale};
                 run_rows(pool, &c, softmax_row_backward);
                 // dQ[r0:r1] = dS K[0:r1];  dK[0:r1] += dS^T Q[r0:r1]
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nr, HD, r1, 1.0f, D, T, kh, KD, 0.0f,
-                            dqh + (size_t)r0 * QD, QD);
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1, HD, nr, 1.0f, D, T, qh + (size_t)r0 * QD, QD,
-                            1.0f, dkh, KD);
+                rl_sgemm(0, 0, nr, HD, r1, 1.0f, D, T, kh, KD, 0.0f,
+                            dqh + (size_t)r0 * QD, QD, pool);
+                rl_sgemm(1, 0, r1, HD, nr, 1.0f, D, T, qh + (size_t)r0 * QD, QD,
+                            1.0f, dkh, KD, pool);
             }
         }
     (void)seg; // the mask is in the saved probabilities (zeros)

@@ -38,6 +38,10 @@ void rl_sgemm_impl(rl_gemm_impl impl, int ta, int tb, int M, int N, int K, float
                    const float *B, int ldb, float beta, float *C, int ldc, rl_pool *pool);
 /* 1 when this CPU runs bfloat16 products natively (avx512_bf16). */
 int rl_gemm_has_bf16(void);
+/* The OpenBLAS thread count to set next to a pool of pool_threads: 1 where our kernel takes the
+ * large products over the pool (OpenBLAS keeps the thin ones, on the caller's thread: its idle
+ * threads spin in sched_yield and cost more than they give), else pool_threads. */
+int rl_gemm_blas_threads(int pool_threads);
 
 /* ---- matmul: the linear layer (nn.Linear layout: weight (OC, C)) ---- */
 /* Every product takes the pool to run on (NULL: the caller's thread) and the rl_sgemm
