@@ -128,6 +128,44 @@ static char *loss_lines(const char *dir) {
     return b.data ? rl_buf_take(&b) : rl_xstrdup("");
 }
 
+/* bf16 mixed precision tracks float32: the same 12 full fine-tuning steps on stories260K from the
+ * same weights, once with float32 products and once with bf16 ones; every training loss and the
+ * final validation loss agree within 2% (bf16 rounds the products' inputs to 8 significant bits;
+ * the weights and AdamW's state stay float32). */
+TEST(train_bf16_tracks_f32_losses) {
+    if (!rl_gemm_has_bf16()) SKIP("this CPU has no avx512_bf16 (bf16 runs in float32 here)");
+    setup s[2];
+    if (!setup_open(&s[0], 0, 40)) SKIP("../shared/models/stories260K is not here");
+    setup_open(&s[1], 0, 40);
+    s[1].m.matmul = RL_GEMM_BF16;
+    rl_train_result r[2];
+    char *out[2];
+    for (int i = 0; i < 2; i++) {
+        out[i] = t_tmpdir();
+        rl_train_opts o = opts(out[i], 0);
+        rl_error err = {0};
+        rl_status st = rl_train_run(&s[i].m, &s[i].train, &s[i].val, &o, &r[i], &err);
+        CHECK_MSG(st == RL_OK, "%s", err.msg);
+    }
+    char *l32 = loss_lines(out[0]), *l16 = loss_lines(out[1]);
+    double worst = 0;
+    int n = 0;
+    for (char *a = l32, *b = l16; (a = strstr(a, "\"loss\": ")) && (b = strstr(b, "\"loss\": ")); a++, b++, n++) {
+        double la = atof(a + 8), lb = atof(b + 8), d = fabs(la - lb) / la;
+        worst = d > worst ? d : worst;
+        CHECK_MSG(d <= 0.02, "step %d: float32 loss %.5f, bf16 %.5f", n + 1, la, lb);
+    }
+    CHECK_EQ_INT(n, 12);
+    double dv = fabs(r[0].eval_loss - r[1].eval_loss) / r[0].eval_loss;
+    fprintf(stderr, "    bf16 vs float32: %d training losses, largest rel diff %.2e; val loss %.4f vs %.4f (tol 2e-2)\n", n,
+            worst, r[1].eval_loss, r[0].eval_loss);
+    CHECK(dv <= 0.02);
+    CHECK(r[1].eval_loss < 0.8f * r[1].first_eval_loss);
+    free(l32), free(l16);
+    setup_close(&s[0]);
+    setup_close(&s[1]);
+}
+
 static void check_resume(int lora) {
     setup s1, s2;
     if (!setup_open(&s1, lora, 30)) SKIP("../shared/models/stories260K is not here");

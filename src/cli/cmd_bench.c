@@ -12,7 +12,7 @@
 #include "cli/cli.h"
 #include "train/train.h"
 
-static const char *USAGE = "[--shape smollm2-135m|stories260k] [--mode lora|full] [--seq T] [--steps N] [--rank R] [--threads N] [--ckpt]\n"
+static const char *USAGE = "[--shape smollm2-135m|stories260k] [--mode lora|full] [--seq T] [--steps N] [--rank R] [--threads N] [--ckpt] [--bf16]\n"
                             "   or: raftlm bench ann --help   (vector index recall and speed)";
 
 static void shape_config(rl_model_config *c, const char *shape) {
@@ -52,10 +52,11 @@ int cmd_bench(int argc, char **argv) {
     static const struct option opts[] = {
         {"shape", required_argument, 0, 's'}, {"mode", required_argument, 0, 'm'}, {"seq", required_argument, 0, 'T'},
         {"steps", required_argument, 0, 'n'}, {"rank", required_argument, 0, 'r'}, {"threads", required_argument, 0, 'j'},
-        {"ckpt", no_argument, 0, 'c'},        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
+        {"ckpt", no_argument, 0, 'c'},        {"help", no_argument, 0, 'h'},        {"bf16", no_argument, 0, 'b'},
+        {0, 0, 0, 0},
     };
     const char *shape = "smollm2-135m", *mode = "lora";
-    int T = 512, steps = 3, rank = 16, threads = 0, ckpt = 0, c;
+    int T = 512, steps = 3, rank = 16, threads = 0, ckpt = 0, bf16 = 0, c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': shape = optarg; break;
@@ -65,6 +66,7 @@ int cmd_bench(int argc, char **argv) {
         case 'r': rank = atoi(optarg); break;
         case 'j': threads = atoi(optarg); break;
         case 'c': ckpt = 1; break;
+        case 'b': bf16 = 1; break;
         case 'h': printf("usage: raftlm bench %s\n", USAGE); return 0;
         default: return cli_usage("bench", USAGE);
         }
@@ -87,6 +89,7 @@ int cmd_bench(int argc, char **argv) {
     for (int i = 0; i < cfg.dim; i++) m.w.rms_final[i] = 1.0f;
     rl_pool *pool = rl_pool_create(threads);
     m.pool = pool;
+    m.matmul = bf16 ? RL_GEMM_BF16 : RL_GEMM_AUTO;
     rl_lora lo;
     if (lora) {
         if (rl_lora_init(&lo, &cfg, rank, 2.0f * rank, 0, (1u << RL_MOD_COUNT) - 1, 1, 0, &err)) return cli_report(&err);
@@ -128,8 +131,8 @@ int cmd_bench(int argc, char **argv) {
     double gf = sgemm_gflops(1024);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("shape %s, mode %s (rank %d), T=%d, threads %d%s\n", shape, mode, lora ? rank : 0, T, threads,
-           ckpt ? ", gradient checkpointing" : "");
+    printf("shape %s, mode %s (rank %d), T=%d, threads %d%s%s\n", shape, mode, lora ? rank : 0, T, threads,
+           ckpt ? ", gradient checkpointing" : "", bf16 ? (rl_gemm_has_bf16() ? ", bf16" : ", bf16 asked (no avx512_bf16: float32)") : "");
     printf("step: mean %.3f s, best %.3f s -> %.0f tokens/s (loss %.4f)\n", mean, best, tps, loss);
     printf("model FLOPs/token %.3g -> %.1f GFLOP/s; OpenBLAS SGEMM 1024^3: %.1f GFLOP/s; MFU vs SGEMM %.0f%%\n",
            flops_tok, flops_tok * tps / 1e9, gf, 100.0 * flops_tok * tps / 1e9 / gf);

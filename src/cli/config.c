@@ -79,6 +79,8 @@ static const field fields[] = {
     {"save_steps", F_INT, O(save_steps), "100", 0, 1e9, 0, "checkpoint every N steps (0 = at the end only)"},
     {"gradient_checkpointing", F_BOOL, O(gradient_checkpointing), "false", NONE, 0,
      "recompute activations per layer in the backward pass (less memory, ~30% slower)"},
+    {"bf16", F_BOOL, O(bf16), "false", NONE, 0,
+     "bf16 mixed precision: matrix products on bfloat16 inputs (float32 sums, weights and optimizer state)"},
     {"seed", F_INT, O(seed), "42", 0, 2147483647, 0, "random seed for training"},
     {"threads", F_INT, O(threads), "0", 0, 4096, 0, "worker threads (0 = all cores)"},
     {"output_dir", F_PATH, O(output_dir), "out", NONE, 0, "store.db, indexes, datasets, checkpoints and the report go here"},
