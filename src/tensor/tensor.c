@@ -1,8 +1,10 @@
 /* tensor.c - the transformer's kernels, forward and backward side by side (see tensor.h).
  *
- * Matrix products go through rl_sgemm (gemm.c: our AVX-512 kernel or OpenBLAS); the other kernels are plain loops written so that
- * the compiler can vectorize their inner loops (contiguous, no aliasing surprises). Attention
- * is the one O(T^2) kernel and is spread over the thread pool by (batch, head).
+ * Matrix products go through rl_sgemm (gemm.c: our AVX-512 kernel or OpenBLAS); the
+ * cross-entropy has an AVX-512 row kernel (exp by a polynomial, chosen at run time); the other
+ * kernels are plain loops written so that the compiler can vectorize their inner loops
+ * (contiguous, no aliasing surprises). Attention is the one O(T^2) kernel: its products run on
+ * rl_sgemm over the pool, its softmax rows on the pool.
  *
  * Deliberately not here: quantized types, a flash-style attention that avoids the (T,T)
  * probabilities (the training engine keeps them per layer for now), GPU code.
@@ -10,6 +12,7 @@
 #include "tensor/tensor.h"
 
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -294,8 +297,67 @@ void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g,
 
 /* ---- softmax + cross-entropy ----------------------------------------------------------- */
 
+/* Row helpers of the cross-entropy: max, sum of exp(x - max), and d = exp(x - max) * k. The
+ * AVX-512 versions (chosen at run time) compute exp as 2^n * p(r), n = round(x / ln 2),
+ * r = x - n ln 2, p a degree-7 Taylor polynomial (|r| <= ln2/2: relative error below 2 ulp). */
+__attribute__((target("avx512f"))) static inline __m512 exp512(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(-100.0f)); // exp(-100) is 0 in float32 as well
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx512f"))) static void xent_row_avx512(const float *x, int V, float *maxo, double *sumo) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= V; i += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + i));
+    float maxv = _mm512_reduce_max_ps(m);
+    for (int j = i; j < V; j++) maxv = x[j] > maxv ? x[j] : maxv;
+    __m512 vm = _mm512_set1_ps(maxv), acc = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= V; i += 16) acc = _mm512_add_ps(acc, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
+    if (i < V) {
+        __mmask16 k = (__mmask16)((1u << (V - i)) - 1);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm))));
+    }
+    *maxo = maxv;
+    *sumo = _mm512_reduce_add_ps(acc);
+}
+
+__attribute__((target("avx512f"))) static void xent_grad_avx512(float *d, const float *x, int V, float maxv, float k) {
+    __m512 vm = _mm512_set1_ps(maxv), vk = _mm512_set1_ps(k);
+    int i = 0;
+    for (; i + 16 <= V; i += 16) _mm512_storeu_ps(d + i, _mm512_mul_ps(exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)), vk));
+    if (i < V) {
+        __mmask16 m = (__mmask16)((1u << (V - i)) - 1);
+        _mm512_mask_storeu_ps(d + i, m, _mm512_mul_ps(exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm)), vk));
+    }
+}
+
+static void xent_row_scalar(const float *x, int V, float *maxo, double *sumo) {
+    float maxv = x[0];
+    for (int i = 1; i < V; i++) maxv = x[i] > maxv ? x[i] : maxv;
+    double sum = 0.0;
+    for (int i = 0; i < V; i++) sum += expf(x[i] - maxv);
+    *maxo = maxv;
+    *sumo = sum;
+}
+
+static void xent_grad_scalar(float *d, const float *x, int V, float maxv, float k) {
+    for (int i = 0; i < V; i++) d[i] = expf(x[i] - maxv) * k;
+}
+
 double rl_xent_forward_backward(float *losses, float *dlogits, const float *logits, const int *targets, int N,
                                 int V, float dscale) {
+    int simd = __builtin_cpu_supports("avx512f");
     double total = 0.0;
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
@@ -307,18 +369,20 @@ double rl_xent_forward_backward(float *losses, float *dlogits, const float *logi
             continue;
         }
         RL_ASSERT(t < V);
-        float maxv = x[0];
-        for (int i = 1; i < V; i++) maxv = x[i] > maxv ? x[i] : maxv;
-        double sum = 0.0;
-        for (int i = 0; i < V; i++) sum += expf(x[i] - maxv);
+        float maxv;
+        double sum;
+        if (simd) xent_row_avx512(x, V, &maxv, &sum);
+        else xent_row_scalar(x, V, &maxv, &sum);
         float lse = maxv + (float)log(sum);
         float loss = lse - x[t];
         if (losses) losses[n] = loss;
         total += loss;
         if (d) {
-            float inv = (float)(1.0 / sum);
-            for (int i = 0; i < V; i++) d[i] = expf(x[i] - maxv) * inv * dscale;
-            d[t] -= dscale;
+            float xt = x[t]; // d may alias x
+            float k = (float)(1.0 / sum) * dscale;
+            if (simd) xent_grad_avx512(d, x, V, maxv, k);
+            else xent_grad_scalar(d, x, V, maxv, k);
+            d[t] = expf(xt - maxv) * k - dscale;
         }
     }
     return total;
