@@ -19,6 +19,7 @@ p.add_argument("--seq", type=int, default=512)
 p.add_argument("--steps", type=int, default=3)
 p.add_argument("--rank", type=int, default=16)
 p.add_argument("--threads", type=int, default=0)
+p.add_argument("--bf16", action="store_true", help="autocast the forward to bfloat16 (CPU autocast, oneDNN)")
 a = p.parse_args()
 if a.threads > 0:
     torch.set_num_threads(a.threads)
@@ -102,13 +103,15 @@ times = []
 for s in range(a.steps + 1):
     t0 = time.time()
     opt.zero_grad()
-    loss = Fn.cross_entropy(m(tok), tgt)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+        logits = m(tok)
+    loss = Fn.cross_entropy(logits.float(), tgt)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
     if s:
         times.append(time.time() - t0)
 mean = sum(times) / len(times)
-print(f"pytorch {torch.__version__}, mode {a.mode}, T={T}, threads {torch.get_num_threads()}")
+print(f"pytorch {torch.__version__}, mode {a.mode}, T={T}, threads {torch.get_num_threads()}{', bf16 autocast' if a.bf16 else ''}")
 print(f"step: mean {mean:.3f} s, best {min(times):.3f} s -> {T / mean:.0f} tokens/s (loss {loss.item():.4f})")
 print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

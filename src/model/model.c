@@ -308,35 +308,50 @@ static void dropout_apply(float *xd, const float *x, const rl_lora *lo, int l, i
 }
 
 /* out (N,out) = inp (N,in) W^T + b [+ scale * (drop(inp) A^T) B^T, keeping t = drop(inp) A^T (N,r)].
- * xd: scratch (N,in) for the dropped input (only used while dropout is active). */
+ * xd: scratch (N,in) for the dropped input (only used while dropout is active). The adapter's
+ * path is one more term of the base product (rl_sgemm_sum), so out is written once. */
 static void linear_fwd(rl_model *m, int l, rl_module mod, float *out, const float *inp, float *t, float *xd, int N) {
     float *w, *b;
     int in, outd;
     rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
-    rl_matmul_forward(out, inp, w, b, N, in, outd, m->pool, m->matmul);
-    if (lora_on(m, mod)) { // the adapters' thin products stay in float32
-        const rl_lora *lo = m->lora;
-        int r = lo->r;
-        const float *A = lo->a[mod] + (size_t)l * r * in, *B = lo->b[mod] + (size_t)l * outd * r;
-        const float *x = inp;
-        if (dropout_on(lo) && xd) {
-            dropout_apply(xd, inp, lo, l, mod, N, in);
-            x = xd;
-        }
-        rl_matmul_forward(t, x, A, NULL, N, in, r, m->pool, RL_GEMM_AUTO);
-        rl_matmul_forward_add(out, t, B, lo->scale, N, r, outd, m->pool, RL_GEMM_AUTO);
+    if (!lora_on(m, mod)) {
+        rl_matmul_forward(out, inp, w, b, N, in, outd, m->pool, m->matmul);
+        return;
     }
+    const rl_lora *lo = m->lora;
+    int r = lo->r;
+    const float *A = lo->a[mod] + (size_t)l * r * in, *B = lo->b[mod] + (size_t)l * outd * r;
+    const float *x = inp;
+    if (dropout_on(lo) && xd) {
+        dropout_apply(xd, inp, lo, l, mod, N, in);
+        x = xd;
+    }
+    rl_matmul_forward(t, x, A, NULL, N, in, r, m->pool, RL_GEMM_AUTO); // thin: float32 always
+    if (N == 1) { // decoding: matrix-vector products
+        rl_matmul_forward(out, inp, w, b, N, in, outd, NULL, RL_GEMM_AUTO);
+        rl_matmul_forward_add(out, t, B, lo->scale, N, r, outd, NULL, RL_GEMM_AUTO);
+        return;
+    }
+    if (b)
+        for (int n = 0; n < N; n++) memcpy(out + (size_t)n * outd, b, (size_t)outd * sizeof(float));
+    rl_gemm_term terms[2] = {{.tb = 1, .K = in, .alpha = 1.0f, .A = inp, .lda = in, .B = w, .ldb = in},
+                             {.tb = 1, .K = r, .alpha = lo->scale, .A = t, .lda = r, .B = B, .ldb = r}};
+    rl_sgemm_sum(m->matmul, 2, terms, N, outd, b ? 1.0f : 0.0f, out, outd, m->pool);
 }
 
-/* dinp (N,in) += ..., base gradients into g (may be NULL), LoRA gradients into lg (may be NULL).
- * dt: scratch (N,r); xd: scratch (N,in). */
+/* Base gradients into g (may be NULL), LoRA gradients into lg (may be NULL); the input gradient
+ * dinp (N,in) += dout W [+ dt A] is not computed here but appended to terms (room for 2; *nt
+ * counts them) so that the caller sums the products of the modules that share an input in one
+ * pass (rl_sgemm_sum); with LoRA dropout the adapter's share is added to dinp here.
+ * dt: scratch (N,r) that must live until the caller's sum; xd: scratch (N,in). */
 static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params *g, rl_lora *lg, const float *dout,
-                       const float *inp, const float *t, float *dt, float *xd, int N) {
+                       const float *inp, const float *t, float *dt, float *xd, int N, rl_gemm_term *terms, int *nt) {
     float *w, *b, *dw = NULL, *db = NULL;
     int in, outd;
     rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
     if (g) rl_params_linear(&m->cfg, g, l, mod, &dw, &db, &in, &outd);
-    rl_matmul_backward(dinp, dw, b ? db : NULL, dout, inp, w, N, in, outd, m->pool, m->matmul);
+    rl_matmul_backward(NULL, dw, b ? db : NULL, dout, inp, w, N, in, outd, m->pool, m->matmul);
+    terms[(*nt)++] = (rl_gemm_term){.K = outd, .alpha = 1.0f, .A = dout, .lda = outd, .B = w, .ldb = in};
     if (lora_on(m, mod)) {
         const rl_lora *lo = m->lora;
         int r = lo->r;
@@ -355,7 +370,8 @@ static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params
             rl_axpy(dinp, 1.0f, xd, (size_t)N * in);
         } else {
             // t = inp A^T: dA += dt^T inp, dinp += dt A
-            rl_matmul_backward(dinp, dA, NULL, dt, inp, A, N, in, r, m->pool, RL_GEMM_AUTO);
+            rl_matmul_backward(NULL, dA, NULL, dt, inp, A, N, in, r, m->pool, RL_GEMM_AUTO);
+            terms[(*nt)++] = (rl_gemm_term){.K = r, .alpha = 1.0f, .A = dt, .lda = r, .B = A, .ldb = in};
         }
     }
 }
@@ -384,7 +400,7 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags
         L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N,
         (chunked && N > RL_LOGITS_CHUNK ? RL_LOGITS_CHUNK : N) * V, N,
         L * RL_MOD_COUNT * N * r,
-        N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, N * r, (size_t)T * T, r ? N * maxd : 0,
+        N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, 3 * N * r, (size_t)T * T, r ? N * maxd : 0,
     };
     float **slots[] = {&a->res, &a->ln1, &a->ln1_rstd, &a->q, &a->k, &a->v, &a->att, &a->atty, &a->res2, &a->ln2,
                        &a->ln2_rstd, &a->g, &a->u, &a->h, &a->lnf, &a->lnf_rstd, &a->logits, &a->losses,
@@ -598,27 +614,38 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     const int *sg = a->has_seg ? a->seg : NULL;
     layer_acts p = layer_ptrs(m, a, l);
     // MLP: res_next = res2 + down(silu(gate(ln2)) * up(ln2))
+    size_t r = m->lora ? (size_t)m->lora->r : 0;
+    float *dt0 = a->dlora, *dt1 = a->dlora + (size_t)N * r, *dt2 = a->dlora + 2 * (size_t)N * r;
+    rl_gemm_term terms[6];
+    int nt = 0;
     memset(a->dh, 0, (size_t)N * F * sizeof(float));
-    linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), a->dlora, a->lora_x, N);
+    linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), dt0, a->lora_x, N, terms, &nt);
+    rl_sgemm_sum(m->matmul, nt, terms, N, F, 1.0f, a->dh, F, m->pool);
     memset(a->dg, 0, (size_t)N * F * sizeof(float));
     memset(a->du, 0, (size_t)N * F * sizeof(float));
     par_swiglu_backward(m->pool, a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
-    linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), a->dlora, a->lora_x, N);
-    linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), a->dlora, a->lora_x, N);
+    nt = 0;
+    linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), dt0, a->lora_x, N, terms, &nt);
+    linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), dt1, a->lora_x, N, terms, &nt);
+    rl_sgemm_sum(m->matmul, nt, terms, N, C, 1.0f, a->dln, C, m->pool); // both input gradients in one pass
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->dln, p.res2, m->w.rms_ffn + (size_t)l * C,
                         p.ln2_rstd, N, C);
     // attention: res2 = res + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
     memset(a->datty, 0, (size_t)N * QD * sizeof(float));
-    linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), a->dlora, a->lora_x, N);
+    nt = 0;
+    linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), dt0, a->lora_x, N, terms, &nt);
+    rl_sgemm_sum(m->matmul, nt, terms, N, QD, 1.0f, a->datty, QD, m->pool);
     rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, p.att, p.q, p.k, p.v, sg, B, T, NH, NKV, HD,
                           m->pool);
     rl_rope_backward(a->dq, a->pos, m->inv_freq, N, NH, HD);
     rl_rope_backward(a->dk, a->pos, m->inv_freq, N, NKV, HD);
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
-    linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), a->dlora, a->lora_x, N);
-    linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), a->dlora, a->lora_x, N);
-    linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), a->dlora, a->lora_x, N);
+    nt = 0;
+    linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), dt0, a->lora_x, N, terms, &nt);
+    linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), dt1, a->lora_x, N, terms, &nt);
+    linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), dt2, a->lora_x, N, terms, &nt);
+    rl_sgemm_sum(m->matmul, nt, terms, N, C, 1.0f, a->dln, C, m->pool); // q, k, v (and adapters) in one pass
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->dln, p.res, m->w.rms_att + (size_t)l * C,
                         p.ln1_rstd, N, C);
 }

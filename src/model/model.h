@@ -181,7 +181,7 @@ typedef struct rl_acts {
     float *losses;     // (BT)
     float *lora_t;     // (L, RL_MOD_COUNT, BT, r) x A^T of every adapted module (LoRA only)
     /* backward scratch (one layer) */
-    float *dres, *dln, *dq, *dk, *dv, *datty, *dg, *du, *dh, *dlora; // dlora (BT, max(r))
+    float *dres, *dln, *dq, *dk, *dv, *datty, *dg, *du, *dh, *dlora; // dlora (3, BT, r): q, k, v at once
     float *attn_scratch; // (T, T)
     float *lora_x;       // (BT, max(C,F,QD)) LoRA dropout scratch
     int checkpointing; /* 1: only res is kept per layer; the rest is recomputed in backward */

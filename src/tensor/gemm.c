@@ -89,48 +89,57 @@ __attribute__((target("avx512f"))) static inline void transpose16(__m512 r[16]) 
 
 static inline __mmask16 lanes(int n) { return n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1); }
 
-/* dst[k * dst_ld + r] = src[r * src_ld + k] for r < 16 (rows past n_rows are zero) and
+/* dst[k * dst_ld + r] = sc * src[r * src_ld + k] for r < 16 (rows past n_rows are zero) and
  * k < n_k <= 16; dst_w (12 or 16) values are written per k. */
 __attribute__((target("avx512f"))) static inline void pack_t16(float *dst, int dst_ld, int dst_w, const float *src,
-                                                               size_t src_ld, int n_rows, int n_k) {
-    __m512 r[16];
+                                                               size_t src_ld, int n_rows, int n_k, float sc) {
+    __m512 r[16], vs = _mm512_set1_ps(sc);
     __mmask16 km = lanes(n_k), wm = lanes(dst_w);
     for (int i = 0; i < 16; i++) r[i] = i < n_rows ? _mm512_maskz_loadu_ps(km, src + (size_t)i * src_ld) : _mm512_setzero_ps();
     transpose16(r);
-    for (int k = 0; k < n_k; k++) _mm512_mask_storeu_ps(dst + (size_t)k * dst_ld, wm, r[k]);
+    for (int k = 0; k < n_k; k++) _mm512_mask_storeu_ps(dst + (size_t)k * dst_ld, wm, _mm512_mul_ps(r[k], vs));
 }
 
-/* dst[k * dst_ld + 0..w) = src[k * src_ld + 0..n) for k < kc, zero past n (w <= 16). */
+/* dst[k * dst_ld + 0..w) = sc * src[k * src_ld + 0..n) for k < kc, zero past n (w <= 16). */
 __attribute__((target("avx512f"))) static inline void pack_copy16(float *dst, int dst_ld, int w, const float *src,
-                                                                  size_t src_ld, int n, int kc) {
+                                                                  size_t src_ld, int n, int kc, float sc) {
     __mmask16 m = lanes(n), wm = lanes(w);
+    __m512 vs = _mm512_set1_ps(sc);
     for (int k = 0; k < kc; k++)
-        _mm512_mask_storeu_ps(dst + (size_t)k * dst_ld, wm, _mm512_maskz_loadu_ps(m, src + (size_t)k * src_ld));
+        _mm512_mask_storeu_ps(dst + (size_t)k * dst_ld, wm,
+                              _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + (size_t)k * src_ld), vs));
 }
 
-/* dst: ceil(mc/MR) panels of (kc, MR) = op(A)[i0.., p0..], rows past mc zero. */
-__attribute__((target("avx512f"))) static void pack_a(float *dst, int ta, const float *A, int lda, int i0, int mc,
-                                                      int p0, int kc) {
+/* Rows [k0, k0 + kn) of the A panels of a slice of kc rows (the panels hold ceil(mc/MR) blocks
+ * of (kc, MR)) = sc * op(A)[i0.., p0..p0+kn), rows past mc zero. */
+__attribute__((target("avx512f"))) static void pack_a(float *dst, int kc, int k0, int kn, const rl_gemm_term *t,
+                                                      int i0, int mc, int p0, float sc) {
+    const float *A = t->A;
+    size_t lda = (size_t)t->lda;
     for (int ir = 0; ir < mc; ir += MR, dst += (size_t)MR * kc) {
         int mr = mc - ir < MR ? mc - ir : MR;
-        if (ta) pack_copy16(dst, MR, MR, A + (size_t)p0 * lda + i0 + ir, (size_t)lda, mr, kc);
+        float *d = dst + (size_t)k0 * MR;
+        if (t->ta) pack_copy16(d, MR, MR, A + (size_t)p0 * lda + i0 + ir, lda, mr, kn, sc);
         else
-            for (int k = 0; k < kc; k += 16)
-                pack_t16(dst + (size_t)k * MR, MR, MR, A + (size_t)(i0 + ir) * lda + p0 + k, (size_t)lda, mr,
-                         kc - k < 16 ? kc - k : 16);
+            for (int k = 0; k < kn; k += 16)
+                pack_t16(d + (size_t)k * MR, MR, MR, A + (size_t)(i0 + ir) * lda + p0 + k, lda, mr,
+                         kn - k < 16 ? kn - k : 16, sc);
     }
 }
 
-/* One NR-column panel: dst (kc, NR) = op(B)[p0.., j0..], columns past nr zero. */
-__attribute__((target("avx512f"))) static void pack_b_panel(float *dst, int tb, const float *B, int ldb, int p0,
-                                                            int kc, int j0, int nr) {
+/* Rows [k0, k0 + kn) of one NR-column panel (kc, NR) = op(B)[p0..p0+kn, j0..], columns past nr zero. */
+__attribute__((target("avx512f"))) static void pack_b_panel(float *dst, int k0, int kn, const rl_gemm_term *t, int p0,
+                                                            int j0, int nr) {
+    const float *B = t->B;
+    size_t ldb = (size_t)t->ldb;
+    dst += (size_t)k0 * NR;
     for (int h = 0; h < NR; h += 16) {
         int n = nr - h < 0 ? 0 : nr - h < 16 ? nr - h : 16;
-        if (!tb) pack_copy16(dst + h, NR, 16, B + (size_t)p0 * ldb + j0 + h, (size_t)ldb, n, kc);
+        if (!t->tb) pack_copy16(dst + h, NR, 16, B + (size_t)p0 * ldb + j0 + h, ldb, n, kn, 1.0f);
         else
-            for (int k = 0; k < kc; k += 16)
-                pack_t16(dst + (size_t)k * NR + h, NR, 16, B + (size_t)(j0 + h) * ldb + p0 + k, (size_t)ldb, n,
-                         kc - k < 16 ? kc - k : 16);
+            for (int k = 0; k < kn; k += 16)
+                pack_t16(dst + (size_t)k * NR + h, NR, 16, B + (size_t)(j0 + h) * ldb + p0 + k, ldb, n,
+                         kn - k < 16 ? kn - k : 16, 1.0f);
     }
 }
 
@@ -224,11 +233,14 @@ static float *alloc_floats(size_t n) {
 
 /* ---- the blocked product over the pool ------------------------------------------------------ */
 
+#define MAX_TERMS 8
+
 typedef struct {
-    int ta, tb, bf16, M, N, K, lda, ldb, ldc;
-    const float *A, *B;
+    int bf16, M, N, K, ldc, n_terms;
+    rl_gemm_term terms[MAX_TERMS]; /* concatenated along K; each term's alpha is applied to its A */
+    int koff[MAX_TERMS + 1];       /* term i covers K range [koff[i], koff[i+1]) */
     float *C;
-    float alpha, beta;       /* beta of the current KC slice (the caller's for the first, then 1) */
+    float beta;              /* beta of the current KC slice (the caller's for the first, then 1) */
     int j0, nc, p0, kc;      /* the current block */
     int n_jt;                /* column tiles (of NR panels) per row tile */
     int jt_panels;           /* NR panels per column tile */
@@ -243,7 +255,10 @@ static void pack_b_item(void *vctx, size_t i, int thread) {
     gemm_job *g = vctx;
     int jr = (int)i * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
     float *dst = g->bpack + i * (size_t)g->kc * NR; // bf16: the words of panel i fill its first half
-    pack_b_panel(dst, g->tb, g->B, g->ldb, g->p0, g->kc, g->j0 + jr, nr);
+    for (int t = 0; t < g->n_terms; t++) { // the parts of the terms inside [p0, p0 + kc)
+        int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
+        if (lo < hi) pack_b_panel(dst, lo - g->p0, hi - lo, &g->terms[t], lo - g->koff[t], g->j0 + jr, nr);
+    }
     if (g->bf16) panel_to_bf16((uint32_t *)dst, dst, NR, g->kc);
     (void)thread;
 }
@@ -255,7 +270,10 @@ static void tile_item(void *vctx, size_t item, int thread) {
     size_t pw = panel_words(g);
     float *ap = g->apack[thread];
     if (g->apack_i0[thread] != i0) { // items come in row-tile order, so a thread repacks rarely
-        pack_a(ap, g->ta, g->A, g->lda, i0, mc, g->p0, g->kc);
+        for (int t = 0; t < g->n_terms; t++) {
+            int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
+            if (lo < hi) pack_a(ap, g->kc, lo - g->p0, hi - lo, &g->terms[t], i0, mc, lo - g->koff[t], g->terms[t].alpha);
+        }
         if (g->bf16)
             for (int ir = 0; ir < mc; ir += MR) {
                 float *panel = ap + (size_t)(ir / MR) * g->kc * MR;
@@ -272,8 +290,8 @@ static void tile_item(void *vctx, size_t item, int thread) {
             int mr = mc - ir < MR ? mc - ir : MR;
             float *c = g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr;
             const float *a = ap + (size_t)(ir / MR) * g->kc * MR;
-            if (g->bf16) kernel_bf16((int)pw, (const uint32_t *)a, (const uint32_t *)bp, c, g->ldc, mr, nr, g->alpha, g->beta);
-            else kernel_f32(g->kc, a, bp, c, g->ldc, mr, nr, g->alpha, g->beta);
+            if (g->bf16) kernel_bf16((int)pw, (const uint32_t *)a, (const uint32_t *)bp, c, g->ldc, mr, nr, 1.0f, g->beta);
+            else kernel_f32(g->kc, a, bp, c, g->ldc, mr, nr, 1.0f, g->beta);
         }
     }
 }
@@ -285,8 +303,8 @@ static float *g_scratch;
 static size_t g_scratch_n;
 static atomic_flag g_scratch_busy = ATOMIC_FLAG_INIT;
 
-static void gemm_own(int bf16, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                     const float *B, int ldb, float beta, float *C, int ldc, rl_pool *pool) {
+static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, int N, int K, float beta, float *C, int ldc,
+                     rl_pool *pool) {
     int nt = rl_pool_size(pool);
     if (nt > MAXT) nt = MAXT;
     size_t a_floats = (size_t)MC * KC, b_floats = (size_t)KC * ((NC < N ? NC : N) + NR);
@@ -303,8 +321,11 @@ static void gemm_own(int bf16, int ta, int tb, int M, int N, int K, float alpha,
     } else {
         mem = alloc_floats(need);
     }
-    gemm_job g = {.ta = ta, .tb = tb, .bf16 = bf16, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc,
-                  .A = A, .B = B, .C = C, .alpha = alpha, .bpack = mem};
+    gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .bpack = mem};
+    for (int t = 0; t < n_terms; t++) {
+        g.terms[t] = terms[t];
+        g.koff[t + 1] = g.koff[t] + terms[t].K;
+    }
     for (int t = 0; t < nt; t++) g.apack[t] = mem + b_floats + (size_t)t * a_floats;
     int n_it = (M + MC - 1) / MC;
     for (int j0 = 0; j0 < N; j0 += NC) {
@@ -337,26 +358,38 @@ static void scale_c(float *C, int ldc, int M, int N, float beta) {
         for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[(size_t)i * ldc + j];
 }
 
-void rl_sgemm_impl(rl_gemm_impl impl, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                   const float *B, int ldb, float beta, float *C, int ldc, rl_pool *pool) {
+void rl_sgemm_sum(rl_gemm_impl impl, int n_terms, const rl_gemm_term *terms, int M, int N, float beta, float *C,
+                  int ldc, rl_pool *pool) {
+    RL_ASSERT(n_terms >= 0 && n_terms <= MAX_TERMS);
     if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
+    int K = 0, n = 0;
+    rl_gemm_term t[MAX_TERMS];
+    for (int i = 0; i < n_terms; i++)
+        if (terms[i].K > 0) K += terms[i].K, t[n++] = terms[i];
+    if (K == 0) {
         scale_c(C, ldc, M, N, beta);
         return;
     }
     if (impl == RL_GEMM_AUTO) {
-        // measured on the engine's shapes (docs/benchmarks.md): ours wins when both output sides
-        // fill whole panels; OpenBLAS keeps the thin products (LoRA's rank, one-row products)
+        // measured on the engine's shapes (docs/benchmarks.md): ours wins unless an output side
+        // is thinner than a panel (LoRA's rank-r products), where OpenBLAS is faster
         impl = have_avx512() && M >= 32 && N >= 32 ? RL_GEMM_OWN : RL_GEMM_BLAS;
     }
     if (impl == RL_GEMM_BF16 && !have_bf16()) impl = have_avx512() ? RL_GEMM_OWN : RL_GEMM_BLAS;
     if (impl == RL_GEMM_OWN && !have_avx512()) impl = RL_GEMM_BLAS;
     if (impl == RL_GEMM_BLAS) {
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A,
-                    lda, B, ldb, beta, C, ldc);
+        for (int i = 0; i < n; i++)
+            cblas_sgemm(CblasRowMajor, t[i].ta ? CblasTrans : CblasNoTrans, t[i].tb ? CblasTrans : CblasNoTrans, M, N,
+                        t[i].K, t[i].alpha, t[i].A, t[i].lda, t[i].B, t[i].ldb, i == 0 ? beta : 1.0f, C, ldc);
         return;
     }
-    gemm_own(impl == RL_GEMM_BF16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, pool);
+    gemm_own(impl == RL_GEMM_BF16, n, t, M, N, K, beta, C, ldc, pool);
+}
+
+void rl_sgemm_impl(rl_gemm_impl impl, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc, rl_pool *pool) {
+    rl_gemm_term t = {.ta = ta, .tb = tb, .K = K, .alpha = alpha, .A = A, .lda = lda, .B = B, .ldb = ldb};
+    rl_sgemm_sum(impl, 1, &t, M, N, beta, C, ldc, pool);
 }
 
 void rl_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,

@@ -31,11 +31,26 @@
 void rl_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc, rl_pool *pool);
 /* The same with the implementation chosen: AUTO as rl_sgemm; OWN our float32 kernel; BLAS
- * OpenBLAS; BF16 our kernel with both operands rounded to bfloat16 (products summed in float32).
+ * OpenBLAS; BF16 our kernel with alpha * op(A) and op(B) rounded to bfloat16 (products summed in
+ * float32).
  * Without AVX-512, OWN runs OpenBLAS; without avx512_bf16, BF16 runs OWN (plain float32). */
 typedef enum rl_gemm_impl { RL_GEMM_AUTO = 0, RL_GEMM_OWN, RL_GEMM_BLAS, RL_GEMM_BF16 } rl_gemm_impl;
 void rl_sgemm_impl(rl_gemm_impl impl, int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, float beta, float *C, int ldc, rl_pool *pool);
+/* One term of a sum of products: alpha * op(A) (M,K) @ op(B) (K,N), op as in rl_sgemm. */
+typedef struct rl_gemm_term {
+    int ta, tb, K;
+    float alpha;
+    const float *A;
+    int lda;
+    const float *B;
+    int ldb;
+} rl_gemm_term;
+/* C (M,N) = sum of the n_terms (at most 8) terms + beta * C. Our kernel concatenates the terms
+ * along K while packing, so C is written once rather than once per term (a LoRA path added to
+ * its base product, three input gradients summed into one). OpenBLAS: one call per term. */
+void rl_sgemm_sum(rl_gemm_impl impl, int n_terms, const rl_gemm_term *terms, int M, int N, float beta, float *C,
+                  int ldc, rl_pool *pool);
 /* 1 when this CPU runs bfloat16 products natively (avx512_bf16). */
 int rl_gemm_has_bf16(void);
 /* The OpenBLAS thread count to set next to a pool of pool_threads: 1 where our kernel takes the
