@@ -27,7 +27,8 @@
 #define NR 32   /* columns of C per micro-kernel call */
 #define KC 640  /* largest inner-dimension slice; K is cut into equal slices (576: one, 1536: 3 x 512):
                    each slice is one more pass over C, which costs more than reading the B panel
-                   (KC x NR floats) from L2 rather than L1 (measured) */
+                   (KC x NR floats) from L2 rather than L1 (measured: 320 vs 640 favoured 640, within
+                   the noise of a shared machine) */
 #define MC 96   /* rows per tile: the packed A block (MC x KC, up to 240 KB) stays in L2 */
 #define NC 2048 /* columns per block: the packed B slice (KC x NC, up to 5 MB) */
 #define MAXT 64 /* threads with their own A buffer; more are not used */
