@@ -342,6 +342,32 @@ TEST(train_cli_sigkill_then_resume_matches_uninterrupted) {
     free(out);
 }
 
+/* `bf16: true` reaches the engine through raftlm train: the run's losses differ from float32's
+ * (the products are rounded) but stay close, and the adapter is written. */
+TEST(train_cli_bf16_key) {
+    const char *sh = t_shared();
+    if (!sh || !rl_path_exists(t_fmt("%s/models/stories260K/stories260K.bin", sh))) SKIP("../shared/models/stories260K is not here");
+    if (!rl_gemm_has_bf16()) SKIP("this CPU has no avx512_bf16 (bf16 runs in float32 here)");
+    char *a = t_tmpdir(), *b = t_tmpdir(), *out = NULL;
+    char *ya = write_project(a, sh, 6, 0, "lora"), *yb = write_project(b, sh, 6, 0, "lora");
+    char *text = NULL;
+    size_t len;
+    CHECK_OK(rl_file_read(yb, 0, &text, &len, NULL));
+    t_write_str(b, "raftlm.yaml", t_fmt("%sbf16: true\n", text));
+    free(text);
+    for (int i = 0; i < 2; i++) {
+        int rc = t_run(t_fmt("cd %s && %s -q train -c %s", i ? b : a, t_bin(), i ? yb : ya), &out, 1);
+        CHECK_MSG(rc == 0, "%s", out);
+        free(out);
+    }
+    char *la = loss_lines(t_fmt("%s/out/train", a)), *lb = loss_lines(t_fmt("%s/out/train", b));
+    CHECK(strlen(la) > 0 && strcmp(la, lb) != 0); // bf16 took effect
+    double x = atof(strstr(la, "\"loss\": ") + 8), y = atof(strstr(lb, "\"loss\": ") + 8);
+    CHECK_MSG(fabs(x - y) <= 0.02 * x, "first loss float32 %.5f, bf16 %.5f", x, y);
+    CHECK(rl_path_exists(t_fmt("%s/out/train/adapter_model.safetensors", b)));
+    free(la), free(lb);
+}
+
 TEST(train_cli_config_errors) {
     const char *sh = t_shared();
     if (!sh || !rl_path_exists(t_fmt("%s/models/stories260K/stories260K.bin", sh))) SKIP("../shared/models/stories260K is not here");
