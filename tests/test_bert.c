@@ -288,3 +288,59 @@ TEST(bert_damaged_files) {
     t_write_str(d, "config.json", "{\"model_type\": \"roberta\"}");
     CHECK(rl_bert_load(&m, d, &err) == RL_EUNSUPPORTED);
 }
+
+/* `raftlm ingest` + `raftlm search` with a BERT encoder: self-retrieval, --path-prefix in every
+ * mode, and a changed passage prefix re-embeds every chunk. */
+TEST(bert_cli_ingest_search_path_prefix) {
+    char *dir = t_tmpdir(), *out;
+    t_write_str(dir, "docs/faq/hands.md", "# Hands\n\nwash your hands with soap and water for twenty seconds.\n");
+    t_write_str(dir, "docs/faq/masks.md", "# Masks\n\na mask covers the nose and the mouth.\n");
+    t_write_str(dir, "docs/news/virus.md", "# Virus\n\nthe virus can live on plastic and steel surfaces for days.\n");
+    t_write_str(dir, "docs/news/hands.md", "# More hands\n\nhands that touch surfaces should be washed with soap.\n");
+    const char *cfg = "corpus: {paths: [docs]}\nretrieval: {embedding_model: %s%s}\n";
+    t_write_str(dir, "raftlm.yaml", t_fmt(cfg, fixture("minilm_mean"), ""));
+    CHECK_EQ_INT(t_run(t_fmt("%s ingest -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "embedded 4 new chunks");
+    free(out);
+    /* a chunk's own text (heading + body, as embedded) is its own nearest neighbour */
+    CHECK_EQ_INT(t_run(t_fmt("%s search -c %s/raftlm.yaml --mode dense --json -k 4 \"$(printf 'Masks\\n# Masks\\n\\na mask covers the nose and the mouth.')\"",
+                             t_bin(), dir),
+                       &out, 0),
+                 0);
+    json_t *j = json_loads(out, 0, NULL);
+    json_t *r0 = json_array_get(json_object_get(j, "results"), 0);
+    CHECK_EQ_STR(json_string_value(json_object_get(r0, "doc")), "faq/masks.md");
+    CHECK(json_real_value(json_object_get(r0, "score")) > 0.999);
+    json_decref(j);
+    free(out);
+    const char *modes[] = {"bm25", "dense", "hybrid"};
+    for (int m = 0; m < 3; m++) {
+        CHECK_EQ_INT(t_run(t_fmt("%s search -c %s/raftlm.yaml --mode %s --path-prefix news/ --json -k 10 'hands soap surfaces'", t_bin(), dir,
+                                 modes[m]),
+                           &out, 0),
+                     0);
+        j = json_loads(out, 0, NULL);
+        json_t *res = json_object_get(j, "results");
+        CHECK_MSG(json_array_size(res) >= 1, "%s: no results", modes[m]);
+        size_t i;
+        json_t *it;
+        json_array_foreach(res, i, it) CHECK_MSG(strncmp(json_string_value(json_object_get(it, "doc")), "news/", 5) == 0, "%s: %s",
+                                                 modes[m], json_string_value(json_object_get(it, "doc")));
+        if (m > 0) CHECK_EQ_INT(json_array_size(res), 2); /* every chunk under news/, no other */
+        json_decref(j);
+        free(out);
+        CHECK_EQ_INT(t_run(t_fmt("%s search -c %s/raftlm.yaml --mode %s --path-prefix nowhere/ --json 'hands'", t_bin(), dir, modes[m]), &out, 0), 0);
+        j = json_loads(out, 0, NULL);
+        CHECK_EQ_INT(json_array_size(json_object_get(j, "results")), 0);
+        json_decref(j);
+        free(out);
+    }
+    /* prefixes are part of the fingerprint: every chunk is embedded again */
+    t_write_str(dir, "raftlm.yaml", t_fmt(cfg, fixture("minilm_mean"), ", query_prefix: 'query: ', passage_prefix: 'passage: '"));
+    CHECK_EQ_INT(t_run(t_fmt("%s ingest -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "embedded 4 new chunks");
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s ingest -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK(!strstr(out, "embedded 4"));
+    free(out);
+}

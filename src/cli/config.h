@@ -70,6 +70,7 @@ typedef struct rl_config {
         char *mode; /* auto | bm25 | dense | hybrid */
         int k;
         char *embedding_model, *embedding_tokenizer;
+        char *query_prefix, *passage_prefix; /* put before queries / chunks when embedding; NULL = none */
         int rrf_k;
         double bm25_weight, dense_weight;
         bool stemming; /* porter stemming in the keyword index */

@@ -446,34 +446,66 @@ static rl_status hits_from_ids(rl_store *s, const int64_t *ids, const double *sc
     return RL_OK;
 }
 
-rl_status rl_search_dense(rl_store *s, rl_dense *d, const char *query, int k, rl_hit **hits, size_t *n_hits, rl_error *err) {
+/* The chunk ids of documents under a path prefix (an allow-list for the index). */
+static rl_status prefix_ids(rl_store *s, const char *prefix, uint64_t **ids, size_t *n, rl_error *err) {
+    sqlite3_stmt *st;
+    *ids = NULL;
+    *n = 0;
+    if (store_prepare(s, &st, "SELECT c.id FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE instr(d.path, ?1) = 1", err)) return RL_EDB;
+    sqlite3_bind_text(st, 1, prefix, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) cap = cap ? 2 * cap : 256, *ids = rl_xrealloc(*ids, cap * sizeof **ids);
+        (*ids)[(*n)++] = (uint64_t)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? RL_OK : store_fail(s, err, "path prefix");
+}
+
+static rl_status search_dense(rl_store *s, rl_dense *d, const char *query, int k, const char *prefix, rl_hit **hits, size_t *n_hits,
+                              rl_error *err) {
     *hits = NULL;
     *n_hits = 0;
     if (k <= 0) return rl_fail(err, RL_EINVAL, "k must be positive, got %d", k);
+    uint64_t *allow = NULL;
+    size_t n_allow = 0;
+    rl_status r = RL_OK;
+    if (prefix && prefix[0]) {
+        if ((r = prefix_ids(s, prefix, &allow, &n_allow, err))) return r;
+        if (!n_allow) return RL_OK; /* nothing under the prefix */
+    }
     int dim = rl_embedder_dim(d->e);
     float *q = rl_xmalloc((size_t)dim * sizeof *q);
-    rl_status r = rl_embed_texts(d->e, RL_EMBED_QUERY, &query, 1, q, NULL, err);
+    r = rl_embed_texts(d->e, RL_EMBED_QUERY, &query, 1, q, NULL, err);
     rl_vi_hit *vh = rl_xmalloc((size_t)k * sizeof *vh);
     int n = 0;
-    rl_vi_search_opts so = {.ef = k > 64 ? k : 64};
+    rl_vi_search_opts so = {.ef = k > 64 ? k : 64, .allow = allow, .n_allow = n_allow};
     if (!r) r = rl_vindex_search(d->vi, NULL, q, k, &so, vh, &n, err);
     int64_t *ids = rl_xmalloc((size_t)(n ? n : 1) * sizeof *ids);
     double *scores = rl_xmalloc((size_t)(n ? n : 1) * sizeof *scores);
     for (int i = 0; i < n; i++) ids[i] = (int64_t)vh[i].id, scores[i] = 1.0 - vh[i].dist; /* cosine similarity */
     if (!r) r = hits_from_ids(s, ids, scores, (size_t)n, hits, n_hits, err);
-    free(q), free(vh), free(ids), free(scores);
+    free(q), free(vh), free(ids), free(scores), free(allow);
     return r;
 }
 
-rl_status rl_search_hybrid(rl_store *s, rl_dense *d, const rl_hybrid_opts *o, const char *query, int k, rl_hit **hits, size_t *n_hits,
-                           rl_error *err) {
+rl_status rl_search_dense(rl_store *s, rl_dense *d, const char *query, int k, rl_hit **hits, size_t *n_hits, rl_error *err) {
+    return search_dense(s, d, query, k, NULL, hits, n_hits, err);
+}
+
+static rl_status search_hybrid(rl_store *s, rl_dense *d, const rl_hybrid_opts *o, const char *query, int k, const char *prefix, rl_hit **hits,
+                               size_t *n_hits, rl_error *err) {
     rl_hybrid_opts def = {60, 1.0, 1.0};
-    if (!o) o = &def;
+    if (!o || o->rrf_k <= 0) o = &def;
+    *hits = NULL;
+    *n_hits = 0;
+    if (k <= 0) return rl_fail(err, RL_EINVAL, "k must be positive, got %d", k);
     int depth = k * 4 > 50 ? k * 4 : 50;
     rl_hit *a = NULL, *b = NULL;
     size_t na = 0, nb = 0;
-    rl_status r = rl_search_bm25(s, query, depth, &a, &na, err);
-    if (!r) r = rl_search_dense(s, d, query, depth, &b, &nb, err);
+    rl_status r = store_search_bm25(s, query, depth, prefix, &a, &na, err);
+    if (!r) r = search_dense(s, d, query, depth, prefix, &b, &nb, err);
     /* fuse by chunk id */
     size_t cap = na + nb;
     int64_t *ids = rl_xmalloc((cap ? cap : 1) * sizeof *ids);
@@ -505,4 +537,21 @@ rl_status rl_search_hybrid(rl_store *s, rl_dense *d, const rl_hybrid_opts *o, co
     free(ids);
     free(sc);
     return r;
+}
+
+rl_status rl_search_hybrid(rl_store *s, rl_dense *d, const rl_hybrid_opts *o, const char *query, int k, rl_hit **hits, size_t *n_hits,
+                           rl_error *err) {
+    return search_hybrid(s, d, o, query, k, NULL, hits, n_hits, err);
+}
+
+rl_status rl_search(rl_store *s, rl_dense *d, const rl_search_opts *o, const char *query, rl_hit **hits, size_t *n_hits, rl_error *err) {
+    *hits = NULL;
+    *n_hits = 0;
+    const char *mode = o->mode ? o->mode : "bm25";
+    if (strcmp(mode, "bm25") == 0) return store_search_bm25(s, query, o->k, o->path_prefix, hits, n_hits, err);
+    if (strcmp(mode, "dense") != 0 && strcmp(mode, "hybrid") != 0)
+        return rl_fail(err, RL_EINVAL, "search mode must be bm25, dense or hybrid, got '%s'", mode);
+    if (!d) return rl_fail(err, RL_EINVAL, "%s search needs an embedding model (retrieval.embedding_model)", mode);
+    if (mode[0] == 'd') return search_dense(s, d, query, o->k, o->path_prefix, hits, n_hits, err);
+    return search_hybrid(s, d, &o->hybrid, query, o->k, o->path_prefix, hits, n_hits, err);
 }

@@ -192,6 +192,17 @@ typedef struct rl_hybrid_opts {
 rl_status rl_search_hybrid(rl_store *s, rl_dense *d, const rl_hybrid_opts *o, const char *query, int k, rl_hit **hits, size_t *n_hits,
                            rl_error *err);
 
+/* One entry for every mode with the options search can take. */
+typedef struct rl_search_opts {
+    const char *mode;        /* "bm25", "dense" or "hybrid" (NULL: bm25) */
+    int k;
+    const char *path_prefix; /* NULL or "": every document; else only documents whose path (as in
+                                rl_hit.doc) starts with it, through the index's filtered search */
+    rl_hybrid_opts hybrid;   /* rrf_k 0: the defaults */
+} rl_search_opts;
+/* d may be NULL for bm25. */
+rl_status rl_search(rl_store *s, rl_dense *d, const rl_search_opts *o, const char *query, rl_hit **hits, size_t *n_hits, rl_error *err);
+
 /* ---- the RAFT layout ------------------------------------------------------------------- */
 
 /* The prompt layout shared by training, evaluation and serving, so that what the model sees at
