@@ -25,6 +25,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int bench_ann(int argc, char **argv); /* `raftlm bench ann`, bench_ann.c */
+int bench_embed(int argc, char **argv); /* `raftlm bench embed`, bench_embed.c */
 int cmd_convert(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
