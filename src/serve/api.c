@@ -137,6 +137,14 @@ static rl_status search(rl_server *s, const char *q, int k, const char *mode, co
     return st;
 }
 
+/* The mode of a search that does not name one: retrieval.mode, "auto" being hybrid when the
+ * server has a dense index. */
+static const char *default_mode(const rl_server *s) {
+    const char *m = s->o.search_mode;
+    if (m && strcmp(m, "auto") != 0 && (strcmp(m, "bm25") == 0 || s->o.dense)) return m;
+    return s->o.dense ? "hybrid" : "bm25";
+}
+
 /* Builds the prompt ids of a chat request; 0 or an HTTP status with e filled. */
 static unsigned chat_prompt(rl_server *s, json_t *root, srv_job *j, perr *e) {
     json_t *msgs = json_object_get(root, "messages");
@@ -196,11 +204,11 @@ static unsigned chat_prompt(rl_server *s, json_t *root, srv_job *j, perr *e) {
         } else {
             rl_hit *hits = NULL;
             size_t nh = 0;
-            pthread_mutex_lock(&s->store_mu);
-            rl_status st = rl_rag_prompt(s->tok, s->m->cfg.bos_id, s->store, m[last_user].content, (int)k, &j->ids,
-                                         &j->n_ids, &hits, &nh, &err);
-            pthread_mutex_unlock(&s->store_mu);
+            /* the server's search mode (hybrid with an embedder and index), as /v1/search and eval */
+            rl_status st = search(s, m[last_user].content, (int)k, default_mode(s), NULL, &hits, &nh, &err);
+            if (!st) st = rl_rag_prompt_hits(s->tok, s->m->cfg.bos_id, hits, nh, m[last_user].content, &j->ids, &j->n_ids, &err);
             if (st) {
+                rl_hits_free(hits, nh);
                 snprintf(e->msg, sizeof e->msg, "cannot build the prompt from the store: %.200s", err.msg);
                 status = st == RL_EDB ? 500 : 400;
             } else {
@@ -702,7 +710,7 @@ enum MHD_Result api_search(rl_server *s, struct MHD_Connection *c, json_t *root,
     perr e = {0};
     long long k = s->o.k;
     if (get_int(root, "k", 1, 100, &k, &e) < 0) return srv_error(s, c, ri, 400, "invalid_request_error", "invalid_type", e.msg);
-    const char *mode = s->o.search_mode && strcmp(s->o.search_mode, "auto") != 0 ? s->o.search_mode : s->o.dense ? "hybrid" : "bm25";
+    const char *mode = default_mode(s);
     json_t *jm = json_object_get(root, "mode");
     if (jm && !json_is_null(jm)) {
         mode = json_string_value(jm);

@@ -96,6 +96,9 @@ void rl_server_stop(rl_server *s);
  * none (-1: no BOS). The store is used from the calling thread only. */
 rl_status rl_rag_prompt(const rl_tokenizer *tok, int bos, rl_store *store, const char *question, int k, int32_t **ids,
                         size_t *n_ids, rl_hit **hits, size_t *n_hits, rl_error *err);
+/* The same layout from chunks the caller retrieved (any search mode); hits stay the caller's. */
+rl_status rl_rag_prompt_hits(const rl_tokenizer *tok, int bos, const rl_hit *hits, size_t n_hits, const char *question,
+                             int32_t **ids, size_t *n_ids, rl_error *err);
 /* The same layout for plain chat messages (no retrieval): the chat template, or for a model
  * without one the contents joined by blank lines after BOS. */
 rl_status rl_chat_prompt(const rl_tokenizer *tok, int bos, const rl_chat_msg *msgs, size_t n, int32_t **ids,

@@ -79,6 +79,14 @@ const bj = await bad.json();
 check('/v1/search with an unknown filter is a 400 in OpenAI\'s shape', bad.status === 400 && bj.error &&
   bj.error.type === 'invalid_request_error', JSON.stringify(bj));
 
+// chat answers retrieve with the server's mode (hybrid: an embedder and an index are loaded)
+const models = await client.models.list();
+const chat = await client.chat.completions.create({ model: models.data[0].id, max_tokens: 4, temperature: 0,
+  messages: [{ role: 'user', content: 'does a mask cover the nose?' }] });
+const src = chat.raftlm && chat.raftlm.sources;
+check('chat retrieval (hybrid) names its sources', Array.isArray(src) && src.length >= 1 &&
+  src.some((h) => h.doc === 'faq/masks.md'), JSON.stringify(chat.raftlm));
+
 if (failed) {
   console.log(`${failed} checks failed`);
   process.exit(1);
