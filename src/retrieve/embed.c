@@ -264,12 +264,17 @@ rl_status rl_embed_text(rl_embedder *e, const char *text, float *out, rl_error *
 rl_status rl_embed_tokens(rl_embedder *e, const int32_t *ids, size_t n, float *out, rl_error *err) {
     if (n == 0) return rl_fail(err, RL_EINVAL, "an empty token array has no embedding");
     int V = e->is_bert ? e->bert.cfg.vocab_size : e->model.cfg.vocab_size;
-    int T = n < (size_t)e->max_tokens ? (int)n : e->max_tokens;
+    /* decoders: BOS first, as for texts (its position is left out of the mean) */
+    int bos = e->is_bert ? -1 : rl_tok_bos(e->tok) >= 0 ? rl_tok_bos(e->tok) : e->model.cfg.bos_id;
+    int off = bos >= 0 ? 1 : 0;
+    int T = n + (size_t)off < (size_t)e->max_tokens ? (int)n + off : e->max_tokens;
     int *tokens = rl_xmalloc((size_t)T * sizeof *tokens);
     rl_status s = RL_OK;
-    for (int t = 0; t < T && !s; t++) {
-        if (ids[t] < 0 || ids[t] >= V) s = rl_fail(err, RL_EINVAL, "token id %d is outside the vocabulary (%d)", ids[t], V);
-        tokens[t] = ids[t];
+    if (off) tokens[0] = bos;
+    for (int t = off; t < T && !s; t++) {
+        int32_t id = ids[t - off];
+        if (id < 0 || id >= V) s = rl_fail(err, RL_EINVAL, "token id %d is outside the vocabulary (%d)", id, V);
+        tokens[t] = id;
     }
     if (!s) s = embed_sequences(e, &tokens, &T, 1, out, NULL, err);
     free(tokens);

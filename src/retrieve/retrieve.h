@@ -171,7 +171,8 @@ rl_status rl_embed_texts(rl_embedder *e, rl_embed_kind kind, const char *const *
                          rl_error *err);
 /* One text, no prefix. out: dim floats (unit length unless the encoder has no Normalize). */
 rl_status rl_embed_text(rl_embedder *e, const char *text, float *out, rl_error *err);
-/* The embedding of the model's own token ids as given (no specials added; cut to max tokens). */
+/* The embedding of the model's own token ids as given (encoders: no [CLS]/[SEP] added; decoders:
+ * BOS put first, as for texts), cut to the max tokens. */
 rl_status rl_embed_tokens(rl_embedder *e, const int32_t *ids, size_t n, float *out, rl_error *err);
 
 /* Embeds every chunk that has no vector from this embedder (committed in batches, so a killed
