@@ -346,6 +346,15 @@ static rl_status bert_load_gguf(rl_bert *m, const char *path, rl_error *err) {
         rl_gguf_close(&g);
         return rl_fail(err, RL_EUNSUPPORTED, "%s: bert.pooling_type %g is not supported (1 mean, 2 cls)", path, pooling);
     }
+    /* the weights the metadata promises must fit in the file (at most 8 floats per byte, Q4_0's
+     * ratio and then some) before anything that size is allocated */
+    double C = c.dim, F = c.hidden_dim;
+    double want = ((double)c.vocab_size + c.max_pos + c.n_types) * C + (double)c.n_layers * (4 * C * C + 2 * F * C);
+    if (c.dim != te->dims[0] || want > 8.0 * (double)g.map.size) {
+        rl_gguf_close(&g);
+        return rl_fail(err, RL_EFORMAT, "%s: the metadata (hidden %d, layers %d, ffn %d, vocabulary %d) does not fit the file", path, c.dim,
+                       c.n_layers, c.hidden_dim, c.vocab_size);
+    }
     if ((s = bert_alloc(m, &c, err))) {
         rl_error_prefix(err, "%s", path);
         rl_gguf_close(&g);

@@ -189,11 +189,11 @@ rl_status rl_gguf_open(rl_gguf *g, const char *path, rl_error *err) {
     memset(g, 0, sizeof *g);
     rl_status s = rl_mmap_open(&g->map, path, err);
     if (s) return s;
-    rd r = {g->map.data, g->map.data + g->map.size, 0};
-    if (g->map.size < 24 || memcmp(g->map.data, "GGUF", 4) != 0) {
+    if (g->map.size < 24 || memcmp(g->map.data, "GGUF", 4) != 0) { /* (an empty file maps to NULL) */
         rl_gguf_close(g);
         return rl_fail(err, RL_EFORMAT, "%s: not a GGUF file", path);
     }
+    rd r = {g->map.data, g->map.data + g->map.size, 0};
     r.p += 4;
     g->version = (uint32_t)rd_u(&r, 4);
     uint64_t nt = rd_u(&r, 8), nkv = rd_u(&r, 8);
