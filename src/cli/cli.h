@@ -81,6 +81,19 @@ rl_status cli_rag_load(cli_rag *r, const char *model, const char *tok, const cha
 rl_status cli_rag_open(cli_rag *r, const char *config, const char *model, const char *tok, const char *lora,
                        const char *store_dir, int no_store, int threads, const char *quant, rl_error *err);
 void cli_rag_close(cli_rag *r);
+/* The models `raftlm eval` evaluates (cmd_eval.c), resolved from the flags (--model, --lora,
+ * --tokenizer, --name: one model), else eval.models, else base_model (unless it is only a shape,
+ * base_model_init: random) and the trained result in <output_dir>/train when there is one.
+ * A model path that is a PEFT adapter folder becomes that adapter on its base (the adapter's
+ * base_model_name_or_path when that exists, else base_model). Names are unique. */
+typedef struct cli_eval_model {
+    char *name, *model, *lora, *tokenizer; /* lora, tokenizer may be NULL */
+} cli_eval_model;
+typedef struct cli_eval_flags {
+    const char *model, *lora, *tokenizer, *name;
+} cli_eval_flags;
+rl_status cli_eval_models(const rl_config *cfg, const cli_eval_flags *flags, cli_eval_model **out, int *n, rl_error *err);
+void cli_eval_models_free(cli_eval_model *m, int n);
 /* "1,2,3" -> ids (caller frees). */
 rl_status cli_parse_tokens(const char *list, int32_t **out, size_t *n, rl_error *err);
 
