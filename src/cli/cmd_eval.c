@@ -9,6 +9,7 @@
  * once); the tasks of one question (modes, the k of the sweep) run back to back so the
  * generator's cache reuses their common prompt prefix. Every answer goes to
  * <output_dir>/eval_answers.jsonl; the summary, curves and a sample to report.json/.html. */
+#include <cblas.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -26,7 +27,7 @@
 static const char *usage_text =
     "[-c raftlm.yaml] [--questions FILE.jsonl] [--modes retrieval,closed_book,rag,oracle] [-k K] [--k-sweep 1,3,5]\n"
     "          [--model PATH [--tokenizer PATH] [--lora DIR] [--name NAME]] [--max-questions N] [--max-new-tokens N]\n"
-    "          [--samples N] [--no-report] [--json]\n\n"
+    "          [--parallel N] [--samples N] [--no-report] [--json]\n\n"
     "Evaluates on held-out questions (default: <output_dir>/datasets/eval_test.jsonl from `raftlm synth`; any JSONL\n"
     "with question, answer and optional oracle_doc works). Modes: retrieval (recall@1/3/5, MRR, nDCG@10 of the\n"
     "oracle document), closed_book (the question alone), rag (the retrieved top-k chunks in the RAFT layout),\n"
@@ -34,7 +35,8 @@ static const char *usage_text =
     "citation validity and refusal rate. Models: --model/--lora (one), else eval.models, else base_model and the\n"
     "trained result. --k-sweep (or eval.k_sweep) runs rag and recall@k for each k. Results are stored in the\n"
     "project store, every answer in <output_dir>/eval_answers.jsonl, and the report in <output_dir>/report.html\n"
-    "and report.json (--no-report: not written). --json prints one object.\n";
+    "and report.json (--no-report: not written; --samples N questions shown, default 6). --parallel N (or\n"
+    "eval.parallel) answers N questions at once (default: one per core). --json prints one object.\n";
 
 /* ---- which models ----------------------------------------------------------------------------- */
 
@@ -151,8 +153,9 @@ rl_status cli_eval_models(const rl_config *cfg, const cli_eval_flags *fl, cli_ev
 
 /* ---- greedy generation (src/infer) ------------------------------------------------------------ */
 
+/* One worker's generator: its own context (cache) over the shared model and tokenizer. */
 typedef struct gen_ctx {
-    cli_model cm;
+    const cli_model *cm;
     rl_infer *inf;
     int max_new;
 } gen_ctx;
@@ -163,11 +166,11 @@ static char *generate(void *ctx, const char *prompt, int *n_tokens, rl_error *er
     size_t n = 0;
     rl_status s;
     *n_tokens = 0;
-    if (rl_tok_chat_family(g->cm.tok) != RL_CHAT_UNKNOWN) {
+    if (rl_tok_chat_family(g->cm->tok) != RL_CHAT_UNKNOWN) {
         rl_chat_msg msg = {"user", prompt};
         char *text;
-        if ((s = rl_tok_chat_render(g->cm.tok, &msg, 1, 1, &text, err))) return NULL;
-        s = rl_tok_encode(g->cm.tok, text, strlen(text), 0, &ids, &n, err);
+        if ((s = rl_tok_chat_render(g->cm->tok, &msg, 1, 1, &text, err))) return NULL;
+        s = rl_tok_encode(g->cm->tok, text, strlen(text), 0, &ids, &n, err);
         free(text);
     } else {
         char *text = rl_xasprintf("%s\n", prompt); /* the trainer's raft layout without a chat template */
@@ -366,18 +369,19 @@ static void iso_now(char *out, size_t cap) {
 }
 
 int cmd_eval(int argc, char **argv) {
-    enum { O_Q = 1000, O_MODES, O_MODEL, O_TOK, O_LORA, O_NAME, O_MAXQ, O_MAXNEW, O_JSON, O_SWEEP, O_SAMPLES, O_NOREPORT };
+    enum { O_Q = 1000, O_MODES, O_MODEL, O_TOK, O_LORA, O_NAME, O_MAXQ, O_MAXNEW, O_JSON, O_SWEEP, O_SAMPLES, O_NOREPORT, O_PARALLEL };
     static const struct option opts[] = {{"config", required_argument, 0, 'c'},         {"questions", required_argument, 0, O_Q},
                                          {"modes", required_argument, 0, O_MODES},       {"model", required_argument, 0, O_MODEL},
                                          {"tokenizer", required_argument, 0, O_TOK},     {"lora", required_argument, 0, O_LORA},
                                          {"name", required_argument, 0, O_NAME},         {"max-questions", required_argument, 0, O_MAXQ},
                                          {"max-new-tokens", required_argument, 0, O_MAXNEW}, {"json", no_argument, 0, O_JSON},
                                          {"k-sweep", required_argument, 0, O_SWEEP},     {"samples", required_argument, 0, O_SAMPLES},
-                                         {"no-report", no_argument, 0, O_NOREPORT},      {"help", no_argument, 0, 'h'},
+                                         {"no-report", no_argument, 0, O_NOREPORT},      {"parallel", required_argument, 0, O_PARALLEL},
+                                         {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     const char *config = NULL, *questions = NULL, *modes = NULL, *sweep_arg = NULL;
     cli_eval_flags fl = {0};
-    int k = 0, json = 0, max_q = 0, max_new = 128, n_samples = 6, report = 1, c;
+    int k = 0, json = 0, max_q = 0, max_new = 128, n_samples = 6, report = 1, n_workers = 0, c;
     while ((c = getopt_long(argc, argv, "c:k:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
@@ -394,6 +398,7 @@ int cmd_eval(int argc, char **argv) {
         case O_SWEEP: sweep_arg = optarg; break;
         case O_SAMPLES: n_samples = atoi(optarg); break;
         case O_NOREPORT: report = 0; break;
+        case O_PARALLEL: n_workers = atoi(optarg); break;
         case 'h': printf("usage: raftlm eval %s", usage_text); return 0;
         default: return cli_usage("eval", usage_text);
         }
@@ -510,22 +515,37 @@ int cmd_eval(int argc, char **argv) {
         results = rl_xcalloc((size_t)(n_models * n_tasks), sizeof *results);
         rl_progress bar;
         rl_progress_start(&bar, "eval answers", "answers", (double)set.n * n_models * n_tasks);
+        /* workers: questions answered at once, each with its own cache over the shared weights;
+         * BLAS threads inside each one-token product share the cores that remain */
+        if (n_workers <= 0) n_workers = cfg.eval.parallel > 0 ? cfg.eval.parallel : rl_cpu_count();
+        if (n_workers > RL_EVAL_MAX_WORKERS) n_workers = RL_EVAL_MAX_WORKERS;
+        if ((size_t)n_workers > set.n) n_workers = (int)set.n;
+        if (n_workers < 1) n_workers = 1;
         for (int mi = 0; mi < n_models; mi++) {
-            gen_ctx g = {.max_new = max_new > 0 ? max_new : 128};
             const cli_eval_model *md = &models[mi];
-            rl_info("eval: model %s (%s%s%s)", md->name, md->model, md->lora ? " + adapter " : "", md->lora ? md->lora : "");
-            rl_status s = cli_model_open(&g.cm, md->model, md->lora, md->tokenizer, cfg.threads, &err);
+            rl_info("eval: model %s (%s%s%s), %d worker%s", md->name, md->model, md->lora ? " + adapter " : "", md->lora ? md->lora : "",
+                    n_workers, n_workers == 1 ? "" : "s");
+            cli_model cm;
+            rl_status s = cli_model_open(&cm, md->model, md->lora, md->tokenizer, cfg.threads, &err);
             if (s) {
                 rl_progress_finish(&bar);
                 goto fail;
             }
-            if (!s && cfg.chat_template) s = rl_tok_set_chat_template(g.cm.tok, cfg.chat_template, &err);
-            if (!s) s = rl_infer_new(&g.inf, &g.cm.model, g.cm.tok, 0, &err);
-            rl_eval_answer_opts ao = {.tasks = tasks, .n_tasks = n_tasks, .generate = generate, .ctx = &g, .model = md->name,
-                                      .records = &records, .bar = &bar};
+            int blas = (cfg.threads > 0 ? cfg.threads : rl_cpu_count()) / n_workers;
+            openblas_set_num_threads(blas > 0 ? blas : 1);
+            if (cfg.chat_template) s = rl_tok_set_chat_template(cm.tok, cfg.chat_template, &err);
+            gen_ctx g[RL_EVAL_MAX_WORKERS] = {{0}};
+            void *ctxs[RL_EVAL_MAX_WORKERS];
+            for (int w = 0; w < n_workers && !s; w++) {
+                g[w] = (gen_ctx){.cm = &cm, .max_new = max_new > 0 ? max_new : 128};
+                ctxs[w] = &g[w];
+                s = rl_infer_new(&g[w].inf, &cm.model, cm.tok, 0, &err);
+            }
+            rl_eval_answer_opts ao = {.tasks = tasks, .n_tasks = n_tasks, .generate = generate, .ctxs = ctxs, .n_workers = n_workers,
+                                      .model = md->name, .records = &records, .bar = &bar};
             if (!s) s = rl_eval_answers_run(store, &set, &ao, results + (size_t)mi * n_tasks, &err);
-            rl_infer_free(g.inf);
-            cli_model_close(&g.cm);
+            for (int w = 0; w < n_workers; w++) rl_infer_free(g[w].inf);
+            cli_model_close(&cm);
             if (s) {
                 rl_progress_finish(&bar);
                 goto fail;

@@ -157,6 +157,7 @@ static const field fields[] = {
     {"eval.models", F_EVAL_MODELS, O(eval.models), "", NONE, 0,
      "models to compare, each {name, model, lora, tokenizer}; model may be a trained folder (out/train); empty = base_model and the trained result"},
     {"eval.k_sweep", F_INTLIST, O(eval.k_sweep), "", 1, 50, 0, "rag and recall@k for each of these k (e.g. [1, 3, 5, 10]); empty = no sweep"},
+    {"eval.parallel", F_INT, O(eval.parallel), "0", 0, 64, 0, "questions answered at the same time, each by its own generator (0 = one per core)"},
 
     {"serve", F_SECTION, 0, 0, NONE, 0, "the OpenAI-compatible server"},
     {"serve.host", F_STR, O(serve.host), "127.0.0.1", NONE, 0, "address to bind (an API key is required off loopback)"},

@@ -117,6 +117,7 @@ typedef struct rl_config {
         rl_eval_model_cfg *models; /* eval.models; n_models 0 = the default (base + trained) */
         int n_models;
         rl_intlist k_sweep;        /* k values for rag and recall@k; empty = no sweep */
+        int parallel;              /* questions answered at once; 0 = one per core */
     } eval;
     struct {
         char *host;

@@ -4,6 +4,8 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -386,45 +388,124 @@ static void write_record(rl_buf *out, const char *model, const rl_eval_question 
     json_decref(j);
 }
 
+/* One question x task: what the model is shown (prepared before generation: the store is
+ * used from one thread only) and what it answered. */
+typedef struct job {
+    char **docs, **paths, *prompt;
+    int nd;
+    char *gen; /* NULL until generated */
+    int n_tok;
+    double seconds;
+} job;
+
+typedef struct run_ctx {
+    const rl_eval_answer_opts *o;
+    job *jobs;
+    size_t n_questions;
+    atomic_size_t next;
+    atomic_int failed;
+    pthread_mutex_t mu; /* the progress bar and the first error */
+    rl_error err;
+} run_ctx;
+
+typedef struct worker_arg {
+    run_ctx *rc;
+    void *gen_ctx;
+} worker_arg;
+
+/* Takes questions one at a time and runs all their tasks with one generator context. */
+static void *answer_worker(void *arg) {
+    worker_arg *w = arg;
+    run_ctx *rc = w->rc;
+    const rl_eval_answer_opts *o = rc->o;
+    for (;;) {
+        size_t i = atomic_fetch_add(&rc->next, 1);
+        if (i >= rc->n_questions || atomic_load(&rc->failed)) break;
+        for (int t = 0; t < o->n_tasks; t++) {
+            job *j = &rc->jobs[i * (size_t)o->n_tasks + (size_t)t];
+            rl_error e = {0};
+            double t0 = rl_now();
+            j->gen = o->generate(w->gen_ctx, j->prompt, &j->n_tok, &e);
+            j->seconds = rl_now() - t0;
+            pthread_mutex_lock(&rc->mu);
+            if (!j->gen && !atomic_exchange(&rc->failed, 1)) {
+                rc->err = e;
+                if (!rc->err.status) rl_fail(&rc->err, RL_EINTERNAL, "generation failed");
+            }
+            if (o->bar) rl_progress_add(o->bar, 1);
+            pthread_mutex_unlock(&rc->mu);
+            if (!j->gen) return NULL;
+        }
+    }
+    return NULL;
+}
+
 rl_status rl_eval_answers_run(rl_store *store, const rl_eval_set *set, const rl_eval_answer_opts *o, rl_eval_answers *out, rl_error *err) {
     memset(out, 0, (size_t)o->n_tasks * sizeof *out);
+    size_t nq = set->n, nt = (size_t)o->n_tasks;
+    job *jobs = rl_xcalloc(nq * nt + 1, sizeof *jobs);
     rl_status s = RL_OK;
-    for (size_t i = 0; i < set->n && !s; i++) {
-        const rl_eval_question *q = &set->q[i];
-        for (int t = 0; t < o->n_tasks && !s; t++) {
-            const rl_eval_task *task = &o->tasks[t];
-            char **docs, **paths;
-            int nd = documents_for(store, q, task->mode, task->k, &docs, &paths, err);
-            if (nd < 0) {
+    /* what each question x task shows the model */
+    for (size_t i = 0; i < nq && !s; i++)
+        for (size_t t = 0; t < nt && !s; t++) {
+            const rl_eval_question *q = &set->q[i];
+            job *j = &jobs[i * nt + t];
+            j->nd = documents_for(store, q, o->tasks[t].mode, o->tasks[t].k, &j->docs, &j->paths, err);
+            if (j->nd < 0) {
+                j->nd = 0;
                 s = err && err->status ? err->status : RL_EDB;
                 break;
             }
-            char *prompt = task->mode != RL_EVAL_CLOSED_BOOK ? rl_raft_prompt((const char *const *)docs, nd, q->question) : rl_xstrdup(q->question);
-            int n_tok = 0;
-            double t0 = rl_now();
-            char *gen = o->generate(o->ctx, prompt, &n_tok, err);
-            rl_eval_answers *a = &out[t];
-            a->seconds += rl_now() - t0;
-            if (!gen) {
-                s = err && err->status ? err->status : RL_EINTERNAL;
-            } else {
-                char *final = rl_eval_final_answer(gen);
-                int em = rl_eval_exact_match(final, q->answer), num = rl_eval_numeric_match(final, q->answer);
-                double f1 = rl_eval_f1(final, q->answer);
-                int cite = nd > 0 && rl_eval_citations_valid(gen, (const char *const *)docs, nd);
-                int refusal = rl_eval_is_refusal(final);
-                a->em += em, a->f1 += f1, a->numeric_match += num, a->citation_validity += cite, a->refusal_rate += refusal;
-                a->tokens += n_tok;
-                a->n++;
-                if (o->records) write_record(o->records, o->model, q, task, gen, final, docs, paths, nd, em, f1, num, cite, refusal);
-                free(final);
-                free(gen);
-            }
-            free(prompt);
-            free_docs(docs, paths, nd);
-            if (o->bar) rl_progress_add(o->bar, 1);
+            j->prompt = o->tasks[t].mode != RL_EVAL_CLOSED_BOOK ? rl_raft_prompt((const char *const *)j->docs, j->nd, q->question)
+                                                                 : rl_xstrdup(q->question);
+        }
+    /* generation: n_workers threads, each with its own generator context */
+    if (!s) {
+        run_ctx rc = {.o = o, .jobs = jobs, .n_questions = nq};
+        pthread_mutex_init(&rc.mu, NULL);
+        int nw = o->n_workers < 1 ? 1 : o->n_workers;
+        if ((size_t)nw > nq) nw = nq ? (int)nq : 1;
+        pthread_t th[RL_EVAL_MAX_WORKERS];
+        worker_arg wa[RL_EVAL_MAX_WORKERS];
+        int started = 0;
+        for (int w = 1; w < nw && w < RL_EVAL_MAX_WORKERS; w++) {
+            wa[w] = (worker_arg){&rc, o->ctxs[w]};
+            if (pthread_create(&th[w], NULL, answer_worker, &wa[w]) != 0) break;
+            started = w;
+        }
+        wa[0] = (worker_arg){&rc, o->ctxs[0]};
+        answer_worker(&wa[0]); /* the caller's thread works too */
+        for (int w = 1; w <= started; w++) pthread_join(th[w], NULL);
+        pthread_mutex_destroy(&rc.mu);
+        if (atomic_load(&rc.failed)) {
+            if (err) *err = rc.err;
+            s = rc.err.status ? rc.err.status : RL_EINTERNAL;
         }
     }
+    /* scoring and the records, in question order whatever the threads did */
+    for (size_t i = 0; i < nq && !s; i++)
+        for (size_t t = 0; t < nt; t++) {
+            const rl_eval_question *q = &set->q[i];
+            job *j = &jobs[i * nt + t];
+            rl_eval_answers *a = &out[t];
+            char *final = rl_eval_final_answer(j->gen);
+            int em = rl_eval_exact_match(final, q->answer), num = rl_eval_numeric_match(final, q->answer);
+            double f1 = rl_eval_f1(final, q->answer);
+            int cite = j->nd > 0 && rl_eval_citations_valid(j->gen, (const char *const *)j->docs, j->nd);
+            int refusal = rl_eval_is_refusal(final);
+            a->em += em, a->f1 += f1, a->numeric_match += num, a->citation_validity += cite, a->refusal_rate += refusal;
+            a->tokens += j->n_tok;
+            a->seconds += j->seconds;
+            a->n++;
+            if (o->records) write_record(o->records, o->model, q, &o->tasks[t], j->gen, final, j->docs, j->paths, j->nd, em, f1, num, cite, refusal);
+            free(final);
+        }
+    for (size_t k = 0; k < nq * nt; k++) {
+        free(jobs[k].prompt);
+        free(jobs[k].gen);
+        free_docs(jobs[k].docs, jobs[k].paths, jobs[k].nd);
+    }
+    free(jobs);
     for (int t = 0; t < o->n_tasks; t++) {
         rl_eval_answers *a = &out[t];
         if (a->n) a->em /= a->n, a->f1 /= a->n, a->numeric_match /= a->n, a->citation_validity /= a->n, a->refusal_rate /= a->n;

@@ -98,18 +98,24 @@ typedef struct rl_eval_answers {
     double seconds;                                                /* spent generating */
 } rl_eval_answers;
 
+#define RL_EVAL_MAX_WORKERS 64
+
 typedef struct rl_eval_answer_opts {
     const rl_eval_task *tasks;
     int n_tasks;
     rl_generate_fn generate;
-    void *ctx;
+    void *const *ctxs; /* one generator context per worker: generate is called on ctxs[w] from worker w's thread */
+    int n_workers;     /* questions answered at the same time (1..RL_EVAL_MAX_WORKERS) */
     const char *model;    /* label written in each record; may be NULL */
     rl_buf *records;      /* optional: one JSON line per question and task (see eval-and-run.md) */
     rl_progress *bar;     /* optional: advanced by one per question and task */
 } rl_eval_answer_opts;
 
-/* Runs every task on every question, question by question (the tasks of one question share a
- * prompt prefix, which the generator's cache reuses), and fills out[0..n_tasks). */
+/* Runs every task on every question and fills out[0..n_tasks). The documents of every question
+ * are looked up first (the store is used from the caller's thread only); then n_workers threads
+ * take one question at a time and run its tasks back to back (they share a prompt prefix, which
+ * the generator's cache reuses); scores and records follow in question order, so the results do
+ * not depend on the number of workers (as long as the generator does not). */
 rl_status rl_eval_answers_run(rl_store *store, const rl_eval_set *set, const rl_eval_answer_opts *o, rl_eval_answers *out, rl_error *err);
 
 const char *rl_eval_mode_name(rl_eval_mode m);
