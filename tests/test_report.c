@@ -92,6 +92,13 @@ TEST(report_html_hostile_text_stays_text) {
     CHECK(strstr(html, "</html>") != NULL);
     free(html);
     json_decref(bad);
+    /* numbers no axis can show: huge, flat far from zero, a range that overflows */
+    bad = json_pack("{s:[{s:s, s:[[f,f],[f,f]], s:[[f,f]]}, {s:s, s:[[f,f],[f,f]]}]}", "train_curves", "model", "a", "train", 1.0, 1e17, 2.0, 1e17,
+                    "eval", 1e300, -1e300, "model", "b", "train", -1.7e308, 1.0, 1.7e308, 2.0);
+    CHECK_OK(rl_report_html(bad, &html, &err));
+    CHECK(strstr(html, "id=\"chart-loss-0\"") != NULL);
+    free(html);
+    json_decref(bad);
     CHECK(rl_report_html(json_array(), &html, &err) != RL_OK);
     json_decref(r);
 }

@@ -102,7 +102,11 @@ static void axes(rl_buf *b, double x0, double x1, double y0, double y1, const ch
     rl_buf_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#333\"/>", ML, MT, ML, MT + ph);
     double ys = nice_step(y1 - y0, 5);
     char lab[32];
-    for (double v = ceil(y0 / ys - 1e-9) * ys; v <= y1 + ys * 1e-9; v += ys) {
+    /* ticks counted in integers: adding a step to a huge value may not change it */
+    double ystart = ceil(y0 / ys - 1e-9) * ys;
+    for (int t = 0; t <= 20; t++) {
+        double v = ystart + t * ys;
+        if (v > y1 + ys * 1e-9) break;
         double py = MT + ph - (v - y0) / (y1 - y0) * ph;
         tick_label(lab, sizeof lab, v, ys);
         rl_buf_printf(b, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#e5e5e5\"/>", ML, py, ML + pw, py);
@@ -111,7 +115,10 @@ static void axes(rl_buf *b, double x0, double x1, double y0, double y1, const ch
     if (x_ticks) {
         double xs = nice_step(x1 - x0, 6);
         if (x_ticks == 2 && xs < 1) xs = 1; /* integer axes (steps, k) */
-        for (double v = ceil(x0 / xs - 1e-9) * xs; v <= x1 + xs * 1e-9; v += xs) {
+        double xstart = ceil(x0 / xs - 1e-9) * xs;
+        for (int t = 0; t <= 20; t++) {
+            double v = xstart + t * xs;
+            if (v > x1 + xs * 1e-9) break;
             double px = ML + (v - x0) / (x1 - x0) * pw;
             tick_label(lab, sizeof lab, v, xs);
             rl_buf_printf(b, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#333\"/>", px, MT + ph, px, MT + ph + 4);
@@ -148,11 +155,11 @@ static int line_chart(rl_buf *b, const char *id, const char *title, const char *
             y0 = fmin(y0, s[i].y[k]), y1 = fmax(y1, s[i].y[k]);
             points++;
         }
-    if (!points) return 0;
+    if (!points || !isfinite(x1 - x0) || !isfinite(y1 - y0)) return 0; /* nothing, or a range no axis can show */
     if (y_zero) y0 = fmin(y0, 0);
     if (y_max_cap > 0 && y1 <= y_max_cap) y1 = fmax(y1, y_max_cap);
-    if (x1 - x0 < 1e-12) x0 -= 1, x1 += 1;
-    if (y1 - y0 < 1e-12) y0 -= 0.5, y1 += 0.5;
+    if (x1 - x0 <= 1e-9 * fmax(1, fabs(x0))) x0 -= fmax(1, fabs(x0) * 0.1), x1 += fmax(1, fabs(x1) * 0.1);
+    if (y1 - y0 <= 1e-9 * fmax(1, fabs(y0))) y0 -= fmax(0.5, fabs(y0) * 0.1), y1 += fmax(0.5, fabs(y1) * 0.1);
     if (!y_zero) { /* a little room around the data */
         double pad = (y1 - y0) * 0.05;
         y0 -= pad, y1 += pad;
