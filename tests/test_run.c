@@ -22,8 +22,8 @@ TEST(run_whole_pipeline_then_skip_then_rerun_what_changed) {
     CHECK_CONTAINS(out, "raftlm run: done");
     const char *stages[] = {"ingest  ran", "synth   ran", "train   ran", "eval    ran", "export  ran"};
     for (int i = 0; i < 5; i++) CHECK_CONTAINS(out, stages[i]);
-    free(out);
     CHECK_CONTAINS(out, "report.html");
+    free(out);
     const char *files[] = {"out/store.db", "out/datasets/raft_train.jsonl", "out/train/adapter_model.safetensors", "out/eval.json",
                            "out/export/model.gguf", "out/export/hf/config.json", "out/run_state.json", "out/report.html", "out/report.json"};
     for (int i = 0; i < 9; i++) CHECK_MSG(rl_path_exists(t_fmt("%s/%s", dir, files[i])), "%s missing", files[i]);
