@@ -287,6 +287,9 @@ TEST(eval_several_models_k_sweep_and_report) {
     j = json_loads(out, 0, NULL);
     CHECK(json_object_get(json_object_get(json_object_get(j, "modes"), "rag"), "base") != NULL);
     CHECK(json_object_get(json_object_get(json_object_get(j, "modes"), "rag"), "trained") != NULL);
+    json_t *trained = json_array_get(json_object_get(j, "models"), 1);
+    CHECK_CONTAINS(json_string_value(json_object_get(trained, "model")), "stories260K.bin");
+    CHECK_CONTAINS(json_string_value(json_object_get(trained, "lora")), "out/train");
     json_decref(j);
     free(out);
     /* a model that does not exist, and two models of one name, are errors that say so */

@@ -130,10 +130,14 @@ rl_status cli_eval_models(const rl_config *cfg, const cli_eval_flags *fl, cli_ev
         }
         char *train = rl_path_join(cfg->output_dir, "train");
         const char *trained_name = cfg->n_datasets == 0 ? "raft" : "trained"; /* the default data is RAFT's */
-        if (!s && has_file(train, "adapter_config.json") && has_file(train, "adapter_model.safetensors")) {
-            s = resolve_model(cfg, "the trained adapter", trained_name, train, NULL, fl ? fl->tokenizer : NULL, &m[k], err);
+        /* what `adapter` says training writes (a folder may hold a stale result of the other kind) */
+        int full = cfg->adapter && strcmp(cfg->adapter, "full") == 0;
+        int has_adapter = has_file(train, "adapter_config.json") && has_file(train, "adapter_model.safetensors");
+        int has_full = has_file(train, "config.json") && has_file(train, "model.safetensors");
+        if (!s && has_adapter && !(full && has_full)) {
+            s = resolve_model(cfg, "the trained adapter", trained_name, NULL, train, fl ? fl->tokenizer : NULL, &m[k], err);
             if (!s) k++;
-        } else if (!s && has_file(train, "config.json") && has_file(train, "model.safetensors")) {
+        } else if (!s && has_full) {
             s = resolve_model(cfg, "the trained model", trained_name, train, NULL, fl ? fl->tokenizer : NULL, &m[k], err);
             if (!s) k++;
         }
