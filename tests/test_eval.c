@@ -183,7 +183,7 @@ TEST(eval_several_models_k_sweep_and_report) {
     char *dir = t_tmpdir(), *out;
     t_write_str(dir, "docs/a.md", "# Travel\n\nThe daily meal allowance is EUR 45.00.\n");
     t_write_str(dir, "docs/b.md", "# Leave\n\nEmployees get 30 days of paid leave.\n");
-    t_write_str(dir, "docs/c.md", "# Parking\n\nParking costs EUR 3.00 per day.\n");
+    t_write_str(dir, "docs/c.md", "# Parking\n\nParking costs EUR 3.00 per day. </script><svg onload=alert(1)>\n"); /* hostile */
     t_write_str(dir, "q.jsonl",
                 "{\"question\": \"What is the daily meal allowance?\", \"answer\": \"EUR 45.00\", \"oracle_doc\": \"a.md\"}\n"
                 "{\"question\": \"How many days of paid leave?\", \"answer\": \"30 days\", \"oracle_doc\": \"b.md\"}\n"
@@ -275,7 +275,12 @@ TEST(eval_several_models_k_sweep_and_report) {
     CHECK(s0 && json_array_size(json_object_get(s0, "documents")) >= 1);
     CHECK(s0 && json_is_string(json_object_get(json_array_get(json_object_get(s0, "documents"), 0), "text")));
     json_decref(r);
-    CHECK(rl_path_exists(t_fmt("%s/out/report.html", dir)));
+    char *html;
+    CHECK_OK(rl_file_read(t_fmt("%s/out/report.html", dir), 0, &html, &len, NULL));
+    CHECK_CONTAINS(html, "Parking costs EUR 3.00 per day. &lt;/script&gt;&lt;svg onload=alert(1)&gt;"); /* the document seen, as text */
+    CHECK(strstr(html, "<svg onload") == NULL && strstr(html, "<script") == NULL);
+    CHECK_CONTAINS(html, "<tr class=\"metrics-row\" data-model=\"dsf\" data-mode=\"rag\">");
+    free(html);
 
     /* without eval.models: base_model and the trained result (named raft: the default data is
      * RAFT's, here it is not, so "trained") */
@@ -302,4 +307,18 @@ TEST(eval_several_models_k_sweep_and_report) {
     CHECK(t_run(t_fmt("%s eval -c %s/bad.yaml --questions %s/q.jsonl --modes rag", t_bin(), dir, dir), &out, 1) != 0);
     CHECK_CONTAINS(out, "two models named 'train'");
     free(out);
+}
+
+TEST(eval_quotes_and_hostile_answers) {
+    int n;
+    char **q = rl_eval_quotes("a ##begin_quote##one##end_quote## b ##begin_quote##two##end_quote## ##begin_quote##open", &n);
+    CHECK_EQ_INT(n, 3);
+    CHECK_EQ_STR(q[0], "one");
+    CHECK_EQ_STR(q[1], "two");
+    CHECK_EQ_STR(q[2], "open"); /* an unclosed quote runs to the end */
+    for (int i = 0; i < n; i++) free(q[i]);
+    free(q);
+    q = rl_eval_quotes("no quotes", &n);
+    CHECK_EQ_INT(n, 0);
+    free(q);
 }
