@@ -162,6 +162,7 @@ typedef struct gen_ctx {
     const cli_model *cm;
     rl_infer *inf;
     int max_new;
+    long long prompt_tokens, cached_tokens; /* how much of the prompts the cache already held */
 } gen_ctx;
 
 static char *generate(void *ctx, const char *prompt, int *n_tokens, rl_error *err) {
@@ -199,6 +200,8 @@ static char *generate(void *ctx, const char *prompt, int *n_tokens, rl_error *er
         text = res.text;
         res.text = NULL;
         *n_tokens = res.n_gen;
+        g->prompt_tokens += res.n_prompt;
+        g->cached_tokens += res.n_cached;
     }
     rl_gen_result_free(&res);
     return text;
@@ -483,11 +486,15 @@ int cmd_eval(int argc, char **argv) {
     }
     /* the tasks of each question: the modes at k, then rag at each other k of the sweep */
     if (answering) {
+        /* rag last, by increasing k: each prompt starts with the previous one's documents, a
+         * prefix the generator's cache keeps */
         if (want[1]) tasks[n_tasks++] = (rl_eval_task){RL_EVAL_CLOSED_BOOK, 0};
-        if (want[2]) tasks[n_tasks++] = (rl_eval_task){RL_EVAL_RAG, k};
         if (want[3]) tasks[n_tasks++] = (rl_eval_task){RL_EVAL_ORACLE, k};
         for (int i = 0; i < n_ks && want[2]; i++)
-            if (ks[i] != k) tasks[n_tasks++] = (rl_eval_task){RL_EVAL_RAG, ks[i]};
+            if (ks[i] < k) tasks[n_tasks++] = (rl_eval_task){RL_EVAL_RAG, ks[i]};
+        if (want[2]) tasks[n_tasks++] = (rl_eval_task){RL_EVAL_RAG, k};
+        for (int i = 0; i < n_ks && want[2]; i++)
+            if (ks[i] > k) tasks[n_tasks++] = (rl_eval_task){RL_EVAL_RAG, ks[i]};
     }
     rl_info("eval: %zu questions from %s, %d model%s, %d task%s per question", set.n, qpath, n_models, n_models == 1 ? "" : "s", n_tasks,
             n_tasks == 1 ? "" : "s");
@@ -548,7 +555,10 @@ int cmd_eval(int argc, char **argv) {
             rl_eval_answer_opts ao = {.tasks = tasks, .n_tasks = n_tasks, .generate = generate, .ctxs = ctxs, .n_workers = n_workers,
                                       .model = md->name, .records = &records, .bar = &bar};
             if (!s) s = rl_eval_answers_run(store, &set, &ao, results + (size_t)mi * n_tasks, &err);
-            for (int w = 0; w < n_workers; w++) rl_infer_free(g[w].inf);
+            long long pt = 0, ct = 0;
+            for (int w = 0; w < n_workers; w++) rl_infer_free(g[w].inf), pt += g[w].prompt_tokens, ct += g[w].cached_tokens;
+            if (!s) rl_info("eval: model %s: %lld prompt tokens, %.1f%% of them already in the cache (a shared prefix)", md->name, pt,
+                            pt ? 100.0 * ct / pt : 0.0);
             cli_model_close(&cm);
             if (s) {
                 rl_progress_finish(&bar);
