@@ -51,6 +51,13 @@ rl_status cli_model_open(cli_model *cm, const char *model_path, const char *lora
 /* A model of the shape in dir/config.json with zeroed weights (for a random init). */
 rl_status cli_model_open_config(cli_model *cm, const char *dir, const char *tok_path, int threads, rl_error *err);
 void cli_model_close(cli_model *cm);
+/* Writes the tokenizer at tok_path (a tokenizer.json, a folder, a GGUF file or a llama2.c
+ * tokenizer.bin) into the model folder dir as tokenizer.json + tokenizer_config.json, so that the
+ * folder loads on its own; a tokenizer that cannot be written is a warning, not an error. */
+void cli_save_tokenizer(const char *tok_path, const char *dir);
+/* The tokenizer a model brings along: model_path itself when it is a folder holding
+ * tokenizer.json (or tokenizer.bin), else NULL. */
+const char *cli_model_tokenizer(const char *model_path);
 /* BOS (when the tokenizer or model has one) + the text's tokens, without EOS; caller frees. */
 rl_status cli_encode_prompt(const cli_model *cm, const char *text, int32_t **out, size_t *n, rl_error *err);
 /* A llama2.c tokenizer.bin as a GGUF vocabulary (pieces with U+2581 for spaces). */
