@@ -2,7 +2,8 @@
  * [--tokenizer tokenizer.bin]`: reads any model raftlm loads (llama2.c checkpoint, HF folder,
  * GGUF) and writes it as a Hugging Face folder or a GGUF file; with --lora the adapter is
  * folded into the weights (a merged model). For GGUF, a llama2.c tokenizer.bin given with
- * --tokenizer becomes the file's tokenizer.ggml.* vocabulary (pieces with U+2581 for spaces). */
+ * --tokenizer becomes the file's tokenizer.ggml.* vocabulary (pieces with U+2581 for spaces). An
+ * HF folder gets tokenizer.json + tokenizer_config.json (from --tokenizer, or the input's own). */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,11 @@ int cmd_convert(int argc, char **argv) {
         if (tokp) cli_vocab_free(&vb);
     } else {
         s = rl_model_save_hf(&cm.model, argv[optind + 1], &err);
+        // the tokenizer goes beside the weights: --tokenizer, or the one a folder or GGUF file holds
+        const char *in = argv[optind];
+        char ext[16];
+        rl_path_ext(in, ext, sizeof ext);
+        if (!s) cli_save_tokenizer(tokp ? tokp : (rl_path_is_dir(in) || !strcmp(ext, "gguf")) ? in : NULL, argv[optind + 1]);
     }
     if (!s) rl_info("wrote %s (%s, %d layers%s)", argv[optind + 1], cm.model.cfg.arch, cm.model.cfg.n_layers, lora ? ", LoRA merged" : "");
     cli_model_close(&cm);

@@ -54,6 +54,27 @@ rl_status cli_model_open_config(cli_model *cm, const char *dir, const char *tok_
     return RL_OK;
 }
 
+const char *cli_model_tokenizer(const char *model_path) {
+    if (!model_path || !rl_path_is_dir(model_path)) return NULL;
+    char *a = rl_path_join(model_path, "tokenizer.json"), *b = rl_path_join(model_path, "tokenizer.bin");
+    int found = rl_path_exists(a) || rl_path_exists(b);
+    free(a);
+    free(b);
+    return found ? model_path : NULL;
+}
+
+void cli_save_tokenizer(const char *tok_path, const char *dir) {
+    rl_error err = {0};
+    rl_tokenizer *tok = NULL;
+    if (!tok_path) {
+        rl_warn("%s has no tokenizer files (pass --tokenizer, or set tokenizer:, to write them)", dir);
+        return;
+    }
+    if (rl_tok_load(&tok, tok_path, &err) || rl_tok_save_hf(tok, dir, &err))
+        rl_warn("%s has no tokenizer files: %s", dir, err.msg);
+    rl_tok_free(tok);
+}
+
 void cli_model_close(cli_model *cm) {
     if (cm->has_lora) rl_lora_free(&cm->lora);
     rl_model_free(&cm->model);
