@@ -10,8 +10,9 @@
  *
  * Prompts go token by token through rl_model_decode (float32: the exact text of `raftlm
  * generate`), or in batches of PREFILL_T tokens through infer_prefill (prefill.c) when batching
- * is on. With quantized weights (rl_qmodel) decoding runs qdecode below: rl_model_decode's
- * computation with the matrix-vector products on Q8_0 / Q4_0 blocks.
+ * is on. With an rl_qmodel decoding runs qdecode below: rl_model_decode's computation with the
+ * matrix-vector products on its blocks (Q8_0, Q4_0, Q4_K, Q6_K or float32) over the context's
+ * thread pool.
  *
  * Not done: several sequences per cache, decoding steps batched across contexts. */
 #include <stdlib.h>
@@ -54,7 +55,8 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
         int big = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
         if (c->n_heads * c->head_dim > big) big = c->n_heads * c->head_dim;
         inf->q = o->q;
-        if (!(inf->xq = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)))
+        if (!(inf->xq = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)) ||
+            !(inf->xk = malloc((size_t)PREFILL_T * ((size_t)big / RL_QK_K + 1) * sizeof *inf->xk)))
             s = rl_fail(err, RL_ENOMEM, "generation context");
         if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
     }
@@ -74,6 +76,7 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
 void rl_infer_free(rl_infer *inf) {
     if (!inf) return;
     free(inf->xq);
+    free(inf->xk);
     free(inf->pf);
     if (inf->pool) rl_pool_free(inf->pool);
     rl_kv_free(&inf->kv);
@@ -117,11 +120,10 @@ rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, i
 typedef struct matvec_job {
     const rl_qmat *w;
     const float *x;          /* (T, cols) float input, for float32 matrices */
-    const rl_block_q8_0 *xq; /* (T, cols/32) quantized input, for Q8_0 matrices */
+    const void *xq;          /* (T, cols / block) quantized input: Q8_0 or Q8_K blocks */
     float *out;              /* (T, rows) */
     int T;
-    rl_q8_0_dot_fn dot;
-    rl_q4_0_dot_fn dot4;
+    const rl_qmodel *q;      /* the kernels */
 } matvec_job;
 
 #define MATVEC_ROWS 16 /* weight rows per task */
@@ -130,36 +132,57 @@ typedef struct matvec_job {
  * Every output is the same dot product as with T = 1, so batching changes no bit. */
 static void matvec_rows(void *ctx, size_t task, int thread) {
     const matvec_job *j = ctx;
+    const rl_qmodel *q = j->q;
     int rows = j->w->rows, r0 = (int)task * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < rows ? r0 + MATVEC_ROWS : rows;
-    int C = j->w->cols;
-    size_t nb = (size_t)C / RL_Q8_0_BLOCK;
-    if (j->w->type == RL_WTYPE_Q8_0) {
-        const rl_block_q8_0 *W = j->w->blocks;
+    int C = j->w->cols, T = j->T;
+    size_t nb = (size_t)C / RL_Q8_0_BLOCK, nk = (size_t)C / RL_QK_K;
+    float *out = j->out;
+    switch (j->w->type) {
+    case RL_WTYPE_Q8_0: {
+        const rl_block_q8_0 *W = j->w->blocks, *X = j->xq;
         for (int r = r0; r < r1; r++)
-            for (int t = 0; t < j->T; t++) j->out[(size_t)t * rows + r] = j->dot(W + (size_t)r * nb, j->xq + t * nb, nb);
-    } else if (j->w->type == RL_WTYPE_Q4_0) {
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot(W + (size_t)r * nb, X + t * nb, nb);
+        break;
+    }
+    case RL_WTYPE_Q4_0: {
         const rl_block_q4_0 *W = j->w->blocks;
+        const rl_block_q8_0 *X = j->xq;
         for (int r = r0; r < r1; r++)
-            for (int t = 0; t < j->T; t++) j->out[(size_t)t * rows + r] = j->dot4(W + (size_t)r * nb, j->xq + t * nb, nb);
-    } else {
-        for (int r = r0; r < r1; r++) {
-            const float *w = j->w->f32 + (size_t)r * C;
-            for (int t = 0; t < j->T; t++) {
-                const float *x = j->x + (size_t)t * C;
-                float s = 0.0f;
-                for (int i = 0; i < C; i++) s += w[i] * x[i];
-                j->out[(size_t)t * rows + r] = s;
-            }
-        }
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot4(W + (size_t)r * nb, X + t * nb, nb);
+        break;
+    }
+    case RL_WTYPE_Q4_K: {
+        const rl_block_q4_k *W = j->w->blocks;
+        const rl_block_q8_k *X = j->xq;
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot4k(W + (size_t)r * nk, X + t * nk, nk);
+        break;
+    }
+    case RL_WTYPE_Q6_K: {
+        const rl_block_q6_k *W = j->w->blocks;
+        const rl_block_q8_k *X = j->xq;
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot6k(W + (size_t)r * nk, X + t * nk, nk);
+        break;
+    }
+    default:
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dotf(j->w->f32 + (size_t)r * C, j->x + (size_t)t * C, (size_t)C);
     }
 }
 
 void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias) {
-    // out (T, rows) = x (T, cols) W^T (+ bias), x quantized first when W is Q8_0
-    size_t nb = (size_t)w->cols / RL_Q8_0_BLOCK;
-    if (w->type != RL_WTYPE_F32)
-        for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * nb, x + (size_t)t * w->cols, (size_t)w->cols);
-    matvec_job j = {.w = w, .x = x, .xq = inf->xq, .out = out, .T = T, .dot = inf->q->dot, .dot4 = inf->q->dot4};
+    // out (T, rows) = x (T, cols) W^T (+ bias), x quantized first (Q8_0, or Q8_K for K types)
+    size_t C = (size_t)w->cols;
+    const void *xq = NULL;
+    if (w->type == RL_WTYPE_Q4_K || w->type == RL_WTYPE_Q6_K) {
+        for (int t = 0; t < T; t++) rl_q8_k_quantize(inf->xk + t * (C / RL_QK_K), x + t * C, C);
+        xq = inf->xk;
+    } else if (w->type != RL_WTYPE_F32) {
+        for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
+        xq = inf->xq;
+    }
+    matvec_job j = {.w = w, .x = x, .xq = xq, .out = out, .T = T, .q = inf->q};
     size_t tasks = ((size_t)w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
     if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);
     else

@@ -10,8 +10,8 @@
  *
  * Q4_0 (4-bit values, one fp16 scale per 32) works the same way against Q8_0 activations.
  *
- * Not done: Q4_K / Q6_K kernels, AVX-512 and NEON variants, matrices whose input size is not a
- * multiple of 32 (they stay float32). */
+ * Q4_K / Q6_K and float32 rows are in kquant.c. Not done: NEON variants; matrices whose input
+ * size is not a multiple of 32 stay float32. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,20 +192,37 @@ rl_q4_0_dot_fn rl_q4_0_dot_kernel(const char **name) {
 
 /* ---- a quantized copy of a model ----------------------------------------------------------- */
 
+/* Bytes of one row of cols values of a type (0: the type does not fit cols). */
+static size_t qrow_bytes(rl_wtype type, int cols) {
+    switch (type) {
+    case RL_WTYPE_F32: return (size_t)cols * sizeof(float);
+    case RL_WTYPE_Q8_0: return cols % RL_Q8_0_BLOCK ? 0 : (size_t)cols / RL_Q8_0_BLOCK * sizeof(rl_block_q8_0);
+    case RL_WTYPE_Q4_0: return cols % RL_Q8_0_BLOCK ? 0 : (size_t)cols / RL_Q8_0_BLOCK * sizeof(rl_block_q4_0);
+    case RL_WTYPE_Q4_K: return cols % RL_QK_K ? 0 : (size_t)cols / RL_QK_K * sizeof(rl_block_q4_k);
+    case RL_WTYPE_Q6_K: return cols % RL_QK_K ? 0 : (size_t)cols / RL_QK_K * sizeof(rl_block_q6_k);
+    }
+    return 0;
+}
+
 static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wtype type, rl_error *err) {
     q->rows = rows;
     q->cols = cols;
     q->f32 = w;
     q->blocks = NULL;
     q->type = RL_WTYPE_F32;
-    if (cols % RL_Q8_0_BLOCK) return RL_OK; // stays float32
-    size_t nb = (size_t)cols / RL_Q8_0_BLOCK;
-    size_t bs = type == RL_WTYPE_Q4_0 ? sizeof(rl_block_q4_0) : sizeof(rl_block_q8_0);
-    q->blocks = malloc((size_t)rows * nb * bs);
+    // llama.cpp's fallbacks for rows that do not fit a K type's 256
+    if (!qrow_bytes(type, cols) && (type == RL_WTYPE_Q4_K || type == RL_WTYPE_Q6_K))
+        type = type == RL_WTYPE_Q4_K ? RL_WTYPE_Q4_0 : RL_WTYPE_Q8_0;
+    size_t rb = qrow_bytes(type, cols);
+    if (type == RL_WTYPE_F32 || !rb) return RL_OK; // stays float32
+    q->blocks = malloc((size_t)rows * rb);
     if (!q->blocks) return rl_fail(err, RL_ENOMEM, "quantized copy of a %d x %d matrix", rows, cols);
     for (int r = 0; r < rows; r++) {
-        if (type == RL_WTYPE_Q4_0) rl_q4_0_quantize((rl_block_q4_0 *)q->blocks + (size_t)r * nb, w + (size_t)r * cols, (size_t)cols);
-        else rl_q8_0_quantize((rl_block_q8_0 *)q->blocks + (size_t)r * nb, w + (size_t)r * cols, (size_t)cols);
+        uint8_t *dst = (uint8_t *)q->blocks + (size_t)r * rb;
+        const float *x = w + (size_t)r * cols;
+        if (type == RL_WTYPE_Q4_0) rl_q4_0_quantize((rl_block_q4_0 *)dst, x, (size_t)cols);
+        else if (type == RL_WTYPE_Q8_0) rl_q8_0_quantize((rl_block_q8_0 *)dst, x, (size_t)cols);
+        else rl_ggml_quantize_row((int)type, dst, x, (size_t)cols); // K types: the GGUF writer's quantizers
     }
     q->type = type;
     q->f32 = NULL;
@@ -214,8 +231,8 @@ static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wt
 
 rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_error *err) {
     *out = NULL;
-    if (type != RL_WTYPE_Q8_0 && type != RL_WTYPE_Q4_0)
-        return rl_fail(err, RL_EUNSUPPORTED, "only Q8_0 and Q4_0 weights are supported for inference");
+    if (type != RL_WTYPE_Q8_0 && type != RL_WTYPE_Q4_0 && type != RL_WTYPE_Q4_K && type != RL_WTYPE_Q6_K && type != RL_WTYPE_F32)
+        return rl_fail(err, RL_EUNSUPPORTED, "weights for inference: F32, Q8_0, Q4_0, Q4_K or Q6_K");
     if (m->lora) return rl_fail(err, RL_EUNSUPPORTED, "quantized inference with an unmerged LoRA adapter: merge it first");
     const rl_model_config *c = &m->cfg;
     rl_qmodel *q = calloc(1, sizeof *q);
@@ -236,18 +253,18 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
         rl_qmodel_free(q);
         return s;
     }
-    q->dot = rl_q8_0_dot_kernel(&q->kernel);
+    const char *k8, *kf;
+    q->dot = rl_q8_0_dot_kernel(&k8);
     q->dot4 = rl_q4_0_dot_kernel(NULL);
+    q->dot4k = rl_q4_k_dot_kernel(NULL);
+    q->dot6k = rl_q6_k_dot_kernel(NULL);
+    q->dotf = rl_f32_dot_kernel(&kf);
+    q->kernel = type == RL_WTYPE_F32 ? kf : k8;
     *out = q;
     return RL_OK;
 }
 
-static size_t qmat_bytes(const rl_qmat *q) {
-    size_t blocks = (size_t)q->rows * (q->cols / RL_Q8_0_BLOCK);
-    return q->type == RL_WTYPE_Q8_0   ? blocks * sizeof(rl_block_q8_0)
-           : q->type == RL_WTYPE_Q4_0 ? blocks * sizeof(rl_block_q4_0)
-                                      : (size_t)q->rows * q->cols * sizeof(float);
-}
+static size_t qmat_bytes(const rl_qmat *q) { return (size_t)q->rows * qrow_bytes(q->type, q->cols); }
 
 size_t rl_qmodel_bytes(const rl_qmodel *q) {
     size_t n = qmat_bytes(&q->lm_head);
