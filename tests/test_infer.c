@@ -770,3 +770,34 @@ TEST(f32_dot_kernel_agrees) {
     printf("    f32 dot: kernel %s vs scalar, max normalised error %.1e (tol 1e-6)\n", name, worst);
     CHECK(worst < 1e-6);
 }
+
+TEST(every_simd_level_agrees_with_the_scalar_dots) {
+    // the dispatcher picks one kernel; the others this CPU runs are checked here by steering it
+    uint64_t s = 77;
+    size_t n = 32 * 37, nb = n / RL_Q8_0_BLOCK;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+    for (size_t i = 0; i < n; i++) x[i] = frand(&s), y[i] = frand(&s);
+    rl_block_q8_0 *a = malloc(nb * sizeof *a), *b = malloc(nb * sizeof *b);
+    rl_block_q4_0 *c = malloc(nb * sizeof *c);
+    rl_q8_0_quantize(a, x, n);
+    rl_q8_0_quantize(b, y, n);
+    rl_q4_0_quantize(c, x, n);
+    const char *levels[] = {NULL, "RAFTLM_NO_AVX512", "RAFTLM_NO_SIMD"};
+    for (int l = 0; l < 3; l++) {
+        if (levels[l]) setenv(levels[l], "1", 1);
+        const char *n8, *n4;
+        rl_q8_0_dot_fn d8 = rl_q8_0_dot_kernel(&n8);
+        rl_q4_0_dot_fn d4 = rl_q4_0_dot_kernel(&n4);
+        for (size_t len = 1; len <= nb; len += 3) {
+            double norm = 0;
+            for (size_t i = 0; i < len * RL_Q8_0_BLOCK; i++) norm += fabs((double)x[i] * y[i]);
+            double e8 = fabs((double)d8(a, b, len) - rl_q8_0_dot_ref(a, b, len)) / norm;
+            double e4 = fabs((double)d4(c, b, len) - rl_q4_0_dot_ref(c, b, len)) / norm;
+            CHECK_MSG(e8 < 1e-6 && e4 < 1e-6, "%s / %s, %zu blocks: errors %.1e %.1e", n8, n4, len, e8, e4);
+        }
+        printf("    kernels %s / %s agree with the scalar references\n", n8, n4);
+    }
+    unsetenv("RAFTLM_NO_AVX512");
+    unsetenv("RAFTLM_NO_SIMD");
+    free(x), free(y), free(a), free(b), free(c);
+}
