@@ -160,18 +160,35 @@ rl_status cli_vocab_from_llama2c(cli_vocab *vb, const char *path, int n_vocab, r
     return s;
 }
 
-/* llama.cpp's name for a byte-level BPE pre-tokenizer, from the tokenizer.json's split regex
- * (llama.cpp's converter hashes sample encodings instead; the regexes are what differ). */
-static const char *bpe_pre_name(json_t *root) {
-    char *dump = json_dumps(json_object_get(root, "pre_tokenizer"), JSON_COMPACT);
-    const char *pre = NULL; // not byte-level
-    if (dump) {
-        if (strstr(dump, "\\p{N}{1,3}")) pre = "llama-bpe";                         // Llama 3: digits in threes
-        else if (strstr(dump, "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}")) pre = "qwen2"; // Qwen2/3: single digits
-        else if (strstr(dump, "\"Digits\"") && strstr(dump, "ByteLevel")) pre = "smollm";  // SmolLM / StarCoder
-        else if (strstr(dump, "ByteLevel")) pre = "gpt-2";
-        free(dump);
+/* Appends the split regexes and pre-tokenizer types found under j (a pre_tokenizer tree). */
+static void pre_walk(json_t *j, rl_buf *b, int depth) {
+    if (depth > 8) return;
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) pre_walk(v, b, depth + 1);
+    } else if (json_is_object(j)) {
+        const char *t = json_string_value(json_object_get(j, "type"));
+        const char *re = json_string_value(json_object_get(json_object_get(j, "pattern"), "Regex"));
+        if (t) rl_buf_printf(b, "<%s>", t);
+        if (re) rl_buf_printf(b, "%s\n", re);
+        pre_walk(json_object_get(j, "pretokenizers"), b, depth + 1);
     }
+}
+
+/* llama.cpp's name for a byte-level BPE pre-tokenizer, from the tokenizer.json's split regex
+ * (llama.cpp's converter hashes sample encodings instead; the regexes are what differ), or
+ * NULL when the tokenizer is not byte-level. */
+static const char *bpe_pre_name(json_t *root) {
+    rl_buf b = {0};
+    pre_walk(json_object_get(root, "pre_tokenizer"), &b, 0);
+    const char *d = b.data ? b.data : "", *pre = NULL;
+    if (!strstr(d, "<ByteLevel>")) pre = NULL;
+    else if (strstr(d, "\\p{N}{1,3}")) pre = "llama-bpe";                        // Llama 3: digits in threes
+    else if (strstr(d, "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}")) pre = "qwen2"; // Qwen2/3: single digits
+    else if (strstr(d, "<Digits>")) pre = "smollm";                               // SmolLM / StarCoder
+    else pre = "gpt-2";
+    rl_buf_free(&b);
     return pre;
 }
 
