@@ -30,7 +30,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test asan bench bench-tokenizer bench-teacher bench-ann bench-serve bench-decode demo clean fuzz
+.PHONY: all deps test asan bench bench-tokenizer bench-teacher bench-ann bench-serve bench-decode bench-ppl demo clean fuzz
 all: $(BUILD)/raftlm
 
 # Every build checks the packages first and installs what is missing (once per deps.txt change).
@@ -100,6 +100,12 @@ $(BUILD)/serve-bench: $(BUILD)/bench/serve_bench.o $(BUILD)/libraftlm.a
 bench: bench-decode
 bench-decode: $(BUILD)/decode-bench
 	@$(BUILD)/decode-bench
+# perplexity per weight type, as llama-perplexity computes it (docs/benchmarks.md)
+bench: bench-ppl
+bench-ppl: $(BUILD)/ppl-bench $(BUILD)/raftlm
+	@bench/ppl.sh $(BUILD)
+$(BUILD)/ppl-bench: $(BUILD)/bench/ppl_bench.o $(BUILD)/libraftlm.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/decode-bench: $(BUILD)/bench/decode_bench.o $(BUILD)/libraftlm.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -125,4 +131,4 @@ fuzz:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(BUILD)/bench/tokenizer_bench.d $(BUILD)/bench/serve_bench.d $(BUILD)/bench/decode_bench.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(BUILD)/bench/tokenizer_bench.d $(BUILD)/bench/serve_bench.d $(BUILD)/bench/decode_bench.d $(BUILD)/bench/ppl_bench.d

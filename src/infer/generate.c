@@ -118,10 +118,11 @@ rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, i
 /* ---- decoding with quantized weights -------------------------------------------------------- */
 
 typedef struct matvec_job {
-    const rl_qmat *w;
+    const infer_mm *mm;      /* n products sharing one input */
+    int n;
+    size_t first[8];         /* task index where product i starts (first[n] = all tasks) */
     const float *x;          /* (T, cols) float input, for float32 matrices */
-    const void *xq;          /* (T, cols / block) quantized input: Q8_0 or Q8_K blocks */
-    float *out;              /* (T, rows) */
+    const void *xq, *xk;     /* (T, cols / block) the input as Q8_0 and as Q8_K blocks */
     int T;
     const rl_qmodel *q;      /* the kernels */
 } matvec_job;
@@ -133,63 +134,77 @@ typedef struct matvec_job {
 static void matvec_rows(void *ctx, size_t task, int thread) {
     const matvec_job *j = ctx;
     const rl_qmodel *q = j->q;
-    int rows = j->w->rows, r0 = (int)task * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < rows ? r0 + MATVEC_ROWS : rows;
-    int C = j->w->cols, T = j->T;
+    int k = 0;
+    while (task >= j->first[k + 1]) k++;
+    const rl_qmat *w = j->mm[k].w;
+    int rows = w->rows, r0 = (int)(task - j->first[k]) * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < rows ? r0 + MATVEC_ROWS : rows;
+    int C = w->cols, T = j->T;
     size_t nb = (size_t)C / RL_Q8_0_BLOCK, nk = (size_t)C / RL_QK_K;
-    float *out = j->out;
-    switch (j->w->type) {
+    float *out = j->mm[k].out;
+    switch (w->type) {
     case RL_WTYPE_Q8_0: {
-        const rl_block_q8_0 *W = j->w->blocks, *X = j->xq;
+        const rl_block_q8_0 *W = w->blocks, *X = j->xq;
         for (int r = r0; r < r1; r++)
             for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot(W + (size_t)r * nb, X + t * nb, nb);
         break;
     }
     case RL_WTYPE_Q4_0: {
-        const rl_block_q4_0 *W = j->w->blocks;
+        const rl_block_q4_0 *W = w->blocks;
         const rl_block_q8_0 *X = j->xq;
         for (int r = r0; r < r1; r++)
             for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot4(W + (size_t)r * nb, X + t * nb, nb);
         break;
     }
     case RL_WTYPE_Q4_K: {
-        const rl_block_q4_k *W = j->w->blocks;
-        const rl_block_q8_k *X = j->xq;
+        const rl_block_q4_k *W = w->blocks;
+        const rl_block_q8_k *X = j->xk;
         for (int r = r0; r < r1; r++)
             for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot4k(W + (size_t)r * nk, X + t * nk, nk);
         break;
     }
     case RL_WTYPE_Q6_K: {
-        const rl_block_q6_k *W = j->w->blocks;
-        const rl_block_q8_k *X = j->xq;
+        const rl_block_q6_k *W = w->blocks;
+        const rl_block_q8_k *X = j->xk;
         for (int r = r0; r < r1; r++)
             for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot6k(W + (size_t)r * nk, X + t * nk, nk);
         break;
     }
     default:
         for (int r = r0; r < r1; r++)
-            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dotf(j->w->f32 + (size_t)r * C, j->x + (size_t)t * C, (size_t)C);
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dotf(w->f32 + (size_t)r * C, j->x + (size_t)t * C, (size_t)C);
     }
+    if (j->mm[k].bias)
+        for (int t = 0; t < T; t++)
+            for (int r = r0; r < r1; r++) out[(size_t)t * rows + r] += j->mm[k].bias[r];
 }
 
-void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias) {
-    // out (T, rows) = x (T, cols) W^T (+ bias), x quantized first (Q8_0, or Q8_K for K types)
-    size_t C = (size_t)w->cols;
-    const void *xq = NULL;
-    if (w->type == RL_WTYPE_Q4_K || w->type == RL_WTYPE_Q6_K) {
-        for (int t = 0; t < T; t++) rl_q8_k_quantize(inf->xk + t * (C / RL_QK_K), x + t * C, C);
-        xq = inf->xk;
-    } else if (w->type != RL_WTYPE_F32) {
-        for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
-        xq = inf->xq;
+void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T) {
+    // every product: out (T, rows) = x (T, cols) W^T (+ bias); the input is quantized once per
+    // block format used, and all rows of all products go to the threads as one parallel loop
+    size_t C = (size_t)mm[0].w->cols;
+    int need8 = 0, needk = 0;
+    matvec_job j = {.mm = mm, .n = n, .x = x, .T = T, .q = inf->q};
+    for (int i = 0; i < n; i++) {
+        rl_wtype t = mm[i].w->type;
+        needk |= t == RL_WTYPE_Q4_K || t == RL_WTYPE_Q6_K;
+        need8 |= t == RL_WTYPE_Q8_0 || t == RL_WTYPE_Q4_0;
+        j.first[i + 1] = j.first[i] + ((size_t)mm[i].w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
     }
-    matvec_job j = {.w = w, .x = x, .xq = xq, .out = out, .T = T, .q = inf->q};
-    size_t tasks = ((size_t)w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
+    if (needk)
+        for (int t = 0; t < T; t++) rl_q8_k_quantize(inf->xk + t * (C / RL_QK_K), x + t * C, C);
+    if (need8)
+        for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
+    j.xq = inf->xq;
+    j.xk = inf->xk;
+    size_t tasks = j.first[n];
     if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);
     else
         for (size_t t = 0; t < tasks; t++) matvec_rows(&j, t, 0);
-    if (bias)
-        for (int t = 0; t < T; t++)
-            for (int r = 0; r < w->rows; r++) out[(size_t)t * w->rows + r] += bias[r];
+}
+
+void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias) {
+    infer_mm mm = {w, out, bias};
+    infer_qmatmul_n(inf, &mm, 1, x, T);
 }
 
 static void qmatvec(rl_infer *inf, const rl_qmat *w, float *out, const float *x, const float *bias) {
@@ -218,17 +233,16 @@ static rl_status qdecode(rl_infer *inf, int token, int pos, float **logits, rl_e
         rl_params_linear(c, &m->w, l, RL_MOD_K, &w, &bk, &in, &out);
         rl_params_linear(c, &m->w, l, RL_MOD_V, &w, &bv, &in, &out);
         rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_att + (size_t)l * C, 1, C, c->norm_eps);
-        qmatvec(inf, &W[RL_MOD_Q], kv->q, kv->xb, bq);
-        qmatvec(inf, &W[RL_MOD_K], kc + (size_t)pos * KD, kv->xb, bk);
-        qmatvec(inf, &W[RL_MOD_V], vc + (size_t)pos * KD, kv->xb, bv);
+        infer_mm qkv[3] = {{&W[RL_MOD_Q], kv->q, bq}, {&W[RL_MOD_K], kc + (size_t)pos * KD, bk}, {&W[RL_MOD_V], vc + (size_t)pos * KD, bv}};
+        infer_qmatmul_n(inf, qkv, 3, kv->xb, 1);
         rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
         rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
         rl_attention_decode(kv->xb2, kv->att, kv->max_T, kv->q, kc, vc, pos + 1, NH, NKV, HD, scale);
         qmatvec(inf, &W[RL_MOD_O], kv->xb, kv->xb2, NULL);
         rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
         rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);
-        qmatvec(inf, &W[RL_MOD_GATE], kv->hb, kv->xb, NULL);
-        qmatvec(inf, &W[RL_MOD_UP], kv->hb2, kv->xb, NULL);
+        infer_mm gu[2] = {{&W[RL_MOD_GATE], kv->hb, NULL}, {&W[RL_MOD_UP], kv->hb2, NULL}};
+        infer_qmatmul_n(inf, gu, 2, kv->xb, 1);
         rl_swiglu_forward(kv->hb, kv->hb, kv->hb2, (size_t)F);
         qmatvec(inf, &W[RL_MOD_DOWN], kv->xb, kv->hb, NULL);
         rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);

@@ -44,6 +44,14 @@ struct rl_infer {
 
 /* out (T, rows) = x (T, cols) W^T (+ bias) with the context's threads (generate.c). */
 void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias);
+/* Several products of one input (q, k, v; gate, up) in one parallel loop, the input quantized
+ * once; n <= 7, all matrices with the same cols. */
+typedef struct infer_mm {
+    const rl_qmat *w;
+    float *out;        /* (T, w->rows) */
+    const float *bias; /* (w->rows) or NULL */
+} infer_mm;
+void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T);
 /* T <= PREFILL_T tokens at positions pos0.. through the cache in one batched forward; with
  * logits != NULL the last token's logits (prefill.c). */
 rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, float **logits, rl_error *err);
