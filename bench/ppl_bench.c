@@ -8,7 +8,8 @@
  * Q8_K on the fly, as `raftlm serve --quant` decodes). The text is encoded with BOS in front;
  * it is cut into chunks of CTX tokens, each chunk's first token replaced by BOS and decoded
  * from an empty cache; the second half of each chunk is scored (the NLL of token j+1 from the
- * logits at j, for j = CTX/2 .. CTX-2). Prints the perplexity exp(mean NLL) and the count. */
+ * logits at j, for j = CTX/2 .. CTX-2). Prints the perplexity exp(mean NLL) and the count, and
+ * on stderr the running value after each chunk ("[k]ppl,"), as llama-perplexity does. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,7 +65,9 @@ int main(int argc, char **argv) {
             nll += -(logits[t[j + 1]] - mx - log(z));
             count++;
         }
+        fprintf(stderr, "[%zu]%.4f,", c + 1, exp(nll / count)); // running values, as llama-perplexity prints them
     }
+    fprintf(stderr, "\n");
     printf("%s %s: %zu tokens, %zu chunks of %d, %ld scored: PPL %.4f\n", argv[1], argv[2], n, chunks, ctx, count, exp(nll / count));
     free(ids);
     free(text);
