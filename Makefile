@@ -5,7 +5,8 @@
 #   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
 #   make bench      benchmarks (docs/benchmarks.md says what they measure)
 #   make bench-serve the server under load (stories260K) and decoding tokens/s
-#   make bench-decode decoding tokens/s, float32 vs Q8_0, SmolLM2-135M-shaped model
+#   make bench-decode decoding tokens/s per weight type, SmolLM2-135M-shaped model
+#   make bench-ppl  stories260K perplexity per GGUF weight type
 #   make bench-ann  the vector index side by side with hnswlib and FAISS (minutes; needs
 #                   python3-hnswlib python3-faiss python3-numpy)
 #   make fuzz       libFuzzer on the vector index loader (clang; FUZZ_SECONDS, default 60)
@@ -96,7 +97,7 @@ bench-serve: $(BUILD)/serve-bench
 $(BUILD)/serve-bench: $(BUILD)/bench/serve_bench.o $(BUILD)/libraftlm.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# decoding tokens/s, float32 and Q8_0, on a SmolLM2-135M-shaped model (docs/benchmarks.md)
+# decoding tokens/s per weight type on a SmolLM2-135M-shaped model (docs/benchmarks.md)
 bench: bench-decode
 bench-decode: $(BUILD)/decode-bench
 	@$(BUILD)/decode-bench
