@@ -129,21 +129,8 @@ rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name) {
 /* ---- Q4_0 ---------------------------------------------------------------------------------- */
 
 void rl_q4_0_quantize(rl_block_q4_0 *out, const float *x, size_t n) {
-    // x (n), out (n / 32); llama.cpp's quantize_row_q4_0_ref
-    for (size_t b = 0; b < n / RL_Q8_0_BLOCK; b++) {
-        const float *v = x + b * RL_Q8_0_BLOCK;
-        float amax = 0.0f, max = 0.0f;
-        for (int i = 0; i < RL_Q8_0_BLOCK; i++)
-            if (fabsf(v[i]) > amax) amax = fabsf(v[i]), max = v[i];
-        float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        out[b].d = rl_fp32_to_fp16(d);
-        for (int i = 0; i < RL_Q8_0_BLOCK / 2; i++) {
-            int q0 = (int)(v[i] * id + 8.5f), q1 = (int)(v[i + 16] * id + 8.5f);
-            q0 = q0 < 0 ? 0 : q0 > 15 ? 15 : q0;
-            q1 = q1 < 0 ? 0 : q1 > 15 ? 15 : q1;
-            out[b].qs[i] = (uint8_t)(q0 | (q1 << 4));
-        }
-    }
+    // x (n), out (n / 32): the GGUF writer's quantizer (the same bytes in files and in memory)
+    rl_ggml_quantize_row(RL_WTYPE_Q4_0, out, x, n);
 }
 
 void rl_q4_0_dequantize(float *out, const rl_block_q4_0 *blocks, size_t n) {
