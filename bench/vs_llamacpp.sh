@@ -5,7 +5,7 @@
 # side after the other, ROUNDS times (default 5); prints the best of each side and the ratio.
 # GGUF_DIR holds smol-qwen3-TYPE.gguf files written by
 #   build/decode-bench --write GGUF_DIR/smol-qwen3-TYPE.gguf TYPE QWEN3_TOKENIZER_DIR
-# for TYPE in f32 q8_0 q4_0 q4_k q6_k (those present are measured).
+# for TYPE in f32 q8_0 q4_0 q4_k q6_k (those present are measured; TYPES="q8_0 q4_0" picks some).
 set -e
 LB=$1
 DIR=$2
@@ -18,7 +18,7 @@ trap 'rm -f "$T"' EXIT
 echo "load before: $(uptime)"
 for r in $(seq "$ROUNDS"); do
     for th in $THREADS; do
-        for ty in f32 q8_0 q4_0 q4_k q6_k; do
+        for ty in ${TYPES:-f32 q8_0 q4_0 q4_k q6_k}; do
             f=$DIR/smol-qwen3-$ty.gguf
             [ -f "$f" ] || continue
             DECODE_BENCH_REPS=1 "$DB" "$f" $ty $th | awk -v ty=$ty -v th=$th -F'|' '/^\| (f32|q)/ {print ty, th, "raftlm", $5+0, $6+0}' >> "$T"
