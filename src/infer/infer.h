@@ -169,7 +169,8 @@ float rl_fp16_to_fp32(uint16_t h);
 void rl_q8_0_quantize(rl_block_q8_0 *out, const float *x, size_t n);
 void rl_q8_0_dequantize(float *out, const rl_block_q8_0 *blocks, size_t n);
 /* Dot product of nb blocks: the scalar reference, and the fastest kernel this CPU runs
- * ("avx2" or "scalar"; RAFTLM_NO_SIMD=1 forces the scalar one). */
+ * ("avx512vnni", "avx2" or "scalar"; RAFTLM_NO_AVX512=1 stops at AVX2, RAFTLM_NO_SIMD=1 forces the
+ * scalar one). */
 typedef float (*rl_q8_0_dot_fn)(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb);
 float rl_q8_0_dot_ref(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb);
 rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name);
