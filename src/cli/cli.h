@@ -61,14 +61,20 @@ void cli_save_tokenizer(const char *tok_path, const char *dir);
 const char *cli_model_tokenizer(const char *model_path);
 /* BOS (when the tokenizer or model has one) + the text's tokens, without EOS; caller frees. */
 rl_status cli_encode_prompt(const cli_model *cm, const char *text, int32_t **out, size_t *n, rl_error *err);
-/* A llama2.c tokenizer.bin as a GGUF vocabulary (pieces with U+2581 for spaces). */
+/* A tokenizer as a GGUF vocabulary: a llama2.c tokenizer.bin ("llama": pieces with U+2581 for
+ * spaces) or a byte-level BPE tokenizer.json ("gpt2": tokens, merges, added tokens, the
+ * pre-tokenizer's llama.cpp name; a folder means its tokenizer.json). n_vocab: the model's
+ * vocabulary; ids the tokenizer lacks become "[PADn]" tokens, as llama.cpp's converter pads. */
 typedef struct cli_vocab {
     rl_gguf_vocab v;
     char **tokens;
     float *scores;
     int32_t *types;
+    char **merges;
 } cli_vocab;
+rl_status cli_vocab_load(cli_vocab *vb, const char *path, int n_vocab, rl_error *err);
 rl_status cli_vocab_from_llama2c(cli_vocab *vb, const char *path, int n_vocab, rl_error *err);
+rl_status cli_vocab_from_tokenizer_json(cli_vocab *vb, const char *path, int n_vocab, rl_error *err);
 void cli_vocab_free(cli_vocab *vb);
 /* What serve and ask share (cmd_serve.c): the model (base_model, or the fine-tuned result in
  * <output_dir>/train when there is one), tokenizer, adapter and store, from a config and flags. */

@@ -134,17 +134,30 @@ rl_status rl_model_load_hf(rl_model *m, const char *dir, rl_error *err);
 /* Loads a GGUF model (architectures llama and qwen2; F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K
  * tensors, dequantized to float32). */
 rl_status rl_model_load_gguf(rl_model *m, const char *path, rl_error *err);
-/* A vocabulary to embed in a GGUF file (tokenizer.ggml.*), e.g. from a llama2.c tokenizer. */
+/* A vocabulary to embed in a GGUF file (tokenizer.ggml.*): a llama2.c / SentencePiece one
+ * ("llama": pieces with U+2581 for spaces, scores) or a byte-level BPE one from a
+ * tokenizer.json ("gpt2": pieces in GPT-2's byte-to-unicode alphabet, merges, a pre-tokenizer
+ * name llama.cpp knows such as "qwen2", "smollm", "llama-bpe", "gpt-2"). */
 typedef struct rl_gguf_vocab {
-    const char *model;    /* "llama" (SentencePiece-style) */
+    const char *model;    /* "llama" or "gpt2" */
+    const char *pre;      /* gpt2: tokenizer.ggml.pre; NULL: not written */
     int n;
-    const char **tokens;  /* pieces with U+2581 for spaces */
-    const float *scores;
-    const int32_t *types; /* 1 normal, 2 unknown, 3 control, 6 byte */
-    int bos, eos, unk;
+    const char **tokens;
+    const float *scores;  /* NULL: not written (gpt2) */
+    const int32_t *types; /* 1 normal, 2 unknown, 3 control, 4 user-defined, 6 byte */
+    const char **merges;  /* gpt2: "left right" pairs, best first */
+    int n_merges;
+    int bos, eos, unk, pad; /* -1: none */
 } rl_gguf_vocab;
-/* Writes m as a GGUF file llama.cpp loads; type: 0 (F32), 1 (F16) or 8 (Q8_0) for matrices
- * (1-D tensors stay F32). vocab may be NULL (no tokenizer metadata). */
+/* ggml block quantization of one row of n floats (n a multiple of the type's block: 32, or 256
+ * for Q4_K / Q6_K) into dst. Types 0 (F32), 1 (F16), 8 (Q8_0), 2 (Q4_0), 12 (Q4_K), 14 (Q6_K);
+ * returns 0 (nothing written) for another type or a bad n. */
+int rl_ggml_quantize_row(int type, void *dst, const float *src, size_t n);
+/* Writes m as a GGUF file llama.cpp loads; type: 0 (F32), 1 (F16), 8 (Q8_0), 2 (Q4_0), 12 (Q4_K)
+ * or 14 (Q6_K) for matrices (1-D tensors stay F32). A matrix whose rows do not fit the type's
+ * block falls back as llama.cpp's quantizer does: K types to Q8_0 (Q6_K) or Q4_0 (Q4_K) when
+ * rows are a multiple of 32, anything to F16 otherwise. The token embedding of a K type is
+ * written as Q6_K / Q4_K like the rest (or its fallback). vocab may be NULL (no tokenizer metadata). */
 rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, const rl_gguf_vocab *vocab, rl_error *err);
 /* Writes config.json + model.safetensors (F32) into dir (created; files written atomically). */
 rl_status rl_model_save_hf(const rl_model *m, const char *dir, rl_error *err);
