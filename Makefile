@@ -5,7 +5,8 @@
 #   make asan       the tests under AddressSanitizer + UBSan (build-asan/)
 #   make bench      benchmarks (docs/benchmarks.md says what they measure)
 #   make bench-serve the server under load (stories260K) and decoding tokens/s
-#   make bench-decode decoding tokens/s, float32 vs Q8_0, SmolLM2-135M-shaped model
+#   make bench-decode decoding tokens/s per weight type, SmolLM2-135M-shaped model
+#   make bench-ppl  stories260K perplexity per GGUF weight type
 #   make bench-gemm our AVX-512 SGEMM (float32, bf16) against OpenBLAS on the engine's shapes
 #   make bench-ann  the vector index side by side with hnswlib and FAISS (minutes; needs
 #                   python3-hnswlib python3-faiss python3-numpy)
@@ -31,7 +32,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all deps test asan bench bench-tokenizer bench-teacher bench-ann bench-serve bench-decode demo clean fuzz
+.PHONY: all deps test asan bench bench-tokenizer bench-teacher bench-ann bench-serve bench-decode bench-ppl bench-gemm demo clean fuzz
 all: $(BUILD)/raftlm
 
 # Every build checks the packages first and installs what is missing (once per deps.txt change).
@@ -97,10 +98,16 @@ bench-serve: $(BUILD)/serve-bench
 $(BUILD)/serve-bench: $(BUILD)/bench/serve_bench.o $(BUILD)/libraftlm.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-# decoding tokens/s, float32 and Q8_0, on a SmolLM2-135M-shaped model (docs/benchmarks.md)
+# decoding tokens/s per weight type on a SmolLM2-135M-shaped model (docs/benchmarks.md)
 bench: bench-decode
 bench-decode: $(BUILD)/decode-bench
 	@$(BUILD)/decode-bench
+# perplexity per weight type, as llama-perplexity computes it (docs/benchmarks.md)
+bench: bench-ppl
+bench-ppl: $(BUILD)/ppl-bench $(BUILD)/raftlm
+	@bench/ppl.sh $(BUILD)
+$(BUILD)/ppl-bench: $(BUILD)/bench/ppl_bench.o $(BUILD)/libraftlm.a
+	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 $(BUILD)/decode-bench: $(BUILD)/bench/decode_bench.o $(BUILD)/libraftlm.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -133,4 +140,4 @@ fuzz:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(BUILD)/bench/tokenizer_bench.d $(BUILD)/bench/serve_bench.d $(BUILD)/bench/decode_bench.d $(BUILD)/bench/gemm_bench.d
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BUILD)/src/cli/main.d $(BUILD)/bench/tokenizer_bench.d $(BUILD)/bench/serve_bench.d $(BUILD)/bench/decode_bench.d $(BUILD)/bench/ppl_bench.d $(BUILD)/bench/gemm_bench.d

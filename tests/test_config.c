@@ -145,3 +145,42 @@ TEST(config_init_template_loads_and_lists_every_section) {
     free(out);
     free(text);
 }
+
+TEST(config_eval_models_and_k_sweep) {
+    rl_config cfg;
+    rl_error err = {0};
+    char *dir;
+    CHECK_OK(load_text("base_model: models/base\neval:\n  k_sweep: [1, 3, 5]\n  models:\n    - {name: base}\n"
+                       "    - {name: dsf, model: out/dsf/train}\n    - name: raft\n      model: models/base\n      lora: out/train\n"
+                       "      tokenizer: tok.json\n",
+                       &cfg, &err, &dir));
+    CHECK_EQ_INT(cfg.eval.k_sweep.n, 3);
+    CHECK_EQ_INT(cfg.eval.k_sweep.items[2], 5);
+    CHECK_EQ_INT(cfg.eval.n_models, 3);
+    CHECK_EQ_STR(cfg.eval.models[0].name, "base");
+    CHECK(cfg.eval.models[0].model == NULL);
+    CHECK_EQ_STR(cfg.eval.models[1].model, t_fmt("%s/out/dsf/train", dir)); /* relative to the config's folder */
+    CHECK_EQ_STR(cfg.eval.models[2].lora, t_fmt("%s/out/train", dir));
+    CHECK_EQ_STR(cfg.eval.models[2].tokenizer, t_fmt("%s/tok.json", dir));
+    /* the resolved config as JSON, for the report */
+    char *js = rl_config_to_json(&cfg);
+    CHECK_CONTAINS(js, "\"k_sweep\": [\n      1,\n      3,\n      5\n    ]");
+    CHECK_CONTAINS(js, t_fmt("\"lora\": \"%s/out/train\"", dir));
+    CHECK_CONTAINS(js, "\"size\": 256");
+    free(js);
+    rl_config_free(&cfg);
+    CHECK_EQ_INT(load_text("eval:\n  k_sweep: [1, 0]\n", &cfg, &err, NULL), RL_ECONFIG);
+    CHECK_CONTAINS(err.msg, ":2: eval.k_sweep: must be from 1 to 50, got 0");
+    CHECK_EQ_INT(load_text("eval:\n  k_sweep: 3\n", &cfg, &err, NULL), RL_ECONFIG);
+    CHECK_CONTAINS(err.msg, "eval.k_sweep: expected a list of integers");
+    CHECK_EQ_INT(load_text("eval:\n  k_sweep: [a]\n", &cfg, &err, NULL), RL_ECONFIG);
+    CHECK_CONTAINS(err.msg, "eval.k_sweep: expected a positive integer, got \"a\"");
+    CHECK_EQ_INT(load_text("eval:\n  models:\n    - {name: a, modle: x}\n", &cfg, &err, NULL), RL_ECONFIG);
+    CHECK_CONTAINS(err.msg, ":3: eval.models[0].modle: unknown key (model keys: name, model, lora, tokenizer)");
+    CHECK_EQ_INT(load_text("eval:\n  models:\n    - {name: a}\n    - {name: a, model: y}\n", &cfg, &err, NULL), RL_ECONFIG);
+    CHECK_CONTAINS(err.msg, ":4: eval.models: two models named \"a\"");
+    CHECK_EQ_INT(load_text("eval:\n  models: out/train\n", &cfg, &err, NULL), RL_ECONFIG);
+    CHECK_CONTAINS(err.msg, "eval.models: expected a list");
+    CHECK_EQ_INT(load_text("eval:\n  models: [out/train]\n", &cfg, &err, NULL), RL_ECONFIG);
+    CHECK_CONTAINS(err.msg, "each model must be a mapping");
+}

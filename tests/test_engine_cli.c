@@ -180,8 +180,23 @@ TEST(stories260k_convert_to_hf_same_text_and_nll) {
     CHECK_EQ_STR(a, b); // same weights, same arithmetic: identical digits
     free(a);
     free(b);
-    free(want);
     CHECK(t_run(t_fmt("%s convert %s %s/x --to onnx 2>/dev/null", t_bin(), bin, dir), NULL, 0) == 2);
+    // with --tokenizer the folder gets tokenizer.json + tokenizer_config.json and stands alone
+    CHECK_EQ_INT(t_run(t_fmt("%s convert %s %s/hf2 --to hf --tokenizer %s 2>/dev/null", t_bin(), bin, dir, tok), NULL, 0), 0);
+    CHECK(rl_path_exists(t_fmt("%s/hf2/tokenizer.json", dir)));
+    CHECK(rl_path_exists(t_fmt("%s/hf2/tokenizer_config.json", dir)));
+    CHECK_EQ_INT(t_run(t_fmt("%s generate --model %s/hf2 --temp 0 -n 200 2>/dev/null", t_bin(), dir), &out, 0), 0);
+    CHECK_EQ_STR(out, want);
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s score --model %s/hf2 --text '%s' --json 2>/dev/null", t_bin(), dir, text), &b, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s score --model %s --tokenizer %s --text '%s' --json 2>/dev/null", t_bin(), bin, tok, text), &a, 0), 0);
+    CHECK_EQ_STR(a, b);
+    free(a);
+    free(b);
+    // and converting that folder again carries its tokenizer along
+    CHECK_EQ_INT(t_run(t_fmt("%s convert %s/hf2 %s/hf3 --to hf 2>/dev/null", t_bin(), dir, dir), NULL, 0), 0);
+    CHECK(rl_path_exists(t_fmt("%s/hf3/tokenizer.json", dir)));
+    free(want);
 }
 
 TEST(lora_merged_export_scores_as_base_plus_adapter) {

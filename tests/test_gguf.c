@@ -2,7 +2,10 @@
  * reading models (stories260K and the Qwen2 fixture) with the same outputs, damaged files. */
 #include "test.h"
 
+#include <jansson.h>
 #include <math.h>
+
+#include "cli/cli.h"
 
 #include "model/gguf.h"
 #include "model/model.h"
@@ -154,4 +157,94 @@ TEST(gguf_damaged_files) {
     }
     free(bad);
     free(data);
+}
+
+/* A model written with a byte-level BPE tokenizer.json as its GGUF vocabulary ("gpt2" model,
+ * merges, llama.cpp's pre-tokenizer name): the tokenizer read back from the GGUF file (llama.cpp's
+ * rules, src/tokenizer/tok_gguf.c) gives the ids of the tokenizer.json on the whole corpus. */
+TEST(gguf_writes_a_gpt2_vocabulary_from_tokenizer_json) {
+    char *dir = t_tmpdir(), *out;
+    CHECK_EQ_INT(t_run(t_fmt("xz -dc %s/tests/fixtures/tokenizer/qwen3/tokenizer.json.xz > %s/tokenizer.json && cp "
+                             "%s/tests/fixtures/tokenizer/qwen3/tokenizer_config.json %s/",
+                             t_root(), dir, t_root(), dir),
+                       &out, 1),
+                 0);
+    free(out);
+    rl_error err = {0};
+    rl_tokenizer *tj, *tg;
+    CHECK_OK(rl_tok_load(&tj, t_fmt("%s/tokenizer.json", dir), &err));
+    rl_model_config c = {.arch = "qwen2", .dim = 32, .hidden_dim = 64, .n_layers = 1, .n_heads = 2, .n_kv_heads = 1,
+                         .head_dim = 16, .vocab_size = rl_tok_vocab_size(tj), .max_seq_len = 64, .norm_eps = 1e-6f,
+                         .tie_embeddings = 1, .qkv_bias = 1, .bos_id = -1, .eos_id = -1};
+    c.rope.theta = 10000.0f;
+    rl_model m;
+    CHECK_OK(rl_model_init(&m, &c, &err));
+    cli_vocab vb;
+    CHECK_OK(cli_vocab_load(&vb, dir, c.vocab_size, &err));
+    CHECK_EQ_STR(vb.v.model, "gpt2");
+    CHECK_EQ_STR(vb.v.pre, "qwen2");
+    CHECK(vb.v.n_merges > 150000);
+    CHECK_EQ_INT(vb.v.eos, rl_tok_eos(tj));
+    CHECK_OK(rl_model_save_gguf(&m, t_fmt("%s/m.gguf", dir), RL_GGML_F16, &vb.v, &err));
+    cli_vocab_free(&vb);
+    CHECK_OK(rl_tok_load(&tg, t_fmt("%s/m.gguf", dir), &err));
+    CHECK_EQ_INT(rl_tok_vocab_size(tg), c.vocab_size);
+    CHECK_EQ_INT(rl_tok_eos(tg), rl_tok_eos(tj));
+    FILE *f = fopen(t_fmt("%s/tests/fixtures/tokenizer/corpus.jsonl", t_root()), "r");
+    RL_ASSERT(f);
+    char *line = NULL;
+    size_t cap = 0;
+    int checked = 0, bad = 0;
+    while (getline(&line, &cap, f) > 0) {
+        json_t *s = json_loads(line, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        const char *text = json_string_value(s);
+        size_t len = json_string_length(s);
+        int ascii = text != NULL; // a GGUF has no normalizer: compare strings NFC leaves alone (ASCII)
+        for (size_t i = 0; ascii && i < len; i++) ascii = (unsigned char)text[i] < 128 && text[i];
+        if (ascii) {
+            int32_t *a, *b;
+            size_t na, nb;
+            CHECK_OK(rl_tok_encode(tj, text, len, 0, &a, &na, &err));
+            CHECK_OK(rl_tok_encode(tg, text, len, 0, &b, &nb, &err));
+            if (na != nb || memcmp(a, b, na * sizeof *a)) bad++;
+            checked++;
+            free(a), free(b);
+        }
+        json_decref(s);
+    }
+    free(line);
+    fclose(f);
+    printf("    qwen3 vocabulary through GGUF: %d of %d ASCII corpus strings encode differently\n", bad, checked);
+    CHECK(checked > 200);
+    CHECK_EQ_INT(bad, 0);
+    rl_tok_free(tj);
+    rl_tok_free(tg);
+    rl_model_free(&m);
+}
+
+/* llama.cpp is not part of this repository: with RAFTLM_LLAMA_SIMPLE pointing at a built
+ * llama-simple (examples/simple), it loads the stories260K GGUF raftlm writes (each type) and
+ * its greedy text is raftlm's. Skips visibly otherwise. */
+TEST(gguf_llamacpp_generates_raftlm_greedy_text) {
+    const char *ls = getenv("RAFTLM_LLAMA_SIMPLE");
+    char *bin = stories("stories260K.bin"), *tok = stories("tok512.bin");
+    if (!ls || !*ls) SKIP("set RAFTLM_LLAMA_SIMPLE to a llama-simple binary to run llama.cpp on our GGUF files");
+    if (!bin || !tok) SKIP("stories260K is absent (../shared/models/stories260K)");
+    char *dir = t_tmpdir(), *ours = NULL, *theirs = NULL;
+    const char *types[] = {"f32", "f16", "q8_0", "q4_0"};
+    for (int i = 0; i < 4; i++) {
+        char *g = t_fmt("%s/s.%s.gguf", dir, types[i]);
+        CHECK_EQ_INT(t_run(t_fmt("%s quantize %s %s --type %s --tokenizer %s 2>/dev/null", t_bin(), bin, g, types[i], tok), NULL, 0), 0);
+        CHECK_EQ_INT(t_run(t_fmt("%s generate --model %s --tokenizer %s --prompt 'Once upon a time' -n 80 --temp 0 2>/dev/null", t_bin(), g, g), &ours, 0), 0);
+        CHECK_EQ_INT(t_run(t_fmt("%s -m %s -n 80 'Once upon a time' 2>/dev/null", ls, g), &theirs, 0), 0);
+        // llama-simple prints the prompt's pieces first; compare what follows "Once upon a time"
+        const char *a = ours ? ours : "", *b = theirs ? strstr(theirs, "Once upon a time") : NULL;
+        b = b ? b + 16 : "";
+        size_t n = strlen(a) < strlen(b) ? strlen(a) : strlen(b);
+        while (n && (a[n - 1] == '\n' || b[n - 1] == '\n')) n--;
+        printf("    %s: raftlm and llama.cpp agree on %zu characters: %.50s...\n", types[i], n, a);
+        CHECK_MSG(n > 100 && strncmp(a, b, n) == 0, "%s:\n  raftlm:    %.200s\n  llama.cpp: %.200s", types[i], a, b);
+        free(ours), free(theirs);
+        ours = theirs = NULL;
+    }
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "infer/infer.h"
+#include "model/gguf.h"
 #include "test.h"
 
 static int32_t draw(rl_sampler *s, const float *logits, int V) {
@@ -691,4 +692,112 @@ TEST(q4_0_quantize_error_and_dot_kernels_agree) {
     printf("    q4_0 dot vs float32 dot: normalised error %.1e (tol 5e-2)\n", qe);
     CHECK(qe < 5e-2);
     free(x), free(y), free(dx), free(qx), free(qy);
+}
+
+/* ---- K-quants and float32 rows ---- */
+
+/* Relative RMS error of the dequantized values, and the kernels against the scalar reference
+ * (normalised by sum |w x|), and the reference against the float dot of the dequantized sides. */
+static void kquant_check(int type, double max_rel) {
+    uint64_t s = 21;
+    size_t n = 8192, nb = n / RL_QK_K;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y), *dx = malloc(n * sizeof *dx), *dy = malloc(n * sizeof *dy);
+    for (size_t i = 0; i < n; i++) x[i] = frand(&s) * (i % 97 == 0 ? 12.0f : 1.0f) + (i >= 4096 ? 0.3f : 0.0f), y[i] = frand(&s);
+    for (int i = 256; i < 512; i++) x[i] = 0.0f;        // an all-zero super-block
+    for (int i = 512; i < 768; i++) x[i] = fabsf(x[i]); // all positive: Q4_K's min is 0
+    size_t bs = type == RL_WTYPE_Q4_K ? sizeof(rl_block_q4_k) : sizeof(rl_block_q6_k);
+    uint8_t *qx = malloc(nb * bs);
+    rl_block_q8_k *qy = malloc(nb * sizeof *qy);
+    CHECK(rl_ggml_quantize_row(type, qx, x, n));
+    rl_ggml_dequant(type, qx, dx, n);
+    rl_q8_k_quantize(qy, y, n);
+    for (size_t i = 0; i < n; i++) dy[i] = qy[i / RL_QK_K].d * qy[i / RL_QK_K].qs[i % RL_QK_K];
+    int bsums_ok = 1;
+    for (size_t b = 0; b < nb; b++)
+        for (int g = 0; g < 16; g++) {
+            int sum = 0;
+            for (int i = 0; i < 16; i++) sum += qy[b].qs[g * 16 + i];
+            bsums_ok &= sum == qy[b].bsums[g];
+        }
+    CHECK(bsums_ok);
+    double se = 0, ss = 0;
+    for (size_t i = 0; i < n; i++) se += (double)(dx[i] - x[i]) * (dx[i] - x[i]), ss += (double)x[i] * x[i];
+    for (int i = 256; i < 512; i++) CHECK(dx[i] == 0.0f);
+    double rel = sqrt(se / ss);
+    const char *tn = type == RL_WTYPE_Q4_K ? "q4_k" : "q6_k", *name;
+    printf("    %s: dequantized relative RMS error %.4f (tol %.3f)\n", tn, rel, max_rel);
+    CHECK(rel < max_rel);
+    rl_q4_k_dot_fn d4 = rl_q4_k_dot_kernel(&name);
+    rl_q6_k_dot_fn d6 = rl_q6_k_dot_kernel(NULL);
+    double kerr = 0, rerr = 0;
+    for (size_t len = 1; len <= nb; len = len * 2 + 1) {
+        float a, r;
+        if (type == RL_WTYPE_Q4_K) a = d4((const rl_block_q4_k *)qx, qy, len), r = rl_q4_k_dot_ref((const rl_block_q4_k *)qx, qy, len);
+        else a = d6((const rl_block_q6_k *)qx, qy, len), r = rl_q6_k_dot_ref((const rl_block_q6_k *)qx, qy, len);
+        double f = 0, norm = 0;
+        for (size_t i = 0; i < len * RL_QK_K; i++) f += (double)dx[i] * dy[i], norm += fabs((double)dx[i] * dy[i]);
+        norm = norm > 0 ? norm : 1;
+        kerr = fmax(kerr, fabs((double)a - r) / norm);
+        rerr = fmax(rerr, fabs((double)r - f) / norm);
+    }
+    printf("    %s x q8_k dot: kernel %s vs scalar %.1e (tol 1e-6); scalar vs dequantized float dot %.1e (tol 1e-5)\n", tn,
+           name, kerr, rerr);
+    CHECK(kerr < 1e-6);
+    CHECK(rerr < 1e-5);
+    double fd = 0, fn = 0, qd = type == RL_WTYPE_Q4_K ? d4((const rl_block_q4_k *)qx, qy, nb) : d6((const rl_block_q6_k *)qx, qy, nb);
+    for (size_t i = 0; i < n; i++) fd += (double)x[i] * y[i], fn += fabs((double)x[i] * y[i]);
+    printf("    %s dot vs float32 dot: normalised error %.1e (tol 2e-2)\n", tn, fabs(qd - fd) / fn);
+    CHECK(fabs(qd - fd) / fn < 2e-2);
+    free(x), free(y), free(dx), free(dy), free(qx), free(qy);
+}
+
+TEST(q4_k_quantize_error_and_dot_kernels_agree) { kquant_check(RL_WTYPE_Q4_K, 0.12); }
+
+TEST(q6_k_quantize_error_and_dot_kernels_agree) { kquant_check(RL_WTYPE_Q6_K, 0.03); }
+
+TEST(f32_dot_kernel_agrees) {
+    uint64_t s = 5;
+    float a[1000], b[1000];
+    for (int i = 0; i < 1000; i++) a[i] = frand(&s), b[i] = frand(&s);
+    const char *name;
+    rl_f32_dot_fn dot = rl_f32_dot_kernel(&name);
+    double worst = 0;
+    for (size_t n = 0; n <= 1000; n += 7) {
+        double norm = 0;
+        for (size_t i = 0; i < n; i++) norm += fabs((double)a[i] * b[i]);
+        worst = fmax(worst, fabs((double)dot(a, b, n) - rl_f32_dot_ref(a, b, n)) / (norm > 0 ? norm : 1));
+    }
+    printf("    f32 dot: kernel %s vs scalar, max normalised error %.1e (tol 1e-6)\n", name, worst);
+    CHECK(worst < 1e-6);
+}
+
+TEST(every_simd_level_agrees_with_the_scalar_dots) {
+    // the dispatcher picks one kernel; the others this CPU runs are checked here by steering it
+    uint64_t s = 77;
+    size_t n = 32 * 37, nb = n / RL_Q8_0_BLOCK;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+    for (size_t i = 0; i < n; i++) x[i] = frand(&s), y[i] = frand(&s);
+    rl_block_q8_0 *a = malloc(nb * sizeof *a), *b = malloc(nb * sizeof *b);
+    rl_block_q4_0 *c = malloc(nb * sizeof *c);
+    rl_q8_0_quantize(a, x, n);
+    rl_q8_0_quantize(b, y, n);
+    rl_q4_0_quantize(c, x, n);
+    const char *levels[] = {NULL, "RAFTLM_NO_AVX512", "RAFTLM_NO_SIMD"};
+    for (int l = 0; l < 3; l++) {
+        if (levels[l]) setenv(levels[l], "1", 1);
+        const char *n8, *n4;
+        rl_q8_0_dot_fn d8 = rl_q8_0_dot_kernel(&n8);
+        rl_q4_0_dot_fn d4 = rl_q4_0_dot_kernel(&n4);
+        for (size_t len = 1; len <= nb; len += 3) {
+            double norm = 0;
+            for (size_t i = 0; i < len * RL_Q8_0_BLOCK; i++) norm += fabs((double)x[i] * y[i]);
+            double e8 = fabs((double)d8(a, b, len) - rl_q8_0_dot_ref(a, b, len)) / norm;
+            double e4 = fabs((double)d4(c, b, len) - rl_q4_0_dot_ref(c, b, len)) / norm;
+            CHECK_MSG(e8 < 1e-6 && e4 < 1e-6, "%s / %s, %zu blocks: errors %.1e %.1e", n8, n4, len, e8, e4);
+        }
+        printf("    kernels %s / %s agree with the scalar references\n", n8, n4);
+    }
+    unsetenv("RAFTLM_NO_AVX512");
+    unsetenv("RAFTLM_NO_SIMD");
+    free(x), free(y), free(a), free(b), free(c);
 }

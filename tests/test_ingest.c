@@ -267,6 +267,50 @@ TEST(ingest_survives_sigkill_at_random_points) {
     free(b);
 }
 
+/* Many new files: the keyword index is built once at the end (triggers dropped meanwhile);
+ * the result is the same index, later small ingests index row by row again, and a store left
+ * with a stale index (a kill in between) is repaired when it is opened. */
+TEST(ingest_bulk_builds_keyword_index_once) {
+    char *dir = t_tmpdir(), *docs = rl_path_join(dir, "docs"), *db = rl_path_join(dir, "s/store.db");
+    make_corpus(docs, 120, 2);
+    rl_store *s;
+    rl_error err;
+    CHECK_OK(rl_store_open(&s, db, NULL, &err));
+    rl_ingest_report r = ingest_dir(s, docs);
+    CHECK_EQ_INT(r.added, 120);
+    rl_ingest_report_free(&r);
+    check_consistent(s);
+    CHECK_EQ_INT(query_int(s, "SELECT count(*) FROM meta WHERE key = 'fts_stale'"), 0);
+    CHECK_EQ_INT(query_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 3);
+    int in77 = hits_for(s, "\"in file 77\"", "d07/file0077.md");
+    CHECK(in77 > 0);
+    CHECK_EQ_INT(hits_for(s, "\"in file 77\"", NULL), in77);
+    /* a few more files: indexed as they are written (the triggers are back) */
+    t_write_str(docs, "new/extra.md", "# Extra\n\nThe zanzibar coefficient is 42.\n");
+    r = ingest_dir(s, docs);
+    CHECK_EQ_INT(r.added, 1);
+    rl_ingest_report_free(&r);
+    CHECK_EQ_INT(hits_for(s, "zanzibar coefficient", "new/extra.md"), 1);
+    check_consistent(s);
+    /* what a kill between defer and rebuild leaves: no triggers, an empty index, the mark */
+    CHECK_EQ_INT(sqlite3_exec(rl_store_db(s),
+                              "DROP TRIGGER chunks_ai; DROP TRIGGER chunks_ad; DROP TRIGGER chunks_au;"
+                              "INSERT INTO chunks_fts(chunks_fts) VALUES ('delete-all');"
+                              "INSERT INTO meta(key, value) VALUES ('fts_stale', '1');",
+                              NULL, NULL, NULL),
+                 SQLITE_OK);
+    CHECK_EQ_INT(hits_for(s, "zanzibar coefficient", NULL), 0);
+    rl_store_close(s);
+    CHECK_OK(rl_store_open(&s, db, NULL, &err));
+    CHECK_EQ_INT(hits_for(s, "zanzibar coefficient", "new/extra.md"), 1);
+    CHECK_EQ_INT(query_int(s, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger'"), 3);
+    check_consistent(s);
+    rl_store_close(s);
+    free(docs);
+    free(db);
+    free(dir);
+}
+
 TEST(cli_ingest_and_search) {
     char *dir = t_tmpdir();
     t_write_str(dir, "docs/policies/travel.md", "# Travel\n\n## Meals\n\nThe daily meal allowance for domestic travel is EUR 45.00.\n");

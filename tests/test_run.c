@@ -13,16 +13,20 @@ TEST(run_whole_pipeline_then_skip_then_rerun_what_changed) {
     t_write_str(dir, "raftlm.yaml",
                 t_fmt("base_model: %s/models/stories260K/stories260K.bin\ntokenizer: %s/models/stories260K/tok512.bin\n"
                       "sequence_len: 512\nmax_steps: 2\nmicro_batch_size: 1\ngradient_accumulation_steps: 1\nlora_r: 4\n"
-                      "corpus: {paths: [docs]}\nchunking: {size: 40, overlap: 0}\nraft: {num_distractors: 1}\neval: {modes: [retrieval]}\n",
+                      "corpus: {paths: [docs]}\nchunking: {size: 40, overlap: 0}\nraft: {num_distractors: 1}\n"
+                      "eval: {modes: [retrieval], models: [{name: base, model: base.bin}, {name: raft, model: out/train}]}\n",
                       shared, shared));
+    CHECK_EQ_INT(t_run(t_fmt("cp %s/models/stories260K/stories260K.bin %s/base.bin", shared, dir), &out, 1), 0);
+    free(out);
     CHECK_EQ_INT(t_run(t_fmt("%s run -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
     CHECK_CONTAINS(out, "raftlm run: done");
     const char *stages[] = {"ingest  ran", "synth   ran", "train   ran", "eval    ran", "export  ran"};
     for (int i = 0; i < 5; i++) CHECK_CONTAINS(out, stages[i]);
+    CHECK_CONTAINS(out, "report.html");
     free(out);
     const char *files[] = {"out/store.db", "out/datasets/raft_train.jsonl", "out/train/adapter_model.safetensors", "out/eval.json",
-                           "out/export/model.gguf", "out/export/hf/config.json", "out/run_state.json"};
-    for (int i = 0; i < 7; i++) CHECK_MSG(rl_path_exists(t_fmt("%s/%s", dir, files[i])), "%s missing", files[i]);
+                           "out/export/model.gguf", "out/export/hf/config.json", "out/run_state.json", "out/report.html", "out/report.json"};
+    for (int i = 0; i < 9; i++) CHECK_MSG(rl_path_exists(t_fmt("%s/%s", dir, files[i])), "%s missing", files[i]);
 
     /* nothing changed: no stage does work */
     CHECK_EQ_INT(t_run(t_fmt("%s run -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
@@ -30,6 +34,15 @@ TEST(run_whole_pipeline_then_skip_then_rerun_what_changed) {
     CHECK_CONTAINS(out, "(0 asked now");
     CHECK_CONTAINS(out, "train   inputs unchanged");
     CHECK_CONTAINS(out, "eval    inputs unchanged");
+    CHECK_CONTAINS(out, "export  inputs unchanged");
+    free(out);
+
+    /* an evaluated model's file changes: only eval reruns */
+    CHECK_EQ_INT(t_run(t_fmt("printf x >> %s/base.bin", dir), &out, 1), 0);
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s run -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "train   inputs unchanged");
+    CHECK_CONTAINS(out, "eval    ran");
     CHECK_CONTAINS(out, "export  inputs unchanged");
     free(out);
 

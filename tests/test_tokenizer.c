@@ -72,8 +72,25 @@ TEST(tok_llama2c_hand_checked) {
     rl_tok_free(tok);
 }
 
-TEST(tok_llama2c_matches_reference_encoder) {
-    rl_tokenizer *tok = load_tok512();
+/* Writes tok as tokenizer.json into a fresh folder and loads that back (rl_tok_save_hf). */
+static rl_tokenizer *via_hf_json(rl_tokenizer *tok, rl_tok_kind want_kind) {
+    char *dir = t_tmpdir();
+    rl_error err = {0};
+    CHECK_OK(rl_tok_save_hf(tok, dir, &err));
+    rl_tok_free(tok);
+    rl_tokenizer *back = NULL;
+    rl_status st = rl_tok_load(&back, dir, &err);
+    CHECK_MSG(st == RL_OK, "reload %s: %s", dir, err.msg);
+    if (!back) exit(1);
+    CHECK_EQ_INT(rl_tok_kind_of(back), want_kind);
+    free(dir);
+    return back;
+}
+
+/* special_names: the vocabulary is the tokenizer.json written from tokenizer.bin, which (like
+ * every Hugging Face Llama tokenizer) reads "<s>", "</s>" and "<unk>" written in the text as the
+ * special tokens, where llama2.c spells them out; strings holding them are not compared. */
+static void check_llama2c_reference(rl_tokenizer *tok, const char *what, int special_names) {
     char *path = fixture("llama2c_tok512.jsonl");
     FILE *f = fopen(path, "r");
     CHECK_MSG(f != NULL, "missing %s (scripts/llama2c-reference.sh makes it)", path);
@@ -92,6 +109,10 @@ TEST(tok_llama2c_matches_reference_encoder) {
         int32_t *ids;
         size_t n;
         rl_error err;
+        if (special_names && (strstr(s, "<s>") || strstr(s, "</s>") || strstr(s, "<unk>"))) {
+            json_decref(o);
+            continue;
+        }
         for (int bos = 0; bos < 2; bos++) {
             CHECK_OK(rl_tok_encode(tok, s, sl, bos, &ids, &n, &err));
             /* llama2.c's run.c encodes with bos=1, eos=0, as add_special does */
@@ -117,9 +138,19 @@ TEST(tok_llama2c_matches_reference_encoder) {
     free(line);
     fclose(f);
     CHECK_MSG(n_lines >= 300, "only %d reference strings", n_lines);
-    CHECK_MSG(bad == 0, "%d of %d strings differ from llama2.c", bad, n_lines);
+    fprintf(stderr, "    %s: %d reference strings compared\n", what, n_lines);
+    CHECK_MSG(bad == 0, "%s: %d of %d strings differ from llama2.c", what, bad, n_lines);
     rl_tok_free(tok);
     free(path);
+}
+
+TEST(tok_llama2c_matches_reference_encoder) { check_llama2c_reference(load_tok512(), "tokenizer.bin", 0); }
+
+/* the exported tokenizer.json (what `raftlm convert --to hf` writes beside the weights) gives
+ * llama2.c's ids too */
+TEST(tok_llama2c_saved_as_tokenizer_json) {
+    rl_tokenizer *tok = via_hf_json(load_tok512(), RL_TOK_BPE_SPM);
+    check_llama2c_reference(tok, "tokenizer.json written from tokenizer.bin", 1);
 }
 
 /* ---- tokenizer.json against @huggingface/tokenizers ---------------------------------------- */
@@ -981,7 +1012,7 @@ TEST(tok_shared_across_threads) {
 
 /* tests/fixtures/tokenizer/llamacpp: vocab-only GGUF files from llama.cpp's models/ with the
  * strings (.inp) and ids (.out) its test-tokenizer-0 expects (scripts/llamacpp-vocab-fixtures.sh) */
-static void check_llamacpp(const char *vocab, rl_tok_kind kind) {
+static void check_llamacpp_via(const char *vocab, rl_tok_kind kind, int via_hf) {
     char *base = t_fmt("%s/tests/fixtures/tokenizer/llamacpp/ggml-vocab-%s.gguf", t_root(), vocab);
     char *dir = t_tmpdir();
     char *cmd = t_fmt("xz -dc '%s.xz' > '%s/v.gguf'", base, dir);
@@ -993,6 +1024,7 @@ static void check_llamacpp(const char *vocab, rl_tok_kind kind) {
     CHECK_MSG(st == RL_OK, "load %s: %s", vocab, err.msg);
     if (!tok) exit(1);
     CHECK_EQ_INT(rl_tok_kind_of(tok), kind);
+    if (via_hf) tok = via_hf_json(tok, RL_TOK_BPE_SPM);
     char *inp, *outs;
     size_t il, ol;
     CHECK_OK(rl_file_read(inp_path, 0, &inp, &il, &err));
@@ -1038,7 +1070,32 @@ static void check_llamacpp(const char *vocab, rl_tok_kind kind) {
     rl_tok_free(tok);
 }
 
+static void check_llamacpp(const char *vocab, rl_tok_kind kind) { check_llamacpp_via(vocab, kind, 0); }
+
 TEST(tok_llamacpp_phi3_spm) { check_llamacpp("phi-3", RL_TOK_SPM_SCORES); }
+/* a GGUF "llama" vocabulary written as tokenizer.json gives llama.cpp's ids too */
+TEST(tok_llamacpp_phi3_saved_as_tokenizer_json) { check_llamacpp_via("phi-3", RL_TOK_SPM_SCORES, 1); }
+
+/* a tokenizer read from tokenizer.json is written back as it was read */
+TEST(tok_save_hf_copies_tokenizer_json) {
+    char *src = t_fmt("%s/tests/fixtures/tokenizer/mini-spm", t_root()), *dir = t_tmpdir();
+    rl_tokenizer *tok = NULL;
+    rl_error err = {0};
+    CHECK_OK(rl_tok_load(&tok, src, &err));
+    CHECK_OK(rl_tok_save_hf(tok, dir, &err));
+    const char *names[] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 2; i++) {
+        char *a = t_fmt("%s/%s", src, names[i]), *b = t_fmt("%s/%s", dir, names[i]), *da, *db;
+        size_t la, lb;
+        CHECK_OK(rl_file_read(a, 0, &da, &la, &err));
+        CHECK_OK(rl_file_read(b, 0, &db, &lb, &err));
+        CHECK_MSG(la == lb && memcmp(da, db, la) == 0, "%s differs from the source", names[i]);
+        free(da), free(db), free(a), free(b);
+    }
+    rl_tok_free(tok);
+    free(src);
+    free(dir);
+}
 TEST(tok_llamacpp_gpt2_bpe) { check_llamacpp("gpt-2", RL_TOK_BPE_BYTES); }
 TEST(tok_llamacpp_bert_wpm) { check_llamacpp("bert-bge", RL_TOK_WORDPIECE); }
 

@@ -882,3 +882,41 @@ TEST(vecindex_churn_keeps_every_vector_reachable) {
     free(q);
     gen_free(&g);
 }
+
+/* A loaded int8 index reads float rows with pread (rescoring, exact scans): the same ids and
+ * distances as the index in memory, through the graph, an allow-list (exact) and a predicate. */
+TEST(vecindex_int8_loaded_reads_floats_from_the_file) {
+    int d = 24;
+    gen g = gen_new(d, 23);
+    size_t n = 2500, nq = 30;
+    float *x = gen_draw(&g, n), *q = gen_draw(&g, nq);
+    rl_vindex *vi = build(d, RL_VI_L2, RL_VI_INT8, 8, 60, x, n, 2);
+    char *path = t_fmt("%s/i8.idx", t_tmpdir());
+    rl_error err = {0};
+    CHECK_OK(rl_vindex_save(vi, path, &err));
+    rl_vindex *lo = NULL;
+    CHECK_OK(rl_vindex_load(&lo, path, &err));
+    if (!lo) return;
+    CHECK(same_results(vi, lo, q, nq, d));
+    uint64_t allow[40];
+    for (int i = 0; i < 40; i++) allow[i] = (uint64_t)i * 61 * 7 + 3; /* ids are 7 i + 3 */
+    rl_vi_hit ha[10], hb[10];
+    int na, nb, same = 1;
+    for (size_t i = 0; i < nq; i++) {
+        rl_vi_search_opts o = {.ef = 32, .allow = allow, .n_allow = 40};
+        CHECK_OK(rl_vindex_search(vi, NULL, q + i * d, 10, &o, ha, &na, NULL));
+        CHECK_OK(rl_vindex_search(lo, NULL, q + i * d, 10, &o, hb, &nb, NULL));
+        same &= na == nb && na == 10;
+        for (int j = 0; j < na && j < nb; j++) same &= ha[j].id == hb[j].id && ha[j].dist == hb[j].dist && ((ha[j].id - 3) / 7) % 61 == 0;
+        rl_vi_search_opts p = {.ef = 32, .filter = keep_mod, .filter_ctx = (void *)(uintptr_t)3};
+        CHECK_OK(rl_vindex_search(vi, NULL, q + i * d, 10, &p, ha, &na, NULL));
+        CHECK_OK(rl_vindex_search(lo, NULL, q + i * d, 10, &p, hb, &nb, NULL));
+        same &= na == nb;
+        for (int j = 0; j < na && j < nb; j++) same &= ha[j].id == hb[j].id && ha[j].dist == hb[j].dist;
+    }
+    CHECK(same);
+    rl_vindex_free(lo);
+    rl_vindex_free(vi);
+    free(x), free(q);
+    gen_free(&g);
+}

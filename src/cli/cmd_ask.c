@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/project.h"
 #include "infer/infer.h"
 #include "serve/serve.h"
 
@@ -75,8 +76,21 @@ int cmd_ask(int argc, char **argv) {
     rl_hit *hits = NULL;
     size_t n_hits = 0;
     rl_status s;
-    if (r.store) {
-        s = rl_rag_prompt(r.cm.tok, r.cm.model.cfg.bos_id, r.store, q.data, (int)k, &ids, &n_ids, &hits, &n_hits, &err);
+    rl_embedder *emb = NULL;
+    rl_dense *dense = NULL;
+    if (r.store) { /* retrieval.mode, as search and eval: hybrid when there is an embedding model */
+        const char *mode = cli_retrieval_mode(&r.cfg);
+        if (strcmp(mode, "bm25") != 0) {
+            rl_error e2 = {0};
+            if (cli_dense_open(&r.cfg, &emb, &dense, &e2)) {
+                rl_warn("%s retrieval is off (%s): using bm25", mode, e2.msg);
+                mode = "bm25";
+            }
+        }
+        rl_search_opts so = {.mode = mode, .k = (int)k,
+                             .hybrid = {r.cfg.retrieval.rrf_k, r.cfg.retrieval.bm25_weight, r.cfg.retrieval.dense_weight}};
+        s = rl_search(r.store, dense, &so, q.data, &hits, &n_hits, &err);
+        if (!s) s = rl_rag_prompt_hits(r.cm.tok, r.cm.model.cfg.bos_id, hits, n_hits, q.data, &ids, &n_ids, &err);
     } else {
         rl_chat_msg m = {"user", q.data};
         s = rl_chat_prompt(r.cm.tok, r.cm.model.cfg.bos_id, &m, 1, &ids, &n_ids, &err);
@@ -121,6 +135,8 @@ int cmd_ask(int argc, char **argv) {
     rl_gen_result_free(&res);
     rl_infer_free(inf);
     rl_hits_free(hits, n_hits);
+    rl_dense_close(dense);
+    rl_embedder_free(emb);
     free(ids);
     rl_buf_free(&q);
     cli_rag_close(&r);

@@ -13,7 +13,8 @@
 #include "train/train.h"
 
 static const char *USAGE = "[--shape smollm2-135m|stories260k] [--mode lora|full] [--seq T] [--steps N] [--rank R] [--threads N] [--ckpt] [--bf16]\n"
-                            "   or: raftlm bench ann --help   (vector index recall and speed)";
+                            "   or: raftlm bench ann --help   (vector index recall and speed)\n"
+                            "   or: raftlm bench embed --help (sentence-encoder throughput)";
 
 static void shape_config(rl_model_config *c, const char *shape) {
     memset(c, 0, sizeof *c);
@@ -51,6 +52,7 @@ static double sgemm_gflops(int n, rl_gemm_impl impl, rl_pool *pool) {
 
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "ann") == 0) return bench_ann(argc - 1, argv + 1); /* bench_ann.c */
+    if (argc >= 2 && strcmp(argv[1], "embed") == 0) return bench_embed(argc - 1, argv + 1); /* bench_embed.c */
     static const struct option opts[] = {
         {"shape", required_argument, 0, 's'}, {"mode", required_argument, 0, 'm'}, {"seq", required_argument, 0, 'T'},
         {"steps", required_argument, 0, 'n'}, {"rank", required_argument, 0, 'r'}, {"threads", required_argument, 0, 'j'},

@@ -51,8 +51,13 @@ int cmd_export(int argc, char **argv) {
             char *folder = rl_path_dirname(dst);
             if (!strcmp(to, "gguf")) s = rl_mkdir_p(folder, &err);
             free(folder);
-            if (!s && !strcmp(to, "hf")) s = rl_model_save_hf(&cm.model, dst, &err);
-            else if (!s) {
+            if (!s && !strcmp(to, "hf")) {
+                s = rl_model_save_hf(&cm.model, dst, &err);
+                char ext[16];
+                rl_path_ext(cfg.base_model, ext, sizeof ext);
+                const char *own = rl_path_is_dir(cfg.base_model) || !strcmp(ext, "gguf") ? cfg.base_model : NULL;
+                if (!s) cli_save_tokenizer(cfg.tokenizer ? cfg.tokenizer : own, dst);
+            } else if (!s) {
                 cli_vocab vb = {0};
                 char ext[16];
                 const char *tokp = cfg.tokenizer;

@@ -42,6 +42,7 @@ int cmd_generate(int argc, char **argv) {
         }
     }
     if (!model || optind < argc || (prompt && tokens)) return cli_usage("generate", USAGE);
+    if (!tokp) tokp = cli_model_tokenizer(model); // an HF folder carries its tokenizer
     if (prompt && !tokp) {
         fprintf(stderr, "raftlm: generate: --prompt needs --tokenizer (or give --tokens)\n");
         return 2;

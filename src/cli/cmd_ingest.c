@@ -79,7 +79,7 @@ int cmd_ingest(int argc, char **argv) {
     if (rl_ingest(store, &io, &rep, &err)) goto fail;
     if (cfg.retrieval.embedding_model) { /* dense retrieval: vectors for new chunks, then the index */
         rl_embedder *emb;
-        if (rl_embedder_open(&emb, cfg.retrieval.embedding_model, cfg.retrieval.embedding_tokenizer, cfg.threads, &err)) goto fail;
+        if (cli_embedder_open(&cfg, &emb, &err)) goto fail;
         char *idx = rl_path_join(cfg.output_dir, "vectors.idx");
         int64_t n_emb;
         rl_status es = rl_store_embed(store, emb, idx, &n_emb, &err);

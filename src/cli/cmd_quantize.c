@@ -1,4 +1,4 @@
-/* cmd_quantize.c - `raftlm quantize IN OUT [--type q8_0|f16|f32] [--tokenizer T] [--lora DIR]`:
+/* cmd_quantize.c - `raftlm quantize IN OUT [--type q8_0|q4_0|q4_k|q6_k|f16|f32] [--tokenizer T] [--lora DIR]`:
  * a model (any format raftlm loads, optionally with an adapter merged) written as a GGUF file
  * with quantized matrices, which llama.cpp and `raftlm serve` load. The same as
  * `raftlm convert IN OUT --to gguf --type TYPE`, with q8_0 as the default type.
@@ -12,11 +12,11 @@ int cmd_quantize(int argc, char **argv) {
     int has_type = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("usage: raftlm quantize IN OUT [--type q8_0|f16|f32] [--tokenizer tokenizer.bin] [--lora DIR]\n");
+            printf("usage: raftlm quantize IN OUT [--type q8_0|q4_0|q4_k|q6_k|f16|f32] [--tokenizer tokenizer.bin|tokenizer.json|DIR] [--lora DIR]\n");
             return 0;
         }
         if (strcmp(argv[i], "--to") == 0 || strncmp(argv[i], "--to=", 5) == 0)
-            return cli_usage("quantize", "IN OUT [--type q8_0|f16|f32] [--tokenizer tokenizer.bin] [--lora DIR]");
+            return cli_usage("quantize", "IN OUT [--type q8_0|q4_0|q4_k|q6_k|f16|f32] [--tokenizer tokenizer.bin|tokenizer.json|DIR] [--lora DIR]");
         has_type |= strcmp(argv[i], "--type") == 0 || strncmp(argv[i], "--type=", 7) == 0;
     }
     char **v = rl_xcalloc((size_t)argc + 6, sizeof *v);

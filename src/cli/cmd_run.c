@@ -7,8 +7,10 @@
  * the training data, the trained model) is the one of their last successful run, recorded in
  * <output_dir>/run_state.json (written atomically after each stage). So a touched document
  * reruns exactly what depends on it. --from / --only / --force override. */
+#include <dirent.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +32,8 @@ static const char *usage_text =
 enum { ST_INGEST, ST_SYNTH, ST_TRAIN, ST_EVAL, ST_EXPORT, N_STAGES };
 static const char *const stage_names[N_STAGES] = {"ingest", "synth", "train", "eval", "export"};
 
+static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
 /* sha256 of some files' contents (absent files count as empty), as hex. */
 static void hash_files(const char *const *paths, int n, const char *extra, char out[65]) {
     rl_buf all = {0};
@@ -46,6 +50,46 @@ static void hash_files(const char *const *paths, int n, const char *extra, char 
     if (extra) rl_buf_puts(&all, extra);
     rl_sha256_hex(all.data ? all.data : "", all.len, out);
     rl_buf_free(&all);
+}
+
+/* Adds what identifies a model's files to b: each file of path (a file, or the files of a
+ * folder) by its sha256 when under 64 MB, else by size and modification time (hashing
+ * gigabytes on every run would cost more than the eval it might skip). */
+static void fingerprint_path(rl_buf *b, const char *path) {
+    if (!path) return;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        rl_buf_printf(b, "%s=absent;", path);
+        return;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        char **names = NULL;
+        size_t n = 0;
+        while (d && (e = readdir(d)))
+            if (e->d_name[0] != '.') names = rl_xrealloc(names, (n + 1) * sizeof *names), names[n++] = rl_xstrdup(e->d_name);
+        if (d) closedir(d);
+        if (n) qsort(names, n, sizeof *names, cmp_name);
+        for (size_t i = 0; i < n; i++) {
+            char *f = rl_path_join(path, names[i]);
+            if (!rl_path_is_dir(f)) fingerprint_path(b, f); /* checkpoints/ and the like are not the model */
+            free(f);
+            free(names[i]);
+        }
+        free(names);
+        return;
+    }
+    char h[65] = "";
+    char *data;
+    size_t len;
+    if (st.st_size < (64 << 20) && rl_file_read(path, 0, &data, &len, NULL) == RL_OK) {
+        rl_sha256_hex(data, len, h);
+        free(data);
+        rl_buf_printf(b, "%s=%s;", path, h);
+    } else {
+        rl_buf_printf(b, "%s=%lld@%lld.%09ld;", path, (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+    }
 }
 
 /* Runs a verb in this process, as `raftlm VERB ARGS...` would. */
@@ -125,11 +169,10 @@ int cmd_run(int argc, char **argv) {
     char *export_dir = rl_path_join(cfg.output_dir, "export");
     char *train_ds = rl_path_join(ds_dir, "raft_train.jsonl"), *eval_q = rl_path_join(ds_dir, "eval_test.jsonl");
     char *adapter = rl_path_join(train_dir, "adapter_model.safetensors"), *full = rl_path_join(train_dir, "model.safetensors");
-    char *eval_out = rl_path_join(cfg.output_dir, "eval.json");
+    char *eval_out = rl_path_join(cfg.output_dir, "eval.json"), *report_out = rl_path_join(cfg.output_dir, "report.html");
     const char *status[N_STAGES] = {0};
     double seconds[N_STAGES] = {0};
     int code = 0;
-    int lora = strcmp(cfg.adapter, "lora") == 0;
     for (int st = 0; st < N_STAGES && !code; st++) {
         if (st < first || st > last) {
             status[st] = "not asked";
@@ -144,8 +187,26 @@ int cmd_run(int argc, char **argv) {
             const char *in[] = {cfg_path, train_ds};
             hash_files(in, 2, cfg.base_model, fp);
         } else if (st == ST_EVAL) {
-            const char *in[] = {cfg_path, eval_q, adapter, full};
-            hash_files(in, 4, NULL, fp);
+            /* the config (eval.models, eval.k_sweep, ...), the questions, and every evaluated
+             * model's files (the trained result among them) */
+            rl_buf models_fp = {0};
+            cli_eval_model *em = NULL;
+            int n_em = 0;
+            rl_error merr = {0};
+            if (cli_eval_models(&cfg, NULL, &em, &n_em, &merr) == RL_OK) {
+                for (int i = 0; i < n_em; i++) {
+                    rl_buf_printf(&models_fp, "model %s;", em[i].name);
+                    fingerprint_path(&models_fp, em[i].model);
+                    fingerprint_path(&models_fp, em[i].lora);
+                    fingerprint_path(&models_fp, em[i].tokenizer);
+                }
+                cli_eval_models_free(em, n_em);
+            } else {
+                rl_buf_printf(&models_fp, "models: %s;", merr.msg); /* eval itself reports it */
+            }
+            const char *in[] = {cfg_path, eval_q, cfg.eval.questions, adapter, full};
+            hash_files(in, 5, models_fp.data, fp);
+            rl_buf_free(&models_fp);
             if (!rl_path_exists(eval_q) && !cfg.eval.questions) skip_reason = "no questions (synth wrote no test split)";
         } else if (st == ST_EXPORT) {
             const char *in[] = {adapter, full};
@@ -167,25 +228,22 @@ int cmd_run(int argc, char **argv) {
         case ST_SYNTH: rc = run_verb(cmd_synth, "synth", "-c", cfg_path, NULL); break;
         case ST_TRAIN: rc = run_verb(cmd_train, "train", "-c", cfg_path, NULL); break;
         case ST_EVAL: {
-            /* the trained model when there is one, else the base model (or retrieval only) */
+            /* eval.models, else the base model and the trained result (or retrieval only); eval
+             * writes report.html and report.json beside eval.json */
             int saved = dup(STDOUT_FILENO);
             FILE *f = fopen(eval_out, "w");
             if (f && saved >= 0) {
                 fflush(stdout);
                 dup2(fileno(f), STDOUT_FILENO);
             }
-            if (cfg.base_model && lora && rl_path_exists(adapter))
-                rc = run_verb(cmd_eval, "eval", "-c", cfg_path, "--lora", train_dir, "--name", "raft", "--json", NULL);
-            else if (cfg.base_model && rl_path_exists(full))
-                rc = run_verb(cmd_eval, "eval", "-c", cfg_path, "--model", train_dir, "--name", "raft", "--json", NULL);
-            else rc = run_verb(cmd_eval, "eval", "-c", cfg_path, "--json", NULL);
+            rc = run_verb(cmd_eval, "eval", "-c", cfg_path, "--json", NULL);
             fflush(stdout);
             if (f && saved >= 0) {
                 dup2(saved, STDOUT_FILENO);
                 close(saved);
             }
             if (f) fclose(f);
-            if (!rc) rl_info("eval results: %s", eval_out);
+            if (!rc) rl_info("eval results: %s, report: %s", eval_out, report_out);
             break;
         }
         case ST_EXPORT: {
@@ -215,9 +273,10 @@ int cmd_run(int argc, char **argv) {
         if (seconds[st] > 0) fprintf(stderr, " %7.1f s", seconds[st]);
         fprintf(stderr, "\n");
     }
-    fprintf(stderr, "  outputs: store %s, datasets %s/, model %s/, eval %s, export %s/\n", db_path, ds_dir, train_dir, eval_out, export_dir);
+    fprintf(stderr, "  outputs: store %s, datasets %s/, model %s/, eval %s, report %s, export %s/\n", db_path, ds_dir, train_dir, eval_out,
+            report_out, export_dir);
     json_decref(state);
-    free(state_path), free(ds_dir), free(train_dir), free(export_dir), free(train_ds), free(eval_q), free(adapter), free(full), free(eval_out);
+    free(state_path), free(ds_dir), free(train_dir), free(export_dir), free(train_ds), free(eval_q), free(adapter), free(full), free(eval_out), free(report_out);
     free(db_path);
     free(cfg_path);
     rl_config_free(&cfg);

@@ -35,6 +35,7 @@ int cmd_score(int argc, char **argv) {
         }
     }
     if (!model || optind < argc || !!text == !!tokens) return cli_usage("score", USAGE);
+    if (!tokp) tokp = cli_model_tokenizer(model); // an HF folder carries its tokenizer
     if (text && !tokp) {
         fprintf(stderr, "raftlm: score: --text needs --tokenizer (or give --tokens)\n");
         return 2;

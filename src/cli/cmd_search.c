@@ -10,13 +10,14 @@
 #include "cli/project.h"
 
 static const char *usage_text =
-    "[-c raftlm.yaml | --store DIR] [-k N] [--mode bm25|dense|hybrid] [--json] QUERY...\n\n"
+    "[-c raftlm.yaml | --store DIR] [-k N] [--mode bm25|dense|hybrid] [--path-prefix P] [--json] QUERY...\n\n"
     "Ranks the store's chunks for QUERY (any text; read from stdin when absent) by BM25, by embedding\n"
     "similarity (dense) or both fused by reciprocal rank (hybrid; the default with an embedding model).\n"
     "  -c, --config FILE   project config (default ./raftlm.yaml)\n"
     "  --store DIR         a store folder (DIR/store.db) instead of a config\n"
     "  -k N                number of results (default retrieval.k, 5)\n"
     "  --mode M            bm25, dense or hybrid (default retrieval.mode)\n"
+    "  --path-prefix P     only chunks of documents whose path (as listed) starts with P\n"
     "  --json              one JSON object: {\"query\", \"results\": [{rank, score, chunk_id, doc, heading, text}]}\n";
 
 /* Prints text on one line (whitespace collapsed), at most max bytes around the first match,
@@ -50,8 +51,9 @@ static void print_snippet(const rl_hit *h, size_t max, const char *open, const c
 int cmd_search(int argc, char **argv) {
     static const struct option opts[] = {{"config", required_argument, 0, 'c'}, {"store", required_argument, 0, 's'},
                                          {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-                                         {"mode", required_argument, 0, 'M'},    {0, 0, 0, 0}};
-    const char *config = NULL, *store_dir = NULL, *mode = NULL;
+                                         {"mode", required_argument, 0, 'M'},    {"path-prefix", required_argument, 0, 'P'},
+                                         {0, 0, 0, 0}};
+    const char *config = NULL, *store_dir = NULL, *mode = NULL, *prefix = NULL;
     int k = 0, json = 0, c;
     while ((c = getopt_long(argc, argv, "c:k:h", opts, NULL)) != -1) {
         switch (c) {
@@ -66,6 +68,7 @@ int cmd_search(int argc, char **argv) {
             break;
         case 'j': json = 1; break;
         case 'M': mode = optarg; break;
+        case 'P': prefix = optarg; break;
         case 'h': printf("usage: raftlm search %s", usage_text); return 0;
         default: return cli_usage("search", usage_text);
         }
@@ -107,22 +110,20 @@ int cmd_search(int argc, char **argv) {
     }
     if (rl_store_open(&store, db_path, NULL, &err)) goto fail;
     if (!mode) mode = cli_retrieval_mode(&cfg);
-    if (strcmp(mode, "bm25") == 0) {
-        if (rl_search_bm25(store, query.data, k, &hits, &n_hits, &err)) goto fail;
-    } else if (strcmp(mode, "dense") == 0 || strcmp(mode, "hybrid") == 0) {
+    if (strcmp(mode, "bm25") != 0 && strcmp(mode, "dense") != 0 && strcmp(mode, "hybrid") != 0) {
+        rl_fail(&err, RL_EINVAL, "--mode must be bm25, dense or hybrid, got '%s'", mode);
+        goto fail;
+    }
+    if (strcmp(mode, "bm25") != 0) {
         if (!cfg.retrieval.embedding_model) {
             rl_fail(&err, RL_EINVAL, "--mode %s needs retrieval.embedding_model in the config", mode);
             goto fail;
         }
         if (cli_dense_open(&cfg, &emb, &dense, &err)) goto fail;
-        rl_hybrid_opts ho = {cfg.retrieval.rrf_k, cfg.retrieval.bm25_weight, cfg.retrieval.dense_weight};
-        if (mode[0] == 'd' ? rl_search_dense(store, dense, query.data, k, &hits, &n_hits, &err)
-                           : rl_search_hybrid(store, dense, &ho, query.data, k, &hits, &n_hits, &err))
-            goto fail;
-    } else {
-        rl_fail(&err, RL_EINVAL, "--mode must be bm25, dense or hybrid, got '%s'", mode);
-        goto fail;
     }
+    rl_search_opts so = {.mode = mode, .k = k, .path_prefix = prefix,
+                         .hybrid = {cfg.retrieval.rrf_k, cfg.retrieval.bm25_weight, cfg.retrieval.dense_weight}};
+    if (rl_search(store, dense, &so, query.data, &hits, &n_hits, &err)) goto fail;
     if (json) {
         json_t *results = json_array();
         for (size_t i = 0; i < n_hits; i++) {

@@ -106,9 +106,12 @@ void cli_rag_close(cli_rag *r) {
 static const char *USAGE =
     "[-c raftlm.yaml] [--model PATH] [--tokenizer PATH] [--lora DIR] [--store DIR | --no-store]\n"
     "       [--host ADDR] [--port N] [--parallel N] [--queue N] [--ctx N] [--max-tokens N] [--timeout S]\n"
-    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0|q4_0] [--threads N] [--adapter NAME=DIR]...\n\n"
+    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0|q4_0] [--threads N] [--adapter NAME=DIR]...\n"
+    "       [--embedding-model PATH]\n\n"
     "Serves the model over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models) plus\n"
-    "/v1/search, /health and /metrics; with a store, chat answers are grounded on retrieved chunks.\n"
+    "/v1/search, /v1/embeddings, /health and /metrics; with a store, chat answers are grounded on retrieved chunks.\n"
+    "/v1/embeddings and dense /v1/search use retrieval.embedding_model (or --embedding-model PATH) with the\n"
+    "configured query/passage prefixes; dense search needs the store's vectors.idx (`raftlm ingest`).\n"
     "--adapter NAME=DIR (repeatable) serves a PEFT adapter beside the model: requests naming NAME use it.\n"
     "Prints the address it listens on (a line 'listening on http://HOST:PORT'); --port 0 picks a free port.\n"
     "The API key comes from --api-key or the environment variable serve.api_key_env (RAFTLM_API_KEY);\n"
@@ -126,10 +129,11 @@ int cmd_serve(int argc, char **argv) {
         {"name", required_argument, 0, 'N'},      {"drain", required_argument, 0, 'd'},
         {"threads", required_argument, 0, 'j'},   {"conn-timeout", required_argument, 0, 'T'},
         {"quant", required_argument, 0, 'q'},     {"adapter", required_argument, 0, 'A'},
+        {"embedding-model", required_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
     };
     const char *config = NULL, *model = NULL, *tokp = NULL, *lora = NULL, *store = NULL, *host = NULL, *key = NULL,
-               *name = NULL, *quant = NULL;
+               *name = NULL, *quant = NULL, *emb_model = NULL;
     long port = -1, parallel = 0, queue = -1, ctx = 0, max_tokens = 0, threads = 0, conn_timeout = 0;
     double timeout = 0, drain = 30;
     int no_store = 0, c, n_ad = 0;
@@ -147,6 +151,7 @@ int cmd_serve(int argc, char **argv) {
         case 'a': key = optarg; break;
         case 'N': name = optarg; break;
         case 'q': quant = optarg; break;
+        case 'E': emb_model = optarg; break;
         case 'A':
             if (n_ad == 32 || !strchr(optarg, '=') || optarg[0] == '=') return cli_usage("serve", USAGE);
             ad_arg[n_ad++] = optarg;
@@ -233,6 +238,28 @@ int cmd_serve(int argc, char **argv) {
     }
     o.adapters = ads;
     o.n_adapters = n_loaded;
+    // retrieval's embedder: /v1/embeddings, and dense/hybrid /v1/search over the store's index
+    rl_embedder *emb = NULL;
+    rl_dense *dense = NULL;
+    if (!s && emb_model) {
+        free(r.cfg.retrieval.embedding_model);
+        r.cfg.retrieval.embedding_model = rl_xstrdup(emb_model);
+    }
+    if (!s && r.cfg.retrieval.embedding_model) {
+        if (!(s = cli_embedder_open(&r.cfg, &emb, &err)) && r.store) {
+            char *db = store ? rl_path_join(store, "store.db") : rl_config_store_path(&r.cfg);
+            char *sdir = rl_path_dirname(db), *idx = rl_path_join(sdir, "vectors.idx");
+            rl_error e2 = {0};
+            if (rl_dense_open(&dense, emb, idx, &e2)) rl_warn("dense search is off: %s", e2.msg);
+            free(db), free(sdir), free(idx);
+        }
+        o.embedder = emb;
+        o.dense = dense;
+        o.embedding_name = rl_path_basename(r.cfg.retrieval.embedding_model);
+        if (!*o.embedding_name) o.embedding_name = "embedding";
+    }
+    o.search_mode = r.cfg.retrieval.mode;
+    o.hybrid = (rl_hybrid_opts){r.cfg.retrieval.rrf_k, r.cfg.retrieval.bm25_weight, r.cfg.retrieval.dense_weight};
     o.q = r.q;
     if (!s) s = rl_server_ready(srv, &r.cm.model, r.cm.tok, r.store, &o, &err);
     if (!s) {
@@ -245,6 +272,8 @@ int cmd_serve(int argc, char **argv) {
         if (left) rl_warn("%d requests still running after %g s; cancelling them", left, drain);
     }
     rl_server_stop(srv);
+    rl_dense_close(dense);
+    rl_embedder_free(emb);
     for (int a = 0; a < n_ad; a++) {
         if (a < n_loaded) rl_lora_free(&ad_lora[a]);
         free(ad_names[a]);

@@ -111,6 +111,8 @@ int cmd_train(int argc, char **argv) {
                 printf("trained %d steps: train loss %.4f -> %.4f, eval loss %.4f -> %.4f; wrote %s\n", r.steps, r.first_loss,
                        r.last_loss, r.first_eval_loss, r.eval_loss, out);
             else printf("trained %d steps: train loss %.4f -> %.4f; wrote %s\n", r.steps, r.first_loss, r.last_loss, out);
+            // a full fine-tune is a model folder of its own: it gets the tokenizer too
+            if (!lora) cli_save_tokenizer(cfg.tokenizer ? cfg.tokenizer : rl_path_is_dir(cfg.base_model) ? cfg.base_model : NULL, out);
         }
     }
     rl_dataset_free(&val);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <jansson.h>
 #include <yaml.h>
 
 typedef enum {
@@ -26,6 +27,8 @@ typedef enum {
     F_STRLIST,
     F_PATHLIST,
     F_DATASETS, /* list of mappings, see dataset_fields */
+    F_INTLIST,  /* rl_intlist; min/max bound every item */
+    F_EVAL_MODELS, /* list of mappings, see eval_model_fields */
 } field_kind;
 
 typedef struct field {
@@ -104,9 +107,13 @@ static const field fields[] = {
      "bm25 (keyword), dense (embeddings), hybrid (both, fused by reciprocal rank); auto: hybrid with an embedding model, else bm25"},
     {"retrieval.k", F_INT, O(retrieval.k), "5", 1, 1000, 0, "chunks retrieved per question"},
     {"retrieval.embedding_model", F_PATH, O(retrieval.embedding_model), "null", NONE, 0,
-     "embedding model for dense retrieval (any model raftlm loads; mean-pooled hidden states)"},
+     "embedding model for dense retrieval: a BERT-family sentence encoder (HF folder or GGUF; MiniLM, bge, e5, gte) or any model raftlm loads (mean-pooled hidden states)"},
     {"retrieval.embedding_tokenizer", F_PATH, O(retrieval.embedding_tokenizer), "null", NONE, 0,
      "tokenizer of the embedding model when it is not beside it"},
+    {"retrieval.query_prefix", F_STR, O(retrieval.query_prefix), "null", NONE, 0,
+     "text put before every query when embedding it (e5: \"query: \"; bge: its query instruction)"},
+    {"retrieval.passage_prefix", F_STR, O(retrieval.passage_prefix), "null", NONE, 0,
+     "text put before every chunk when embedding it (e5: \"passage: \"); changing either prefix re-embeds"},
     {"retrieval.rrf_k", F_INT, O(retrieval.rrf_k), "60", 1, 100000, 0, "hybrid: the k of reciprocal rank fusion, 1/(k + rank)"},
     {"retrieval.bm25_weight", F_FLOAT, O(retrieval.bm25_weight), "1.0", 0, 1000, 0, "hybrid: weight of the keyword ranking"},
     {"retrieval.dense_weight", F_FLOAT, O(retrieval.dense_weight), "1.0", 0, 1000, 0, "hybrid: weight of the embedding ranking"},
@@ -152,6 +159,11 @@ static const field fields[] = {
      "retrieval, closed_book, rag, oracle, raft"},
     {"eval.k", F_INT, O(eval.k), "5", 1, 1000, 0, "chunks retrieved per question"},
     {"eval.questions", F_PATH, O(eval.questions), "null", NONE, 0, "JSONL of question/answer[/oracle_doc]; null = the test split"},
+    /* the models compared and the k sweep (docs/eval-and-run.md) */
+    {"eval.models", F_EVAL_MODELS, O(eval.models), "", NONE, 0,
+     "models to compare, each {name, model, lora, tokenizer}; model may be a trained folder (out/train); empty = base_model and the trained result"},
+    {"eval.k_sweep", F_INTLIST, O(eval.k_sweep), "", 1, 50, 0, "rag and recall@k for each of these k (e.g. [1, 3, 5, 10]); empty = no sweep"},
+    {"eval.parallel", F_INT, O(eval.parallel), "0", 0, 64, 0, "questions answered at the same time, each by its own generator (0 = one per core)"},
 
     {"serve", F_SECTION, 0, 0, NONE, 0, "the OpenAI-compatible server"},
     {"serve.host", F_STR, O(serve.host), "127.0.0.1", NONE, 0, "address to bind (an API key is required off loopback)"},
@@ -176,6 +188,15 @@ static const field dataset_fields[] = {
     {"split", F_ENUM, D(split), "train", NONE, "train|validation|test", "which split this file is"},
 };
 #define N_DATASET_FIELDS (sizeof dataset_fields / sizeof dataset_fields[0])
+
+#define M(f) offsetof(rl_eval_model_cfg, f)
+static const field eval_model_fields[] = {
+    {"name", F_STR, M(name), "null", NONE, 0, "label in the results"},
+    {"model", F_PATH, M(model), "null", NONE, 0, "model file or folder, or a PEFT adapter folder; null = base_model"},
+    {"lora", F_PATH, M(lora), "null", NONE, 0, "PEFT adapter folder on model"},
+    {"tokenizer", F_PATH, M(tokenizer), "null", NONE, 0, "tokenizer when it is not the config's nor beside the model"},
+};
+#define N_EVAL_MODEL_FIELDS (sizeof eval_model_fields / sizeof eval_model_fields[0])
 
 /* ---- values ------------------------------------------------------------------------------ */
 
@@ -314,7 +335,7 @@ static void apply_defaults(const field *fs, size_t n, void *base, const char *di
     load_ctx c = {"(defaults)", dir, &err};
     for (size_t i = 0; i < n; i++) {
         const field *f = &fs[i];
-        if (f->kind == F_SECTION || f->kind == F_DATASETS) continue;
+        if (f->kind == F_SECTION || f->kind == F_DATASETS || f->kind == F_EVAL_MODELS || f->kind == F_INTLIST) continue;
         if (f->kind == F_STRLIST || f->kind == F_PATHLIST) {
             rl_strlist *l = (rl_strlist *)((char *)base + f->off);
             free_strlist(l);
@@ -354,6 +375,9 @@ static void free_fields(const field *fs, size_t n, void *base) {
             *(char **)p = NULL;
         } else if (f->kind == F_STRLIST || f->kind == F_PATHLIST) {
             free_strlist(p);
+        } else if (f->kind == F_INTLIST) {
+            free(((rl_intlist *)p)->items);
+            memset(p, 0, sizeof(rl_intlist));
         }
     }
 }
@@ -363,6 +387,8 @@ void rl_config_free(rl_config *cfg) {
     free_fields(fields, N_FIELDS, cfg);
     for (int i = 0; i < cfg->n_datasets; i++) free_fields(dataset_fields, N_DATASET_FIELDS, &cfg->datasets[i]);
     free(cfg->datasets);
+    for (int i = 0; i < cfg->eval.n_models; i++) free_fields(eval_model_fields, N_EVAL_MODEL_FIELDS, &cfg->eval.models[i]);
+    free(cfg->eval.models);
     free(cfg->file);
     free(cfg->dir);
     memset(cfg, 0, sizeof *cfg);
@@ -473,6 +499,59 @@ static rl_status load_value(load_ctx *c, yaml_document_t *doc, const field *f, v
         }
         return RL_OK;
     }
+    if (f->kind == F_INTLIST) {
+        rl_intlist *l = (rl_intlist *)((char *)base + f->off);
+        free(l->items);
+        memset(l, 0, sizeof *l);
+        if (v->type == YAML_SCALAR_NODE && is_null_scalar((const char *)v->data.scalar.value, v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
+            return RL_OK;
+        if (v->type != YAML_SEQUENCE_NODE) return key_error(c, line, key, "expected a list of integers such as [1, 3, 5], got %s", describe_node(v));
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            yaml_node_t *e = yaml_document_get_node(doc, *it);
+            if (e->type != YAML_SCALAR_NODE)
+                return key_error(c, (int)e->start_mark.line + 1, key, "list items must be integers, got %s", describe_node(e));
+            int x;
+            field one = *f;
+            one.kind = F_INT;
+            one.off = 0;
+            rl_status s = set_scalar(c, &one, &x, key, (const char *)e->data.scalar.value, 1, (int)e->start_mark.line + 1);
+            if (s) return s;
+            l->items = rl_xrealloc(l->items, (size_t)(l->n + 1) * sizeof *l->items);
+            l->items[l->n++] = x;
+        }
+        return RL_OK;
+    }
+    if (f->kind == F_EVAL_MODELS) {
+        rl_config *cfg = base;
+        if (v->type == YAML_SCALAR_NODE && is_null_scalar((const char *)v->data.scalar.value, 1)) return RL_OK;
+        if (v->type != YAML_SEQUENCE_NODE) return key_error(c, line, key, "expected a list of {name, model, lora, tokenizer}, got %s", describe_node(v));
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            yaml_node_t *e = yaml_document_get_node(doc, *it);
+            int eline = (int)e->start_mark.line + 1;
+            if (e->type != YAML_MAPPING_NODE) return key_error(c, eline, key, "each model must be a mapping such as {name: raft, model: out/train}");
+            cfg->eval.models = rl_xrealloc(cfg->eval.models, (size_t)(cfg->eval.n_models + 1) * sizeof *cfg->eval.models);
+            rl_eval_model_cfg *m = &cfg->eval.models[cfg->eval.n_models++];
+            memset(m, 0, sizeof *m);
+            for (yaml_node_pair_t *p = e->data.mapping.pairs.start; p < e->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(doc, p->key);
+                yaml_node_t *mv = yaml_document_get_node(doc, p->value);
+                int kline = (int)k->start_mark.line + 1;
+                char mkey[256];
+                snprintf(mkey, sizeof mkey, "eval.models[%d].%s", cfg->eval.n_models - 1,
+                         k->type == YAML_SCALAR_NODE ? (const char *)k->data.scalar.value : "?");
+                const field *mf =
+                    k->type == YAML_SCALAR_NODE ? find_field(eval_model_fields, N_EVAL_MODEL_FIELDS, (const char *)k->data.scalar.value) : NULL;
+                if (!mf) return key_error(c, kline, mkey, "unknown key (model keys: name, model, lora, tokenizer)");
+                if (mv->type != YAML_SCALAR_NODE) return key_error(c, kline, mkey, "expected a value, got %s", describe_node(mv));
+                rl_status s = set_scalar(c, mf, m, mkey, (const char *)mv->data.scalar.value, mv->data.scalar.style == YAML_PLAIN_SCALAR_STYLE, kline);
+                if (s) return s;
+            }
+            for (int i = 0; m->name && i < cfg->eval.n_models - 1; i++)
+                if (cfg->eval.models[i].name && strcmp(cfg->eval.models[i].name, m->name) == 0)
+                    return key_error(c, eline, key, "two models named \"%s\"", m->name);
+        }
+        return RL_OK;
+    }
     if (v->type != YAML_SCALAR_NODE) {
         const char *want = f->kind == F_INT ? "an integer" : f->kind == F_FLOAT ? "a number" : f->kind == F_BOOL ? "true or false" : "a value";
         return key_error(c, line, key, "expected %s, got %s", want, describe_node(v));
@@ -538,6 +617,77 @@ rl_status rl_config_load(rl_config *cfg, const char *path, rl_error *err) {
     return s;
 }
 
+/* ---- as JSON (for the report) ------------------------------------------------------------- */
+
+static void fields_to_json(json_t *obj, const field *fs, size_t n, const void *base, int nested) {
+    for (size_t i = 0; i < n; i++) {
+        const field *f = &fs[i];
+        const void *p = (const char *)base + f->off;
+        const char *dot = nested ? NULL : strchr(f->key, '.');
+        json_t *dst = obj;
+        if (dot) { /* "chunking.size" goes to {"chunking": {"size": ...}} */
+            char sec[64];
+            snprintf(sec, sizeof sec, "%.*s", (int)(dot - f->key), f->key);
+            dst = json_object_get(obj, sec);
+            if (!dst) json_object_set_new(obj, sec, dst = json_object());
+        }
+        const char *key = dot ? dot + 1 : f->key;
+        json_t *v = NULL;
+        switch (f->kind) {
+        case F_SECTION: continue;
+        case F_INT: v = json_integer(*(const int *)p); break;
+        case F_INT64: v = json_integer(*(const long long *)p); break;
+        case F_FLOAT: v = json_real(*(const double *)p); break;
+        case F_BOOL: v = json_boolean(*(const bool *)p); break;
+        case F_STR:
+        case F_PATH:
+        case F_ENUM: v = *(char *const *)p ? json_string(*(char *const *)p) : json_null(); break;
+        case F_STRLIST:
+        case F_PATHLIST: {
+            const rl_strlist *l = p;
+            v = json_array();
+            for (int k = 0; k < l->n; k++) json_array_append_new(v, json_string(l->items[k]));
+            break;
+        }
+        case F_INTLIST: {
+            const rl_intlist *l = p;
+            v = json_array();
+            for (int k = 0; k < l->n; k++) json_array_append_new(v, json_integer(l->items[k]));
+            break;
+        }
+        case F_DATASETS: {
+            const rl_config *cfg = base;
+            v = json_array();
+            for (int k = 0; k < cfg->n_datasets; k++) {
+                json_t *d = json_object();
+                fields_to_json(d, dataset_fields, N_DATASET_FIELDS, &cfg->datasets[k], 1);
+                json_array_append_new(v, d);
+            }
+            break;
+        }
+        case F_EVAL_MODELS: {
+            const rl_config *cfg = base;
+            v = json_array();
+            for (int k = 0; k < cfg->eval.n_models; k++) {
+                json_t *d = json_object();
+                fields_to_json(d, eval_model_fields, N_EVAL_MODEL_FIELDS, &cfg->eval.models[k], 1);
+                json_array_append_new(v, d);
+            }
+            break;
+        }
+        }
+        json_object_set_new(dst, key, v);
+    }
+}
+
+char *rl_config_to_json(const rl_config *cfg) {
+    json_t *o = json_object();
+    fields_to_json(o, fields, N_FIELDS, cfg, 0);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    return text; /* jansson allocates with malloc: free() releases it */
+}
+
 char *rl_config_store_path(const rl_config *cfg) { return rl_path_join(cfg->output_dir, "store.db"); }
 
 /* ---- the template --------------------------------------------------------------------------- */
@@ -600,6 +750,16 @@ char *rl_config_template(void) {
             rl_buf_printf(&b, "%s# %s\n%s# e.g.\n%s#   - path: out/datasets/raft_train.jsonl\n%s#     type: raft\n", indent, f->doc,
                           indent, indent, indent);
             rl_buf_printf(&b, "%s%s: []\n", indent, name);
+            continue;
+        }
+        if (f->kind == F_EVAL_MODELS) {
+            rl_buf_printf(&b, "%s# %s\n%s# e.g.\n%s#   - {name: base, model: models/student}\n%s#   - {name: raft, model: out/train}\n", indent,
+                          f->doc, indent, indent, indent);
+            rl_buf_printf(&b, "%s%s: []\n", indent, name);
+            continue;
+        }
+        if (f->kind == F_INTLIST) {
+            rl_buf_printf(&b, "%s# %s\n%s%s: []\n", indent, f->doc, indent, name);
             continue;
         }
         rl_buf_printf(&b, "%s# %s", indent, f->doc);

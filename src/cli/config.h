@@ -17,12 +17,25 @@ typedef struct rl_strlist {
     int n;
 } rl_strlist;
 
+typedef struct rl_intlist {
+    int *items;
+    int n;
+} rl_intlist;
+
 typedef struct rl_dataset_cfg {
     char *path;           /* JSONL file (resolved) */
     char *type;           /* completion | input_output | alpaca | chat_template | raft | tokenized */
     char *field_messages; /* for chat_template: the field holding the messages */
     char *split;          /* train | validation | test */
 } rl_dataset_cfg;
+
+/* One model of eval.models (paths resolved; NULL = not given). */
+typedef struct rl_eval_model_cfg {
+    char *name;      /* label in results and the report; NULL = the model's file name */
+    char *model;     /* model file/folder, or a PEFT adapter folder (then on base_model) */
+    char *lora;      /* a PEFT adapter folder applied on model */
+    char *tokenizer; /* when it is neither the config's tokenizer nor beside the model */
+} rl_eval_model_cfg;
 
 typedef struct rl_config {
     char *file; /* the config file as the user named it (for messages) */
@@ -71,6 +84,7 @@ typedef struct rl_config {
         char *mode; /* auto | bm25 | dense | hybrid */
         int k;
         char *embedding_model, *embedding_tokenizer;
+        char *query_prefix, *passage_prefix; /* put before queries / chunks when embedding; NULL = none */
         int rrf_k;
         double bm25_weight, dense_weight;
         bool stemming; /* porter stemming in the keyword index */
@@ -102,6 +116,10 @@ typedef struct rl_config {
         rl_strlist modes;
         int k;
         char *questions;
+        rl_eval_model_cfg *models; /* eval.models; n_models 0 = the default (base + trained) */
+        int n_models;
+        rl_intlist k_sweep;        /* k values for rag and recall@k; empty = no sweep */
+        int parallel;              /* questions answered at once; 0 = one per core */
     } eval;
     struct {
         char *host;
@@ -124,6 +142,9 @@ void rl_config_defaults(rl_config *cfg, const char *dir);
 void rl_config_free(rl_config *cfg);
 /* The full commented config with every key and its default (what `raftlm init` writes). */
 char *rl_config_template(void);
+/* The resolved config as a JSON object text (every key of the schema, paths resolved), for
+ * the report. Caller frees. */
+char *rl_config_to_json(const rl_config *cfg);
 /* <output_dir>/store.db; caller frees. */
 char *rl_config_store_path(const rl_config *cfg);
 

@@ -1,8 +1,10 @@
 /* model_util.c - what the model verbs (generate, score, ...) share: loading a model with an
  * optional LoRA adapter and tokenizer, and parsing token lists. */
 #include <cblas.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 
@@ -52,6 +54,27 @@ rl_status cli_model_open_config(cli_model *cm, const char *dir, const char *tok_
     cm->model.pool = cm->pool;
     openblas_set_num_threads(rl_pool_size(cm->pool));
     return RL_OK;
+}
+
+const char *cli_model_tokenizer(const char *model_path) {
+    if (!model_path || !rl_path_is_dir(model_path)) return NULL;
+    char *a = rl_path_join(model_path, "tokenizer.json"), *b = rl_path_join(model_path, "tokenizer.bin");
+    int found = rl_path_exists(a) || rl_path_exists(b);
+    free(a);
+    free(b);
+    return found ? model_path : NULL;
+}
+
+void cli_save_tokenizer(const char *tok_path, const char *dir) {
+    rl_error err = {0};
+    rl_tokenizer *tok = NULL;
+    if (!tok_path) {
+        rl_warn("%s has no tokenizer files (pass --tokenizer, or set tokenizer:, to write them)", dir);
+        return;
+    }
+    if (rl_tok_load(&tok, tok_path, &err) || rl_tok_save_hf(tok, dir, &err))
+        rl_warn("%s has no tokenizer files: %s", dir, err.msg);
+    rl_tok_free(tok);
 }
 
 void cli_model_close(cli_model *cm) {
@@ -108,6 +131,8 @@ rl_status cli_parse_tokens(const char *list, int32_t **out, size_t *n, rl_error 
 
 void cli_vocab_free(cli_vocab *vb) {
     for (int i = 0; vb->tokens && i < vb->v.n; i++) free(vb->tokens[i]);
+    for (int i = 0; vb->merges && i < vb->v.n_merges; i++) free(vb->merges[i]);
+    free(vb->merges);
     free(vb->tokens);
     free(vb->scores);
     free(vb->types);
@@ -151,8 +176,138 @@ rl_status cli_vocab_from_llama2c(cli_vocab *vb, const char *path, int n_vocab, r
     vb->v.tokens = (const char **)vb->tokens;
     vb->v.scores = vb->scores;
     vb->v.types = vb->types;
-    vb->v.bos = 1, vb->v.eos = 2, vb->v.unk = 0;
+    vb->v.bos = 1, vb->v.eos = 2, vb->v.unk = 0, vb->v.pad = -1;
     if (s) cli_vocab_free(vb);
     return s;
+}
+
+/* Appends the split regexes and pre-tokenizer types found under j (a pre_tokenizer tree). */
+static void pre_walk(json_t *j, rl_buf *b, int depth) {
+    if (depth > 8) return;
+    if (json_is_array(j)) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(j, i, v) pre_walk(v, b, depth + 1);
+    } else if (json_is_object(j)) {
+        const char *t = json_string_value(json_object_get(j, "type"));
+        const char *re = json_string_value(json_object_get(json_object_get(j, "pattern"), "Regex"));
+        if (t) rl_buf_printf(b, "<%s>", t);
+        if (re) rl_buf_printf(b, "%s\n", re);
+        pre_walk(json_object_get(j, "pretokenizers"), b, depth + 1);
+    }
+}
+
+/* llama.cpp's name for a byte-level BPE pre-tokenizer, from the tokenizer.json's split regex
+ * (llama.cpp's converter hashes sample encodings instead; the regexes are what differ), or
+ * NULL when the tokenizer is not byte-level. */
+static const char *bpe_pre_name(json_t *root) {
+    rl_buf b = {0};
+    pre_walk(json_object_get(root, "pre_tokenizer"), &b, 0);
+    const char *d = b.data ? b.data : "", *pre = NULL;
+    if (!strstr(d, "<ByteLevel>")) pre = NULL;
+    else if (strstr(d, "\\p{N}{1,3}")) pre = "llama-bpe";                        // Llama 3: digits in threes
+    else if (strstr(d, "[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}")) pre = "qwen2"; // Qwen2/3: single digits
+    else if (strstr(d, "<Digits>")) pre = "smollm";                               // SmolLM / StarCoder
+    else pre = "gpt-2";
+    rl_buf_free(&b);
+    return pre;
+}
+
+rl_status cli_vocab_from_tokenizer_json(cli_vocab *vb, const char *path, int n_vocab, rl_error *err) {
+    memset(vb, 0, sizeof *vb);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) return rl_fail(err, RL_EFORMAT, "%s: %s (line %d)", path, je.text, je.line);
+    json_t *model = json_object_get(root, "model"), *vocab = json_object_get(model, "vocab");
+    json_t *merges = json_object_get(model, "merges"), *added = json_object_get(root, "added_tokens");
+    rl_status s = RL_OK;
+    if (!json_is_object(vocab) || !json_is_array(merges) || strcmp(json_string_value(json_object_get(model, "type")) ?
+                                                                       json_string_value(json_object_get(model, "type")) : "", "BPE"))
+        s = rl_fail(err, RL_EUNSUPPORTED, "%s: not a BPE tokenizer.json (model.type BPE with vocab and merges)", path);
+    else if (!bpe_pre_name(root))
+        s = rl_fail(err, RL_EUNSUPPORTED, "%s: only byte-level BPE (GPT-2 style) is written as a GGUF gpt2 vocabulary", path);
+    if (s) {
+        json_decref(root);
+        return s;
+    }
+    vb->tokens = rl_xcalloc((size_t)n_vocab, sizeof *vb->tokens);
+    vb->types = rl_xcalloc((size_t)n_vocab, sizeof *vb->types);
+    vb->v.n = n_vocab;
+    const char *key;
+    json_t *val;
+    json_object_foreach(vocab, key, val) {
+        json_int_t id = json_integer_value(val);
+        if (!json_is_integer(val) || id < 0) {
+            s = rl_fail(err, RL_EFORMAT, "%s: vocab entry \"%.40s\" has no valid id", path, key);
+            break;
+        }
+        if (id >= n_vocab) continue; // the model is smaller than the tokenizer: checked below
+        free(vb->tokens[id]);
+        vb->tokens[id] = rl_xstrdup(key);
+        vb->types[id] = 1;
+    }
+    size_t i;
+    json_array_foreach(added, i, val) {
+        json_int_t id = json_integer_value(json_object_get(val, "id"));
+        const char *content = json_string_value(json_object_get(val, "content"));
+        if (!content || id < 0 || id >= n_vocab) continue;
+        free(vb->tokens[id]);
+        vb->tokens[id] = rl_xstrdup(content);
+        vb->types[id] = json_is_true(json_object_get(val, "special")) ? 3 : 4; // control / user-defined
+    }
+    int missing = 0;
+    for (int k = 0; k < n_vocab && !s; k++)
+        if (!vb->tokens[k]) {
+            char pad[32];
+            snprintf(pad, sizeof pad, "[PAD%d]", k);
+            vb->tokens[k] = rl_xstrdup(pad);
+            vb->types[k] = 4;
+            missing++;
+        }
+    if (!s && missing > n_vocab / 2)
+        s = rl_fail(err, RL_EFORMAT, "%s: %d of the model's %d ids are not in the tokenizer", path, missing, n_vocab);
+    size_t nm = json_array_size(merges);
+    vb->merges = rl_xcalloc(nm + 1, sizeof *vb->merges);
+    json_array_foreach(merges, i, val) {
+        if (s) break;
+        if (json_is_string(val)) vb->merges[i] = rl_xstrdup(json_string_value(val));
+        else if (json_is_array(val) && json_array_size(val) == 2 && json_is_string(json_array_get(val, 0)) &&
+                 json_is_string(json_array_get(val, 1))) {
+            rl_buf b = {0};
+            rl_buf_printf(&b, "%s %s", json_string_value(json_array_get(val, 0)), json_string_value(json_array_get(val, 1)));
+            vb->merges[i] = rl_buf_take(&b);
+        } else s = rl_fail(err, RL_EFORMAT, "%s: merge %zu is neither \"a b\" nor [a, b]", path, i);
+        vb->v.n_merges = (int)i + 1;
+    }
+    vb->v.model = "gpt2";
+    vb->v.pre = bpe_pre_name(root);
+    json_decref(root);
+    // BOS / EOS as the tokenizer module reads them (tokenizer_config.json beside the file)
+    rl_tokenizer *tok = NULL;
+    vb->v.bos = vb->v.eos = vb->v.unk = vb->v.pad = -1;
+    if (!s && !(s = rl_tok_load(&tok, path, err))) {
+        vb->v.bos = rl_tok_bos(tok) < n_vocab ? rl_tok_bos(tok) : -1;
+        vb->v.eos = rl_tok_eos(tok) < n_vocab ? rl_tok_eos(tok) : -1;
+        rl_tok_free(tok);
+    }
+    vb->v.tokens = (const char **)vb->tokens;
+    vb->v.types = vb->types;
+    vb->v.merges = (const char **)vb->merges;
+    if (s) cli_vocab_free(vb);
+    return s;
+}
+
+rl_status cli_vocab_load(cli_vocab *vb, const char *path, int n_vocab, rl_error *err) {
+    char buf[4096];
+    size_t n = strlen(path);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        snprintf(buf, sizeof buf, "%s/tokenizer.json", path);
+        if (rl_path_exists(buf)) return cli_vocab_from_tokenizer_json(vb, buf, n_vocab, err);
+        snprintf(buf, sizeof buf, "%s/tokenizer.bin", path);
+        return cli_vocab_from_llama2c(vb, buf, n_vocab, err);
+    }
+    if (n >= 5 && !strcmp(path + n - 5, ".json")) return cli_vocab_from_tokenizer_json(vb, path, n_vocab, err);
+    return cli_vocab_from_llama2c(vb, path, n_vocab, err);
 }
 

@@ -69,12 +69,18 @@ const char *cli_retrieval_mode(const rl_config *cfg) {
     return cfg->retrieval.embedding_model ? "hybrid" : "bm25";
 }
 
+rl_status cli_embedder_open(const rl_config *cfg, rl_embedder **emb, rl_error *err) {
+    rl_status s = rl_embedder_open(emb, cfg->retrieval.embedding_model, cfg->retrieval.embedding_tokenizer, cfg->threads, err);
+    if (!s) rl_embedder_set_prefixes(*emb, cfg->retrieval.query_prefix, cfg->retrieval.passage_prefix);
+    return s;
+}
+
 rl_status cli_dense_open(const rl_config *cfg, rl_embedder **emb, rl_dense **dense, rl_error *err) {
     *emb = NULL;
     *dense = NULL;
     if (!cfg->retrieval.embedding_model)
         return rl_fail(err, RL_EINVAL, "dense and hybrid search need retrieval.embedding_model in the config");
-    rl_status s = rl_embedder_open(emb, cfg->retrieval.embedding_model, cfg->retrieval.embedding_tokenizer, cfg->threads, err);
+    rl_status s = cli_embedder_open(cfg, emb, err);
     if (s) return s;
     char *idx = rl_path_join(cfg->output_dir, "vectors.idx");
     s = rl_dense_open(dense, *emb, idx, err);

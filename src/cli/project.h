@@ -20,6 +20,9 @@ rl_status cli_chunk_opts(const rl_config *cfg, rl_chunk_opts *opts, rl_tokenizer
 
 /* The configured retrieval mode with "auto" resolved: hybrid with an embedding model, else bm25. */
 const char *cli_retrieval_mode(const rl_config *cfg);
+/* Opens the embedder of retrieval.embedding_model (+ embedding_tokenizer) with the configured
+ * query and passage prefixes. */
+rl_status cli_embedder_open(const rl_config *cfg, rl_embedder **emb, rl_error *err);
 /* Opens the embedding model of retrieval.embedding_model and the vector index of the project
  * (<output_dir>/vectors.idx); the caller closes both (rl_dense_close, rl_embedder_free). */
 rl_status cli_dense_open(const rl_config *cfg, rl_embedder **emb, rl_dense **dense, rl_error *err);

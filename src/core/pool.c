@@ -1,9 +1,13 @@
 /* pool.c - a small fixed thread pool with one operation: a parallel for-loop.
  * Work is handed out one index at a time through an atomic counter, which balances uneven
- * items (files of different sizes) well enough; the caller's thread works too. */
+ * items (files of different sizes) well enough; the caller's thread works too.
+ * Waiting spins briefly (about 50 microseconds) before sleeping on a condition variable:
+ * decoding runs a few hundred short loops per token, and a futex sleep / wake-up per loop cost
+ * more than the loops themselves. */
 #include "core.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -18,8 +22,19 @@ struct rl_pool {
     void *ctx;
     size_t n;
     atomic_size_t next;
-    int generation, busy, quit;
+    atomic_int generation, busy;
+    int quit;
+    int spin; /* pause iterations before sleeping; RAFTLM_POOL_SPIN overrides (0: never spin) */
 };
+
+/* One step of a wait loop: a pause, and every 256 steps a yield, so that on a machine with
+ * more runnable threads than cores the thread we wait for gets the core. */
+static inline void spin_step(int k) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if ((k & 255) == 255) sched_yield();
+}
 
 int rl_cpu_count(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -46,13 +61,18 @@ static void *worker(void *arg) {
     free(wa);
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->quit && p->generation == seen) pthread_cond_wait(&p->cv_work, &p->mu);
+        if (atomic_load(&p->generation) == seen) { // spin a little before sleeping
+            pthread_mutex_unlock(&p->mu);
+            for (int k = 0; k < p->spin && atomic_load(&p->generation) == seen; k++) spin_step(k);
+            pthread_mutex_lock(&p->mu);
+        }
+        while (!p->quit && atomic_load(&p->generation) == seen) pthread_cond_wait(&p->cv_work, &p->mu);
         if (p->quit) break;
-        seen = p->generation;
+        seen = atomic_load(&p->generation);
         pthread_mutex_unlock(&p->mu);
         run_items(p, index);
         pthread_mutex_lock(&p->mu);
-        if (--p->busy == 0) pthread_cond_signal(&p->cv_done);
+        if (atomic_fetch_sub(&p->busy, 1) == 1) pthread_cond_signal(&p->cv_done);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -62,6 +82,8 @@ rl_pool *rl_pool_create(int n_threads) {
     if (n_threads <= 0) n_threads = rl_cpu_count();
     rl_pool *p = rl_xcalloc(1, sizeof *p);
     p->n_threads = n_threads;
+    const char *spin = getenv("RAFTLM_POOL_SPIN");
+    p->spin = spin ? atoi(spin) : 4096;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_work, NULL);
     pthread_cond_init(&p->cv_done, NULL);
@@ -91,13 +113,14 @@ void rl_pool_for(rl_pool *p, size_t n, void (*fn)(void *, size_t, int), void *ct
     p->ctx = ctx;
     p->n = n;
     atomic_store(&p->next, 0);
-    p->busy = p->n_threads - 1;
-    p->generation++;
+    atomic_store(&p->busy, p->n_threads - 1);
+    atomic_fetch_add(&p->generation, 1);
     pthread_cond_broadcast(&p->cv_work);
     pthread_mutex_unlock(&p->mu);
     run_items(p, 0);
+    for (int k = 0; k < p->spin && atomic_load(&p->busy) > 0; k++) spin_step(k);
     pthread_mutex_lock(&p->mu);
-    while (p->busy > 0) pthread_cond_wait(&p->cv_done, &p->mu);
+    while (atomic_load(&p->busy) > 0) pthread_cond_wait(&p->cv_done, &p->mu);
     pthread_mutex_unlock(&p->mu);
 }
 

@@ -64,10 +64,12 @@ void rl_eval_rank_metrics(int rank, rl_rank_metrics *m);
 
 /* ---- running ------------------------------------------------------------------------------- */
 
+#define RL_EVAL_MAX_K 50 /* recall@k is kept for k = 1..RL_EVAL_MAX_K */
+
 typedef struct rl_eval_retrieval {
-    int n;              /* questions with an oracle document */
-    double recall[11];  /* recall@k, k = 1..10 */
-    double mrr, ndcg10; /* means */
+    int n;                             /* questions with an oracle document */
+    double recall[RL_EVAL_MAX_K + 1];  /* recall@k, k = 1..RL_EVAL_MAX_K */
+    double mrr, ndcg10;                /* means */
 } rl_eval_retrieval;
 
 /* Retrieval of every question with an oracle_doc: documents ranked by their best chunk. With
@@ -76,31 +78,49 @@ typedef struct rl_eval_retrieval {
 rl_status rl_eval_retrieval_run(rl_store *store, const rl_eval_set *set, rl_dense *dense, int hybrid, const rl_hybrid_opts *ho,
                                 rl_eval_retrieval *out, rl_error *err);
 
-/* Generates text for a prompt (the user turn); returns a malloc'ed string or NULL on failure
- * with err set. */
-typedef char *(*rl_generate_fn)(void *ctx, const char *prompt, rl_error *err);
+/* Generates text for a prompt (the user turn); returns a malloc'ed string (and in *n_tokens the
+ * tokens generated) or NULL on failure with err set. */
+typedef char *(*rl_generate_fn)(void *ctx, const char *prompt, int *n_tokens, rl_error *err);
 
 typedef enum rl_eval_mode { RL_EVAL_CLOSED_BOOK, RL_EVAL_RAG, RL_EVAL_ORACLE } rl_eval_mode;
 
+/* One answering task: a mode at a k (rag: the retrieved top-k chunks; oracle: the oracle chunk
+ * and k-1 distractors; closed_book: k unused). */
+typedef struct rl_eval_task {
+    rl_eval_mode mode;
+    int k;
+} rl_eval_task;
+
 typedef struct rl_eval_answers {
     int n;
-    double em, f1, numeric_match, citation_validity, refusal_rate;
-    double tokens_per_s; /* filled by the caller if it knows; 0 otherwise */
-    double seconds;
+    double em, f1, numeric_match, citation_validity, refusal_rate; /* means over n */
+    long long tokens;                                              /* generated */
+    double seconds;                                                /* spent generating */
 } rl_eval_answers;
 
+#define RL_EVAL_MAX_WORKERS 64
+
 typedef struct rl_eval_answer_opts {
-    rl_eval_mode mode;
-    int k; /* retrieved chunks (rag) or documents shown (oracle: the oracle + k-1 distractors) */
+    const rl_eval_task *tasks;
+    int n_tasks;
     rl_generate_fn generate;
-    void *ctx;
-    /* optional: each question's prompt, generation and scores as JSON lines (for the report) */
-    rl_buf *samples;
-    int max_samples;
+    void *const *ctxs; /* one generator context per worker: generate is called on ctxs[w] from worker w's thread */
+    int n_workers;     /* questions answered at the same time (1..RL_EVAL_MAX_WORKERS) */
+    const char *model;    /* label written in each record; may be NULL */
+    rl_buf *records;      /* optional: one JSON line per question and task (see eval-and-run.md) */
+    rl_progress *bar;     /* optional: advanced by one per question and task */
 } rl_eval_answer_opts;
 
+/* Runs every task on every question and fills out[0..n_tasks). The documents of every question
+ * are looked up first (the store is used from the caller's thread only); then n_workers threads
+ * take one question at a time and run its tasks back to back (they share a prompt prefix, which
+ * the generator's cache reuses); scores and records follow in question order, so the results do
+ * not depend on the number of workers (as long as the generator does not). */
 rl_status rl_eval_answers_run(rl_store *store, const rl_eval_set *set, const rl_eval_answer_opts *o, rl_eval_answers *out, rl_error *err);
 
 const char *rl_eval_mode_name(rl_eval_mode m);
+/* The quotes (##begin_quote##...##end_quote##) of a generation; *n receives their count.
+ * Caller frees each and the array. */
+char **rl_eval_quotes(const char *generated, int *n);
 
 #endif

@@ -10,8 +10,9 @@
  *
  * Prompts go token by token through rl_model_decode (float32: the exact text of `raftlm
  * generate`), or in batches of PREFILL_T tokens through infer_prefill (prefill.c) when batching
- * is on. With quantized weights (rl_qmodel) decoding runs qdecode below: rl_model_decode's
- * computation with the matrix-vector products on Q8_0 / Q4_0 blocks.
+ * is on. With an rl_qmodel decoding runs qdecode below: rl_model_decode's computation with the
+ * matrix-vector products on its blocks (Q8_0, Q4_0, Q4_K, Q6_K or float32) over the context's
+ * thread pool.
  *
  * Not done: several sequences per cache, decoding steps batched across contexts. */
 #include <stdlib.h>
@@ -54,7 +55,8 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
         int big = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
         if (c->n_heads * c->head_dim > big) big = c->n_heads * c->head_dim;
         inf->q = o->q;
-        if (!(inf->xq = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)))
+        if (!(inf->xq = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)) ||
+            !(inf->xk = malloc((size_t)PREFILL_T * ((size_t)big / RL_QK_K + 1) * sizeof *inf->xk)))
             s = rl_fail(err, RL_ENOMEM, "generation context");
         if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
     }
@@ -74,6 +76,7 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
 void rl_infer_free(rl_infer *inf) {
     if (!inf) return;
     free(inf->xq);
+    free(inf->xk);
     free(inf->pf);
     if (inf->pool) rl_pool_free(inf->pool);
     rl_kv_free(&inf->kv);
@@ -115,13 +118,13 @@ rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, i
 /* ---- decoding with quantized weights -------------------------------------------------------- */
 
 typedef struct matvec_job {
-    const rl_qmat *w;
+    const infer_mm *mm;      /* n products sharing one input */
+    int n;
+    size_t first[8];         /* task index where product i starts (first[n] = all tasks) */
     const float *x;          /* (T, cols) float input, for float32 matrices */
-    const rl_block_q8_0 *xq; /* (T, cols/32) quantized input, for Q8_0 matrices */
-    float *out;              /* (T, rows) */
+    const void *xq, *xk;     /* (T, cols / block) the input as Q8_0 and as Q8_K blocks */
     int T;
-    rl_q8_0_dot_fn dot;
-    rl_q4_0_dot_fn dot4;
+    const rl_qmodel *q;      /* the kernels */
 } matvec_job;
 
 #define MATVEC_ROWS 16 /* weight rows per task */
@@ -130,43 +133,78 @@ typedef struct matvec_job {
  * Every output is the same dot product as with T = 1, so batching changes no bit. */
 static void matvec_rows(void *ctx, size_t task, int thread) {
     const matvec_job *j = ctx;
-    int rows = j->w->rows, r0 = (int)task * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < rows ? r0 + MATVEC_ROWS : rows;
-    int C = j->w->cols;
-    size_t nb = (size_t)C / RL_Q8_0_BLOCK;
-    if (j->w->type == RL_WTYPE_Q8_0) {
-        const rl_block_q8_0 *W = j->w->blocks;
+    const rl_qmodel *q = j->q;
+    int k = 0;
+    while (task >= j->first[k + 1]) k++;
+    const rl_qmat *w = j->mm[k].w;
+    int rows = w->rows, r0 = (int)(task - j->first[k]) * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < rows ? r0 + MATVEC_ROWS : rows;
+    int C = w->cols, T = j->T;
+    size_t nb = (size_t)C / RL_Q8_0_BLOCK, nk = (size_t)C / RL_QK_K;
+    float *out = j->mm[k].out;
+    switch (w->type) {
+    case RL_WTYPE_Q8_0: {
+        const rl_block_q8_0 *W = w->blocks, *X = j->xq;
         for (int r = r0; r < r1; r++)
-            for (int t = 0; t < j->T; t++) j->out[(size_t)t * rows + r] = j->dot(W + (size_t)r * nb, j->xq + t * nb, nb);
-    } else if (j->w->type == RL_WTYPE_Q4_0) {
-        const rl_block_q4_0 *W = j->w->blocks;
-        for (int r = r0; r < r1; r++)
-            for (int t = 0; t < j->T; t++) j->out[(size_t)t * rows + r] = j->dot4(W + (size_t)r * nb, j->xq + t * nb, nb);
-    } else {
-        for (int r = r0; r < r1; r++) {
-            const float *w = j->w->f32 + (size_t)r * C;
-            for (int t = 0; t < j->T; t++) {
-                const float *x = j->x + (size_t)t * C;
-                float s = 0.0f;
-                for (int i = 0; i < C; i++) s += w[i] * x[i];
-                j->out[(size_t)t * rows + r] = s;
-            }
-        }
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot(W + (size_t)r * nb, X + t * nb, nb);
+        break;
     }
+    case RL_WTYPE_Q4_0: {
+        const rl_block_q4_0 *W = w->blocks;
+        const rl_block_q8_0 *X = j->xq;
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot4(W + (size_t)r * nb, X + t * nb, nb);
+        break;
+    }
+    case RL_WTYPE_Q4_K: {
+        const rl_block_q4_k *W = w->blocks;
+        const rl_block_q8_k *X = j->xk;
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot4k(W + (size_t)r * nk, X + t * nk, nk);
+        break;
+    }
+    case RL_WTYPE_Q6_K: {
+        const rl_block_q6_k *W = w->blocks;
+        const rl_block_q8_k *X = j->xk;
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot6k(W + (size_t)r * nk, X + t * nk, nk);
+        break;
+    }
+    default:
+        for (int r = r0; r < r1; r++)
+            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dotf(w->f32 + (size_t)r * C, j->x + (size_t)t * C, (size_t)C);
+    }
+    if (j->mm[k].bias)
+        for (int t = 0; t < T; t++)
+            for (int r = r0; r < r1; r++) out[(size_t)t * rows + r] += j->mm[k].bias[r];
 }
 
-void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias) {
-    // out (T, rows) = x (T, cols) W^T (+ bias), x quantized first when W is Q8_0
-    size_t nb = (size_t)w->cols / RL_Q8_0_BLOCK;
-    if (w->type != RL_WTYPE_F32)
-        for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * nb, x + (size_t)t * w->cols, (size_t)w->cols);
-    matvec_job j = {.w = w, .x = x, .xq = inf->xq, .out = out, .T = T, .dot = inf->q->dot, .dot4 = inf->q->dot4};
-    size_t tasks = ((size_t)w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
+void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T) {
+    // every product: out (T, rows) = x (T, cols) W^T (+ bias); the input is quantized once per
+    // block format used, and all rows of all products go to the threads as one parallel loop
+    size_t C = (size_t)mm[0].w->cols;
+    int need8 = 0, needk = 0;
+    matvec_job j = {.mm = mm, .n = n, .x = x, .T = T, .q = inf->q};
+    for (int i = 0; i < n; i++) {
+        rl_wtype t = mm[i].w->type;
+        needk |= t == RL_WTYPE_Q4_K || t == RL_WTYPE_Q6_K;
+        need8 |= t == RL_WTYPE_Q8_0 || t == RL_WTYPE_Q4_0;
+        j.first[i + 1] = j.first[i] + ((size_t)mm[i].w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
+    }
+    if (needk)
+        for (int t = 0; t < T; t++) rl_q8_k_quantize(inf->xk + t * (C / RL_QK_K), x + t * C, C);
+    if (need8)
+        for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
+    j.xq = inf->xq;
+    j.xk = inf->xk;
+    size_t tasks = j.first[n];
     if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);
     else
         for (size_t t = 0; t < tasks; t++) matvec_rows(&j, t, 0);
-    if (bias)
-        for (int t = 0; t < T; t++)
-            for (int r = 0; r < w->rows; r++) out[(size_t)t * w->rows + r] += bias[r];
+}
+
+void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias) {
+    infer_mm mm = {w, out, bias};
+    infer_qmatmul_n(inf, &mm, 1, x, T);
 }
 
 static void qmatvec(rl_infer *inf, const rl_qmat *w, float *out, const float *x, const float *bias) {
@@ -195,17 +233,16 @@ static rl_status qdecode(rl_infer *inf, int token, int pos, float **logits, rl_e
         rl_params_linear(c, &m->w, l, RL_MOD_K, &w, &bk, &in, &out);
         rl_params_linear(c, &m->w, l, RL_MOD_V, &w, &bv, &in, &out);
         rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_att + (size_t)l * C, 1, C, c->norm_eps);
-        qmatvec(inf, &W[RL_MOD_Q], kv->q, kv->xb, bq);
-        qmatvec(inf, &W[RL_MOD_K], kc + (size_t)pos * KD, kv->xb, bk);
-        qmatvec(inf, &W[RL_MOD_V], vc + (size_t)pos * KD, kv->xb, bv);
+        infer_mm qkv[3] = {{&W[RL_MOD_Q], kv->q, bq}, {&W[RL_MOD_K], kc + (size_t)pos * KD, bk}, {&W[RL_MOD_V], vc + (size_t)pos * KD, bv}};
+        infer_qmatmul_n(inf, qkv, 3, kv->xb, 1);
         rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
         rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
         rl_attention_decode(kv->xb2, kv->att, kv->max_T, kv->q, kc, vc, pos + 1, NH, NKV, HD, scale);
         qmatvec(inf, &W[RL_MOD_O], kv->xb, kv->xb2, NULL);
         rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
         rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);
-        qmatvec(inf, &W[RL_MOD_GATE], kv->hb, kv->xb, NULL);
-        qmatvec(inf, &W[RL_MOD_UP], kv->hb2, kv->xb, NULL);
+        infer_mm gu[2] = {{&W[RL_MOD_GATE], kv->hb, NULL}, {&W[RL_MOD_UP], kv->hb2, NULL}};
+        infer_qmatmul_n(inf, gu, 2, kv->xb, 1);
         rl_swiglu_forward(kv->hb, kv->hb, kv->hb2, (size_t)F);
         qmatvec(inf, &W[RL_MOD_DOWN], kv->xb, kv->hb, NULL);
         rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);

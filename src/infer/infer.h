@@ -15,8 +15,9 @@
  *     a deadline / the caller's cancel flag, calling back with each piece of text as it becomes
  *     final (never half a UTF-8 character, never a part of a stop string).
  *
- *   - rl_qmodel: Q8_0 / Q4_0 copies of the matrices for faster decoding (AVX2 kernels with scalar
- *     references), and batched prompt processing (rl_infer_opts).
+ *   - rl_qmodel: Q8_0 / Q4_0 / Q4_K / Q6_K copies of the matrices (or the float32 ones) for faster
+ *     decoding over a thread pool (AVX2 / AVX-512 kernels with scalar references), and batched
+ *     prompt processing (rl_infer_opts).
  *
  * Threads: a model may be shared by many rl_infer contexts decoding at the same time (decode only
  * reads the weights; each context owns its cache and scratch). One rl_infer is used by one thread
@@ -152,7 +153,8 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
 
 /* ---- quantized weights -------------------------------------------------------------------- */
 
-typedef enum rl_wtype { RL_WTYPE_F32 = 0, RL_WTYPE_Q4_0 = 2, RL_WTYPE_Q8_0 = 8 } rl_wtype; /* GGUF's type numbers */
+/* GGUF's type numbers */
+typedef enum rl_wtype { RL_WTYPE_F32 = 0, RL_WTYPE_Q4_0 = 2, RL_WTYPE_Q8_0 = 8, RL_WTYPE_Q4_K = 12, RL_WTYPE_Q6_K = 14 } rl_wtype;
 
 #define RL_Q8_0_BLOCK 32
 /* GGUF's Q8_0 block: value i = fp16(d) * qs[i]. */
@@ -167,7 +169,8 @@ float rl_fp16_to_fp32(uint16_t h);
 void rl_q8_0_quantize(rl_block_q8_0 *out, const float *x, size_t n);
 void rl_q8_0_dequantize(float *out, const rl_block_q8_0 *blocks, size_t n);
 /* Dot product of nb blocks: the scalar reference, and the fastest kernel this CPU runs
- * ("avx2" or "scalar"; RAFTLM_NO_SIMD=1 forces the scalar one). */
+ * ("avx512vnni", "avx2" or "scalar"; RAFTLM_NO_AVX512=1 stops at AVX2, RAFTLM_NO_SIMD=1 forces the
+ * scalar one). */
 typedef float (*rl_q8_0_dot_fn)(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb);
 float rl_q8_0_dot_ref(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb);
 rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name);
@@ -185,12 +188,53 @@ typedef float (*rl_q4_0_dot_fn)(const rl_block_q4_0 *w, const rl_block_q8_0 *x, 
 float rl_q4_0_dot_ref(const rl_block_q4_0 *w, const rl_block_q8_0 *x, size_t nb);
 rl_q4_0_dot_fn rl_q4_0_dot_kernel(const char **name);
 
+/* ---- K-quants: super-blocks of 256 values (GGUF's layouts) -------------------------------- */
+
+#define RL_QK_K 256
+/* Q4_K: value = fp16(d) * s_g * q - fp16(dmin) * m_g for the eight groups g of 32 values, with
+ * 6-bit s_g, m_g packed in scales (see src/model/ggml_quant.c); q are nibbles: groups 2k and
+ * 2k+1 are the low and high nibbles of qs[32k .. 32k+31]. */
+typedef struct rl_block_q4_k {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[RL_QK_K / 2];
+} rl_block_q4_k;
+/* Q6_K: value i = fp16(d) * scales[i / 16] * (q - 32), q of 6 bits: 4 in ql, 2 in qh. */
+typedef struct rl_block_q6_k {
+    uint8_t ql[RL_QK_K / 2];
+    uint8_t qh[RL_QK_K / 4];
+    int8_t scales[RL_QK_K / 16];
+    uint16_t d;
+} rl_block_q6_k;
+/* Q8_K (activations only): value = d * qs[i]; bsums: the sums of each 16 qs. */
+typedef struct rl_block_q8_k {
+    float d;
+    int8_t qs[RL_QK_K];
+    int16_t bsums[RL_QK_K / 16];
+} rl_block_q8_k;
+/* x (n), out (n/256); n a multiple of 256. d = amax/127, values rounded to nearest. */
+void rl_q8_k_quantize(rl_block_q8_k *out, const float *x, size_t n);
+/* Dot products of nb super-blocks against Q8_K activations: references and this CPU's kernels. */
+typedef float (*rl_q4_k_dot_fn)(const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb);
+typedef float (*rl_q6_k_dot_fn)(const rl_block_q6_k *w, const rl_block_q8_k *x, size_t nb);
+float rl_q4_k_dot_ref(const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb);
+float rl_q6_k_dot_ref(const rl_block_q6_k *w, const rl_block_q8_k *x, size_t nb);
+rl_q4_k_dot_fn rl_q4_k_dot_kernel(const char **name);
+rl_q6_k_dot_fn rl_q6_k_dot_kernel(const char **name);
+/* float32 rows ("avx512", "avx2" or "scalar"). */
+typedef float (*rl_f32_dot_fn)(const float *a, const float *b, size_t n);
+float rl_f32_dot_ref(const float *a, const float *b, size_t n);
+rl_f32_dot_fn rl_f32_dot_kernel(const char **name);
+
 /* A quantized copy of a model's matrices (q, k, v, o, gate, up, down of every layer, lm_head),
  * shared read-only by any number of rl_infer contexts. Matrices whose input size is not a
  * multiple of 32 stay float32. The model must outlive it (embeddings, norms and biases are
  * read from it). A model with an unmerged LoRA adapter is RL_EUNSUPPORTED (merge it first). */
 typedef struct rl_qmodel rl_qmodel;
-/* type: RL_WTYPE_Q8_0 or RL_WTYPE_Q4_0. */
+/* type: RL_WTYPE_Q8_0, Q4_0, Q4_K or Q6_K; or RL_WTYPE_F32, which borrows the model's float32
+ * matrices (nothing copied) so that float32 decoding runs the same threaded kernels. A K type
+ * keeps matrices whose input size is not a multiple of 256 in the fallback llama.cpp's quantizer
+ * uses (Q4_K: Q4_0, Q6_K: Q8_0), or float32 when not a multiple of 32. */
 rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_error *err);
 void rl_qmodel_free(rl_qmodel *q);
 size_t rl_qmodel_bytes(const rl_qmodel *q); /* bytes of the matrices as used */

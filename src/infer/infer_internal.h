@@ -4,12 +4,12 @@
 
 #include "infer/infer.h"
 
-/* One matrix (rows, cols) = (out, in) of the model: a Q8_0 copy, or the float32 original
- * (borrowed from the model) when it cannot be quantized. */
+/* One matrix (rows, cols) = (out, in) of the model: a quantized copy, or the float32 original
+ * (borrowed from the model). */
 typedef struct rl_qmat {
     int rows, cols;
     rl_wtype type;     /* RL_WTYPE_F32: f32 is used */
-    void *blocks;      /* (rows, cols / 32) rl_block_q8_0 or rl_block_q4_0, owned */
+    void *blocks;      /* (rows, cols / block) blocks of the type, owned */
     const float *f32;  /* (rows, cols), borrowed */
 } rl_qmat;
 
@@ -20,6 +20,9 @@ struct rl_qmodel {
     rl_qmat lm_head;
     rl_q8_0_dot_fn dot;
     rl_q4_0_dot_fn dot4;
+    rl_q4_k_dot_fn dot4k;
+    rl_q6_k_dot_fn dot6k;
+    rl_f32_dot_fn dotf;
     const char *kernel;
 };
 
@@ -31,6 +34,7 @@ struct rl_infer {
     int n_cache;
     const rl_qmodel *q; /* quantized weights, or NULL */
     rl_block_q8_0 *xq;  /* (PREFILL_T, max(C, F, QD) / 32) activations quantized */
+    rl_block_q8_k *xk;  /* (PREFILL_T, max(C, F, QD) / 256) the same as Q8_K */
     rl_pool *pool;      /* owned; NULL = one thread */
     int batch;          /* prompts go through rl_infer_prefill in chunks */
     float *pf;          /* prefill scratch (owned, allocated on first use) */
@@ -40,6 +44,14 @@ struct rl_infer {
 
 /* out (T, rows) = x (T, cols) W^T (+ bias) with the context's threads (generate.c). */
 void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias);
+/* Several products of one input (q, k, v; gate, up) in one parallel loop, the input quantized
+ * once; n <= 7, all matrices with the same cols. */
+typedef struct infer_mm {
+    const rl_qmat *w;
+    float *out;        /* (T, w->rows) */
+    const float *bias; /* (w->rows) or NULL */
+} infer_mm;
+void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T);
 /* T <= PREFILL_T tokens at positions pos0.. through the cache in one batched forward; with
  * logits != NULL the last token's logits (prefill.c). */
 rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, float **logits, rl_error *err);

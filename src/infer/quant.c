@@ -1,6 +1,6 @@
 /* quant.c - Q8_0 weights for inference: quantization (GGUF's block layout: 32 int8 values and
- * one fp16 scale), the Q8_0 x Q8_0 dot product (a scalar reference, always built, and an AVX2
- * kernel chosen at run time when the CPU has it), and a quantized copy of a model's matrices
+ * one fp16 scale), the Q8_0 x Q8_0 dot product (a scalar reference, always built, and AVX-512
+ * VNNI / AVX2 kernels chosen at run time by what the CPU has), and a quantized copy of a model's matrices
  * (rl_qmodel) that rl_infer decodes with (qdecode in generate.c).
  *
  * As in llama.cpp, activations are quantized to Q8_0 on the fly before each matrix-vector
@@ -10,8 +10,8 @@
  *
  * Q4_0 (4-bit values, one fp16 scale per 32) works the same way against Q8_0 activations.
  *
- * Not done: Q4_K / Q6_K kernels, AVX-512 and NEON variants, matrices whose input size is not a
- * multiple of 32 (they stay float32). */
+ * Q4_K / Q6_K and float32 rows are in kquant.c. Not done: NEON variants; matrices whose input
+ * size is not a multiple of 32 stay float32. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,9 +104,19 @@ __attribute__((target("avx2,fma,f16c"))) static float dot_avx2(const rl_block_q8
 }
 #endif
 
+
+#if defined(__x86_64__)
+static float dot_avx512(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb);
+static int has_vnni512(void);
+#endif
+
 rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
+    if (!getenv("RAFTLM_NO_SIMD") && !getenv("RAFTLM_NO_AVX512") && has_vnni512()) {
+        if (name) *name = "avx512vnni";
+        return dot_avx512;
+    }
     if (!getenv("RAFTLM_NO_SIMD") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         if (name) *name = "avx2";
         return dot_avx2;
@@ -119,21 +129,8 @@ rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name) {
 /* ---- Q4_0 ---------------------------------------------------------------------------------- */
 
 void rl_q4_0_quantize(rl_block_q4_0 *out, const float *x, size_t n) {
-    // x (n), out (n / 32); llama.cpp's quantize_row_q4_0_ref
-    for (size_t b = 0; b < n / RL_Q8_0_BLOCK; b++) {
-        const float *v = x + b * RL_Q8_0_BLOCK;
-        float amax = 0.0f, max = 0.0f;
-        for (int i = 0; i < RL_Q8_0_BLOCK; i++)
-            if (fabsf(v[i]) > amax) amax = fabsf(v[i]), max = v[i];
-        float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        out[b].d = rl_fp32_to_fp16(d);
-        for (int i = 0; i < RL_Q8_0_BLOCK / 2; i++) {
-            int q0 = (int)(v[i] * id + 8.5f), q1 = (int)(v[i + 16] * id + 8.5f);
-            q0 = q0 < 0 ? 0 : q0 > 15 ? 15 : q0;
-            q1 = q1 < 0 ? 0 : q1 > 15 ? 15 : q1;
-            out[b].qs[i] = (uint8_t)(q0 | (q1 << 4));
-        }
-    }
+    // x (n), out (n / 32): the GGUF writer's quantizer (the same bytes in files and in memory)
+    rl_ggml_quantize_row(RL_WTYPE_Q4_0, out, x, n);
 }
 
 void rl_q4_0_dequantize(float *out, const rl_block_q4_0 *blocks, size_t n) {
@@ -178,9 +175,65 @@ __attribute__((target("avx2,fma,f16c"))) static float dot4_avx2(const rl_block_q
 }
 #endif
 
+#if defined(__x86_64__)
+#define VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+/* Two blocks per step: their 32 bytes side by side in a 512-bit register, vpdpbusd for the
+ * products (unsigned x signed, so |a| against b with a's sign), one fp32 scale per half. */
+VNNI512 static float dot_avx512(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t nb) {
+    __m512 acc = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m512i qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a[i].qs)),
+                                        _mm256_loadu_si256((const __m256i *)a[i + 1].qs), 1);
+        __m512i qb = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)b[i].qs)),
+                                        _mm256_loadu_si256((const __m256i *)b[i + 1].qs), 1);
+        __m512i sb = _mm512_mask_sub_epi8(qb, _mm512_movepi8_mask(qa), _mm512_setzero_si512(), qb);
+        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(qa), sb);
+        __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(_cvtsh_ss(a[i].d) * _cvtsh_ss(b[i].d)),
+                                        _mm512_set1_ps(_cvtsh_ss(a[i + 1].d) * _cvtsh_ss(b[i + 1].d)));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (i < nb) sum += dot_avx2(a + i, b + i, 1);
+    return sum;
+}
+
+VNNI512 static float dot4_avx512(const rl_block_q4_0 *w, const rl_block_q8_0 *x, size_t nb) {
+    // (q - 8) . x = q . x - 8 (sum of x): both with vpdpbusd, q as the unsigned side
+    __m512 acc = _mm512_setzero_ps();
+    const __m512i low = _mm512_set1_epi8(0xF), eight = _mm512_set1_epi8(8);
+    size_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        __m128i t0 = _mm_loadu_si128((const __m128i *)w[i].qs), t1 = _mm_loadu_si128((const __m128i *)w[i + 1].qs);
+        __m256i b0 = _mm256_inserti128_si256(_mm256_castsi128_si256(t0), _mm_srli_epi16(t0, 4), 1);
+        __m256i b1 = _mm256_inserti128_si256(_mm256_castsi128_si256(t1), _mm_srli_epi16(t1, 4), 1);
+        __m512i qw = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(b0), b1, 1), low);
+        __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x[i].qs)),
+                                        _mm256_loadu_si256((const __m256i *)x[i + 1].qs), 1);
+        __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), qw, qx);
+        __m512i sx = _mm512_dpbusd_epi32(_mm512_setzero_si512(), eight, qx);
+        __m512 d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(_cvtsh_ss(w[i].d) * _cvtsh_ss(x[i].d)),
+                                        _mm512_set1_ps(_cvtsh_ss(w[i + 1].d) * _cvtsh_ss(x[i + 1].d)));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(_mm512_sub_epi32(p, sx)), acc);
+    }
+    float sum = _mm512_reduce_add_ps(acc);
+    if (i < nb) sum += dot4_avx2(w + i, x + i, 1);
+    return sum;
+}
+
+static int has_vnni512(void) {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512vnni");
+}
+#endif
+
 rl_q4_0_dot_fn rl_q4_0_dot_kernel(const char **name) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
+    if (!getenv("RAFTLM_NO_SIMD") && !getenv("RAFTLM_NO_AVX512") && has_vnni512()) {
+        if (name) *name = "avx512vnni";
+        return dot4_avx512;
+    }
     if (!getenv("RAFTLM_NO_SIMD") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         if (name) *name = "avx2";
         return dot4_avx2;
@@ -192,20 +245,37 @@ rl_q4_0_dot_fn rl_q4_0_dot_kernel(const char **name) {
 
 /* ---- a quantized copy of a model ----------------------------------------------------------- */
 
+/* Bytes of one row of cols values of a type (0: the type does not fit cols). */
+static size_t qrow_bytes(rl_wtype type, int cols) {
+    switch (type) {
+    case RL_WTYPE_F32: return (size_t)cols * sizeof(float);
+    case RL_WTYPE_Q8_0: return cols % RL_Q8_0_BLOCK ? 0 : (size_t)cols / RL_Q8_0_BLOCK * sizeof(rl_block_q8_0);
+    case RL_WTYPE_Q4_0: return cols % RL_Q8_0_BLOCK ? 0 : (size_t)cols / RL_Q8_0_BLOCK * sizeof(rl_block_q4_0);
+    case RL_WTYPE_Q4_K: return cols % RL_QK_K ? 0 : (size_t)cols / RL_QK_K * sizeof(rl_block_q4_k);
+    case RL_WTYPE_Q6_K: return cols % RL_QK_K ? 0 : (size_t)cols / RL_QK_K * sizeof(rl_block_q6_k);
+    }
+    return 0;
+}
+
 static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wtype type, rl_error *err) {
     q->rows = rows;
     q->cols = cols;
     q->f32 = w;
     q->blocks = NULL;
     q->type = RL_WTYPE_F32;
-    if (cols % RL_Q8_0_BLOCK) return RL_OK; // stays float32
-    size_t nb = (size_t)cols / RL_Q8_0_BLOCK;
-    size_t bs = type == RL_WTYPE_Q4_0 ? sizeof(rl_block_q4_0) : sizeof(rl_block_q8_0);
-    q->blocks = malloc((size_t)rows * nb * bs);
+    // llama.cpp's fallbacks for rows that do not fit a K type's 256
+    if (!qrow_bytes(type, cols) && (type == RL_WTYPE_Q4_K || type == RL_WTYPE_Q6_K))
+        type = type == RL_WTYPE_Q4_K ? RL_WTYPE_Q4_0 : RL_WTYPE_Q8_0;
+    size_t rb = qrow_bytes(type, cols);
+    if (type == RL_WTYPE_F32 || !rb) return RL_OK; // stays float32
+    q->blocks = malloc((size_t)rows * rb);
     if (!q->blocks) return rl_fail(err, RL_ENOMEM, "quantized copy of a %d x %d matrix", rows, cols);
     for (int r = 0; r < rows; r++) {
-        if (type == RL_WTYPE_Q4_0) rl_q4_0_quantize((rl_block_q4_0 *)q->blocks + (size_t)r * nb, w + (size_t)r * cols, (size_t)cols);
-        else rl_q8_0_quantize((rl_block_q8_0 *)q->blocks + (size_t)r * nb, w + (size_t)r * cols, (size_t)cols);
+        uint8_t *dst = (uint8_t *)q->blocks + (size_t)r * rb;
+        const float *x = w + (size_t)r * cols;
+        if (type == RL_WTYPE_Q4_0) rl_q4_0_quantize((rl_block_q4_0 *)dst, x, (size_t)cols);
+        else if (type == RL_WTYPE_Q8_0) rl_q8_0_quantize((rl_block_q8_0 *)dst, x, (size_t)cols);
+        else rl_ggml_quantize_row((int)type, dst, x, (size_t)cols); // K types: the GGUF writer's quantizers
     }
     q->type = type;
     q->f32 = NULL;
@@ -214,8 +284,8 @@ static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wt
 
 rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_error *err) {
     *out = NULL;
-    if (type != RL_WTYPE_Q8_0 && type != RL_WTYPE_Q4_0)
-        return rl_fail(err, RL_EUNSUPPORTED, "only Q8_0 and Q4_0 weights are supported for inference");
+    if (type != RL_WTYPE_Q8_0 && type != RL_WTYPE_Q4_0 && type != RL_WTYPE_Q4_K && type != RL_WTYPE_Q6_K && type != RL_WTYPE_F32)
+        return rl_fail(err, RL_EUNSUPPORTED, "weights for inference: F32, Q8_0, Q4_0, Q4_K or Q6_K");
     if (m->lora) return rl_fail(err, RL_EUNSUPPORTED, "quantized inference with an unmerged LoRA adapter: merge it first");
     const rl_model_config *c = &m->cfg;
     rl_qmodel *q = calloc(1, sizeof *q);
@@ -236,18 +306,18 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
         rl_qmodel_free(q);
         return s;
     }
-    q->dot = rl_q8_0_dot_kernel(&q->kernel);
+    const char *k8, *kf;
+    q->dot = rl_q8_0_dot_kernel(&k8);
     q->dot4 = rl_q4_0_dot_kernel(NULL);
+    q->dot4k = rl_q4_k_dot_kernel(NULL);
+    q->dot6k = rl_q6_k_dot_kernel(NULL);
+    q->dotf = rl_f32_dot_kernel(&kf);
+    q->kernel = type == RL_WTYPE_F32 ? kf : k8;
     *out = q;
     return RL_OK;
 }
 
-static size_t qmat_bytes(const rl_qmat *q) {
-    size_t blocks = (size_t)q->rows * (q->cols / RL_Q8_0_BLOCK);
-    return q->type == RL_WTYPE_Q8_0   ? blocks * sizeof(rl_block_q8_0)
-           : q->type == RL_WTYPE_Q4_0 ? blocks * sizeof(rl_block_q4_0)
-                                      : (size_t)q->rows * q->cols * sizeof(float);
-}
+static size_t qmat_bytes(const rl_qmat *q) { return (size_t)q->rows * qrow_bytes(q->type, q->cols); }
 
 size_t rl_qmodel_bytes(const rl_qmodel *q) {
     size_t n = qmat_bytes(&q->lm_head);

@@ -1,7 +1,8 @@
 /* gguf.c - GGUF (v2/v3) models: a checked reader (metadata + tensor directory over a memory
  * map), dequantization of F32, F16, BF16, Q8_0, Q4_0, Q4_K and Q6_K into float32, the model
- * loader for the "llama" and "qwen2" architectures, and a writer (F32, F16, Q8_0) with the
- * metadata and tensor names llama.cpp expects.
+ * loader for the "llama" and "qwen2" architectures, and a writer (F32, F16, Q8_0, Q4_0, Q4_K,
+ * Q6_K; quantizers in ggml_quant.c) with the metadata, tensor names and tokenizer.ggml.*
+ * vocabulary (SentencePiece "llama" or byte-level BPE "gpt2") llama.cpp expects.
  *
  * Layout notes: a GGUF tensor lists its dimensions fastest-first (ne[0] = columns), so an
  * nn.Linear weight (out, in) is stored with dims [in, out] and the same bytes. llama.cpp's
@@ -189,11 +190,11 @@ rl_status rl_gguf_open(rl_gguf *g, const char *path, rl_error *err) {
     memset(g, 0, sizeof *g);
     rl_status s = rl_mmap_open(&g->map, path, err);
     if (s) return s;
-    rd r = {g->map.data, g->map.data + g->map.size, 0};
-    if (g->map.size < 24 || memcmp(g->map.data, "GGUF", 4) != 0) {
+    if (g->map.size < 24 || memcmp(g->map.data, "GGUF", 4) != 0) { /* (an empty file maps to NULL) */
         rl_gguf_close(g);
         return rl_fail(err, RL_EFORMAT, "%s: not a GGUF file", path);
     }
+    rd r = {g->map.data, g->map.data + g->map.size, 0};
     r.p += 4;
     g->version = (uint32_t)rd_u(&r, 4);
     uint64_t nt = rd_u(&r, 8), nkv = rd_u(&r, 8);
@@ -492,8 +493,12 @@ static void kv_f32(rl_buf *b, int *n, const char *k, float v) {
 
 rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, const rl_gguf_vocab *vocab, rl_error *err) {
     const rl_model_config *c = &m->cfg;
-    if (type != RL_GGML_F32 && type != RL_GGML_F16 && type != RL_GGML_Q8_0)
-        return rl_fail(err, RL_EINVAL, "GGUF output type must be F32, F16 or Q8_0");
+    if (type != RL_GGML_F32 && type != RL_GGML_F16 && type != RL_GGML_Q8_0 && type != RL_GGML_Q4_0 && type != RL_GGML_Q4_K &&
+        type != RL_GGML_Q6_K)
+        return rl_fail(err, RL_EINVAL, "GGUF output type must be F32, F16, Q8_0, Q4_0, Q4_K or Q6_K");
+    if (vocab && vocab->n != c->vocab_size)
+        return rl_fail(err, RL_EINVAL, "the vocabulary has %d tokens, the model %d (llama.cpp needs them equal)", vocab->n,
+                       c->vocab_size);
     if (c->rope.type == RL_ROPE_LLAMA3) return rl_fail(err, RL_EUNSUPPORTED, "writing llama3 rope scaling to GGUF is not supported yet");
     int llama = strcmp(c->arch, "qwen2") != 0;
     const char *arch = llama ? "llama" : "qwen2";
@@ -503,7 +508,10 @@ rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, cons
     kv_str(&kv, &nkv, "general.architecture", arch);
     kv_str(&kv, &nkv, "general.name", "raftlm export");
     kv_u32(&kv, &nkv, "general.alignment", 32);
-    kv_u32(&kv, &nkv, "general.file_type", type == RL_GGML_F32 ? 0 : type == RL_GGML_F16 ? 1 : 7);
+    // llama_ftype: ALL_F32 0, MOSTLY_F16 1, Q4_0 2, Q8_0 7, Q4_K_S 14, Q6_K 18
+    kv_u32(&kv, &nkv, "general.file_type",
+           type == RL_GGML_F32 ? 0 : type == RL_GGML_F16 ? 1 : type == RL_GGML_Q4_0 ? 2 : type == RL_GGML_Q8_0 ? 7
+                                                           : type == RL_GGML_Q4_K ? 14 : 18);
 #define KU(name, val) (snprintf(key, sizeof key, "%s." name, arch), kv_u32(&kv, &nkv, key, (uint32_t)(val)))
 #define KF(name, val) (snprintf(key, sizeof key, "%s." name, arch), kv_f32(&kv, &nkv, key, (float)(val)))
     KU("context_length", c->max_seq_len > 0 ? c->max_seq_len : 2048);
@@ -525,17 +533,25 @@ rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, cons
     }
 #undef KU
 #undef KF
-    if (vocab) { // tokenizer.ggml.*: SentencePiece-style ("llama") vocabularies
+    if (vocab) { // tokenizer.ggml.*
         kv_str(&kv, &nkv, "tokenizer.ggml.model", vocab->model);
+        if (vocab->pre) kv_str(&kv, &nkv, "tokenizer.ggml.pre", vocab->pre);
         w_str(&kv, "tokenizer.ggml.tokens", 21), w_u32(&kv, T_ARR), w_u32(&kv, T_STR), w_u64(&kv, (uint64_t)vocab->n), nkv++;
         for (int i = 0; i < vocab->n; i++) w_str(&kv, vocab->tokens[i], strlen(vocab->tokens[i]));
-        w_str(&kv, "tokenizer.ggml.scores", 21), w_u32(&kv, T_ARR), w_u32(&kv, T_F32), w_u64(&kv, (uint64_t)vocab->n), nkv++;
-        rl_buf_append(&kv, vocab->scores, (size_t)vocab->n * 4);
+        if (vocab->scores) {
+            w_str(&kv, "tokenizer.ggml.scores", 21), w_u32(&kv, T_ARR), w_u32(&kv, T_F32), w_u64(&kv, (uint64_t)vocab->n), nkv++;
+            rl_buf_append(&kv, vocab->scores, (size_t)vocab->n * 4);
+        }
         w_str(&kv, "tokenizer.ggml.token_type", 25), w_u32(&kv, T_ARR), w_u32(&kv, T_I32), w_u64(&kv, (uint64_t)vocab->n), nkv++;
         rl_buf_append(&kv, vocab->types, (size_t)vocab->n * 4);
+        if (vocab->merges) {
+            w_str(&kv, "tokenizer.ggml.merges", 21), w_u32(&kv, T_ARR), w_u32(&kv, T_STR), w_u64(&kv, (uint64_t)vocab->n_merges), nkv++;
+            for (int i = 0; i < vocab->n_merges; i++) w_str(&kv, vocab->merges[i], strlen(vocab->merges[i]));
+        }
         if (vocab->bos >= 0) kv_u32(&kv, &nkv, "tokenizer.ggml.bos_token_id", (uint32_t)vocab->bos);
         if (vocab->eos >= 0) kv_u32(&kv, &nkv, "tokenizer.ggml.eos_token_id", (uint32_t)vocab->eos);
         if (vocab->unk >= 0) kv_u32(&kv, &nkv, "tokenizer.ggml.unknown_token_id", (uint32_t)vocab->unk);
+        if (vocab->pad >= 0) kv_u32(&kv, &nkv, "tokenizer.ggml.padding_token_id", (uint32_t)vocab->pad);
     }
     // tensors: norms and biases stay F32 (as llama.cpp's converter keeps 1-D tensors)
     int n = rl_params_count(c);
@@ -552,6 +568,8 @@ rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, cons
         int ok;
         int64_t cols = refs[i].ndim == 2 ? refs[i].shape[1] : refs[i].shape[0];
         size_t rb = rl_ggml_row_bytes(tt, cols, &ok);
+        if (!ok && (tt == RL_GGML_Q4_K || tt == RL_GGML_Q6_K)) // rows not a multiple of 256: llama.cpp's fallbacks
+            tt = tt == RL_GGML_Q4_K ? RL_GGML_Q4_0 : RL_GGML_Q8_0, rb = rl_ggml_row_bytes(tt, cols, &ok);
         if (!ok) tt = RL_GGML_F16, rb = rl_ggml_row_bytes(tt, cols, &ok); // rows not a multiple of 32
         const float *src = refs[i].data;
         int is_q = strstr(gn, "attn_q.weight") != NULL, is_k = strstr(gn, "attn_k.weight") != NULL;
@@ -573,13 +591,7 @@ rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, cons
         for (size_t r = 0; r < rows; r++) {
             const float *x = src + r * (size_t)cols;
             uint8_t *dst = (uint8_t *)data.data + start + r * rb;
-            if (tt == RL_GGML_F32) memcpy(dst, x, rb);
-            else if (tt == RL_GGML_F16)
-                for (int64_t j = 0; j < cols; j++) {
-                    uint16_t h = rl_f32_to_f16(x[j]);
-                    dst[2 * j] = (uint8_t)h, dst[2 * j + 1] = (uint8_t)(h >> 8);
-                }
-            else rl_ggml_quant_q8_0(dst, x, (size_t)cols);
+            rl_ggml_quantize_row(tt, dst, x, (size_t)cols);
         }
         data.len = start + rb * rows;
         nt++;

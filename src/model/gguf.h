@@ -54,5 +54,9 @@ const char *rl_ggml_type_name(int type);
 void rl_ggml_dequant(int type, const uint8_t *src, float *dst, size_t n);
 /* ggml's reference Q8_0 quantization of n (multiple of 32) floats. */
 void rl_ggml_quant_q8_0(uint8_t *dst, const float *src, size_t n);
+/* ggml_quant.c: Q4_0 (n a multiple of 32), Q4_K and Q6_K (multiples of 256). */
+void rl_ggml_quant_q4_0(uint8_t *dst, const float *src, size_t n);
+void rl_ggml_quant_q4_k(uint8_t *dst, const float *src, size_t n);
+void rl_ggml_quant_q6_k(uint8_t *dst, const float *src, size_t n);
 
 #endif

@@ -136,17 +136,30 @@ rl_status rl_model_load_hf(rl_model *m, const char *dir, rl_error *err);
 /* Loads a GGUF model (architectures llama and qwen2; F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K
  * tensors, dequantized to float32). */
 rl_status rl_model_load_gguf(rl_model *m, const char *path, rl_error *err);
-/* A vocabulary to embed in a GGUF file (tokenizer.ggml.*), e.g. from a llama2.c tokenizer. */
+/* A vocabulary to embed in a GGUF file (tokenizer.ggml.*): a llama2.c / SentencePiece one
+ * ("llama": pieces with U+2581 for spaces, scores) or a byte-level BPE one from a
+ * tokenizer.json ("gpt2": pieces in GPT-2's byte-to-unicode alphabet, merges, a pre-tokenizer
+ * name llama.cpp knows such as "qwen2", "smollm", "llama-bpe", "gpt-2"). */
 typedef struct rl_gguf_vocab {
-    const char *model;    /* "llama" (SentencePiece-style) */
+    const char *model;    /* "llama" or "gpt2" */
+    const char *pre;      /* gpt2: tokenizer.ggml.pre; NULL: not written */
     int n;
-    const char **tokens;  /* pieces with U+2581 for spaces */
-    const float *scores;
-    const int32_t *types; /* 1 normal, 2 unknown, 3 control, 6 byte */
-    int bos, eos, unk;
+    const char **tokens;
+    const float *scores;  /* NULL: not written (gpt2) */
+    const int32_t *types; /* 1 normal, 2 unknown, 3 control, 4 user-defined, 6 byte */
+    const char **merges;  /* gpt2: "left right" pairs, best first */
+    int n_merges;
+    int bos, eos, unk, pad; /* -1: none */
 } rl_gguf_vocab;
-/* Writes m as a GGUF file llama.cpp loads; type: 0 (F32), 1 (F16) or 8 (Q8_0) for matrices
- * (1-D tensors stay F32). vocab may be NULL (no tokenizer metadata). */
+/* ggml block quantization of one row of n floats (n a multiple of the type's block: 32, or 256
+ * for Q4_K / Q6_K) into dst. Types 0 (F32), 1 (F16), 8 (Q8_0), 2 (Q4_0), 12 (Q4_K), 14 (Q6_K);
+ * returns 0 (nothing written) for another type or a bad n. */
+int rl_ggml_quantize_row(int type, void *dst, const float *src, size_t n);
+/* Writes m as a GGUF file llama.cpp loads; type: 0 (F32), 1 (F16), 8 (Q8_0), 2 (Q4_0), 12 (Q4_K)
+ * or 14 (Q6_K) for matrices (1-D tensors stay F32). A matrix whose rows do not fit the type's
+ * block falls back as llama.cpp's quantizer does: K types to Q8_0 (Q6_K) or Q4_0 (Q4_K) when
+ * rows are a multiple of 32, anything to F16 otherwise. The token embedding of a K type is
+ * written as Q6_K / Q4_K like the rest (or its fallback). vocab may be NULL (no tokenizer metadata). */
 rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, const rl_gguf_vocab *vocab, rl_error *err);
 /* Writes config.json + model.safetensors (F32) into dir (created; files written atomically). */
 rl_status rl_model_save_hf(const rl_model *m, const char *dir, rl_error *err);
@@ -251,5 +264,64 @@ rl_status rl_model_decode(rl_model *m, rl_kv *kv, int token, int pos, float **lo
 
 /* Greedy argmax (temperature 0) or sampling with temperature from a splitmix64 state. */
 int rl_sample(const float *logits, int V, float temperature, uint64_t *rng, float *scratch);
+
+/* ---- BERT-family sentence encoders (bert.c) ---- */
+
+/* The encoders published for sentence embeddings (all-MiniLM-L6-v2, bge-*-en-v1.5, e5-*-v2,
+ * gte-*): learned absolute positions, token types, an embeddings LayerNorm, post-LayerNorm blocks
+ * with erf-GELU FFNs and biases everywhere, bidirectional attention with a padding mask. */
+typedef enum rl_bert_pooling { RL_BERT_POOL_MEAN = 1, RL_BERT_POOL_CLS = 2 } rl_bert_pooling;
+
+typedef struct rl_bert_config {
+    int dim;         /* C */
+    int hidden_dim;  /* F (intermediate_size) */
+    int n_layers;    /* L */
+    int n_heads;     /* NH, divides C */
+    int vocab_size;  /* V */
+    int max_pos;     /* P: max_position_embeddings */
+    int n_types;     /* TV: type_vocab_size */
+    float eps;       /* layer_norm_eps */
+} rl_bert_config;
+
+typedef struct rl_bert {
+    rl_bert_config cfg;
+    rl_bert_pooling pooling; /* sentence-transformers' Pooling module (GGUF: bert.pooling_type) */
+    int normalize;           /* a Normalize module follows (GGUF: always, as llama.cpp's embeddings) */
+    int max_tokens;          /* truncation incl. [CLS]/[SEP]: max_pos, or less when
+                                sentence_bert_config.json / tokenizer.json say so */
+    float *wte;              // (V, C)
+    float *wpe;              // (P, C)
+    float *wtt;              // (TV, C)
+    float *ln_emb_w, *ln_emb_b; // (C)
+    float *wq, *wk, *wv, *wo;   // (L, C, C)
+    float *bq, *bk, *bv, *bo;   // (L, C)
+    float *ln1_w, *ln1_b;       // (L, C) after attention
+    float *wup;                 // (L, F, C)
+    float *bup;                 // (L, F)
+    float *wdown;               // (L, C, F)
+    float *bdown;               // (L, C)
+    float *ln2_w, *ln2_b;       // (L, C) after the FFN
+    float *mem;                 /* the one allocation (owned) */
+    size_t n;
+    rl_pool *pool;              /* optional, not owned: threads for attention */
+} rl_bert;
+
+/* "bert" for a BERT-family model (HF folder with model_type bert, GGUF general.architecture
+ * bert), otherwise the architecture named by the file ("llama", "qwen2", "" when unknown, e.g.
+ * a llama2.c checkpoint). */
+void rl_model_detect_arch(const char *path, char *arch, size_t cap);
+/* Loads an encoder: a Hugging Face folder (config.json, model.safetensors with or without the
+ * "bert." prefix, F32/F16/BF16; modules.json + 1_Pooling/config.json for pooling and
+ * normalisation, mean + normalise without them) or a GGUF file (architecture bert). */
+rl_status rl_bert_load(rl_bert *m, const char *path, rl_error *err);
+void rl_bert_free(rl_bert *m);
+/* Last hidden states out (B,T,C) for tokens (B,T) and types (B,T) (NULL: all 0); row b holds
+ * lens[b] real tokens, the rest is padding that no real token sees (its rows are unspecified).
+ * Ids, types and T <= max_pos are checked (RL_EINVAL). */
+rl_status rl_bert_forward(rl_bert *m, float *out, const int *tokens, const int *types, const int *lens, int B, int T,
+                          rl_error *err);
+/* Sentence embeddings out (B,C) from hidden (B,T,C): the model's pooling over each row's lens[b]
+ * tokens, L2-normalised when m->normalize. */
+void rl_bert_pool(const rl_bert *m, float *out, const float *hidden, const int *lens, int B, int T);
 
 #endif

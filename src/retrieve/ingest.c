@@ -379,6 +379,9 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
     size_t todo = 0;
     for (size_t i = 0; i < files.n; i++) todo += !files.f[i].seen;
     report->unchanged = (int64_t)(files.n - todo);
+    /* many new or changed files: index their chunks for keyword search once at the end */
+    int defer_fts = !r && todo >= 64 && todo * 2 >= files.n;
+    if (defer_fts) r = store_fts_defer(s, err);
 
     writer w = {0};
     if (!r) r = writer_init(s, &w, err);
@@ -456,6 +459,11 @@ rl_status rl_ingest(rl_store *s, const rl_ingest_opts *opts, rl_ingest_report *r
     free(n_known);
     /* only now: a run killed before this point chunks everything again next time */
     if (!r && rechunk) r = store_set_meta(s, "chunking", opts->chunking_fingerprint, err);
+    if (!r && defer_fts) {
+        double t = rl_now();
+        r = store_fts_rebuild(s, err);
+        rl_debug("keyword index built in %.2f s", rl_now() - t);
+    }
 done:
     for (size_t i = 0; i < files.n; i++) free(files.f[i].abspath), free(files.f[i].root), free(files.f[i].rel);
     free(files.f);

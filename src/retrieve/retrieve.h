@@ -148,17 +148,32 @@ void rl_hits_free(rl_hit *hits, size_t n);
 
 /* ---- embeddings, dense and hybrid search ----------------------------------------------- */
 
-/* An embedder: any model the engine loads, used as a sentence encoder by mean-pooling its
- * final (normalised) hidden states over the text's tokens and L2-normalising the result. */
+/* An embedder: a BERT-family sentence encoder (HF folder with model_type bert, or a GGUF with
+ * architecture bert), pooled and normalised as its sentence-transformers modules say; or any
+ * decoder model the engine loads, mean-pooling its final (normalised) hidden states over the
+ * text's tokens and L2-normalising the result. One embedder is used by one thread at a time. */
 typedef struct rl_embedder rl_embedder;
 rl_status rl_embedder_open(rl_embedder **out, const char *model_path, const char *tokenizer_path, int threads, rl_error *err);
 void rl_embedder_free(rl_embedder *e);
+/* Text put before every query / every passage (e5: "query: ", "passage: "; bge: an
+ * instruction before queries). NULL or "" for none. Part of the fingerprint. */
+void rl_embedder_set_prefixes(rl_embedder *e, const char *query_prefix, const char *passage_prefix);
 int rl_embedder_dim(const rl_embedder *e);
-/* Identifies the model (a hash of its shape and weights): vectors of another one are re-made. */
+/* Tokens per text the encoder sees at most (longer texts are cut). */
+int rl_embedder_max_tokens(const rl_embedder *e);
+/* Identifies the model (a hash of its shape, pooling and weights) and the prefixes: vectors of
+ * another one are re-made. */
 const char *rl_embedder_fingerprint(const rl_embedder *e);
-/* out: dim floats, unit length. Texts longer than the model's context (at most 256 tokens)
- * are cut. */
+typedef enum rl_embed_kind { RL_EMBED_QUERY = 0, RL_EMBED_PASSAGE = 1, RL_EMBED_RAW = 2 } rl_embed_kind;
+/* out (n, dim): the embeddings of n texts with the kind's prefix (RAW: none), in padded batches
+ * for encoders. n_tokens (may be NULL) receives each text's token count as the model saw it. */
+rl_status rl_embed_texts(rl_embedder *e, rl_embed_kind kind, const char *const *texts, size_t n, float *out, int *n_tokens,
+                         rl_error *err);
+/* One text, no prefix. out: dim floats (unit length unless the encoder has no Normalize). */
 rl_status rl_embed_text(rl_embedder *e, const char *text, float *out, rl_error *err);
+/* The embedding of the model's own token ids as given (encoders: no [CLS]/[SEP] added; decoders:
+ * BOS put first, as for texts), cut to the max tokens. */
+rl_status rl_embed_tokens(rl_embedder *e, const int32_t *ids, size_t n, float *out, rl_error *err);
 
 /* Embeds every chunk that has no vector from this embedder (committed in batches, so a killed
  * run keeps what it did), and rebuilds the HNSW index file at index_path (atomically) when
@@ -177,6 +192,17 @@ typedef struct rl_hybrid_opts {
 } rl_hybrid_opts;
 rl_status rl_search_hybrid(rl_store *s, rl_dense *d, const rl_hybrid_opts *o, const char *query, int k, rl_hit **hits, size_t *n_hits,
                            rl_error *err);
+
+/* One entry for every mode with the options search can take. */
+typedef struct rl_search_opts {
+    const char *mode;        /* "bm25", "dense" or "hybrid" (NULL: bm25) */
+    int k;
+    const char *path_prefix; /* NULL or "": every document; else only documents whose path (as in
+                                rl_hit.doc) starts with it, through the index's filtered search */
+    rl_hybrid_opts hybrid;   /* rrf_k 0: the defaults */
+} rl_search_opts;
+/* d may be NULL for bm25. */
+rl_status rl_search(rl_store *s, rl_dense *d, const rl_search_opts *o, const char *query, rl_hit **hits, size_t *n_hits, rl_error *err);
 
 /* ---- the RAFT layout ------------------------------------------------------------------- */
 

@@ -120,6 +120,11 @@ static void strip_marks(rl_hit *h, const char *marked) {
 }
 
 rl_status rl_search_bm25(rl_store *s, const char *query, int k, rl_hit **hits, size_t *n_hits, rl_error *err) {
+    return store_search_bm25(s, query, k, NULL, hits, n_hits, err);
+}
+
+rl_status store_search_bm25(rl_store *s, const char *query, int k, const char *path_prefix, rl_hit **hits, size_t *n_hits,
+                            rl_error *err) {
     *hits = NULL;
     *n_hits = 0;
     if (k <= 0) return rl_fail(err, RL_EINVAL, "k must be positive, got %d", k);
@@ -131,13 +136,15 @@ rl_status rl_search_bm25(rl_store *s, const char *query, int k, rl_hit **hits, s
         "SELECT c.id, c.doc_id, -bm25(chunks_fts, 1.0, 0.5) AS score, d.path, c.heading,"
         "       highlight(chunks_fts, 0, '" MARK_OPEN "', '" MARK_CLOSE "')"
         "  FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid JOIN documents d ON d.id = c.doc_id"
-        " WHERE chunks_fts MATCH ?1 ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?2";
+        " WHERE chunks_fts MATCH ?1 AND (?3 IS NULL OR instr(d.path, ?3) = 1)"
+        " ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?2";
     if (store_prepare(s, &st, sql, err)) {
         free(q);
         return RL_EDB;
     }
     sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
     sqlite3_bind_int(st, 2, k);
+    if (path_prefix && path_prefix[0]) sqlite3_bind_text(st, 3, path_prefix, -1, SQLITE_STATIC);
     rl_hit *out = NULL;
     size_t n = 0;
     int rc;

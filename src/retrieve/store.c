@@ -29,6 +29,17 @@ rl_status store_prepare(rl_store *s, sqlite3_stmt **st, const char *sql, rl_erro
     return RL_OK;
 }
 
+/* The triggers that keep the keyword index in step with chunks, one row at a time. A large
+ * ingest drops them and rebuilds the index once at the end instead (store_fts_defer). */
+#define FTS_TRIGGERS                                                                                                     \
+    "CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN"                                               \
+    "  INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading); END;"                      \
+    "CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN"                                               \
+    "  INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) VALUES ('delete', old.id, old.text, old.heading); END;" \
+    "CREATE TRIGGER IF NOT EXISTS chunks_au AFTER UPDATE ON chunks BEGIN"                                               \
+    "  INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) VALUES ('delete', old.id, old.text, old.heading);"    \
+    "  INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading); END;"
+
 /* Migration n brings the schema from version n to n+1. Never edit a released one: add. */
 static const char *const migrations[] = {
     /* 0 -> 1 */
@@ -55,13 +66,7 @@ static const char *const migrations[] = {
     "  UNIQUE(doc_id, ordinal));"
     "CREATE INDEX documents_file ON documents(file_id);"
     "CREATE INDEX files_root ON files(root);"
-    "CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN"
-    "  INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading); END;"
-    "CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN"
-    "  INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) VALUES ('delete', old.id, old.text, old.heading); END;"
-    "CREATE TRIGGER chunks_au AFTER UPDATE ON chunks BEGIN"
-    "  INSERT INTO chunks_fts(chunks_fts, rowid, text, heading) VALUES ('delete', old.id, old.text, old.heading);"
-    "  INSERT INTO chunks_fts(rowid, text, heading) VALUES (new.id, new.text, new.heading); END;",
+    FTS_TRIGGERS,
 };
 #define N_MIGRATIONS (int)(sizeof migrations / sizeof migrations[0])
 
@@ -93,6 +98,33 @@ rl_status store_set_meta(rl_store *s, const char *key, const char *value, rl_err
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? RL_OK : store_fail(s, err, "write meta");
+}
+
+rl_status store_fts_defer(rl_store *s, rl_error *err) {
+    rl_status r = store_exec(s, "BEGIN IMMEDIATE", err);
+    if (!r) r = store_exec(s, "DROP TRIGGER IF EXISTS chunks_ai; DROP TRIGGER IF EXISTS chunks_ad; DROP TRIGGER IF EXISTS chunks_au;", err);
+    if (!r) r = store_set_meta(s, "fts_stale", "1", err);
+    if (r) {
+        store_exec(s, "ROLLBACK", NULL);
+        return r;
+    }
+    return store_exec(s, "COMMIT", err);
+}
+
+rl_status store_fts_rebuild(rl_store *s, rl_error *err) {
+    rl_status r = store_exec(s, "BEGIN IMMEDIATE", err);
+    if (!r) r = store_exec(s, "INSERT INTO chunks_fts(chunks_fts) VALUES ('rebuild');" FTS_TRIGGERS, err);
+    if (!r) r = store_exec(s, "DELETE FROM meta WHERE key = 'fts_stale'", err);
+    if (r) {
+        store_exec(s, "ROLLBACK", NULL);
+        return r;
+    }
+    return store_exec(s, "COMMIT", err);
+}
+
+int store_fts_stale(rl_store *s) {
+    char v[8];
+    return store_get_meta(s, "fts_stale", v, sizeof v, NULL) == RL_OK && v[0] == '1';
 }
 
 static rl_status migrate(rl_store *s, const rl_store_opts *opts, rl_error *err) {
@@ -166,6 +198,10 @@ rl_status rl_store_open(rl_store **out, const char *db_path, const rl_store_opts
     r = store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
                       " PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;", err);
     if (!r) r = migrate(s, opts, err);
+    if (!r && store_fts_stale(s)) {
+        rl_info("%s: an ingest was interrupted before its keyword index was built: building it now", db_path);
+        r = store_fts_rebuild(s, err);
+    }
     if (r) {
         if (err && strstr(err->msg, "not a database")) rl_fail(err, RL_EDB, "%s is not a raftlm store (not an SQLite database)", db_path);
         rl_store_close(s);

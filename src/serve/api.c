@@ -125,11 +125,24 @@ static json_t *hit_json(const rl_hit *h, int with_text) {
     return o;
 }
 
-static rl_status search(rl_server *s, const char *q, int k, rl_hit **hits, size_t *n, rl_error *err) {
+static rl_status search(rl_server *s, const char *q, int k, const char *mode, const char *prefix, rl_hit **hits, size_t *n,
+                        rl_error *err) {
+    rl_search_opts so = {.mode = mode, .k = k, .path_prefix = prefix, .hybrid = s->o.hybrid};
+    int dense = strcmp(mode, "bm25") != 0;
     pthread_mutex_lock(&s->store_mu);
-    rl_status st = rl_search_bm25(s->store, q, k, hits, n, err);
+    if (dense) pthread_mutex_lock(&s->embed_mu);
+    rl_status st = rl_search(s->store, s->o.dense, &so, q, hits, n, err);
+    if (dense) pthread_mutex_unlock(&s->embed_mu);
     pthread_mutex_unlock(&s->store_mu);
     return st;
+}
+
+/* The mode of a search that does not name one: retrieval.mode, "auto" being hybrid when the
+ * server has a dense index. */
+static const char *default_mode(const rl_server *s) {
+    const char *m = s->o.search_mode;
+    if (m && strcmp(m, "auto") != 0 && (strcmp(m, "bm25") == 0 || s->o.dense)) return m;
+    return s->o.dense ? "hybrid" : "bm25";
 }
 
 /* Builds the prompt ids of a chat request; 0 or an HTTP status with e filled. */
@@ -191,11 +204,11 @@ static unsigned chat_prompt(rl_server *s, json_t *root, srv_job *j, perr *e) {
         } else {
             rl_hit *hits = NULL;
             size_t nh = 0;
-            pthread_mutex_lock(&s->store_mu);
-            rl_status st = rl_rag_prompt(s->tok, s->m->cfg.bos_id, s->store, m[last_user].content, (int)k, &j->ids,
-                                         &j->n_ids, &hits, &nh, &err);
-            pthread_mutex_unlock(&s->store_mu);
+            /* the server's search mode (hybrid with an embedder and index), as /v1/search and eval */
+            rl_status st = search(s, m[last_user].content, (int)k, default_mode(s), NULL, &hits, &nh, &err);
+            if (!st) st = rl_rag_prompt_hits(s->tok, s->m->cfg.bos_id, hits, nh, m[last_user].content, &j->ids, &j->n_ids, &err);
             if (st) {
+                rl_hits_free(hits, nh);
                 snprintf(e->msg, sizeof e->msg, "cannot build the prompt from the store: %.200s", err.msg);
                 status = st == RL_EDB ? 500 : 400;
             } else {
@@ -697,10 +710,35 @@ enum MHD_Result api_search(rl_server *s, struct MHD_Connection *c, json_t *root,
     perr e = {0};
     long long k = s->o.k;
     if (get_int(root, "k", 1, 100, &k, &e) < 0) return srv_error(s, c, ri, 400, "invalid_request_error", "invalid_type", e.msg);
+    const char *mode = default_mode(s);
+    json_t *jm = json_object_get(root, "mode");
+    if (jm && !json_is_null(jm)) {
+        mode = json_string_value(jm);
+        if (!mode || (strcmp(mode, "bm25") != 0 && strcmp(mode, "dense") != 0 && strcmp(mode, "hybrid") != 0))
+            return srv_error(s, c, ri, 400, "invalid_request_error", "invalid_value", "'mode' must be \"bm25\", \"dense\" or \"hybrid\"");
+    }
+    if (strcmp(mode, "bm25") != 0 && !s->o.dense)
+        return srv_error(s, c, ri, 400, "invalid_request_error", "no_embedding_model",
+                         "dense and hybrid search need an embedding model and its index (retrieval.embedding_model, then `raftlm ingest`)");
+    const char *prefix = NULL;
+    json_t *f = json_object_get(root, "filter");
+    if (f && !json_is_null(f)) {
+        const char *key;
+        json_t *v;
+        if (!json_is_object(f))
+            return srv_error(s, c, ri, 400, "invalid_request_error", "invalid_type", "'filter' must be an object such as {\"path_prefix\": \"docs/\"}");
+        json_object_foreach(f, key, v) {
+            if (strcmp(key, "path_prefix") != 0)
+                return srv_error(s, c, ri, 400, "invalid_request_error", "invalid_value", "'filter' supports only \"path_prefix\"");
+            if (!json_is_string(v) || json_string_length(v) > 4096 || strlen(json_string_value(v)) != json_string_length(v))
+                return srv_error(s, c, ri, 400, "invalid_request_error", "invalid_type", "'filter.path_prefix' must be a string of at most 4096 bytes");
+            prefix = json_string_value(v);
+        }
+    }
     rl_hit *hits = NULL;
     size_t n = 0;
     rl_error err = {0};
-    if (search(s, json_string_value(q), (int)k, &hits, &n, &err)) {
+    if (search(s, json_string_value(q), (int)k, mode, prefix, &hits, &n, &err)) {
         char msg[1100];
         snprintf(msg, sizeof msg, "search failed: %s", err.msg);
         return srv_error(s, c, ri, 500, "server_error", "search_failed", msg);
@@ -708,7 +746,7 @@ enum MHD_Result api_search(rl_server *s, struct MHD_Connection *c, json_t *root,
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(data, hit_json(&hits[i], 1));
     rl_hits_free(hits, n);
-    return srv_json(c, ri, 200, json_pack("{s:s,s:O,s:o}", "object", "list", "query", q, "data", data));
+    return srv_json(c, ri, 200, json_pack("{s:s,s:O,s:s,s:o}", "object", "list", "query", q, "mode", mode, "data", data));
 }
 
 char *rl_raft_answer(const char *text) {

@@ -54,10 +54,23 @@ rl_status rl_rag_prompt(const rl_tokenizer *tok, int bos, rl_store *store, const
     *ids = NULL;
     *n_ids = 0;
     rl_status st = store ? rl_search_bm25(store, question, k, hits, n_hits, err) : RL_OK;
-    if (st) return st;
-    const char **docs = rl_xcalloc(*n_hits + 1, sizeof *docs);
-    for (size_t i = 0; i < *n_hits; i++) docs[i] = (*hits)[i].text ? (*hits)[i].text : "";
-    char *ins = rl_raft_prompt(docs, (int)*n_hits, question), *text = NULL;
+    if (!st) st = rl_rag_prompt_hits(tok, bos, *hits, *n_hits, question, ids, n_ids, err);
+    if (st) {
+        rl_hits_free(*hits, *n_hits);
+        *hits = NULL;
+        *n_hits = 0;
+    }
+    return st;
+}
+
+rl_status rl_rag_prompt_hits(const rl_tokenizer *tok, int bos, const rl_hit *hits, size_t n_hits, const char *question, int32_t **ids,
+                             size_t *n_ids, rl_error *err) {
+    *ids = NULL;
+    *n_ids = 0;
+    rl_status st = RL_OK;
+    const char **docs = rl_xcalloc(n_hits + 1, sizeof *docs);
+    for (size_t i = 0; i < n_hits; i++) docs[i] = hits[i].text ? hits[i].text : "";
+    char *ins = rl_raft_prompt(docs, (int)n_hits, question), *text = NULL;
     free(docs);
     int add_bos = 0;
     if (rl_tok_chat_family(tok) != RL_CHAT_UNKNOWN) {
@@ -70,10 +83,5 @@ rl_status rl_rag_prompt(const rl_tokenizer *tok, int bos, rl_store *store, const
     free(ins);
     if (!st) st = rl_prompt_tokenize(tok, bos, text, add_bos, ids, n_ids, err);
     free(text);
-    if (st) {
-        rl_hits_free(*hits, *n_hits);
-        *hits = NULL;
-        *n_hits = 0;
-    }
     return st;
 }

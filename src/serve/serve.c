@@ -14,7 +14,7 @@
  * cancels its job at the next token instead of holding a slot.
  *
  * Not done: continuous batching across slots (each slot decodes on its own thread), IPv6,
- * TLS (put a reverse proxy in front), /v1/embeddings. */
+ * TLS (put a reverse proxy in front). */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -367,12 +367,13 @@ static enum MHD_Result dispatch(rl_server *s, struct MHD_Connection *c, const ch
     int kind = strcmp(url, "/v1/chat/completions") == 0 ? API_CHAT
                : strcmp(url, "/v1/completions") == 0     ? API_COMPLETION
                : strcmp(url, "/v1/search") == 0          ? API_SEARCH
+               : strcmp(url, "/v1/embeddings") == 0      ? API_EMBEDDINGS
                                                          : -1;
     if (kind < 0) {
         ri->endpoint = "other";
         return srv_error(s, c, ri, 404, "invalid_request_error", "not_found", "no such endpoint");
     }
-    ri->endpoint = kind == API_CHAT ? "chat" : kind == API_COMPLETION ? "completions" : "search";
+    ri->endpoint = kind == API_CHAT ? "chat" : kind == API_COMPLETION ? "completions" : kind == API_SEARCH ? "search" : "embeddings";
     if (!post) return srv_error(s, c, ri, 405, "invalid_request_error", "method_not_allowed", "use POST");
     if (rq->too_big) {
         char msg[128];
@@ -398,7 +399,9 @@ static enum MHD_Result dispatch(rl_server *s, struct MHD_Connection *c, const ch
         json_decref(root);
         return srv_error(s, c, ri, 400, "invalid_request_error", "invalid_json", "the body must be a JSON object");
     }
-    enum MHD_Result r = kind == API_SEARCH ? api_search(s, c, root, ri) : api_generate(s, c, root, kind, ri);
+    enum MHD_Result r = kind == API_SEARCH       ? api_search(s, c, root, ri)
+                        : kind == API_EMBEDDINGS ? api_embeddings(s, c, root, ri)
+                                                 : api_generate(s, c, root, kind, ri);
     json_decref(root);
     return r;
 }
@@ -494,9 +497,11 @@ rl_status rl_server_start_loading(rl_server **out, const rl_serve_opts *opts, rl
     s->api_key = has_key ? rl_xstrdup(o.api_key) : NULL;
     s->o.api_key = s->api_key;
     s->o.q = NULL, s->o.adapters = NULL, s->o.n_adapters = 0; // set by rl_server_ready
+    s->o.embedder = NULL, s->o.dense = NULL, s->o.embedding_name = NULL, s->o.search_mode = NULL;
     s->created = (long long)time(NULL);
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->store_mu, NULL);
+    pthread_mutex_init(&s->embed_mu, NULL);
     pthread_cond_init(&s->cv_work, NULL);
     pthread_cond_init(&s->cv_idle, NULL);
     s->slots = rl_xcalloc((size_t)o.parallel, sizeof *s->slots);
@@ -564,6 +569,12 @@ rl_status rl_server_ready(rl_server *s, rl_model *m, const rl_tokenizer *tok, rl
     s->o.adapters = o->adapters;
     s->o.n_adapters = o->n_adapters;
     s->o.batch_prompt = o->batch_prompt;
+    s->o.embedder = o->embedder;
+    s->o.dense = o->embedder ? o->dense : NULL;
+    s->embedding_name = rl_xstrdup(o->embedding_name ? o->embedding_name : "embedding");
+    s->o.embedding_name = s->embedding_name;
+    s->o.search_mode = o->search_mode;
+    s->o.hybrid = o->hybrid;
     s->n_ctx = rl_infer_n_ctx(s->slots[0].inf);
     for (int i = 0; i < s->o.parallel && !st; i++) {
         if (pthread_create(&s->slots[i].thread, NULL, worker_main, &s->slots[i]) != 0) {
@@ -626,6 +637,8 @@ void rl_server_stop(rl_server *s) {
     free(s->slots);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->store_mu);
+    pthread_mutex_destroy(&s->embed_mu);
+    free(s->embedding_name);
     pthread_cond_destroy(&s->cv_work);
     pthread_cond_destroy(&s->cv_idle);
     free(s->host);

@@ -3,7 +3,8 @@
  *
  * Endpoints: GET /health, GET /v1/models, GET /metrics (Prometheus text), POST
  * /v1/chat/completions and /v1/completions (JSON, or server-sent events with `stream: true`),
- * POST /v1/search (BM25 over the store). Errors have OpenAI's shape
+ * POST /v1/search (BM25, dense or hybrid over the store, with a path-prefix filter), POST
+ * /v1/embeddings (the retrieval embedder). Errors have OpenAI's shape
  * {"error":{"message","type","code"}}. docs/serve.md describes requests, extensions
  * (`raftlm` fields) and limits.
  *
@@ -51,6 +52,13 @@ typedef struct rl_serve_opts {
     const struct rl_serve_adapter *adapters; /* LoRA adapters selectable per request by name */
     int n_adapters;
     int batch_prompt;         /* as rl_infer_opts.batch_prompt (0 = auto) */
+    /* retrieval's embedder (set with the model in rl_server_ready; borrowed): /v1/embeddings, and
+     * dense/hybrid /v1/search when dense (an index over it) is set too. Used under a lock. */
+    rl_embedder *embedder;
+    rl_dense *dense;
+    const char *embedding_name; /* the model id /v1/embeddings answers with (copied) */
+    const char *search_mode;    /* /v1/search's default mode (NULL: hybrid with dense, else bm25) */
+    rl_hybrid_opts hybrid;      /* rrf_k 0: defaults */
 } rl_serve_opts;
 
 /* Defaults: 127.0.0.1:8080, 4 slots, queue 16, 1 MiB bodies, depth 32, max_tokens 512,
@@ -66,7 +74,7 @@ rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok,
 /* The same in two steps, so that a server can answer while its model loads: start_loading binds
  * and serves /health as 503 {"status":"loading"} (every other endpoint 503 `model_loading`);
  * rl_server_ready attaches the model (the model-related fields of o: n_ctx, threads, q,
- * adapters, batch_prompt) and starts the slots, after which /health is 200. */
+ * adapters, batch_prompt, embedder, dense, embedding_name, search_mode, hybrid) and starts the slots, after which /health is 200. */
 rl_status rl_server_start_loading(rl_server **out, const rl_serve_opts *o, rl_error *err);
 rl_status rl_server_ready(rl_server *s, rl_model *m, const rl_tokenizer *tok, rl_store *store, const rl_serve_opts *o,
                           rl_error *err);
@@ -88,6 +96,9 @@ void rl_server_stop(rl_server *s);
  * none (-1: no BOS). The store is used from the calling thread only. */
 rl_status rl_rag_prompt(const rl_tokenizer *tok, int bos, rl_store *store, const char *question, int k, int32_t **ids,
                         size_t *n_ids, rl_hit **hits, size_t *n_hits, rl_error *err);
+/* The same layout from chunks the caller retrieved (any search mode); hits stay the caller's. */
+rl_status rl_rag_prompt_hits(const rl_tokenizer *tok, int bos, const rl_hit *hits, size_t n_hits, const char *question,
+                             int32_t **ids, size_t *n_ids, rl_error *err);
 /* The same layout for plain chat messages (no retrieval): the chat template, or for a model
  * without one the contents joined by blank lines after BOS. */
 rl_status rl_chat_prompt(const rl_tokenizer *tok, int bos, const rl_chat_msg *msgs, size_t n, int32_t **ids,

@@ -10,7 +10,7 @@
 #include "infer/infer.h"
 #include "serve/serve.h"
 
-enum { API_CHAT = 0, API_COMPLETION = 1, API_SEARCH = 2 };
+enum { API_CHAT = 0, API_COMPLETION = 1, API_SEARCH = 2, API_EMBEDDINGS = 3 };
 
 #define MAX_COUNTERS 64
 #define N_LAT_BUCKETS 12
@@ -34,6 +34,8 @@ struct rl_server {
     const rl_tokenizer *tok;
     rl_store *store;
     pthread_mutex_t store_mu; /* the store is one SQLite connection */
+    pthread_mutex_t embed_mu; /* the embedder is used by one thread at a time (taken after store_mu) */
+    char *embedding_name;
     struct MHD_Daemon *d;
     int port, n_ctx;
     long long created;
@@ -120,5 +122,8 @@ enum MHD_Result api_generate(struct rl_server *s, struct MHD_Connection *c, json
 void api_stream_piece(srv_job *j, const rl_gen_piece *pc); /* j->mu held */
 void api_stream_end(srv_job *j);                           /* j->mu held */
 void api_job_free_request(srv_job *j);
+
+/* embeddings.c */
+enum MHD_Result api_embeddings(struct rl_server *s, struct MHD_Connection *c, json_t *root, srv_req_info *ri);
 
 #endif

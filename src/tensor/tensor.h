@@ -133,6 +133,19 @@ void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF);
 /* dg, du (N,F) += ... */
 void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF);
 
+/* ---- encoder (BERT-family) forward kernels, inference only (tensor_enc.c) ---- */
+
+/* out (N,C) = (inp - mean) / sqrt(var + eps) * w (C) + b (C), var biased (nn.LayerNorm).
+ * out may equal inp. Writes out. */
+void rl_layernorm_forward(float *out, const float *inp, const float *w, const float *b, int N, int C, float eps);
+/* x (n) = gelu(x) = 0.5 x (1 + erf(x / sqrt 2)) in place (the exact GELU, not the tanh one). */
+void rl_gelu_forward(float *x, size_t n);
+/* Bidirectional attention with a padding mask: q, k, v (B,T,NH,HD) (rows of stride C = NH*HD),
+ * lens (B) the real length of each row (keys at t >= lens[b] are ignored; padded query rows are
+ * written as zeros). out (B,T,NH,HD) is written; scale = 1/sqrt(HD). */
+void rl_attention_encoder(float *out, const float *q, const float *k, const float *v, const int *lens, int B, int T, int NH,
+                          int HD, rl_pool *pool);
+
 /* ---- softmax + cross-entropy over the vocabulary, fused ---- */
 
 /* For each row n of logits (N,V) with target t = targets[n]:

@@ -409,6 +409,8 @@ void rl_tok_free(rl_tokenizer *t) {
     free(t->chat_template);
     free(t->chat_system);
     free(t->name);
+    free(t->src_json);
+    free(t->src_config);
     free(t->bos_str);
     free(t->eos_str);
     free(t);
@@ -461,7 +463,9 @@ rl_status rl_tok_load(rl_tokenizer **out, const char *path, rl_error *err) {
     rl_tokenizer *t = tok_new();
     t->name = rl_xstrdup(path);
     st = load_bytes(t, m.data ? m.data : (const uint8_t *)"", m.size, strcmp(ext, "json") == 0, err);
+    int is_gguf = m.size >= 4 && memcmp(m.data, "GGUF", 4) == 0;
     rl_mmap_close(&m);
+    if (!st && !is_gguf && t->kind != RL_TOK_LLAMA2C) t->src_json = rl_xstrdup(file);
     /* tokenizer_config.json beside a tokenizer.json: bos/eos names, add_bos, chat template */
     if (!st && (t->kind == RL_TOK_BPE_BYTES || t->kind == RL_TOK_BPE_SPM || t->kind == RL_TOK_WORDPIECE) && t->off) {
         char *cfg = rl_path_join(dir, "tokenizer_config.json");
@@ -472,6 +476,7 @@ rl_status rl_tok_load(rl_tokenizer **out, const char *path, rl_error *err) {
             if (!st) {
                 st = tok_json_read_config(t, data, len, err);
                 free(data);
+                t->src_config = rl_xstrdup(cfg);
             }
             if (st) rl_error_prefix(err, "%s", cfg);
         }

@@ -163,6 +163,7 @@ struct rl_tokenizer {
     int chat_gen_always; /* the template opens the assistant turn unconditionally (early Llama 3) */
     int chat_think;      /* Qwen3: a final assistant turn gets an empty <think></think> block */
     char *name;          /* for messages: the file or folder loaded */
+    char *src_json, *src_config; /* the tokenizer.json / tokenizer_config.json read (rl_tok_save_hf copies them) */
     char *bos_str, *eos_str;
 };
 

@@ -41,6 +41,13 @@ rl_status rl_tok_load_memory(rl_tokenizer **out, const void *data, size_t len, r
 void rl_tok_free(rl_tokenizer *tok);
 
 rl_tok_kind rl_tok_kind_of(const rl_tokenizer *tok);
+
+/* Writes the tokenizer into folder dir as Hugging Face tokenizer.json + tokenizer_config.json
+ * (atomically; dir is created), so that a model folder carries its tokenizer. A tokenizer read
+ * from tokenizer.json is copied as it was; llama2.c and GGUF "llama" vocabularies become a
+ * SentencePiece-style BPE tokenizer.json that gives the same ids. GGUF "gpt2"/"bert"
+ * vocabularies: RL_EUNSUPPORTED. */
+rl_status rl_tok_save_hf(const rl_tokenizer *tok, const char *dir, rl_error *err);
 const char *rl_tok_kind_name(rl_tok_kind kind);
 /* Number of ids (largest id + 1). */
 int rl_tok_vocab_size(const rl_tokenizer *tok);

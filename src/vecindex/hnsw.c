@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "vecindex/vi_internal.h"
 
@@ -97,6 +98,7 @@ rl_vindex *vi_new(const rl_vi_params *p) {
     vi->entry = RL_VI_NONE;
     vi->max_level = -1;
     vi->owned = 1;
+    vi->vec_fd = -1;
     vi_select_kernels(vi);
     vi_locks_init(vi);
     return vi;
@@ -131,6 +133,8 @@ static void free_arrays(rl_vindex *vi) {
     free(vi->hslots);
     free(vi->free_slots);
     rl_mmap_close(&vi->map);
+    if (vi->vec_fd >= 0) close(vi->vec_fd);
+    vi->vec_fd = -1;
 }
 
 void rl_vindex_free(rl_vindex *vi) {
@@ -421,9 +425,9 @@ struct rl_vi_scratch {
     uint16_t gen, agen;
     cand *c, *r, *t; /* candidate heap, result heap, temporary list */
     size_t ccap, rcap, tcap;
-    float *q;
+    float *q, *row; /* the query; a float row read from the file */
     int8_t *qc;
-    size_t qcap;
+    size_t qcap, rowcap;
     uint32_t *nb; /* a copy of a neighbour list */
     size_t nbcap;
 };
@@ -438,6 +442,7 @@ void rl_vi_scratch_free(rl_vi_scratch *s) {
     free(s->r);
     free(s->t);
     free(s->q);
+    free(s->row);
     free(s->qc);
     free(s->nb);
     free(s);
@@ -469,6 +474,7 @@ static void scratch_ready(rl_vi_scratch *s, const rl_vindex *vi, size_t ef) {
     grow((void **)&s->t, &s->tcap, need, sizeof(cand));
     grow((void **)&s->nb, &s->nbcap, (size_t)vi->M0 + 1, sizeof(uint32_t));
     grow((void **)&s->q, &s->qcap, (size_t)vi->dimp, sizeof(float));
+    grow((void **)&s->row, &s->rowcap, (size_t)vi->dimp, sizeof(float));
     s->qc = rl_xrealloc(s->qc, (size_t)vi->dimp + 64);
 }
 
@@ -1142,6 +1148,17 @@ rl_status rl_vindex_compact(rl_vindex *vi, rl_pool *pool, rl_error *err) {
 
 /* ---- search ---- */
 
+/* The float distance searches use: a loaded INT8 index reads the row from the file (pread goes
+ * through the page cache, which the kernel may drop, instead of mapping the row into this
+ * process), everything else reads it in place. A failed read falls back to the mapping. */
+static inline float dist_search(const rl_vindex *vi, rl_vi_scratch *sc, const float *q, uint32_t s) {
+    if (vi->vec_fd < 0 || vi->owned) return dist_f(vi, q, s);
+    size_t bytes = (size_t)vi->dimp * sizeof(float);
+    if (pread(vi->vec_fd, sc->row, bytes, (off_t)(vi->vec_off + (uint64_t)s * bytes)) != (ssize_t)bytes) return dist_f(vi, q, s);
+    if (vi->p.metric == RL_VI_L2) return vi->k->l2sq(q, sc->row, (size_t)vi->dimp);
+    return 1.0f - vi->k->dot(q, sc->row, (size_t)vi->dimp);
+}
+
 static void exact_scan(const rl_vindex *vi, rl_vi_scratch *sc, const query *qq, const uint32_t *cands, size_t nc,
                        size_t k, size_t *nr) {
     /* cands == NULL: every slot */
@@ -1149,7 +1166,7 @@ static void exact_scan(const rl_vindex *vi, rl_vi_scratch *sc, const query *qq, 
     for (size_t i = 0; i < n; i++) {
         uint32_t s = cands ? cands[i] : (uint32_t)i;
         if (!accept(vi, qq, s)) continue;
-        float d = dist_f(vi, qq->q, s);
+        float d = dist_search(vi, sc, qq->q, s);
         if (*nr < k) rpush(sc->r, nr, (cand){d, s});
         else if (d < sc->r[0].d) {
             rpop(sc->r, nr);
@@ -1250,7 +1267,7 @@ rl_status rl_vindex_search(const rl_vindex *vi, rl_vi_scratch *scratch, const fl
         for (int lev = vi->max_level; lev > 0; lev--) greedy(vi, sc, &qq, lev, &ep, &epd, 0);
         nr = search_level(vi, sc, &qq, ep, epd, 0, ef, 0);
         if (qq.i8) /* rescore the candidates with the float vectors */
-            for (size_t i = 0; i < nr; i++) sc->r[i].d = dist_f(vi, sc->q, sc->r[i].s);
+            for (size_t i = 0; i < nr; i++) sc->r[i].d = dist_search(vi, sc, sc->q, sc->r[i].s);
     }
     if (qq.i8 && !opts->exact) qsort(sc->r, nr, sizeof(cand), cand_cmp); /* rescored: no longer a heap */
     else heap_sort_desc_heap(sc->r, nr);

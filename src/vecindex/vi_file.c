@@ -27,7 +27,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "vecindex/vi_internal.h"
 
@@ -279,9 +281,25 @@ rl_status rl_vindex_load(rl_vindex **out, const char *path, rl_error *err) {
         rl_error_prefix(err, "%s", path);
         return s;
     }
-    (*out)->map = m;
+    rl_vindex *vi = *out;
+    vi->map = m;
 #ifdef MADV_HUGEPAGE
     madvise((void *)m.data, m.size, MADV_HUGEPAGE); /* where the file system supports it */
 #endif
+    if (vi->p.storage == RL_VI_INT8 && vi->n) {
+        /* int8: searches walk the codes and read float rows for rescoring with pread, so the
+         * float section is never mapped in (no read-around, no huge pages over it) */
+        vi->vec_fd = open(path, O_RDONLY | O_CLOEXEC);
+        vi->vec_off = (uint64_t)((const uint8_t *)vi->vec - m.data);
+        long pg = sysconf(_SC_PAGESIZE);
+        uintptr_t a = ((uintptr_t)vi->vec + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+        uintptr_t b = ((uintptr_t)vi->vec + vi->n * (size_t)vi->dimp * sizeof(float)) & ~((uintptr_t)pg - 1);
+        if (b > a) {
+#ifdef MADV_NOHUGEPAGE
+            madvise((void *)a, b - a, MADV_NOHUGEPAGE);
+#endif
+            madvise((void *)a, b - a, MADV_RANDOM);
+        }
+    }
     return RL_OK;
 }

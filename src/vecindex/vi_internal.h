@@ -58,6 +58,11 @@ struct rl_vindex {
      * change copies them (owned == 0 until then) */
     rl_mmap map;
     int owned;
+    /* a loaded INT8 index reads float rows (for rescoring and exact scans) with pread from this
+     * descriptor at vec_off instead of through the mapping, so that only the codes and the graph
+     * become resident; -1 otherwise (and unused once the index is owned) */
+    int vec_fd;
+    uint64_t vec_off;
 
     pthread_mutex_t *locks; /* per-slot-stripe locks on neighbour lists during inserts, then */
     pthread_mutex_t *glock; /* one more: entry point and max level during threaded inserts */
