@@ -966,8 +966,9 @@ rl_status rl_vindex_add_batch(rl_vindex *vi, size_t n, const uint64_t *ids, cons
     qsort(sorted, n, sizeof *sorted, cmp_u64);
     for (size_t i = 1; i < n; i++)
         if (sorted[i] == sorted[i - 1]) {
+            unsigned long long twice = (unsigned long long)sorted[i];
             free(sorted);
-            return rl_fail(err, RL_EINVAL, "id %llu appears twice in the batch", (unsigned long long)sorted[i]);
+            return rl_fail(err, RL_EINVAL, "id %llu appears twice in the batch", twice);
         }
     free(sorted);
 
