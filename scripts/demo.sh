@@ -1,22 +1,53 @@
 #!/bin/sh
-# make demo: the main job on the example project (examples/acme). For now: ingest the
-# handbook, search it, and synthesize RAFT training data from it; the later stages (train,
-# eval, serve) join as they are built.
+# make demo: the whole RAFT pipeline on the example project (examples/acme), on the CPU, from
+# nothing: ingest the handbook, synthesize RAFT data with the extractive teacher, pretrain a small
+# student from scratch on the handbook, fine-tune it two ways (DSF: question -> answer; RAFT:
+# documents + question -> cited answer), evaluate base, DSF and RAFT closed-book and with
+# retrieval on the held-out test documents, and export the RAFT model (merged GGUF and HF folder,
+# PEFT adapter, datasets). Stages whose inputs did not change are skipped on a rerun.
 set -eu
 bin=${1:-build/raftlm}
 cfg=examples/acme/raftlm.yaml
-echo "== raftlm ingest -c $cfg"
-"$bin" ingest -c "$cfg"
-for q in "What is the daily meal allowance for domestic travel?" \
-         "How long does the standard hardware warranty last?" \
-         "AR-700X payload"; do
-    echo
-    echo "== raftlm search -c $cfg -k 3 \"$q\""
-    "$bin" search -c "$cfg" -k 3 "$q"
-done
+out=examples/acme/out
+t0=$(date +%s)
+
+echo "== raftlm run -c $cfg"
+"$bin" run -c "$cfg"
+
+# base and DSF are evaluated here; the RAFT model by the run's eval stage (out/eval.json).
+# (With eval.models in the config, one eval stage does all three.)
 echo
-echo "== raftlm synth -c $cfg"
-"$bin" synth -c "$cfg"
+echo "== raftlm eval -c $cfg --model $out/pretrain --name base"
+"$bin" eval -c "$cfg" --model "$out/pretrain" --name base --json > "$out/eval_base.json"
+echo "== raftlm eval -c $cfg --lora $out/dsf --name dsf"
+"$bin" eval -c "$cfg" --lora "$out/dsf" --name dsf --json > "$out/eval_dsf.json"
+
+# the table, from the JSON that `raftlm eval --json` prints (JSON_INDENT(2): one key per line)
+table() { # file name
+    awk -v name="$2" '
+        /"(closed_book|rag|oracle)": \{/ { gsub(/[":{ ]/, ""); mode = $0; next }
+        mode && /"em":/ { gsub(/[",]/, ""); em = $2 }
+        mode && /"f1":/ { gsub(/[",]/, ""); f1 = $2 }
+        mode && /"numeric_match":/ { gsub(/[",]/, ""); nm = $2 }
+        mode && /"citation_validity":/ { gsub(/[",]/, ""); cv = $2 }
+        mode && /}/ { printf "| %-5s | %-11s | %5.3f | %5.3f | %5.3f | %5.3f |\n", name, mode, em, f1, nm, cv; mode = "" }
+    ' "$1"
+}
 echo
-echo "== two of the RAFT examples (examples/acme/out/datasets/raft_train.jsonl)"
-head -n 2 examples/acme/out/datasets/raft_train.jsonl | cut -c 1-400
+echo "== held-out test questions (documents never trained on): $(grep -c . $out/datasets/eval_test.jsonl)"
+echo "| model | mode        |  EM   |  F1   | numeric match | citations |"
+echo "|-------|-------------|-------|-------|-------|-------|"
+table "$out/eval_base.json" base
+table "$out/eval_dsf.json" dsf
+table "$out/eval.json" raft
+echo
+echo "== outputs ($(( $(date +%s) - t0 )) s)"
+echo "  RAFT model, merged:  $out/export/model.gguf, $out/export/hf/"
+echo "  RAFT PEFT adapter:   $out/train/ (for the base model $out/pretrain/)"
+echo "  DSF adapter:         $out/dsf/"
+echo "  datasets:            $out/datasets/ (raft_*.jsonl, eval_*.jsonl, dsf_train.jsonl, pretrain_train.jsonl)"
+echo
+echo "== serve it (OpenAI-compatible, retrieval from the handbook):"
+echo "  $bin serve -c $cfg"
+echo "  curl -s http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\"
+echo "       -d '{\"messages\": [{\"role\": \"user\", \"content\": \"What is the payment term of Isar Getraenke AG?\"}]}'"
