@@ -251,7 +251,7 @@ int cmd_run(int argc, char **argv) {
     }
     fprintf(stderr, "\nraftlm run: %s\n", code ? "stopped at a failed stage" : "done");
     for (int st = 0; st < N_STAGES; st++) {
-        fprintf(stderr, "  %-8s %-44s", stage_names[st], status[st] ? status[st] : "not reached");
+        fprintf(stderr, "  %-7s %-44s", stage_names[st], status[st] ? status[st] : "not reached");
         if (seconds[st] > 0) fprintf(stderr, " %7.1f s", seconds[st]);
         fprintf(stderr, "\n");
     }

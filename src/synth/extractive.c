@@ -1024,7 +1024,13 @@ static rl_status ex_submit(rl_teacher *t, rl_teacher_task *task, rl_error *err) 
             task->error = rl_xstrdup("the extractive teacher only answers its own questions");
         } else {
             char *quote = rl_xstrndup(task->hint, (size_t)(sep - task->hint));
-            task->answer = rl_cot_answer(task->question, quote, sep + 1, task->heading);
+            /* The reasoning names the section only when the chunk (what the student is shown)
+             * has its heading: a name the student cannot see teaches it to invent one. The
+             * innermost heading of the path "A > B > C" is the one a chunk can start with. */
+            const char *h = task->heading, *gt;
+            while (h && (gt = strstr(h, " > "))) h = gt + 3;
+            int shown = h && h[0] && task->chunk_text && strstr(task->chunk_text, h);
+            task->answer = rl_cot_answer(task->question, quote, sep + 1, shown ? h : NULL);
             free(quote);
         }
     }
@@ -1057,7 +1063,7 @@ rl_teacher *rl_teacher_extractive_new(void) {
     extractive *x = rl_xcalloc(1, sizeof *x);
     x->base.vt = &extractive_vt;
     /* bump the version whenever the phrasing changes, so old questions are not mixed in */
-    snprintf(x->base.fingerprint, sizeof x->base.fingerprint, "extractive-v3");
+    snprintf(x->base.fingerprint, sizeof x->base.fingerprint, "extractive-v4");
     return &x->base;
 }
 
