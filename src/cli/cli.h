@@ -59,8 +59,12 @@ typedef struct cli_vocab {
     char **tokens;
     float *scores;
     int32_t *types;
+    char **merge_strs; /* NULL-terminated */
 } cli_vocab;
 rl_status cli_vocab_from_llama2c(cli_vocab *vb, const char *path, int n_vocab, rl_error *err);
+/* A byte-level BPE tokenizer.json (or a folder holding one) as a GGUF "gpt2" vocabulary with
+ * merges; only Qwen2's pre-tokenizer (what `rl_tok_train_bpe` writes) is accepted so far. */
+rl_status cli_vocab_from_tokenizer_json(cli_vocab *vb, const char *path, int n_vocab, rl_error *err);
 void cli_vocab_free(cli_vocab *vb);
 /* What serve and ask share (cmd_serve.c): the model (base_model, or the fine-tuned result in
  * <output_dir>/train when there is one), tokenizer, adapter and store, from a config and flags. */

@@ -1,6 +1,7 @@
 /* model_util.c - what the model verbs (generate, score, ...) share: loading a model with an
  * optional LoRA adapter and tokenizer, and parsing token lists. */
 #include <cblas.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,6 +109,8 @@ rl_status cli_parse_tokens(const char *list, int32_t **out, size_t *n, rl_error 
 
 void cli_vocab_free(cli_vocab *vb) {
     for (int i = 0; vb->tokens && i < vb->v.n; i++) free(vb->tokens[i]);
+    for (int i = 0; vb->merge_strs && vb->merge_strs[i]; i++) free(vb->merge_strs[i]);
+    free(vb->merge_strs);
     free(vb->tokens);
     free(vb->scores);
     free(vb->types);
@@ -156,3 +159,75 @@ rl_status cli_vocab_from_llama2c(cli_vocab *vb, const char *path, int n_vocab, r
     return s;
 }
 
+
+/* A byte-level BPE tokenizer.json as a GGUF "gpt2" vocabulary. Only the pre-tokenizer llama.cpp
+ * can name is accepted: Qwen2's regex (the tokenizers raftlm trains); others would load in
+ * llama.cpp but split text differently, so they are refused rather than written wrong. */
+rl_status cli_vocab_from_tokenizer_json(cli_vocab *vb, const char *path, int n_vocab, rl_error *err) {
+    memset(vb, 0, sizeof *vb);
+    char *file = rl_path_is_dir(path) ? rl_path_join(path, "tokenizer.json") : rl_xstrdup(path);
+    json_error_t je;
+    json_t *root = json_load_file(file, 0, &je);
+    rl_status s = RL_OK;
+    json_t *model = json_object_get(root, "model"), *pre = json_object_get(root, "pre_tokenizer");
+    json_t *steps = json_object_get(pre, "pretokenizers");
+    const char *re = json_string_value(json_object_get(json_object_get(json_array_get(steps, 0), "pattern"), "Regex"));
+    const char *last = json_string_value(json_object_get(json_array_get(steps, 1), "type"));
+    json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
+    if (!root) s = rl_fail(err, RL_EFORMAT, "%s: %s (line %d)", file, je.text, je.line);
+    else if (!json_is_object(vocab) || !json_is_array(merges) || strcmp(json_string_value(json_object_get(model, "type")) ?: "", "BPE"))
+        s = rl_fail(err, RL_EUNSUPPORTED, "%s: only BPE vocabularies are written to GGUF", file);
+    else if (json_array_size(steps) != 2 || !re || strcmp(re, rl_tok_qwen2_regex) || !last || strcmp(last, "ByteLevel"))
+        s = rl_fail(err, RL_EUNSUPPORTED, "%s: only the byte-level pre-tokenizer of raftlm's trained tokenizers (Qwen2's) is "
+                    "written to GGUF so far", file);
+    if (!s) {
+        vb->tokens = rl_xcalloc((size_t)n_vocab, sizeof *vb->tokens);
+        vb->types = rl_xcalloc((size_t)n_vocab, sizeof *vb->types);
+        vb->v.n = n_vocab;
+        const char *piece;
+        json_t *id;
+        json_object_foreach(vocab, piece, id) {
+            json_int_t i = json_integer_value(id);
+            if (!json_is_integer(id) || i < 0 || i >= n_vocab) {
+                s = rl_fail(err, RL_EFORMAT, "%s: id of \"%s\" is outside the model's %d ids", file, piece, n_vocab);
+                break;
+            }
+            free(vb->tokens[i]);
+            vb->tokens[i] = rl_xstrdup(piece), vb->types[i] = 1;
+        }
+        size_t k;
+        json_t *a;
+        json_array_foreach(json_object_get(root, "added_tokens"), k, a) {
+            json_int_t i = json_integer_value(json_object_get(a, "id"));
+            const char *c = json_string_value(json_object_get(a, "content"));
+            if (!c || i < 0 || i >= n_vocab) continue;
+            free(vb->tokens[i]);
+            vb->tokens[i] = rl_xstrdup(c), vb->types[i] = json_is_true(json_object_get(a, "special")) ? 3 : 4;
+        }
+        for (int i = 0; i < n_vocab; i++) // ids the tokenizer never produces (the model may have more)
+            if (!vb->tokens[i]) vb->tokens[i] = rl_xasprintf("<unused%d>", i), vb->types[i] = 5;
+        vb->merge_strs = rl_xcalloc(json_array_size(merges) + 1, sizeof *vb->merge_strs);
+        json_array_foreach(merges, k, a) {
+            if (json_is_string(a)) vb->merge_strs[k] = rl_xstrdup(json_string_value(a));
+            else if (json_is_array(a) && json_array_size(a) == 2 && json_is_string(json_array_get(a, 0)) && json_is_string(json_array_get(a, 1)))
+                vb->merge_strs[k] = rl_xasprintf("%s %s", json_string_value(json_array_get(a, 0)), json_string_value(json_array_get(a, 1)));
+            else {
+                s = rl_fail(err, RL_EFORMAT, "%s: merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", file, k);
+                break;
+            }
+            vb->v.n_merges = (int)k + 1;
+        }
+        vb->v.model = "gpt2", vb->v.pre = "qwen2";
+        vb->v.tokens = (const char **)vb->tokens, vb->v.types = vb->types;
+        vb->v.merges = (const char **)vb->merge_strs;
+        vb->v.bos = vb->v.eos = vb->v.unk = -1;
+        for (int i = 0; i < n_vocab; i++) {
+            if (strcmp(vb->tokens[i], "<s>") == 0) vb->v.bos = i;
+            if (strcmp(vb->tokens[i], "</s>") == 0) vb->v.eos = i;
+        }
+    }
+    json_decref(root);
+    free(file);
+    if (s) cli_vocab_free(vb);
+    return s;
+}

@@ -525,12 +525,19 @@ rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, cons
     }
 #undef KU
 #undef KF
-    if (vocab) { // tokenizer.ggml.*: SentencePiece-style ("llama") vocabularies
+    if (vocab) { // tokenizer.ggml.*: SentencePiece-style ("llama") or byte-level BPE ("gpt2") vocabularies
         kv_str(&kv, &nkv, "tokenizer.ggml.model", vocab->model);
+        if (vocab->pre) kv_str(&kv, &nkv, "tokenizer.ggml.pre", vocab->pre);
         w_str(&kv, "tokenizer.ggml.tokens", 21), w_u32(&kv, T_ARR), w_u32(&kv, T_STR), w_u64(&kv, (uint64_t)vocab->n), nkv++;
         for (int i = 0; i < vocab->n; i++) w_str(&kv, vocab->tokens[i], strlen(vocab->tokens[i]));
-        w_str(&kv, "tokenizer.ggml.scores", 21), w_u32(&kv, T_ARR), w_u32(&kv, T_F32), w_u64(&kv, (uint64_t)vocab->n), nkv++;
-        rl_buf_append(&kv, vocab->scores, (size_t)vocab->n * 4);
+        if (vocab->scores) {
+            w_str(&kv, "tokenizer.ggml.scores", 21), w_u32(&kv, T_ARR), w_u32(&kv, T_F32), w_u64(&kv, (uint64_t)vocab->n), nkv++;
+            rl_buf_append(&kv, vocab->scores, (size_t)vocab->n * 4);
+        }
+        if (vocab->merges) {
+            w_str(&kv, "tokenizer.ggml.merges", 21), w_u32(&kv, T_ARR), w_u32(&kv, T_STR), w_u64(&kv, (uint64_t)vocab->n_merges), nkv++;
+            for (int i = 0; i < vocab->n_merges; i++) w_str(&kv, vocab->merges[i], strlen(vocab->merges[i]));
+        }
         w_str(&kv, "tokenizer.ggml.token_type", 25), w_u32(&kv, T_ARR), w_u32(&kv, T_I32), w_u64(&kv, (uint64_t)vocab->n), nkv++;
         rl_buf_append(&kv, vocab->types, (size_t)vocab->n * 4);
         if (vocab->bos >= 0) kv_u32(&kv, &nkv, "tokenizer.ggml.bos_token_id", (uint32_t)vocab->bos);

@@ -136,12 +136,15 @@ rl_status rl_model_load_hf(rl_model *m, const char *dir, rl_error *err);
 rl_status rl_model_load_gguf(rl_model *m, const char *path, rl_error *err);
 /* A vocabulary to embed in a GGUF file (tokenizer.ggml.*), e.g. from a llama2.c tokenizer. */
 typedef struct rl_gguf_vocab {
-    const char *model;    /* "llama" (SentencePiece-style) */
+    const char *model;    /* "llama" (SentencePiece-style) or "gpt2" (byte-level BPE) */
     int n;
-    const char **tokens;  /* pieces with U+2581 for spaces */
-    const float *scores;
+    const char **tokens;  /* llama: pieces with U+2581 for spaces; gpt2: byte-level pieces */
+    const float *scores;  /* NULL: none written (gpt2) */
     const int32_t *types; /* 1 normal, 2 unknown, 3 control, 6 byte */
     int bos, eos, unk;
+    const char *pre;      /* gpt2: tokenizer.ggml.pre (e.g. "qwen2"); NULL: not written */
+    const char **merges;  /* gpt2: "left right" by rank */
+    int n_merges;
 } rl_gguf_vocab;
 /* Writes m as a GGUF file llama.cpp loads; type: 0 (F32), 1 (F16) or 8 (Q8_0) for matrices
  * (1-D tensors stay F32). vocab may be NULL (no tokenizer metadata). */

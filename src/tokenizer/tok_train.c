@@ -20,8 +20,9 @@
 
 /* Qwen2's pre-tokenizer regex: contractions, letters with one leading non-letter, single
  * digits, punctuation runs, newlines, spaces */
-static const char PRETOK_RE[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-                                "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const char rl_tok_qwen2_regex[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                                  "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+#define PRETOK_RE rl_tok_qwen2_regex
 static const char *const SPECIALS[] = {"<s>", "</s>"};
 enum { N_SPECIAL = 2, FIRST_BYTE = N_SPECIAL, FIRST_MERGE = N_SPECIAL + 256 };
 

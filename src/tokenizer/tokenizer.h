@@ -102,6 +102,8 @@ void rl_tok_stream_free(rl_tok_stream *st);
  * Deterministic for the same texts. *json is malloc'ed, the caller frees it. */
 rl_status rl_tok_train_bpe(const char *const *texts, const size_t *lens, size_t n, int vocab_size, char **json,
                            rl_error *err);
+/* The pre-tokenizer regex of those files: Qwen2's (llama.cpp's tokenizer.ggml.pre "qwen2"). */
+extern const char rl_tok_qwen2_regex[];
 
 /* ---- chat templates ------------------------------------------------------------------------ */
 
