@@ -149,7 +149,7 @@ static const field fields[] = {
     {"pretrain.enabled", F_BOOL, O(pretrain.enabled), "false", NONE, 0,
      "run the pretrain stage; base_model defaults to its result, <output_dir>/pretrain"},
     {"pretrain.model_config", F_PATH, O(pretrain.model_config), "null", NONE, 0,
-     "HF config.json (or its folder) with the shape of the new model (vocab_size must match the tokenizer)"},
+     "HF config.json (or its folder) with the shape of the new model (its vocab_size must hold the tokenizer's ids)"},
     {"pretrain.vocab_size", F_INT, O(pretrain.vocab_size), "2048", 258, 1 << 20, 0,
      "byte-level BPE tokenizer trained on the corpus when `tokenizer` is null"},
     {"pretrain.max_steps", F_INT, O(pretrain.max_steps), "200", 1, 1e9, 0, "optimizer steps (full training, packed corpus chunks)"},
