@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -85,6 +86,14 @@ static char *corpus_fingerprint(const char *db_path) {
     return hex;
 }
 
+/* CPU time of this process so far: on a shared machine, CPU seconds say more about a stage's
+ * cost than wall seconds (though spinning BLAS threads count too). */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
 static int stage_index(const char *name) {
     for (int i = 0; i < N_STAGES; i++)
         if (strcmp(name, stage_names[i]) == 0) return i;
@@ -154,7 +163,7 @@ int cmd_run(int argc, char **argv) {
     char *dsf_dir = rl_path_join(cfg.output_dir, "dsf");
     char *corpus_fp = NULL;
     const char *status[N_STAGES] = {0};
-    double seconds[N_STAGES] = {0};
+    double seconds[N_STAGES] = {0}, cpu[N_STAGES] = {0}; /* wall and CPU (user + system, all threads) */
     int code = 0;
     int lora = strcmp(cfg.adapter, "lora") == 0;
     for (int st = 0; st < N_STAGES && !code; st++) {
@@ -162,7 +171,7 @@ int cmd_run(int argc, char **argv) {
             status[st] = "not asked";
             continue;
         }
-        double t0 = rl_now();
+        double t0 = rl_now(), c0 = cpu_seconds();
         char fp[65] = "";
         const char *skip_reason = NULL;
         /* the fingerprint of what the stage reads */
@@ -235,7 +244,7 @@ int cmd_run(int argc, char **argv) {
             break;
         }
         }
-        seconds[st] = rl_now() - t0;
+        seconds[st] = rl_now() - t0, cpu[st] = cpu_seconds() - c0;
         if (rc) {
             status[st] = "FAILED";
             code = rc;
@@ -243,7 +252,8 @@ int cmd_run(int argc, char **argv) {
         }
         status[st] = "ran";
         /* record the success (ingest and synth record when they last ran) */
-        json_t *rec = json_pack("{s:s, s:f, s:i}", "fingerprint", fp, "seconds", seconds[st], "at", (json_int_t)time(NULL));
+        json_t *rec = json_pack("{s:s, s:f, s:f, s:i}", "fingerprint", fp, "seconds", seconds[st], "cpu_seconds", cpu[st], "at",
+                                (json_int_t)time(NULL));
         json_object_set_new(state, stage_names[st], rec);
         char *dump = json_dumps(state, JSON_INDENT(2));
         if (rl_file_write_atomic(state_path, dump, strlen(dump), &err)) rl_warn("%s", err.msg);
@@ -252,7 +262,7 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "\nraftlm run: %s\n", code ? "stopped at a failed stage" : "done");
     for (int st = 0; st < N_STAGES; st++) {
         fprintf(stderr, "  %-7s %-44s", stage_names[st], status[st] ? status[st] : "not reached");
-        if (seconds[st] > 0) fprintf(stderr, " %7.1f s", seconds[st]);
+        if (seconds[st] > 0) fprintf(stderr, " %7.1f s (cpu %.1f s)", seconds[st], cpu[st]);
         fprintf(stderr, "\n");
     }
     fprintf(stderr, "  outputs: store %s, datasets %s/, model %s/, eval %s, export %s/\n", db_path, ds_dir, train_dir, eval_out, export_dir);
