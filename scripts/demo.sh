@@ -3,8 +3,9 @@
 # nothing: ingest the handbook, synthesize RAFT data with the extractive teacher, pretrain a small
 # student from scratch on the handbook, fine-tune it two ways (DSF: question -> answer; RAFT:
 # documents + question -> cited answer), evaluate base, DSF and RAFT closed-book and with
-# retrieval on the held-out test documents, and export the RAFT model (merged GGUF and HF folder,
-# PEFT adapter, datasets). Stages whose inputs did not change are skipped on a rerun.
+# retrieval on the held-out test documents, and export the RAFT model (GGUF with its tokenizer,
+# HF folder; a PEFT adapter when the config says adapter: lora) and the datasets. Stages whose
+# inputs did not change are skipped on a rerun.
 set -eu
 bin=${1:-build/raftlm}
 cfg=examples/acme/raftlm.yaml
@@ -19,8 +20,8 @@ echo "== raftlm run -c $cfg"
 echo
 echo "== raftlm eval -c $cfg --model $out/pretrain --name base"
 "$bin" eval -c "$cfg" --model "$out/pretrain" --name base --json > "$out/eval_base.json"
-echo "== raftlm eval -c $cfg --lora $out/dsf --name dsf"
-"$bin" eval -c "$cfg" --lora "$out/dsf" --name dsf --json > "$out/eval_dsf.json"
+echo "== raftlm eval -c $cfg --model $out/dsf --name dsf"
+"$bin" eval -c "$cfg" --model "$out/dsf" --name dsf --json > "$out/eval_dsf.json"
 
 # the table, from the JSON that `raftlm eval --json` prints (JSON_INDENT(2): one key per line)
 table() { # file name
@@ -42,9 +43,9 @@ table "$out/eval_dsf.json" dsf
 table "$out/eval.json" raft
 echo
 echo "== outputs ($(( $(date +%s) - t0 )) s)"
-echo "  RAFT model, merged:  $out/export/model.gguf, $out/export/hf/"
-echo "  RAFT PEFT adapter:   $out/train/ (for the base model $out/pretrain/)"
-echo "  DSF adapter:         $out/dsf/"
+echo "  RAFT model:          $out/export/model.gguf (with its tokenizer), $out/export/hf/, $out/train/"
+echo "  base model:          $out/pretrain/ (pretrained from scratch, tokenizer.json)"
+echo "  DSF model:           $out/dsf/"
 echo "  datasets:            $out/datasets/ (raft_*.jsonl, eval_*.jsonl, dsf_train.jsonl, pretrain_train.jsonl)"
 echo
 echo "== serve it (OpenAI-compatible, retrieval from the handbook):"

@@ -81,9 +81,10 @@ TEST(run_example_student_from_scratch_scaled_down) {
     for (int i = 0; i < 5; i++) CHECK_CONTAINS(out, stages[i]);
     free(out);
     const char *files[] = {"out/pretrain/tokenizer.json", "out/pretrain/model.safetensors", "out/pretrain/config.json",
-                           "out/datasets/pretrain_train.jsonl", "out/datasets/dsf_train.jsonl", "out/dsf/adapter_model.safetensors",
-                           "out/train/adapter_model.safetensors", "out/export/model.gguf", "out/eval.json"};
-    for (int i = 0; i < 9; i++) CHECK_MSG(rl_path_exists(t_fmt("%s/%s", dir, files[i])), "%s missing", files[i]);
+                           "out/datasets/pretrain_train.jsonl", "out/datasets/dsf_train.jsonl", "out/dsf/model.safetensors",
+                           "out/dsf/tokenizer.json", "out/train/model.safetensors", "out/train/tokenizer.json",
+                           "out/export/model.gguf", "out/eval.json"};
+    for (int i = 0; i < 10; i++) CHECK_MSG(rl_path_exists(t_fmt("%s/%s", dir, files[i])), "%s missing", files[i]);
     /* the DSF data: questions without documents, answers in the final-answer layout */
     CHECK_EQ_INT(t_run(t_fmt("head -n 1 %s/out/datasets/dsf_train.jsonl", dir), &out, 1), 0);
     CHECK_CONTAINS(out, "\"cot_answer\":\"<ANSWER>: ");

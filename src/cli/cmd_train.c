@@ -24,6 +24,22 @@ static const char *USAGE = "[-c raftlm.yaml] [--stage raft|pretrain|dsf] [--resu
 
 enum { STAGE_RAFT, STAGE_PRETRAIN, STAGE_DSF };
 
+/* tokenizer.json and tokenizer_config.json of folder from, when it has them, into folder to. */
+static rl_status copy_tokenizer(const char *from, const char *to, rl_error *err) {
+    static const char *const names[] = {"tokenizer.json", "tokenizer_config.json"};
+    rl_status s = RL_OK;
+    for (int i = 0; i < 2 && !s; i++) {
+        char *src = rl_path_join(from, names[i]), *dst = rl_path_join(to, names[i]), *data;
+        size_t len;
+        if (rl_file_read(src, 0, &data, &len, NULL) == RL_OK) {
+            s = rl_file_write_atomic(dst, data, len, err);
+            free(data);
+        }
+        free(src), free(dst);
+    }
+    return s;
+}
+
 /* pretrain: the corpus text as a completion dataset and, without `tokenizer:`, a BPE tokenizer
  * trained on it, both written into place; *tok_path and *ds_path are malloc'ed. */
 static rl_status pretrain_prepare(const rl_config *cfg, const char *out, char **tok_path, char **ds_path, rl_error *err) {
@@ -183,6 +199,8 @@ int cmd_train(int argc, char **argv) {
                            .resume = resume, .gradient_checkpointing = cfg.gradient_checkpointing};
         rl_train_result r;
         s = rl_train_run(&cm.model, &train, &val, &o, &r, &err);
+        // a fully trained model folder is used on its own (eval, serve): give it base_model's tokenizer
+        if (!s && !lora && stage != STAGE_PRETRAIN && rl_path_is_dir(cfg.base_model)) s = copy_tokenizer(cfg.base_model, out, &err);
         if (!s) {
             if (!isnan(r.eval_loss))
                 printf("trained %d steps: train loss %.4f -> %.4f, eval loss %.4f -> %.4f; wrote %s\n", r.steps, r.first_loss,
