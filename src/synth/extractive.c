@@ -983,6 +983,15 @@ void rl_qa_free(rl_qa *qa, int n) {
     free(qa);
 }
 
+/* The reasoning names the section only when the chunk (what the student is shown) has its
+ * heading: a name the student cannot see teaches it to invent one. The innermost heading of the
+ * path "A > B > C" is the one a chunk can start with. */
+const char *rl_cot_section(const char *heading, const char *chunk_text) {
+    const char *h = heading, *gt;
+    while (h && (gt = strstr(h, " > "))) h = gt + 3;
+    return h && h[0] && chunk_text && strstr(chunk_text, h) ? h : NULL;
+}
+
 char *rl_cot_answer(const char *question, const char *quote, const char *answer, const char *heading) {
     rl_buf b = {0};
     const char *topic = heading && heading[0] ? heading : NULL;
@@ -1024,13 +1033,7 @@ static rl_status ex_submit(rl_teacher *t, rl_teacher_task *task, rl_error *err) 
             task->error = rl_xstrdup("the extractive teacher only answers its own questions");
         } else {
             char *quote = rl_xstrndup(task->hint, (size_t)(sep - task->hint));
-            /* The reasoning names the section only when the chunk (what the student is shown)
-             * has its heading: a name the student cannot see teaches it to invent one. The
-             * innermost heading of the path "A > B > C" is the one a chunk can start with. */
-            const char *h = task->heading, *gt;
-            while (h && (gt = strstr(h, " > "))) h = gt + 3;
-            int shown = h && h[0] && task->chunk_text && strstr(task->chunk_text, h);
-            task->answer = rl_cot_answer(task->question, quote, sep + 1, shown ? h : NULL);
+            task->answer = rl_cot_answer(task->question, quote, sep + 1, rl_cot_section(task->heading, task->chunk_text));
             free(quote);
         }
     }
