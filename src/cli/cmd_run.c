@@ -161,7 +161,10 @@ int cmd_run(int argc, char **argv) {
     char *raft_val = rl_path_join(ds_dir, "raft_validation.jsonl"), *raft_test = rl_path_join(ds_dir, "raft_test.jsonl");
     char *base_weights = cfg.base_model ? rl_path_join(cfg.base_model, "model.safetensors") : NULL;
     char *dsf_dir = rl_path_join(cfg.output_dir, "dsf");
-    char *corpus_fp = NULL;
+    char *corpus_fp = NULL, *shape = NULL; /* the new model's config.json */
+    if (cfg.pretrain.model_config)
+        shape = rl_path_is_dir(cfg.pretrain.model_config) ? rl_path_join(cfg.pretrain.model_config, "config.json")
+                                                          : rl_xstrdup(cfg.pretrain.model_config);
     const char *status[N_STAGES] = {0};
     double seconds[N_STAGES] = {0}, cpu[N_STAGES] = {0}; /* wall and CPU (user + system, all threads) */
     int code = 0;
@@ -179,7 +182,7 @@ int cmd_run(int argc, char **argv) {
             if (!cfg.pretrain.enabled) skip_reason = "pretrain.enabled is false";
             free(corpus_fp);
             corpus_fp = corpus_fingerprint(db_path);
-            const char *in[] = {cfg_path, cfg.pretrain.model_config, raft_val, raft_test};
+            const char *in[] = {cfg_path, shape, raft_val, raft_test};
             hash_files(in, 4, corpus_fp, fp);
         } else if (st == ST_DSF) {
             if (!cfg.dsf.enabled) skip_reason = "dsf.enabled is false";
@@ -266,10 +269,9 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "\n");
     }
     fprintf(stderr, "  outputs: store %s, datasets %s/, model %s/, eval %s, export %s/\n", db_path, ds_dir, train_dir, eval_out, export_dir);
-    if (cfg.pretrain.enabled || cfg.dsf.enabled)
-        fprintf(stderr, "  student: base model %s/%s\n", cfg.base_model, cfg.dsf.enabled ? ", DSF baseline adapter or model " : "");
-    if (cfg.dsf.enabled) fprintf(stderr, "           dsf %s/\n", dsf_dir);
-    free(raft_val), free(raft_test), free(base_weights), free(dsf_dir), free(corpus_fp);
+    if (cfg.pretrain.enabled) fprintf(stderr, "  pretrained base model %s/\n", cfg.base_model);
+    if (cfg.dsf.enabled) fprintf(stderr, "  DSF baseline %s/\n", dsf_dir);
+    free(raft_val), free(raft_test), free(base_weights), free(dsf_dir), free(corpus_fp), free(shape);
     json_decref(state);
     free(state_path), free(ds_dir), free(train_dir), free(export_dir), free(train_ds), free(eval_q), free(adapter), free(full), free(eval_out);
     free(db_path);
