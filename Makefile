@@ -11,7 +11,7 @@
 #   make bench-ann  the vector index side by side with hnswlib and FAISS (minutes; needs
 #                   python3-hnswlib python3-faiss python3-numpy)
 #   make fuzz       libFuzzer on the vector index loader (clang; FUZZ_SECONDS, default 60)
-#   make demo       ingest and search the example project (examples/acme)
+#   make demo       the whole pipeline on the example project (examples/acme): train, eval, export
 #   make fuzz       libFuzzer targets (clang) in build-fuzz/: fuzz/*.c, e.g.
 #                   build-fuzz/fuzz_tok_json -max_total_time=60 tests/fixtures/tokenizer/wordpiece
 

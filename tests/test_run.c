@@ -64,3 +64,70 @@ TEST(run_whole_pipeline_then_skip_then_rerun_what_changed) {
     CHECK_CONTAINS(out, "unknown stage");
     free(out);
 }
+
+/* The example project's own config (examples/acme/raftlm.yaml: a student trained from scratch,
+ * the DSF baseline, RAFT), scaled down to a few steps on part of its documents, so the demo's
+ * configuration and stages cannot rot. Needs nothing from ../shared. */
+TEST(run_example_student_from_scratch_scaled_down) {
+    char *dir = t_tmpdir(), *out;
+    const char *acme = t_fmt("%s/examples/acme", t_root());
+    CHECK_EQ_INT(t_run(t_fmt("mkdir -p %s/docs && cp -r %s/docs/parts %s/docs/policies %s/docs/ && cp -r %s/student %s/ && "
+                             "sed -E -e 's/^( *max_steps:).*/\\1 2/' -e 's/^( *(pretrain\\.)?micro_batch_size:).*/\\1 2/' "
+                             "-e 's/^( *warmup_steps:).*/\\1 1/' -e 's/^( *vocab_size:).*/\\1 600/' "
+                             "-e 's/^( *modes:).*/\\1 [retrieval, closed_book, rag]\\n  questions: two.jsonl/' "
+                             "%s/raftlm.yaml > %s/raftlm.yaml",
+                             dir, acme, acme, dir, acme, dir, acme, dir),
+                       &out, 1),
+                 0);
+    free(out);
+    t_write_str(dir, "two.jsonl",
+                "{\"question\": \"How much does the brake unit cost?\", \"answer\": \"EUR 1.00\"}\n"
+                "{\"question\": \"What is the daily meal allowance?\", \"answer\": \"EUR 45.00\"}\n");
+    CHECK_EQ_INT(t_run(t_fmt("cat %s/raftlm.yaml", dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "max_steps: 2");
+    CHECK_CONTAINS(out, "pretrain:");
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s run -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "raftlm run: done");
+    CHECK_CONTAINS(out, "trained a BPE tokenizer of 600 ids");
+    const char *stages[] = {"pretrain ran", "dsf     ran", "train   ran", "eval    ran", "export  ran"};
+    for (int i = 0; i < 5; i++) CHECK_CONTAINS(out, stages[i]);
+    free(out);
+    const char *files[] = {"out/pretrain/tokenizer.json", "out/pretrain/model.safetensors", "out/pretrain/config.json",
+                           "out/datasets/pretrain_train.jsonl", "out/datasets/dsf_train.jsonl", "out/dsf/model.safetensors",
+                           "out/dsf/tokenizer.json", "out/train/model.safetensors", "out/train/tokenizer.json",
+                           "out/export/model.gguf", "out/eval.json"};
+    for (int i = 0; i < 10; i++) CHECK_MSG(rl_path_exists(t_fmt("%s/%s", dir, files[i])), "%s missing", files[i]);
+    /* the DSF data: questions without documents, answers in the final-answer layout */
+    CHECK_EQ_INT(t_run(t_fmt("head -n 1 %s/out/datasets/dsf_train.jsonl", dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "\"cot_answer\":\"<ANSWER>: ");
+    CHECK(strstr(out, "<DOCUMENT>") == NULL);
+    free(out);
+    /* held-out documents are not pretrained on */
+    CHECK_EQ_INT(t_run(t_fmt("for d in $(grep -o '\"oracle_doc\":\"[^\"]*' %s/out/datasets/raft_test.jsonl | cut -d'\"' -f4 | sort -u); do "
+                             "grep -m 1 -E '^[A-Za-z0-9 ,.-]{40}' %s/docs/$d | cut -c 1-40; done > %s/held.txt; test -s %s/held.txt && "
+                             "! grep -F -f %s/held.txt %s/out/datasets/pretrain_train.jsonl",
+                             dir, dir, dir, dir, dir, dir),
+                       &out, 1),
+                 0);
+    free(out);
+    /* the exported GGUF carries the trained tokenizer: the same ids as the tokenizer.json */
+    const char *probe = "'The brake unit BM-1234 costs EUR 1,234.50. Zoë <s>x</s>'";
+    char *a, *b;
+    CHECK_EQ_INT(t_run(t_fmt("%s tokenize --model %s/out/pretrain %s", t_bin(), dir, probe), &a, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s tokenize --model %s/out/export/model.gguf %s", t_bin(), dir, probe), &b, 0), 0);
+    CHECK(strlen(a) > 20);
+    CHECK_EQ_STR(a, b);
+    free(a), free(b);
+    /* nothing changed: the student's stages are skipped */
+    CHECK_EQ_INT(t_run(t_fmt("%s run -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "pretrain inputs unchanged");
+    CHECK_CONTAINS(out, "dsf     inputs unchanged");
+    CHECK_CONTAINS(out, "train   inputs unchanged");
+    free(out);
+    /* pretrain without a model shape is a config error that names the key */
+    t_write_str(dir, "bad.yaml", "pretrain: {enabled: true}\n");
+    CHECK(t_run(t_fmt("%s run -c %s/bad.yaml", t_bin(), dir), &out, 1) != 0);
+    CHECK_CONTAINS(out, "pretrain.model_config");
+    free(out);
+}

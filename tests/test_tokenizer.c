@@ -1165,3 +1165,86 @@ TEST(tok_encode_offsets) {
     CHECK(rl_tok_encode_offsets(tok, "hello", 5, &ids, &off, &n, &err) == RL_EUNSUPPORTED);
     rl_tok_free(tok);
 }
+
+/* ---- the BPE trainer (tok_train.c) ---- */
+
+static rl_tokenizer *train_and_load(const char *const *texts, size_t n, int vocab, char **json_out) {
+    size_t lens[16];
+    for (size_t i = 0; i < n; i++) lens[i] = strlen(texts[i]);
+    char *json = NULL;
+    rl_error err = {0};
+    rl_tokenizer *tok = NULL;
+    CHECK_OK(rl_tok_train_bpe(texts, lens, n, vocab, &json, &err));
+    if (json) CHECK_OK(rl_tok_load_memory(&tok, json, strlen(json), &err));
+    if (!tok) fprintf(stderr, "%s\n", err.msg);
+    if (json_out) *json_out = json;
+    else free(json);
+    return tok;
+}
+
+TEST(tok_train_bpe_hand_checked) {
+    /* " low" x3, " lower" x1, " newest" x2 (with a leading space each: "[^\r\n\p{L}\p{N}]?\p{L}+"),
+     * digits are always single pre-tokens */
+    const char *texts[] = {"x low low low lower newest newest 2025 2025"};
+    char *json;
+    rl_tokenizer *tok = train_and_load(texts, 1, 258 + 3, &json);
+    if (!tok) return;
+    CHECK_EQ_INT(rl_tok_vocab_size(tok), 261);
+    CHECK_EQ_INT(rl_tok_bos(tok), 0);
+    CHECK_EQ_INT(rl_tok_eos(tok), 1);
+    /* pair counts: (Ġ,l) 4, (l,o) 4, (o,w) 4, (Ġ,n) 2 ... ties go to the smaller ids (byte + 2):
+     * (Ġ,l) first; then (Ġl,o) and (o,w) both 4, and o's id is smaller than the new Ġl's */
+    const char *m1 = strstr(json, "\"Ġ l\""), *m2 = strstr(json, "\"o w\""), *m3 = strstr(json, "\"Ġl ow\"");
+    CHECK(m1 && m2 && m3 && m1 < m2 && m2 < m3);
+    CHECK(!strstr(json, "\"2 0\"")); /* digits are never merged */
+    int32_t *ids;
+    size_t n;
+    rl_error err = {0};
+    CHECK_OK(rl_tok_encode(tok, " low", 4, 0, &ids, &n, &err));
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(ids[0], 260);
+    free(ids);
+    CHECK_OK(rl_tok_encode(tok, "2025", 4, 0, &ids, &n, &err));
+    CHECK_EQ_INT(n, 4);
+    free(ids);
+    free(json);
+    rl_tok_free(tok);
+}
+
+TEST(tok_train_bpe_round_trip_and_determinism) {
+    const char *texts[] = {"The lead time of the lidar sensor SD-4417 is 12 working days.\n\n",
+                           "The annual contract value of Elbe Pharma GmbH is EUR 184,500. Zoë paid €45.00 — ok?",
+                           "## Heading\n| a | b |\n|---|---|\n| 1,250.00 | 99% |\n", "日本語のテキスト 🤖 tabs\tand  spaces  "};
+    char *j1, *j2;
+    rl_tokenizer *tok = train_and_load(texts, 4, 400, &j1);
+    rl_tokenizer *tok2 = train_and_load(texts, 4, 400, &j2);
+    if (!tok || !tok2) return;
+    CHECK_EQ_STR(j1, j2); /* same texts, same file */
+    const char *probe[] = {"The lead time of the camera module CM-9001 is 7 working days.", "never seen: ÆØÅ ✓ \x01",
+                           "<s>What is it?</s>", ""};
+    for (int i = 0; i < 4; i++) {
+        int32_t *ids;
+        size_t n, len;
+        char *back;
+        rl_error err = {0};
+        CHECK_OK(rl_tok_encode(tok, probe[i], strlen(probe[i]), 0, &ids, &n, &err));
+        CHECK_OK(rl_tok_decode(tok, ids, n, 0, &back, &len, &err));
+        CHECK_EQ_STR(back, probe[i]);
+        if (i == 2) CHECK(n > 2 && ids[0] == 0 && ids[n - 1] == 1); /* specials in text are recognised */
+        free(ids), free(back);
+    }
+    /* merged pieces make the training text shorter than its bytes */
+    int32_t *ids;
+    size_t n;
+    CHECK_OK(rl_tok_encode(tok, texts[0], strlen(texts[0]), 0, &ids, &n, NULL));
+    CHECK(n < strlen(texts[0]));
+    free(ids);
+    rl_error err = {0};
+    char *bad;
+    size_t one = 1;
+    const char *t1[] = {"a"};
+    CHECK(rl_tok_train_bpe(t1, &one, 1, 100, &bad, &err) == RL_EINVAL);
+    CHECK_CONTAINS(err.msg, "vocab_size");
+    free(j1), free(j2);
+    rl_tok_free(tok), rl_tok_free(tok2);
+}

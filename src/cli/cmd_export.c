@@ -2,7 +2,8 @@
  * (<output_dir>/train: a PEFT adapter, or a full model) as a merged Hugging Face folder, a merged
  * GGUF file (F32, F16 or Q8_0), or the PEFT adapter itself, in <output_dir>/export/ unless
  * --out says where. GGUF files get a tokenizer vocabulary when the tokenizer is a llama2.c
- * tokenizer.bin (other vocabularies: not yet). */
+ * tokenizer.bin or a byte-level BPE tokenizer.json with Qwen2's pre-tokenizer (what raftlm
+ * trains for a student from scratch); other vocabularies: not yet. */
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,14 +60,23 @@ int cmd_export(int argc, char **argv) {
                 if (!s) cli_save_tokenizer(cfg.tokenizer ? cfg.tokenizer : own, dst);
             } else if (!s) {
                 cli_vocab vb = {0};
-                char ext[16];
-                const char *tokp = cfg.tokenizer;
-                if (tokp) rl_path_ext(tokp, ext, sizeof ext);
+                char ext[16] = "";
+                // the tokenizer: `tokenizer:`, else the one beside a base model folder
+                const char *tokp = cfg.tokenizer ? cfg.tokenizer : rl_path_is_dir(cfg.base_model) ? cfg.base_model : NULL;
+                char *json = tokp && rl_path_is_dir(tokp) ? rl_path_join(tokp, "tokenizer.json") : NULL;
+                if (tokp && !json) rl_path_ext(tokp, ext, sizeof ext);
                 int l2c = tokp && !rl_path_is_dir(tokp) && strcmp(ext, "json") && strcmp(ext, "gguf");
-                if (l2c) s = cli_vocab_from_llama2c(&vb, tokp, cm.model.cfg.vocab_size, &err);
-                else rl_warn("export: the GGUF file gets no tokenizer (only llama2.c tokenizer.bin vocabularies are written so far)");
-                if (!s) s = rl_model_save_gguf(&cm.model, dst, gtype, l2c ? &vb.v : NULL, &err);
-                if (l2c) cli_vocab_free(&vb);
+                int bpe = tokp && ((json && rl_path_exists(json)) || !strcmp(ext, "json"));
+                rl_error verr = {0};
+                int have = 0;
+                if (l2c) s = cli_vocab_from_llama2c(&vb, tokp, cm.model.cfg.vocab_size, &err), have = !s;
+                else if (bpe && !cli_vocab_from_tokenizer_json(&vb, tokp, cm.model.cfg.vocab_size, &verr)) have = 1;
+                if (!have && !s)
+                    rl_warn("export: the GGUF file gets no tokenizer (%s)",
+                            bpe ? verr.msg : "written for llama2.c tokenizer.bin and raftlm's own BPE tokenizer.json");
+                if (!s) s = rl_model_save_gguf(&cm.model, dst, gtype, have ? &vb.v : NULL, &err);
+                if (have) cli_vocab_free(&vb);
+                free(json);
             }
         }
     }

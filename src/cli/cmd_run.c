@@ -1,5 +1,6 @@
 /* cmd_run.c - `raftlm run`: every stage of the project from one raftlm.yaml, in order:
- * ingest, synth, train, eval, export.
+ * ingest, synth, pretrain, dsf, train, eval, export (pretrain and dsf only when the config
+ * enables them: a student trained from scratch, and the RAFT paper's baseline).
  *
  * ingest and synth are incremental by themselves (unchanged files are not read, chunks already
  * asked about are not asked again), so they always run and cost little when nothing changed.
@@ -12,8 +13,10 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,15 +25,16 @@
 
 static const char *usage_text =
     "[-c raftlm.yaml] [--from STAGE] [--only STAGE] [--force]\n\n"
-    "Runs the stages ingest, synth, train, eval, export in order. ingest and synth only do what is\n"
-    "new; train, eval and export are skipped when their inputs have not changed since their last run\n"
+    "Runs the stages ingest, synth, pretrain, dsf, train, eval, export in order. ingest and synth only\n"
+    "do what is new; the others are skipped when their inputs have not changed since their last run\n"
     "(<output_dir>/run_state.json). Stages without what they need (no base_model: no train) are skipped.\n"
     "  --from STAGE   start at this stage (the earlier ones are taken as they are)\n"
     "  --only STAGE   run just this stage\n"
     "  --force        run the stages even when their inputs are unchanged\n";
 
-enum { ST_INGEST, ST_SYNTH, ST_TRAIN, ST_EVAL, ST_EXPORT, N_STAGES };
-static const char *const stage_names[N_STAGES] = {"ingest", "synth", "train", "eval", "export"};
+enum { ST_INGEST, ST_SYNTH, ST_PRETRAIN, ST_DSF, ST_TRAIN, ST_EVAL, ST_EXPORT, N_STAGES };
+static const char *const stage_names[N_STAGES] = {"ingest", "synth", "pretrain", "dsf", "train", "eval", "export"};
+#define STAGE_LIST "ingest, synth, pretrain, dsf, train, eval, export"
 
 static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
@@ -107,6 +111,33 @@ static int run_verb(int (*fn)(int, char **), const char *verb, ...) {
     return fn(argc, argv);
 }
 
+/* What pretraining reads from the store: every ingested file's content hash, in path order. */
+static char *corpus_fingerprint(const char *db_path) {
+    sqlite3 *db;
+    rl_buf all = {0};
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, "SELECT path, sha256 FROM files ORDER BY path", -1, &st, NULL) == SQLITE_OK) {
+            while (sqlite3_step(st) == SQLITE_ROW)
+                rl_buf_printf(&all, "%s=%s;", (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+            sqlite3_finalize(st);
+        }
+    }
+    sqlite3_close(db);
+    char *hex = rl_xmalloc(65);
+    rl_sha256_hex(all.data ? all.data : "", all.len, hex);
+    rl_buf_free(&all);
+    return hex;
+}
+
+/* CPU time of this process so far: on a shared machine, CPU seconds say more about a stage's
+ * cost than wall seconds (though spinning BLAS threads count too). */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
 static int stage_index(const char *name) {
     for (int i = 0; i < N_STAGES; i++)
         if (strcmp(name, stage_names[i]) == 0) return i;
@@ -131,12 +162,12 @@ int cmd_run(int argc, char **argv) {
     }
     int first = 0, last = N_STAGES - 1;
     if (from && (first = stage_index(from)) < 0) {
-        fprintf(stderr, "raftlm: unknown stage '%s' (ingest, synth, train, eval, export)\n", from);
+        fprintf(stderr, "raftlm: unknown stage '%s' (" STAGE_LIST ")\n", from);
         return 2;
     }
     if (only) {
         if ((first = stage_index(only)) < 0) {
-            fprintf(stderr, "raftlm: unknown stage '%s' (ingest, synth, train, eval, export)\n", only);
+            fprintf(stderr, "raftlm: unknown stage '%s' (" STAGE_LIST ")\n", only);
             return 2;
         }
         last = first;
@@ -170,22 +201,41 @@ int cmd_run(int argc, char **argv) {
     char *train_ds = rl_path_join(ds_dir, "raft_train.jsonl"), *eval_q = rl_path_join(ds_dir, "eval_test.jsonl");
     char *adapter = rl_path_join(train_dir, "adapter_model.safetensors"), *full = rl_path_join(train_dir, "model.safetensors");
     char *eval_out = rl_path_join(cfg.output_dir, "eval.json"), *report_out = rl_path_join(cfg.output_dir, "report.html");
+    /* the from-scratch student's stages: their inputs and what they write */
+    char *raft_val = rl_path_join(ds_dir, "raft_validation.jsonl"), *raft_test = rl_path_join(ds_dir, "raft_test.jsonl");
+    char *base_weights = cfg.base_model ? rl_path_join(cfg.base_model, "model.safetensors") : NULL;
+    char *dsf_dir = rl_path_join(cfg.output_dir, "dsf");
+    char *corpus_fp = NULL, *shape = NULL; /* the new model's config.json */
+    if (cfg.pretrain.model_config)
+        shape = rl_path_is_dir(cfg.pretrain.model_config) ? rl_path_join(cfg.pretrain.model_config, "config.json")
+                                                          : rl_xstrdup(cfg.pretrain.model_config);
     const char *status[N_STAGES] = {0};
-    double seconds[N_STAGES] = {0};
+    double seconds[N_STAGES] = {0}, cpu[N_STAGES] = {0}; /* wall and CPU (user + system, all threads) */
     int code = 0;
     for (int st = 0; st < N_STAGES && !code; st++) {
         if (st < first || st > last) {
             status[st] = "not asked";
             continue;
         }
-        double t0 = rl_now();
+        double t0 = rl_now(), c0 = cpu_seconds();
         char fp[65] = "";
         const char *skip_reason = NULL;
         /* the fingerprint of what the stage reads */
-        if (st == ST_TRAIN) {
+        if (st == ST_PRETRAIN) {
+            if (!cfg.pretrain.enabled) skip_reason = "pretrain.enabled is false";
+            free(corpus_fp);
+            corpus_fp = corpus_fingerprint(db_path);
+            const char *in[] = {cfg_path, shape, raft_val, raft_test};
+            hash_files(in, 4, corpus_fp, fp);
+        } else if (st == ST_DSF) {
+            if (!cfg.dsf.enabled) skip_reason = "dsf.enabled is false";
+            else if (!cfg.base_model) skip_reason = "no base_model in the config";
+            const char *in[] = {cfg_path, train_ds, base_weights};
+            hash_files(in, 3, cfg.base_model, fp);
+        } else if (st == ST_TRAIN) {
             if (!cfg.base_model) skip_reason = "no base_model in the config";
-            const char *in[] = {cfg_path, train_ds};
-            hash_files(in, 2, cfg.base_model, fp);
+            const char *in[] = {cfg_path, train_ds, base_weights};
+            hash_files(in, 3, cfg.base_model, fp);
         } else if (st == ST_EVAL) {
             /* the config (eval.models, eval.k_sweep, ...), the questions, and every evaluated
              * model's files (the trained result among them) */
@@ -204,8 +254,8 @@ int cmd_run(int argc, char **argv) {
             } else {
                 rl_buf_printf(&models_fp, "models: %s;", merr.msg); /* eval itself reports it */
             }
-            const char *in[] = {cfg_path, eval_q, cfg.eval.questions, adapter, full};
-            hash_files(in, 5, models_fp.data, fp);
+            const char *in[] = {cfg_path, eval_q, cfg.eval.questions, adapter, full, base_weights};
+            hash_files(in, 6, models_fp.data, fp);
             rl_buf_free(&models_fp);
             if (!rl_path_exists(eval_q) && !cfg.eval.questions) skip_reason = "no questions (synth wrote no test split)";
         } else if (st == ST_EXPORT) {
@@ -226,6 +276,8 @@ int cmd_run(int argc, char **argv) {
         switch (st) {
         case ST_INGEST: rc = run_verb(cmd_ingest, "ingest", "-c", cfg_path, NULL); break;
         case ST_SYNTH: rc = run_verb(cmd_synth, "synth", "-c", cfg_path, NULL); break;
+        case ST_PRETRAIN: rc = run_verb(cmd_train, "train", "-c", cfg_path, "--stage", "pretrain", NULL); break;
+        case ST_DSF: rc = run_verb(cmd_train, "train", "-c", cfg_path, "--stage", "dsf", NULL); break;
         case ST_TRAIN: rc = run_verb(cmd_train, "train", "-c", cfg_path, NULL); break;
         case ST_EVAL: {
             /* eval.models, else the base model and the trained result (or retrieval only); eval
@@ -253,7 +305,7 @@ int cmd_run(int argc, char **argv) {
             break;
         }
         }
-        seconds[st] = rl_now() - t0;
+        seconds[st] = rl_now() - t0, cpu[st] = cpu_seconds() - c0;
         if (rc) {
             status[st] = "FAILED";
             code = rc;
@@ -261,7 +313,8 @@ int cmd_run(int argc, char **argv) {
         }
         status[st] = "ran";
         /* record the success (ingest and synth record when they last ran) */
-        json_t *rec = json_pack("{s:s, s:f, s:i}", "fingerprint", fp, "seconds", seconds[st], "at", (json_int_t)time(NULL));
+        json_t *rec = json_pack("{s:s, s:f, s:f, s:i}", "fingerprint", fp, "seconds", seconds[st], "cpu_seconds", cpu[st], "at",
+                                (json_int_t)time(NULL));
         json_object_set_new(state, stage_names[st], rec);
         char *dump = json_dumps(state, JSON_INDENT(2));
         if (rl_file_write_atomic(state_path, dump, strlen(dump), &err)) rl_warn("%s", err.msg);
@@ -270,11 +323,14 @@ int cmd_run(int argc, char **argv) {
     fprintf(stderr, "\nraftlm run: %s\n", code ? "stopped at a failed stage" : "done");
     for (int st = 0; st < N_STAGES; st++) {
         fprintf(stderr, "  %-7s %-44s", stage_names[st], status[st] ? status[st] : "not reached");
-        if (seconds[st] > 0) fprintf(stderr, " %7.1f s", seconds[st]);
+        if (seconds[st] > 0) fprintf(stderr, " %7.1f s (cpu %.1f s)", seconds[st], cpu[st]);
         fprintf(stderr, "\n");
     }
     fprintf(stderr, "  outputs: store %s, datasets %s/, model %s/, eval %s, report %s, export %s/\n", db_path, ds_dir, train_dir, eval_out,
             report_out, export_dir);
+    if (cfg.pretrain.enabled) fprintf(stderr, "  pretrained base model %s/\n", cfg.base_model);
+    if (cfg.dsf.enabled) fprintf(stderr, "  DSF baseline %s/\n", dsf_dir);
+    free(raft_val), free(raft_test), free(base_weights), free(dsf_dir), free(corpus_fp), free(shape);
     json_decref(state);
     free(state_path), free(ds_dir), free(train_dir), free(export_dir), free(train_ds), free(eval_q), free(adapter), free(full), free(eval_out), free(report_out);
     free(db_path);

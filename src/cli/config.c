@@ -154,6 +154,25 @@ static const field fields[] = {
     {"raft.val_fraction", F_FLOAT, O(raft.val_fraction), "0.05", 0, 0.9, 0, "documents held out for validation"},
     {"raft.test_fraction", F_FLOAT, O(raft.test_fraction), "0.1", 0, 0.9, 0, "documents held out for the test split"},
 
+    {"pretrain", F_SECTION, 0, 0, NONE, 0, "train the student from scratch on the corpus text first (no pretrained model needed)"},
+    {"pretrain.enabled", F_BOOL, O(pretrain.enabled), "false", NONE, 0,
+     "run the pretrain stage; base_model defaults to its result, <output_dir>/pretrain"},
+    {"pretrain.model_config", F_PATH, O(pretrain.model_config), "null", NONE, 0,
+     "HF config.json (or its folder) with the shape of the new model (its vocab_size must hold the tokenizer's ids)"},
+    {"pretrain.vocab_size", F_INT, O(pretrain.vocab_size), "2048", 258, 1 << 20, 0,
+     "byte-level BPE tokenizer trained on the corpus when `tokenizer` is null"},
+    {"pretrain.max_steps", F_INT, O(pretrain.max_steps), "200", 1, 1e9, 0, "optimizer steps (full training, packed corpus chunks)"},
+    {"pretrain.learning_rate", F_FLOAT, O(pretrain.learning_rate), "0.002", 0, 10, 0, "peak learning rate (cosine after warmup)"},
+    {"pretrain.sequence_len", F_INT, O(pretrain.sequence_len), "512", 8, 1 << 20, 0, "tokens per packed sequence"},
+    {"pretrain.micro_batch_size", F_INT, O(pretrain.micro_batch_size), "8", 1, 65536, 0, "sequences per step"},
+    {"pretrain.warmup_steps", F_INT, O(pretrain.warmup_steps), "20", 0, 1e9, 0, "linear warmup steps"},
+
+    {"dsf", F_SECTION, 0, 0, NONE, 0, "the baseline: base_model fine-tuned on question -> answer without documents"},
+    {"dsf.enabled", F_BOOL, O(dsf.enabled), "false", NONE, 0,
+     "run the dsf stage (into <output_dir>/dsf, with the training keys above except these)"},
+    {"dsf.max_steps", F_INT, O(dsf.max_steps), "200", 1, 1e9, 0, "optimizer steps"},
+    {"dsf.learning_rate", F_FLOAT, O(dsf.learning_rate), "0.001", 0, 10, 0, "peak learning rate"},
+
     {"eval", F_SECTION, 0, 0, NONE, 0, "evaluation"},
     {"eval.modes", F_STRLIST, O(eval.modes), "retrieval,closed_book,rag,raft", NONE, 0,
      "retrieval, closed_book, rag, oracle, raft"},
@@ -569,6 +588,11 @@ static rl_status validate(load_ctx *c, rl_config *cfg) {
         for (int m = 0; m < 5; m++) ok |= strcmp(cfg->eval.modes.items[i], modes[m]) == 0;
         if (!ok)
             return key_error(c, 0, "eval.modes", "unknown mode \"%s\" (retrieval, closed_book, rag, oracle, raft)", cfg->eval.modes.items[i]);
+    }
+    if (cfg->pretrain.enabled) {
+        if (!cfg->pretrain.model_config)
+            return key_error(c, 0, "pretrain.model_config", "must name the new model's config.json when pretrain.enabled is true");
+        if (!cfg->base_model) cfg->base_model = rl_path_join(cfg->output_dir, "pretrain"); /* what the stage writes */
     }
     return RL_OK;
 }

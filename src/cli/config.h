@@ -112,6 +112,19 @@ typedef struct rl_config {
         double refusal_fraction;
         double val_fraction, test_fraction;
     } raft;
+    /* the from-scratch student (cmd_train --stage pretrain / dsf; cmd_run's stages of the same names) */
+    struct {
+        bool enabled;
+        char *model_config; /* HF config.json (or its folder): the shape of the new model */
+        int vocab_size;     /* of the BPE tokenizer trained on the corpus when `tokenizer` is null */
+        int max_steps, sequence_len, micro_batch_size, warmup_steps;
+        double learning_rate;
+    } pretrain;
+    struct {
+        bool enabled; /* the RAFT paper's baseline: question -> answer without documents */
+        int max_steps;
+        double learning_rate;
+    } dsf;
     struct {
         rl_strlist modes;
         int k;

@@ -983,6 +983,15 @@ void rl_qa_free(rl_qa *qa, int n) {
     free(qa);
 }
 
+/* The reasoning names the section only when the chunk (what the student is shown) has its
+ * heading: a name the student cannot see teaches it to invent one. The innermost heading of the
+ * path "A > B > C" is the one a chunk can start with. */
+const char *rl_cot_section(const char *heading, const char *chunk_text) {
+    const char *h = heading, *gt;
+    while (h && (gt = strstr(h, " > "))) h = gt + 3;
+    return h && h[0] && chunk_text && strstr(chunk_text, h) ? h : NULL;
+}
+
 char *rl_cot_answer(const char *question, const char *quote, const char *answer, const char *heading) {
     rl_buf b = {0};
     const char *topic = heading && heading[0] ? heading : NULL;
@@ -1024,7 +1033,7 @@ static rl_status ex_submit(rl_teacher *t, rl_teacher_task *task, rl_error *err) 
             task->error = rl_xstrdup("the extractive teacher only answers its own questions");
         } else {
             char *quote = rl_xstrndup(task->hint, (size_t)(sep - task->hint));
-            task->answer = rl_cot_answer(task->question, quote, sep + 1, task->heading);
+            task->answer = rl_cot_answer(task->question, quote, sep + 1, rl_cot_section(task->heading, task->chunk_text));
             free(quote);
         }
     }
@@ -1057,7 +1066,7 @@ rl_teacher *rl_teacher_extractive_new(void) {
     extractive *x = rl_xcalloc(1, sizeof *x);
     x->base.vt = &extractive_vt;
     /* bump the version whenever the phrasing changes, so old questions are not mixed in */
-    snprintf(x->base.fingerprint, sizeof x->base.fingerprint, "extractive-v3");
+    snprintf(x->base.fingerprint, sizeof x->base.fingerprint, "extractive-v4");
     return &x->base;
 }
 

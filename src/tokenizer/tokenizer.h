@@ -101,6 +101,17 @@ rl_status rl_tok_stream_push(rl_tok_stream *st, int32_t id, rl_buf *out, rl_erro
 void rl_tok_stream_flush(rl_tok_stream *st, rl_buf *out);
 void rl_tok_stream_free(rl_tok_stream *st);
 
+/* ---- training ---------------------------------------------------------------------------- */
+
+/* Trains a byte-level BPE vocabulary of at most vocab_size ids (<s>, </s>, the 256 bytes, then
+ * merges by frequency; ties to the smaller pair of ids) on n texts and writes it as a
+ * tokenizer.json that rl_tok_load reads: Qwen2's pre-tokenizer (single digits), ByteLevel.
+ * Deterministic for the same texts. *json is malloc'ed, the caller frees it. */
+rl_status rl_tok_train_bpe(const char *const *texts, const size_t *lens, size_t n, int vocab_size, char **json,
+                           rl_error *err);
+/* The pre-tokenizer regex of those files: Qwen2's (llama.cpp's tokenizer.ggml.pre "qwen2"). */
+extern const char rl_tok_qwen2_regex[];
+
 /* ---- chat templates ------------------------------------------------------------------------ */
 
 typedef enum rl_chat_family {
