@@ -60,23 +60,13 @@ int cmd_export(int argc, char **argv) {
                 if (!s) cli_save_tokenizer(cfg.tokenizer ? cfg.tokenizer : own, dst);
             } else if (!s) {
                 cli_vocab vb = {0};
-                char ext[16] = "";
                 // the tokenizer: `tokenizer:`, else the one beside a base model folder
                 const char *tokp = cfg.tokenizer ? cfg.tokenizer : rl_path_is_dir(cfg.base_model) ? cfg.base_model : NULL;
-                char *json = tokp && rl_path_is_dir(tokp) ? rl_path_join(tokp, "tokenizer.json") : NULL;
-                if (tokp && !json) rl_path_ext(tokp, ext, sizeof ext);
-                int l2c = tokp && !rl_path_is_dir(tokp) && strcmp(ext, "json") && strcmp(ext, "gguf");
-                int bpe = tokp && ((json && rl_path_exists(json)) || !strcmp(ext, "json"));
                 rl_error verr = {0};
-                int have = 0;
-                if (l2c) s = cli_vocab_from_llama2c(&vb, tokp, cm.model.cfg.vocab_size, &err), have = !s;
-                else if (bpe && !cli_vocab_from_tokenizer_json(&vb, tokp, cm.model.cfg.vocab_size, &verr)) have = 1;
-                if (!have && !s)
-                    rl_warn("export: the GGUF file gets no tokenizer (%s)",
-                            bpe ? verr.msg : "written for llama2.c tokenizer.bin and raftlm's own BPE tokenizer.json");
+                int have = tokp && !cli_vocab_load(&vb, tokp, cm.model.cfg.vocab_size, &verr);
+                if (!have) rl_warn("export: the GGUF file gets no tokenizer (%s)", tokp ? verr.msg : "no tokenizer configured");
                 if (!s) s = rl_model_save_gguf(&cm.model, dst, gtype, have ? &vb.v : NULL, &err);
                 if (have) cli_vocab_free(&vb);
-                free(json);
             }
         }
     }

@@ -264,8 +264,7 @@ rl_status cli_vocab_from_tokenizer_json(cli_vocab *vb, const char *path, int n_v
             vb->types[k] = 4;
             missing++;
         }
-    if (!s && missing > n_vocab / 2)
-        s = rl_fail(err, RL_EFORMAT, "%s: %d of the model's %d ids are not in the tokenizer", path, missing, n_vocab);
+    if (missing) rl_debug("%s: %d of the model's %d ids are not in the tokenizer ([PADn] in the GGUF)", path, missing, n_vocab);
     size_t nm = json_array_size(merges);
     vb->merges = rl_xcalloc(nm + 1, sizeof *vb->merges);
     json_array_foreach(merges, i, val) {

@@ -327,7 +327,10 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
         if (prompt[i] < 0 || prompt[i] >= V)
             return rl_fail(err, RL_EINVAL, "prompt token %d is outside the vocabulary (%d)", prompt[i], V);
     rl_sampler *smp = NULL;
-    rl_status s = rl_sampler_new(&smp, &p->sampling, V, err);
+    /* a model may have more output rows than its tokenizer has ids (a student whose config
+     * rounds the vocabulary up): ids the tokenizer cannot decode are never sampled */
+    int V_sample = inf->tok && rl_tok_vocab_size(inf->tok) < V ? rl_tok_vocab_size(inf->tok) : V;
+    rl_status s = rl_sampler_new(&smp, &p->sampling, V_sample, err);
     if (s) return s;
     res->n_probs = p->sampling.n_probs;
     int want_lp = p->logprobs || p->sampling.n_probs > 0;
