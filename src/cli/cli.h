@@ -57,7 +57,7 @@ void cli_model_close(cli_model *cm);
  * folder loads on its own; a tokenizer that cannot be written is a warning, not an error. */
 void cli_save_tokenizer(const char *tok_path, const char *dir);
 /* The tokenizer a model brings along: model_path itself when it is a folder holding
- * tokenizer.json (or tokenizer.bin), else NULL. */
+ * tokenizer.json (or tokenizer.bin) or a GGUF file with a vocabulary, else NULL. */
 const char *cli_model_tokenizer(const char *model_path);
 /* BOS (when the tokenizer or model has one) + the text's tokens, without EOS; caller frees. */
 rl_status cli_encode_prompt(const cli_model *cm, const char *text, int32_t **out, size_t *n, rl_error *err);

@@ -57,7 +57,16 @@ rl_status cli_model_open_config(cli_model *cm, const char *dir, const char *tok_
 }
 
 const char *cli_model_tokenizer(const char *model_path) {
-    if (!model_path || !rl_path_is_dir(model_path)) return NULL;
+    if (!model_path) return NULL;
+    char ext[16];
+    rl_path_ext(model_path, ext, sizeof ext);
+    if (!strcmp(ext, "gguf")) { // a GGUF file with tokenizer.ggml.* metadata
+        rl_tokenizer *tok = NULL;
+        int ok = rl_tok_load(&tok, model_path, NULL) == RL_OK;
+        rl_tok_free(tok);
+        return ok ? model_path : NULL;
+    }
+    if (!rl_path_is_dir(model_path)) return NULL;
     char *a = rl_path_join(model_path, "tokenizer.json"), *b = rl_path_join(model_path, "tokenizer.bin");
     int found = rl_path_exists(a) || rl_path_exists(b);
     free(a);
