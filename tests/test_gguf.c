@@ -204,11 +204,13 @@ TEST(gguf_writes_a_gpt2_vocabulary_from_tokenizer_json) {
         if (ascii) {
             int32_t *a, *b;
             size_t na, nb;
-            CHECK_OK(rl_tok_encode(tj, text, len, 0, &a, &na, &err));
-            CHECK_OK(rl_tok_encode(tg, text, len, 0, &b, &nb, &err));
-            if (na != nb || memcmp(a, b, na * sizeof *a)) bad++;
+            for (int special = 0; special < 2; special++) { // with specials: add_bos/add_eos written as the tokenizer does
+                CHECK_OK(rl_tok_encode(tj, text, len, special, &a, &na, &err));
+                CHECK_OK(rl_tok_encode(tg, text, len, special, &b, &nb, &err));
+                if (na != nb || memcmp(a, b, na * sizeof *a)) bad++;
+                free(a), free(b);
+            }
             checked++;
-            free(a), free(b);
         }
         json_decref(s);
     }

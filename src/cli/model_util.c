@@ -296,6 +296,15 @@ rl_status cli_vocab_from_tokenizer_json(cli_vocab *vb, const char *path, int n_v
     if (!s && !(s = rl_tok_load(&tok, path, err))) {
         vb->v.bos = rl_tok_bos(tok) < n_vocab ? rl_tok_bos(tok) : -1;
         vb->v.eos = rl_tok_eos(tok) < n_vocab ? rl_tok_eos(tok) : -1;
+        // whether the tokenizer adds BOS / EOS (its post-processor): llama.cpp's default for a
+        // gpt2 vocabulary is not to, so it is written either way
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (rl_tok_encode(tok, "a", 1, 1, &ids, &n, NULL) == RL_OK && n > 0) {
+            vb->v.add_bos = vb->v.bos >= 0 && ids[0] == vb->v.bos ? 1 : -1;
+            vb->v.add_eos = vb->v.eos >= 0 && ids[n - 1] == vb->v.eos ? 1 : -1;
+        }
+        free(ids);
         rl_tok_free(tok);
     }
     vb->v.tokens = (const char **)vb->tokens;

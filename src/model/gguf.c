@@ -487,6 +487,10 @@ static void kv_str(rl_buf *b, int *n, const char *k, const char *v) {
     w_str(b, k, strlen(k)), w_u32(b, T_STR), w_str(b, v, strlen(v)), (*n)++;
 }
 static void kv_u32(rl_buf *b, int *n, const char *k, uint32_t v) { w_str(b, k, strlen(k)), w_u32(b, T_U32), w_u32(b, v), (*n)++; }
+static void kv_bool(rl_buf *b, int *n, const char *k, int v) {
+    uint8_t x = (uint8_t)(v != 0);
+    w_str(b, k, strlen(k)), w_u32(b, T_BOOL), rl_buf_append(b, &x, 1), (*n)++;
+}
 static void kv_f32(rl_buf *b, int *n, const char *k, float v) {
     w_str(b, k, strlen(k)), w_u32(b, T_F32), rl_buf_append(b, &v, 4), (*n)++;
 }
@@ -552,6 +556,8 @@ rl_status rl_model_save_gguf(const rl_model *m, const char *path, int type, cons
         if (vocab->eos >= 0) kv_u32(&kv, &nkv, "tokenizer.ggml.eos_token_id", (uint32_t)vocab->eos);
         if (vocab->unk >= 0) kv_u32(&kv, &nkv, "tokenizer.ggml.unknown_token_id", (uint32_t)vocab->unk);
         if (vocab->pad >= 0) kv_u32(&kv, &nkv, "tokenizer.ggml.padding_token_id", (uint32_t)vocab->pad);
+        if (vocab->add_bos) kv_bool(&kv, &nkv, "tokenizer.ggml.add_bos_token", vocab->add_bos > 0);
+        if (vocab->add_eos) kv_bool(&kv, &nkv, "tokenizer.ggml.add_eos_token", vocab->add_eos > 0);
     }
     // tensors: norms and biases stay F32 (as llama.cpp's converter keeps 1-D tensors)
     int n = rl_params_count(c);

@@ -150,6 +150,7 @@ typedef struct rl_gguf_vocab {
     const char **merges;  /* gpt2: "left right" pairs, best first */
     int n_merges;
     int bos, eos, unk, pad; /* -1: none */
+    int add_bos, add_eos;   /* tokenizer.ggml.add_*_token: 1 true, -1 false, 0 not written (llama.cpp's default) */
 } rl_gguf_vocab;
 /* ggml block quantization of one row of n floats (n a multiple of the type's block: 32, or 256
  * for Q4_K / Q6_K) into dst. Types 0 (F32), 1 (F16), 8 (Q8_0), 2 (Q4_0), 12 (Q4_K), 14 (Q6_K);
