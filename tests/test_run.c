@@ -114,10 +114,14 @@ TEST(run_example_student_from_scratch_scaled_down) {
     /* the exported GGUF carries the trained tokenizer: the same ids as the tokenizer.json */
     const char *probe = "'The brake unit BM-1234 costs EUR 1,234.50. Zoë <s>x</s>'";
     char *a, *b;
-    CHECK_EQ_INT(t_run(t_fmt("%s tokenize --model %s/out/pretrain %s", t_bin(), dir, probe), &a, 0), 0);
-    CHECK_EQ_INT(t_run(t_fmt("%s tokenize --model %s/out/export/model.gguf %s", t_bin(), dir, probe), &b, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s tokenize --no-special --model %s/out/pretrain %s", t_bin(), dir, probe), &a, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s tokenize --no-special --model %s/out/export/model.gguf %s", t_bin(), dir, probe), &b, 0), 0);
     CHECK(strlen(a) > 20);
     CHECK_EQ_STR(a, b);
+    free(b);
+    /* and it asks for BOS first, as raftlm runs its models (llama.cpp then encodes prompts alike) */
+    CHECK_EQ_INT(t_run(t_fmt("%s tokenize --model %s/out/export/model.gguf %s", t_bin(), dir, probe), &b, 0), 0);
+    CHECK(strncmp(b, "0 ", 2) == 0 && strcmp(b + 2, a) == 0);
     free(a), free(b);
     /* nothing changed: the student's stages are skipped */
     CHECK_EQ_INT(t_run(t_fmt("%s run -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);

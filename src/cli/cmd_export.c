@@ -65,6 +65,9 @@ int cmd_export(int argc, char **argv) {
                 rl_error verr = {0};
                 int have = tokp && !cli_vocab_load(&vb, tokp, cm.model.cfg.vocab_size, &verr);
                 if (!have) rl_warn("export: the GGUF file gets no tokenizer (%s)", tokp ? verr.msg : "no tokenizer configured");
+                // raftlm trains and runs its models with BOS first (cli_encode_prompt, the
+                // datasets), whatever the tokenizer's own post-processor does: say so to llama.cpp
+                if (have && vb.v.bos >= 0) vb.v.add_bos = 1;
                 if (!s) s = rl_model_save_gguf(&cm.model, dst, gtype, have ? &vb.v : NULL, &err);
                 if (have) cli_vocab_free(&vb);
             }
