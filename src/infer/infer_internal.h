@@ -42,6 +42,11 @@ struct rl_infer {
 
 #define PREFILL_T 32 /* prompt tokens per batched forward */
 
+/* The SIMD level the kernels may use, from the CPU and the environment (RAFTLM_NO_SIMD=1: scalar;
+ * RAFTLM_NO_AVX512=1: at most AVX2). One answer for every kernel dispatcher (quant.c). */
+enum { INFER_SCALAR, INFER_AVX2, INFER_AVX512, INFER_AVX512_VNNI };
+int infer_simd_level(void);
+
 /* out (T, rows) = x (T, cols) W^T (+ bias) with the context's threads (generate.c). */
 void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias);
 /* Several products of one input (q, k, v; gate, up) in one parallel loop, the input quantized

@@ -189,14 +189,7 @@ __attribute__((target("avx512f"))) static float f32_dot_avx512(const float *a, c
 #endif
 
 static int simd_ok(const char *feature) {
-#if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (getenv("RAFTLM_NO_SIMD")) return 0;
-    if (!strcmp(feature, "avx512")) return __builtin_cpu_supports("avx512f");
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
+    return infer_simd_level() >= (!strcmp(feature, "avx512") ? INFER_AVX512 : INFER_AVX2);
 }
 
 rl_q4_k_dot_fn rl_q4_k_dot_kernel(const char **name) {

@@ -110,14 +110,25 @@ static float dot_avx512(const rl_block_q8_0 *a, const rl_block_q8_0 *b, size_t n
 static int has_vnni512(void);
 #endif
 
-rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name) {
+int infer_simd_level(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (!getenv("RAFTLM_NO_SIMD") && !getenv("RAFTLM_NO_AVX512") && has_vnni512()) {
+    if (getenv("RAFTLM_NO_SIMD") || !__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return INFER_SCALAR;
+    if (getenv("RAFTLM_NO_AVX512") || !__builtin_cpu_supports("avx512f")) return INFER_AVX2;
+    return has_vnni512() ? INFER_AVX512_VNNI : INFER_AVX512;
+#else
+    return INFER_SCALAR;
+#endif
+}
+
+rl_q8_0_dot_fn rl_q8_0_dot_kernel(const char **name) {
+#if defined(__x86_64__)
+    int level = infer_simd_level();
+    if (level >= INFER_AVX512_VNNI) {
         if (name) *name = "avx512vnni";
         return dot_avx512;
     }
-    if (!getenv("RAFTLM_NO_SIMD") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (level >= INFER_AVX2) {
         if (name) *name = "avx2";
         return dot_avx2;
     }
@@ -229,12 +240,12 @@ static int has_vnni512(void) {
 
 rl_q4_0_dot_fn rl_q4_0_dot_kernel(const char **name) {
 #if defined(__x86_64__)
-    __builtin_cpu_init();
-    if (!getenv("RAFTLM_NO_SIMD") && !getenv("RAFTLM_NO_AVX512") && has_vnni512()) {
+    int level = infer_simd_level();
+    if (level >= INFER_AVX512_VNNI) {
         if (name) *name = "avx512vnni";
         return dot4_avx512;
     }
-    if (!getenv("RAFTLM_NO_SIMD") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    if (level >= INFER_AVX2) {
         if (name) *name = "avx2";
         return dot4_avx2;
     }
