@@ -74,5 +74,10 @@ const char *t_shared(void);
 /* Path of the repository root (the folder make ran in). */
 const char *t_root(void);
 char *t_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Starts `raftlm -q serve ARGS... --port 0` (args NULL-terminated), reads the port it prints and
+ * waits until /health answers 200. Returns the pid (-1 when it did not start); *port is set. */
+int t_serve_start(const char *const *args, int *port);
+/* SIGTERM, then waits; returns 1 when the server exited cleanly (status 0). */
+int t_serve_stop(int pid);
 
 #endif

@@ -40,44 +40,18 @@ TEST(openai_node_client_against_raftlm_serve) {
                              tokp, prompt, n), &want, 0), 0);
     t_write_str(dir, "expected.txt", want);
     // the server
-    int out[2];
-    CHECK(pipe(out) == 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        close(out[0]);
-        execl(t_bin(), t_bin(), "-q", "serve", "--model", bin, "--tokenizer", tokp, "--port", "0", "--parallel", "2",
-              "--store", dir, "--name", "stories260K", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    FILE *fp = fdopen(out[0], "r");
-    char line[256] = {0};
     int port = 0;
-    if (fgets(line, sizeof line, fp)) sscanf(line, "listening on http://127.0.0.1:%d", &port);
-    CHECK_MSG(port > 0, "serve did not start: %s", line);
-    // it listens before the model is loaded: wait for /health to say 200
-    char *h = NULL;
-    for (int i = 0; i < 200; i++) {
-        free(h);
-        h = NULL;
-        if (t_run(t_fmt("curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/health", port), &h, 0) == 0 && h &&
-            strcmp(h, "200") == 0)
-            break;
-        usleep(50000);
-    }
-    free(h);
+    const char *args[] = {"--model", bin, "--tokenizer", tokp, "--parallel", "2", "--store", dir, "--name", "stories260K", NULL};
+    int pid = t_serve_start(args, &port);
+    CHECK_MSG(pid > 0, "serve did not start");
+    if (pid <= 0) return;
     char *log = NULL;
     int rc = t_run(t_fmt("node %s http://127.0.0.1:%d/v1 stories260K '%s' %d %s/expected.txt", script, port, prompt, n, dir),
                    &log, 1);
     CHECK_MSG(rc == 0, "the OpenAI client's checks failed:\n%s", log);
     CHECK_CONTAINS(log, "all ok");
     printf("%s", log);
-    kill(pid, SIGTERM);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    fclose(fp);
+    CHECK(t_serve_stop(pid));
     free(log);
     free(want);
     free(docs);

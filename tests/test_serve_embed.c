@@ -66,40 +66,16 @@ TEST(serve_embeddings_openai_node_client) {
     rl_embedder_free(e);
     free(v), free(qv), free(tv);
     /* the server */
-    int pfd[2];
-    CHECK(pipe(pfd) == 0);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        execl(t_bin(), t_bin(), "-q", "serve", "-c", t_fmt("%s/raftlm.yaml", dir), "--model", bin, "--tokenizer", tokp, "--port", "0",
-              "--parallel", "1", (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    FILE *fp = fdopen(pfd[0], "r");
-    char line[256] = {0};
     int port = 0;
-    if (fgets(line, sizeof line, fp)) sscanf(line, "listening on http://127.0.0.1:%d", &port);
-    CHECK_MSG(port > 0, "serve did not start: %s", line);
-    char *h = NULL;
-    for (int i = 0; i < 200; i++) {
-        free(h);
-        h = NULL;
-        if (t_run(t_fmt("curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/health", port), &h, 0) == 0 && h && strcmp(h, "200") == 0)
-            break;
-        usleep(50000);
-    }
-    free(h);
+    const char *args[] = {"-c", t_fmt("%s/raftlm.yaml", dir), "--model", bin, "--tokenizer", tokp, "--parallel", "1", NULL};
+    int pid = t_serve_start(args, &port);
+    CHECK_MSG(pid > 0, "serve did not start");
+    if (pid <= 0) return;
     char *log = NULL;
     int rc = t_run(t_fmt("node %s/tests/node/embeddings_client.mjs http://127.0.0.1:%d/v1 %s/expected.json", t_root(), port, dir), &log, 1);
     CHECK_MSG(rc == 0, "the OpenAI client's checks failed:\n%s", log);
     CHECK_CONTAINS(log, "all ok");
     printf("%s", log);
     free(log);
-    kill(pid, SIGTERM);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    fclose(fp);
+    CHECK(t_serve_stop(pid));
 }

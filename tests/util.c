@@ -4,6 +4,8 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/core.h"
@@ -89,4 +91,49 @@ char *t_fmt(const char *fmt, ...) {
     va_end(ap);
     RL_ASSERT(s != NULL);
     return s;
+}
+
+int t_serve_start(const char *const *args, int *port) {
+    const char *argv[64] = {t_bin(), "-q", "serve"};
+    int n = 3;
+    while (*args && n < 60) argv[n++] = *args++;
+    argv[n++] = "--port", argv[n++] = "0", argv[n] = NULL;
+    int pfd[2];
+    if (pipe(pfd) != 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        execv(t_bin(), (char *const *)argv);
+        _exit(127);
+    }
+    close(pfd[1]);
+    FILE *fp = fdopen(pfd[0], "r");
+    char line[256] = {0};
+    *port = 0;
+    if (fp && fgets(line, sizeof line, fp)) sscanf(line, "listening on http://127.0.0.1:%d", port);
+    if (fp) fclose(fp); // the server writes nothing more to stdout
+    if (*port <= 0) {
+        fprintf(stderr, "    serve did not start: %s\n", line);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return -1;
+    }
+    // it listens before the model is loaded: wait for /health to say 200
+    for (int i = 0; i < 200; i++) {
+        char *h = NULL;
+        int ok = t_run(t_fmt("curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/health", *port), &h, 0) == 0 && h &&
+                 strcmp(h, "200") == 0;
+        free(h);
+        if (ok) break;
+        usleep(50000);
+    }
+    return (int)pid;
+}
+
+int t_serve_stop(int pid) {
+    kill(pid, SIGTERM);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
