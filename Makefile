@@ -69,7 +69,7 @@ test: $(BUILD)/raftlm $(BUILD)/raftlm-tests
 	@RAFTLM_BIN=$(abspath $(BUILD)/raftlm) $(BUILD)/raftlm-tests
 
 asan:
-	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow" \
 		LDFLAGS="-fsanitize=address,undefined" test
 
 bench: $(BUILD)/raftlm

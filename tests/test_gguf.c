@@ -144,6 +144,22 @@ TEST(gguf_damaged_files) {
         CHECK_MSG(s != RL_OK, "lie %zu accepted", i);
         if (s == RL_OK) rl_model_free(&m);
     }
+    // a size too large for an int (3.5e9 as u32; converting it was undefined behaviour, found by
+    // fuzz/fuzz_model_file.c) is a clear error
+    const char *key = "llama.embedding_length";
+    char *at = memmem(data, len, key, strlen(key));
+    CHECK(at != NULL);
+    if (at) {
+        memcpy(bad, data, len);
+        size_t off = (size_t)(at - data) + strlen(key);
+        uint32_t type, huge = 3500000000u;
+        memcpy(&type, bad + off, 4);
+        CHECK_EQ_INT((int)type, 4); // GGUF u32
+        memcpy(bad + off + 4, &huge, 4);
+        t_write(dir, "huge.gguf", bad, len);
+        CHECK(rl_model_load(&m, t_fmt("%s/huge.gguf", dir), &err) == RL_EFORMAT);
+        CHECK_CONTAINS(err.msg, "sizes must be positive");
+    }
     // random byte flips anywhere: error or a model, never a crash
     uint64_t rng = 1;
     for (int i = 0; i < 200; i++) {

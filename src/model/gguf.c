@@ -371,6 +371,10 @@ static int gguf_name(const char *hf, char *out, size_t cap) {
     return 0;
 }
 
+/* A metadata number, or -1 when it cannot be held by the int or float it goes into (converting it
+ * would be undefined behaviour); -1 then fails the model config's checks with a clear error. */
+static double gguf_meta_num(double v) { return v > -2147483648.0 && v < 2147483648.0 ? v : -1; }
+
 rl_status rl_model_load_gguf(rl_model *m, const char *path, rl_error *err) {
     memset(m, 0, sizeof *m);
     rl_gguf g;
@@ -391,7 +395,7 @@ rl_status rl_model_load_gguf(rl_model *m, const char *path, rl_error *err) {
         snprintf(key, sizeof key, "%s." name, arch);                                   \
         v = (def);                                                                     \
         rl_gguf_get_num(&g, key, &v);                                                  \
-        field = v;                                                                     \
+        field = gguf_meta_num(v);                                                      \
     } while (0)
     NUM(c.dim, "embedding_length", 0);
     NUM(c.hidden_dim, "feed_forward_length", 0);
@@ -415,7 +419,7 @@ rl_status rl_model_load_gguf(rl_model *m, const char *path, rl_error *err) {
         snprintf(key, sizeof key, "%s.rope.scaling.factor", arch);
         v = 1.0;
         rl_gguf_get_num(&g, key, &v);
-        c.rope.factor = (float)v;
+        c.rope.factor = (float)gguf_meta_num(v);
     }
     const rl_gguf_tensor *emb = rl_gguf_find_tensor(&g, "token_embd.weight");
     if (!emb || emb->ndim != 2) {
@@ -425,8 +429,8 @@ rl_status rl_model_load_gguf(rl_model *m, const char *path, rl_error *err) {
     c.vocab_size = (int)(emb->dims[1] < (1 << 24) ? emb->dims[1] : 0);
     c.tie_embeddings = rl_gguf_find_tensor(&g, "output.weight") == NULL;
     c.bos_id = c.eos_id = -1;
-    if (rl_gguf_get_num(&g, "tokenizer.ggml.bos_token_id", &v)) c.bos_id = (int)v;
-    if (rl_gguf_get_num(&g, "tokenizer.ggml.eos_token_id", &v)) c.eos_id = (int)v;
+    if (rl_gguf_get_num(&g, "tokenizer.ggml.bos_token_id", &v)) c.bos_id = (int)gguf_meta_num(v);
+    if (rl_gguf_get_num(&g, "tokenizer.ggml.eos_token_id", &v)) c.eos_id = (int)gguf_meta_num(v);
     if ((s = rl_model_init(m, &c, err))) {
         rl_error_prefix(err, "%s", path);
         rl_gguf_close(&g);

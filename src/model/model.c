@@ -130,19 +130,22 @@ int rl_params_list(const rl_model_config *c, const rl_params *p, rl_tensor_ref *
     return n;
 }
 
+/* base + off, or NULL for an absent tensor (rl_lora_shapes passes empty params) */
+static float *at(float *base, size_t off) { return base ? base + off : NULL; }
+
 void rl_params_linear(const rl_model_config *c, const rl_params *p, int l, rl_module m, float **w, float **bias,
                       int *in, int *out) {
     size_t C = (size_t)c->dim, F = (size_t)c->hidden_dim;
     size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
     float *b = NULL;
     switch (m) {
-    case RL_MOD_Q: *w = p->wq + l * QD * C, *in = (int)C, *out = (int)QD, b = p->bq ? p->bq + l * QD : NULL; break;
-    case RL_MOD_K: *w = p->wk + l * KD * C, *in = (int)C, *out = (int)KD, b = p->bk ? p->bk + l * KD : NULL; break;
-    case RL_MOD_V: *w = p->wv + l * KD * C, *in = (int)C, *out = (int)KD, b = p->bv ? p->bv + l * KD : NULL; break;
-    case RL_MOD_O: *w = p->wo + l * C * QD, *in = (int)QD, *out = (int)C; break;
-    case RL_MOD_GATE: *w = p->w1 + l * F * C, *in = (int)C, *out = (int)F; break;
-    case RL_MOD_UP: *w = p->w3 + l * F * C, *in = (int)C, *out = (int)F; break;
-    default: *w = p->w2 + l * C * F, *in = (int)F, *out = (int)C; break;
+    case RL_MOD_Q: *w = at(p->wq, l * QD * C), *in = (int)C, *out = (int)QD, b = at(p->bq, l * QD); break;
+    case RL_MOD_K: *w = at(p->wk, l * KD * C), *in = (int)C, *out = (int)KD, b = at(p->bk, l * KD); break;
+    case RL_MOD_V: *w = at(p->wv, l * KD * C), *in = (int)C, *out = (int)KD, b = at(p->bv, l * KD); break;
+    case RL_MOD_O: *w = at(p->wo, l * C * QD), *in = (int)QD, *out = (int)C; break;
+    case RL_MOD_GATE: *w = at(p->w1, l * F * C), *in = (int)C, *out = (int)F; break;
+    case RL_MOD_UP: *w = at(p->w3, l * F * C), *in = (int)C, *out = (int)F; break;
+    default: *w = at(p->w2, l * C * F), *in = (int)F, *out = (int)C; break;
     }
     if (bias) *bias = b;
 }
