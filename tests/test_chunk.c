@@ -397,4 +397,10 @@ TEST(reader_encodings_and_binary) {
     char ctl[64];
     for (int i = 0; i < 64; i++) ctl[i] = (char)(1 + i % 8);
     CHECK_EQ_INT(rl_read_document("c.txt", ctl, 64, &l, &err), RL_EFORMAT);
+    /* a Latin-1 page where libxml2 hands back a broken sequence ("&" then "ä"): the text is still
+     * valid UTF-8, the bad byte a '?' (found by fuzz/fuzz_ingest.c) */
+    CHECK_OK(rl_read_document("a.html", "`&\xe4" "f", 4, &l, &err));
+    CHECK(rl_utf8_valid(l.docs[0].text, l.docs[0].len));
+    CHECK_EQ_STR(l.docs[0].text, "`&?f");
+    rl_doc_list_free(&l);
 }

@@ -36,6 +36,17 @@ void doc_builder_heading(doc_builder *b, size_t start, int level, const char *ti
         if (*p == '\n' || *p == '\t') *p = ' ';
 }
 
+/* Replaces each byte that starts no valid UTF-8 sequence with '?', in place (one byte for one, so
+ * heading offsets stay right). The readers convert encodings themselves, but a parser can still
+ * hand back a broken sequence (libxml2 drops a lead byte after a bare '&' in a Latin-1 page). */
+static void utf8_repair(char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        int l = (unsigned char)s[i] < 0x80 ? 1 : rl_utf8_seq_len((const unsigned char *)s + i, n - i);
+        if (l == 0) s[i++] = '?';
+        else i += (size_t)l;
+    }
+}
+
 void doc_list_push(rl_doc_list *list, doc_builder *b, const char *key, const char *title) {
     list->docs = rl_xrealloc(list->docs, (list->n + 1) * sizeof *list->docs);
     rl_doc *d = &list->docs[list->n++];
@@ -47,6 +58,9 @@ void doc_list_push(rl_doc_list *list, doc_builder *b, const char *key, const cha
     d->text = rl_buf_take(&b->text);
     d->headings = b->headings;
     d->n_headings = b->n_headings;
+    utf8_repair(d->text, d->len);
+    if (d->title) utf8_repair(d->title, strlen(d->title));
+    for (size_t h = 0; h < d->n_headings; h++) utf8_repair(d->headings[h].title, strlen(d->headings[h].title));
     memset(b, 0, sizeof *b);
 }
 
