@@ -3,16 +3,14 @@
  * Matrix products go through rl_sgemm (gemm.c: our AVX-512 kernel or OpenBLAS); the
  * cross-entropy has an AVX-512 row kernel (exp by a polynomial, chosen at run time); the other
  * kernels are plain loops written so that the compiler can vectorize their inner loops
- * (contiguous, no aliasing surprises). Attention is the one O(T^2) kernel: its products run on
- * rl_sgemm over the pool, its softmax rows on the pool.
+ * (contiguous, no aliasing surprises). The training attention is in attention.c.
  *
- * Deliberately not here: quantized types, a flash-style attention that avoids the (T,T)
- * probabilities (the training engine keeps them per layer for now), GPU code.
+ * Deliberately not here: quantized types, GPU code.
  */
 #include "tensor/tensor.h"
+#include "tensor/tensor_simd.h"
 
 #include <cblas.h>
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -154,129 +152,6 @@ void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, i
     rope_apply(dx, pos, inv_freq, N, NH, HD, -1.0f);
 }
 
-/* ---- attention ------------------------------------------------------------------------- */
-
-/* Per (batch, head) the products go to rl_sgemm (on the pool) over row blocks of ATT_BS queries, each against
- * the keys up to the block's end only (the causal upper triangle beyond a block is never
- * computed); the masked softmax and its backward run over rows on the pool. */
-#define ATT_BS 128
-
-typedef struct {
-    float *rows;       // (T,T) probabilities (forward) or dP -> dS (backward)
-    const float *p;    // (T,T) probabilities (backward)
-    const int *seg;    // (T) or NULL
-    int T, r0, r1;
-    float scale;
-} softmax_ctx;
-
-static void softmax_row(void *vctx, size_t item, int thread) {
-    // row t of block [r0, r1): scores in rows[t][0..t] -> probabilities; zero beyond t (to r1)
-    softmax_ctx *c = vctx;
-    int t = c->r0 + (int)item, T = c->T;
-    float *row = c->rows + (size_t)t * T;
-    float maxv = -INFINITY;
-    for (int s = 0; s <= t; s++) {
-        if (c->seg && c->seg[s] != c->seg[t]) row[s] = -INFINITY;
-        maxv = row[s] > maxv ? row[s] : maxv;
-    }
-    float sum = 0.0f;
-    for (int s = 0; s <= t; s++) {
-        float e = expf(row[s] - maxv); // a masked -inf gives 0
-        row[s] = e;
-        sum += e;
-    }
-    float inv = 1.0f / sum; // s == t is always attended, so sum >= 1
-    for (int s = 0; s <= t; s++) row[s] *= inv;
-    for (int s = t + 1; s < c->r1; s++) row[s] = 0.0f;
-    (void)thread;
-}
-
-static void softmax_row_backward(void *vctx, size_t item, int thread) {
-    // dS = P * (dP - sum(P * dP)) * scale, in place over dP
-    softmax_ctx *c = vctx;
-    int t = c->r0 + (int)item, T = c->T;
-    float *d = c->rows + (size_t)t * T;
-    const float *p = c->p + (size_t)t * T;
-    float dot = 0.0f;
-    for (int s = 0; s <= t; s++) dot += p[s] * d[s];
-    for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot) * c->scale;
-    for (int s = t + 1; s < c->r1; s++) d[s] = 0.0f;
-    (void)thread;
-}
-
-static void run_rows(rl_pool *pool, softmax_ctx *c, void (*fn)(void *, size_t, int)) {
-    size_t n = (size_t)(c->r1 - c->r0);
-    if (pool) rl_pool_for(pool, n, fn, c);
-    else
-        for (size_t i = 0; i < n; i++) fn(c, i, 0);
-}
-
-void rl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const int *seg,
-                          int B, int T, int NH, int NKV, int HD, rl_pool *pool) {
-    // out (B,T,NH,HD), att (B,NH,T,T), q (B,T,NH,HD), k, v (B,T,NKV,HD), seg (B,T)
-    int QD = NH * HD, KD = NKV * HD, G = NH / NKV;
-    float scale = 1.0f / sqrtf((float)HD);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *qh = q + (size_t)b * T * QD + (size_t)h * HD;
-            const float *kh = k + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            const float *vh = v + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            float *oh = out + (size_t)b * T * QD + (size_t)h * HD;
-            float *P = att + ((size_t)b * NH + h) * T * T;
-            for (int r0 = 0; r0 < T; r0 += ATT_BS) {
-                int r1 = r0 + ATT_BS < T ? r0 + ATT_BS : T, nr = r1 - r0;
-                // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
-                rl_sgemm(0, 1, nr, r1, HD, scale, qh + (size_t)r0 * QD, QD, kh,
-                            KD, 0.0f, P + (size_t)r0 * T, T, pool);
-                softmax_ctx c = {.rows = P, .seg = seg ? seg + (size_t)b * T : NULL, .T = T, .r0 = r0, .r1 = r1};
-                run_rows(pool, &c, softmax_row);
-                // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
-                rl_sgemm(0, 0, nr, HD, r1, 1.0f, P + (size_t)r0 * T, T, vh, KD,
-                            0.0f, oh + (size_t)r0 * QD, QD, pool);
-            }
-        }
-}
-
-void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                           const float *q, const float *k, const float *v, const int *seg, int B, int T, int NH,
-                           int NKV, int HD, rl_pool *pool) {
-    // scratch (T,T): dP, then dS
-    int QD = NH * HD, KD = NKV * HD, G = NH / NKV;
-    float scale = 1.0f / sqrtf((float)HD);
-    memset(dk, 0, (size_t)B * T * KD * sizeof(float));
-    memset(dv, 0, (size_t)B * T * KD * sizeof(float));
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *qh = q + (size_t)b * T * QD + (size_t)h * HD;
-            const float *kh = k + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            const float *vh = v + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            const float *doh = dout + (size_t)b * T * QD + (size_t)h * HD;
-            float *dqh = dq + (size_t)b * T * QD + (size_t)h * HD;
-            float *dkh = dk + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            float *dvh = dv + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            const float *P = att + ((size_t)b * NH + h) * T * T;
-            for (int r0 = 0; r0 < T; r0 += ATT_BS) {
-                int r1 = r0 + ATT_BS < T ? r0 + ATT_BS : T, nr = r1 - r0;
-                const float *Pb = P + (size_t)r0 * T;
-                float *D = scratch + (size_t)r0 * T;
-                // dV[0:r1] += P[r0:r1, 0:r1]^T dO[r0:r1]
-                rl_sgemm(1, 0, r1, HD, nr, 1.0f, Pb, T, doh + (size_t)r0 * QD, QD,
-                            1.0f, dvh, KD, pool);
-                // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T
-                rl_sgemm(0, 1, nr, r1, HD, 1.0f, doh + (size_t)r0 * QD, QD, vh, KD,
-                            0.0f, D, T, pool);
-                softmax_ctx c = {.rows = scratch, .p = P, .T = T, .r0 = r0, .r1 = r1, .scale = scale};
-                run_rows(pool, &c, softmax_row_backward);
-                // dQ[r0:r1] = dS K[0:r1];  dK[0:r1] += dS^T Q[r0:r1]
-                rl_sgemm(0, 0, nr, HD, r1, 1.0f, D, T, kh, KD, 0.0f,
-                            dqh + (size_t)r0 * QD, QD, pool);
-                rl_sgemm(1, 0, r1, HD, nr, 1.0f, D, T, qh + (size_t)r0 * QD, QD,
-                            1.0f, dkh, KD, pool);
-            }
-        }
-    (void)seg; // the mask is in the saved probabilities (zeros)
-}
-
 /* ---- SwiGLU ---------------------------------------------------------------------------- */
 
 void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF) {
@@ -297,25 +172,8 @@ void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g,
 
 /* ---- softmax + cross-entropy ----------------------------------------------------------- */
 
-/* Row helpers of the cross-entropy: max, sum of exp(x - max), and d = exp(x - max) * k. The
- * AVX-512 versions (chosen at run time) compute exp as 2^n * p(r), n = round(x / ln 2),
- * r = x - n ln 2, p a degree-7 Taylor polynomial (|r| <= ln2/2: relative error below 2 ulp). */
-__attribute__((target("avx512f"))) static inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-100.0f)); // exp(-100) is 0 in float32 as well
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
+/* Row helpers of the cross-entropy: max, sum of exp(x - max), and d = exp(x - max) * k; the
+ * AVX-512 versions (chosen at run time) use tensor_exp512 (tensor_simd.h). */
 __attribute__((target("avx512f"))) static void xent_row_avx512(const float *x, int V, float *maxo, double *sumo) {
     __m512 m = _mm512_set1_ps(-INFINITY);
     int i = 0;
@@ -323,10 +181,10 @@ __attribute__((target("avx512f"))) static void xent_row_avx512(const float *x, i
     float maxv = _mm512_reduce_max_ps(m);
     for (int j = i; j < V; j++) maxv = x[j] > maxv ? x[j] : maxv;
     __m512 vm = _mm512_set1_ps(maxv), acc = _mm512_setzero_ps();
-    for (i = 0; i + 16 <= V; i += 16) acc = _mm512_add_ps(acc, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
+    for (i = 0; i + 16 <= V; i += 16) acc = _mm512_add_ps(acc, tensor_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
     if (i < V) {
         __mmask16 k = (__mmask16)((1u << (V - i)) - 1);
-        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm))));
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, tensor_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm))));
     }
     *maxo = maxv;
     *sumo = _mm512_reduce_add_ps(acc);
@@ -335,10 +193,10 @@ __attribute__((target("avx512f"))) static void xent_row_avx512(const float *x, i
 __attribute__((target("avx512f"))) static void xent_grad_avx512(float *d, const float *x, int V, float maxv, float k) {
     __m512 vm = _mm512_set1_ps(maxv), vk = _mm512_set1_ps(k);
     int i = 0;
-    for (; i + 16 <= V; i += 16) _mm512_storeu_ps(d + i, _mm512_mul_ps(exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)), vk));
+    for (; i + 16 <= V; i += 16) _mm512_storeu_ps(d + i, _mm512_mul_ps(tensor_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)), vk));
     if (i < V) {
         __mmask16 m = (__mmask16)((1u << (V - i)) - 1);
-        _mm512_mask_storeu_ps(d + i, m, _mm512_mul_ps(exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm)), vk));
+        _mm512_mask_storeu_ps(d + i, m, _mm512_mul_ps(tensor_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm)), vk));
     }
 }
 
