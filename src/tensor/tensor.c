@@ -66,8 +66,10 @@ void rl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
 
 /* ---- RMSNorm --------------------------------------------------------------------------- */
 
-void rl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
-    // out (N,C), rstd (N), inp (N,C), w (C)
+/* Each kernel below has a plain-C version (the reference, and the path without AVX-512) and an
+ * AVX-512 one chosen at run time; tests/test_engine.c (tensor_simd_kernels_agree) compares them. */
+
+static void rmsnorm_fwd_ref(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -79,10 +81,36 @@ void rl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *
     }
 }
 
-void rl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                         const float *rstd, int N, int C) {
-    // y_i = x_i * r * w_i, r = (mean(x^2) + eps)^-1/2
-    // dx_i = r * w_i * dy_i - r^3 / C * x_i * sum_j (dy_j * w_j * x_j)
+__attribute__((target("avx512f"))) static void rmsnorm_fwd_avx512(float *out, float *rstd, const float *inp, const float *w,
+                                                                  int N, int C, float eps) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < C; i += 16) {
+            __m512 v = _mm512_maskz_loadu_ps(tensor_lanes(C - i), x + i);
+            acc = _mm512_fmadd_ps(v, v, acc);
+        }
+        float r = 1.0f / sqrtf(_mm512_reduce_add_ps(acc) / (float)C + eps);
+        __m512 vr = _mm512_set1_ps(r);
+        for (int i = 0; i < C; i += 16) {
+            __mmask16 m = tensor_lanes(C - i);
+            _mm512_mask_storeu_ps(o + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vr), _mm512_maskz_loadu_ps(m, w + i)));
+        }
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void rl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+    // out (N,C), rstd (N), inp (N,C), w (C)
+    if (tensor_avx512()) rmsnorm_fwd_avx512(out, rstd, inp, w, N, C, eps);
+    else rmsnorm_fwd_ref(out, rstd, inp, w, N, C, eps);
+}
+
+// y_i = x_i * r * w_i, r = (mean(x^2) + eps)^-1/2
+// dx_i = r * w_i * dy_i - r^3 / C * x_i * sum_j (dy_j * w_j * x_j)
+static void rmsnorm_bwd_ref(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd,
+                            int N, int C) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
@@ -94,6 +122,36 @@ void rl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
         if (dw)
             for (int i = 0; i < C; i++) dw[i] += dy[i] * x[i] * r;
     }
+}
+
+__attribute__((target("avx512f"))) static void rmsnorm_bwd_avx512(float *dinp, float *dw, const float *dout, const float *inp,
+                                                                  const float *w, const float *rstd, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float r = rstd[n];
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < C; i += 16) {
+            __mmask16 m = tensor_lanes(C - i);
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i), _mm512_maskz_loadu_ps(m, w + i)),
+                                  _mm512_maskz_loadu_ps(m, x + i), acc);
+        }
+        float k = r * r * r * _mm512_reduce_add_ps(acc) / (float)C;
+        __m512 vr = _mm512_set1_ps(r), vk = _mm512_set1_ps(k);
+        for (int i = 0; i < C; i += 16) {
+            __mmask16 m = tensor_lanes(C - i);
+            __m512 vx = _mm512_maskz_loadu_ps(m, x + i), vdy = _mm512_maskz_loadu_ps(m, dy + i);
+            __m512 d = _mm512_fnmadd_ps(vk, vx, _mm512_mul_ps(_mm512_mul_ps(vr, _mm512_maskz_loadu_ps(m, w + i)), vdy));
+            _mm512_mask_storeu_ps(dx + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), d));
+            if (dw) _mm512_mask_storeu_ps(dw + i, m, _mm512_fmadd_ps(_mm512_mul_ps(vdy, vx), vr, _mm512_maskz_loadu_ps(m, dw + i)));
+        }
+    }
+}
+
+void rl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                         const float *rstd, int N, int C) {
+    if (tensor_avx512()) rmsnorm_bwd_avx512(dinp, dw, dout, inp, w, rstd, N, C);
+    else rmsnorm_bwd_ref(dinp, dw, dout, inp, w, rstd, N, C);
 }
 
 /* ---- RoPE ------------------------------------------------------------------------------ */
@@ -154,20 +212,56 @@ void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, i
 
 /* ---- SwiGLU ---------------------------------------------------------------------------- */
 
-void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF) {
+static void swiglu_fwd_ref(float *out, const float *g, const float *u, size_t NF) {
     for (size_t i = 0; i < NF; i++) {
         float x = g[i];
         out[i] = x / (1.0f + expf(-x)) * u[i];
     }
 }
 
-void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF) {
-    // silu'(x) = sig(x) * (1 + x * (1 - sig(x)))
+// silu'(x) = sig(x) * (1 + x * (1 - sig(x)))
+static void swiglu_bwd_ref(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF) {
     for (size_t i = 0; i < NF; i++) {
         float x = g[i], sig = 1.0f / (1.0f + expf(-x));
         dg[i] += dout[i] * u[i] * sig * (1.0f + x * (1.0f - sig));
         du[i] += dout[i] * x * sig;
     }
+}
+
+/* sigmoid(x) = 1 / (1 + exp(-x)); exp(-x) overflows to inf for x < -88, giving 0 as it should. */
+__attribute__((target("avx512f"))) static inline __m512 sigmoid512(__m512 x) {
+    __m512 e = tensor_exp512(_mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), _mm512_set1_ps(88.0f)));
+    return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+__attribute__((target("avx512f"))) static void swiglu_fwd_avx512(float *out, const float *g, const float *u, size_t NF) {
+    for (size_t i = 0; i < NF; i += 16) {
+        __mmask16 m = tensor_lanes((int)(NF - i < 16 ? NF - i : 16));
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(x, sigmoid512(x)), _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+__attribute__((target("avx512f"))) static void swiglu_bwd_avx512(float *dg, float *du, const float *dout, const float *g,
+                                                                 const float *u, size_t NF) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < NF; i += 16) {
+        __mmask16 m = tensor_lanes((int)(NF - i < 16 ? NF - i : 16));
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i), d = _mm512_maskz_loadu_ps(m, dout + i), sig = sigmoid512(x);
+        __m512 ds = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
+        _mm512_mask_storeu_ps(dg + i, m, _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, u + i)), ds, _mm512_maskz_loadu_ps(m, dg + i)));
+        _mm512_mask_storeu_ps(du + i, m, _mm512_fmadd_ps(_mm512_mul_ps(d, x), sig, _mm512_maskz_loadu_ps(m, du + i)));
+    }
+}
+
+void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF) {
+    if (tensor_avx512()) swiglu_fwd_avx512(out, g, u, NF);
+    else swiglu_fwd_ref(out, g, u, NF);
+}
+
+void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF) {
+    if (tensor_avx512()) swiglu_bwd_avx512(dg, du, dout, g, u, NF);
+    else swiglu_bwd_ref(dg, du, dout, g, u, NF);
 }
 
 /* ---- softmax + cross-entropy ----------------------------------------------------------- */
@@ -270,7 +364,19 @@ void rl_embedding_backward(float *dwte, const float *dout, const int *tokens, in
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
+__attribute__((target("avx512f"))) static void axpy_avx512(float *y, float a, const float *x, size_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tensor_lanes((int)(n - i < 16 ? n - i : 16));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
 void rl_axpy(float *y, float a, const float *x, size_t n) {
+    if (n >= 64 && tensor_avx512()) {
+        axpy_avx512(y, a, x, n);
+        return;
+    }
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
