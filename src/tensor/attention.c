@@ -41,6 +41,7 @@ typedef struct {
     const int *seg;
     float *kt, *vt;   /* (B, NKV, HD, TP) transposed K and V, zero beyond T */
     float *dkh, *dvh; /* (B, NH, T, HD) per-head dK, dV when G > 1 */
+    int *ss;          /* (B, T) sample_starts of each row (with seg) */
     int B, T, TP, NH, NKV, HD, G, nqt, simd;
     float scale;
 } att_ctx;
@@ -175,20 +176,22 @@ static void acc(int simd, float *C, int ldc, const float *W, int wr, int wc, int
 
 /* ---- tiles and masks ------------------------------------------------------------------------ */
 
-/* The first key the query rows [q0, qe) of one batch row may attend: 0, or with segment ids that
- * never decrease along the row, the start of row q0's segment, rounded down to a key tile. */
-static int key_start(const int *seg, int q0, int qe) {
-    if (!seg) return 0;
-    for (int s = 1; s < qe; s++)
-        if (seg[s] < seg[s - 1]) return 0;
-    int s = q0;
-    while (s > 0 && seg[s - 1] == seg[q0]) s--;
-    return s / BK * BK;
+/* ss (T) of one batch row: the first position of each token's sample when the segment ids never
+ * decrease along the row (sample packing), else -1 everywhere (masked element by element). */
+static void sample_starts(int *ss, const int *seg, int T) {
+    int ordered = 1;
+    for (int t = 1; t < T && ordered; t++) ordered = seg[t] >= seg[t - 1];
+    for (int t = 0; t < T; t++) ss[t] = !ordered ? -1 : t > 0 && seg[t] == seg[t - 1] ? ss[t - 1] : t;
 }
 
+/* The first key tile the query tile starting at q0 may attend: the one holding the start of
+ * row q0's sample (earlier samples are skipped whole). */
+static int key_start(const int *ss, int q0) { return ss && ss[q0] > 0 ? ss[q0] / BK * BK : 0; }
+
 /* 1 when positions [lo, hi] all belong to one sample (always without segments). */
-static int one_segment(const int *seg, int lo, int hi) {
+static int one_segment(const int *seg, const int *ss, int lo, int hi) {
     if (!seg) return 1;
+    if (ss[hi] >= 0) return ss[hi] <= lo;
     for (int s = lo + 1; s <= hi; s++)
         if (seg[s] != seg[lo]) return 0;
     return 1;
@@ -196,19 +199,24 @@ static int one_segment(const int *seg, int lo, int hi) {
 
 /* Whether a tile of keys [k0, k0 + BK) x queries [q0, q0 + nq) needs mask_tile: it reaches above
  * the diagonal, or it mixes samples (keys after the last query are above the diagonal anyway). */
-static int tile_needs_mask(const int *seg, int q0, int nq, int k0) {
-    return k0 + BK - 1 > q0 || !one_segment(seg, k0, q0 + nq - 1);
+static int tile_needs_mask(const int *seg, const int *ss, int q0, int nq, int k0) {
+    return k0 + BK - 1 > q0 || !one_segment(seg, ss, k0, q0 + nq - 1);
 }
 
 /* Sets the scores that row t = q0 + i may not see to -inf: keys after t, keys of other samples. */
-static void mask_tile(float *S, int nq, int q0, int k0, const int *seg) {
-    int uniform = one_segment(seg, k0, q0 + nq - 1);
+static void mask_tile(float *S, int nq, int q0, int k0, const int *seg, const int *ss) {
     for (int i = 0; i < nq; i++) {
         int t = q0 + i;
         float *row = S + i * BK;
-        for (int s = 0; s < BK; s++) {
-            int ks = k0 + s;
-            if (ks > t || (!uniform && seg[ks] != seg[t])) row[s] = -INFINITY; // ks > t first: ks may be >= T
+        if (!seg || ss[t] >= 0) { // visible keys: one range [sample start, t]
+            int lo = seg ? ss[t] - k0 : 0, hi = t - k0;
+            for (int s = 0; s < BK; s++)
+                if (s < lo || s > hi) row[s] = -INFINITY;
+        } else {
+            for (int s = 0; s < BK; s++) {
+                int ks = k0 + s;
+                if (ks > t || seg[ks] != seg[t]) row[s] = -INFINITY; // ks > t first: ks may be >= T
+            }
         }
     }
 }
@@ -314,15 +322,15 @@ static void fwd_item(void *vc, size_t item, int thread) {
     float *oh = c->out + ((size_t)b * T + q0) * QD + (size_t)h * HD;
     const float *kt = c->kt + ((size_t)b * c->NKV + kvh) * HD * c->TP;
     const float *vh = c->v + (size_t)b * T * KD + (size_t)kvh * HD;
-    const int *seg = c->seg ? c->seg + (size_t)b * T : NULL;
+    const int *seg = c->seg ? c->seg + (size_t)b * T : NULL, *ss = c->seg ? c->ss + (size_t)b * T : NULL;
     float S[BQ * BK], m[BQ], l[BQ], alpha[BQ];
     for (int i = 0; i < nq; i++) {
         m[i] = -INFINITY, l[i] = 0.0f;
         memset(oh + (size_t)i * QD, 0, (size_t)HD * sizeof(float));
     }
-    for (int k0 = key_start(seg, q0, qe); k0 < qe; k0 += BK) {
+    for (int k0 = key_start(ss, q0); k0 < qe; k0 += BK) {
         scores(c->simd, S, qh, QD, kt + k0, c->TP, nq, HD, c->scale);
-        if (tile_needs_mask(seg, q0, nq, k0)) mask_tile(S, nq, q0, k0, seg);
+        if (tile_needs_mask(seg, ss, q0, nq, k0)) mask_tile(S, nq, q0, k0, seg, ss);
         online_rows(c->simd, S, nq, m, l, alpha);
         for (int i = 0; i < nq; i++)
             if (alpha[i] != 1.0f)
@@ -342,7 +350,7 @@ size_t rl_attention_scratch_floats(int B, int T, int NH, int NKV, int HD) {
     size_t TP = (size_t)(T + BK - 1) / BK * BK;
     size_t n = 2 * (size_t)B * NKV * HD * TP; // kt, vt
     if (NH != NKV) n += 2 * (size_t)B * NH * T * HD; // per-head dK, dV
-    return n;
+    return n + (size_t)B * T; // sample starts (ints)
 }
 
 static att_ctx ctx_make(float *scratch, const float *q, const float *k, const float *v, const int *seg, int B, int T, int NH,
@@ -353,10 +361,15 @@ static att_ctx ctx_make(float *scratch, const float *q, const float *k, const fl
     size_t nt = (size_t)B * NKV * HD * c.TP;
     c.kt = scratch;
     c.vt = want_vt ? scratch + nt : NULL;
+    float *rest = scratch + 2 * nt;
     if (c.G > 1) {
-        c.dkh = scratch + 2 * nt;
+        c.dkh = rest;
         c.dvh = c.dkh + (size_t)B * NH * T * HD;
+        rest = c.dvh + (size_t)B * NH * T * HD;
     }
+    c.ss = (int *)rest; // this part of the scratch only ever holds ints
+    if (seg)
+        for (int b = 0; b < B; b++) sample_starts(c.ss + (size_t)b * T, seg + (size_t)b * T, T);
     return c;
 }
 
@@ -389,7 +402,7 @@ static void bwd_item(void *vc, size_t item, int thread) {
     }
     const float *kt = c->kt + ((size_t)b * c->NKV + kvh) * HD * TP, *vt = c->vt + ((size_t)b * c->NKV + kvh) * HD * TP;
     const float *kh = c->k + (size_t)b * T * KD + (size_t)kvh * HD;
-    const int *seg = c->seg ? c->seg + (size_t)b * T : NULL;
+    const int *seg = c->seg ? c->seg + (size_t)b * T : NULL, *ss = c->seg ? c->ss + (size_t)b * T : NULL;
     float S[BQ * BK], dP[BQ * BK], D[BQ];
     for (int q0 = 0; q0 < T; q0 += BQ) {
         int nq = imin(BQ, T - q0), qe = q0 + nq;
@@ -403,10 +416,10 @@ static void bwd_item(void *vc, size_t item, int thread) {
             D[i] = s;
             memset(dqh + (size_t)i * QD, 0, (size_t)HD * sizeof(float));
         }
-        for (int k0 = key_start(seg, q0, qe); k0 < qe; k0 += BK) {
+        for (int k0 = key_start(ss, q0); k0 < qe; k0 += BK) {
             int nk = imin(BK, qe - k0);
             scores(c->simd, S, qh, QD, kt + k0, TP, nq, HD, c->scale);
-            if (tile_needs_mask(seg, q0, nq, k0)) mask_tile(S, nq, q0, k0, seg);
+            if (tile_needs_mask(seg, ss, q0, nq, k0)) mask_tile(S, nq, q0, k0, seg, ss);
             scores(c->simd, dP, doh, QD, vt + k0, TP, nq, HD, 1.0f);
             if (c->simd) grad_rows_avx512(S, dP, nq, lse, D, c->scale);
             else grad_rows_ref(S, dP, nq, lse, D, c->scale);
