@@ -805,7 +805,7 @@ TEST(tensor_simd_kernels_agree) {
     for (int k = 0; k < 2; k++) {
         if (k) setenv("RAFTLM_NO_AVX512", "1", 1);
         out[k] = rl_xmalloc(NC * 4), rstd[k] = rl_xmalloc(N * 4), dx[k] = rl_xcalloc(NC, 4), dw[k] = rl_xcalloc(C, 4);
-        dg[k] = rl_xcalloc(NC, 4), du[k] = rl_xcalloc(NC, 4), p[k] = rl_xmalloc(NC * 4);
+        dg[k] = rl_xmalloc(NC * 4), du[k] = rl_xmalloc(NC * 4), p[k] = rl_xmalloc(NC * 4);
         rl_rmsnorm_forward(out[k], rstd[k], x, w, N, C, 1e-5f);
         rl_rmsnorm_backward(dx[k], dw[k], dy, x, w, rstd[k], N, C);
         rl_swiglu_forward(p[k], x, u, NC);

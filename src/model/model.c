@@ -618,34 +618,35 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     float *dt0 = a->dlora, *dt1 = a->dlora + (size_t)N * r, *dt2 = a->dlora + 2 * (size_t)N * r;
     rl_gemm_term terms[6];
     int nt = 0;
-    memset(a->dh, 0, (size_t)N * F * sizeof(float));
+    // input gradients: the products' sum writes them (beta 0), unless LoRA dropout added its part first
+    int pre = m->lora && dropout_on(m->lora);
+    float beta = pre ? 1.0f : 0.0f;
+    if (pre) memset(a->dh, 0, (size_t)N * F * sizeof(float));
     linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), dt0, a->lora_x, N, terms, &nt);
-    rl_sgemm_sum(m->matmul, nt, terms, N, F, 1.0f, a->dh, F, m->pool);
-    memset(a->dg, 0, (size_t)N * F * sizeof(float));
-    memset(a->du, 0, (size_t)N * F * sizeof(float));
+    rl_sgemm_sum(m->matmul, nt, terms, N, F, beta, a->dh, F, m->pool);
     par_swiglu_backward(m->pool, a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
-    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    if (pre) memset(a->dln, 0, (size_t)N * C * sizeof(float));
     nt = 0;
     linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), dt0, a->lora_x, N, terms, &nt);
     linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), dt1, a->lora_x, N, terms, &nt);
-    rl_sgemm_sum(m->matmul, nt, terms, N, C, 1.0f, a->dln, C, m->pool); // both input gradients in one pass
+    rl_sgemm_sum(m->matmul, nt, terms, N, C, beta, a->dln, C, m->pool); // both input gradients in one pass
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->dln, p.res2, m->w.rms_ffn + (size_t)l * C,
                         p.ln2_rstd, N, C);
     // attention: res2 = res + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
-    memset(a->datty, 0, (size_t)N * QD * sizeof(float));
+    if (pre) memset(a->datty, 0, (size_t)N * QD * sizeof(float));
     nt = 0;
     linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), dt0, a->lora_x, N, terms, &nt);
-    rl_sgemm_sum(m->matmul, nt, terms, N, QD, 1.0f, a->datty, QD, m->pool);
+    rl_sgemm_sum(m->matmul, nt, terms, N, QD, beta, a->datty, QD, m->pool);
     rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, p.atty, p.lse, p.q, p.k, p.v, sg, B, T, NH, NKV, HD,
                           m->pool);
     rl_rope_backward(a->dq, a->pos, m->inv_freq, N, NH, HD);
     rl_rope_backward(a->dk, a->pos, m->inv_freq, N, NKV, HD);
-    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    if (pre) memset(a->dln, 0, (size_t)N * C * sizeof(float));
     nt = 0;
     linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), dt0, a->lora_x, N, terms, &nt);
     linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), dt1, a->lora_x, N, terms, &nt);
     linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), dt2, a->lora_x, N, terms, &nt);
-    rl_sgemm_sum(m->matmul, nt, terms, N, C, 1.0f, a->dln, C, m->pool); // q, k, v (and adapters) in one pass
+    rl_sgemm_sum(m->matmul, nt, terms, N, C, beta, a->dln, C, m->pool); // q, k, v (and adapters) in one pass
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->dln, p.res, m->w.rms_att + (size_t)l * C,
                         p.ln1_rstd, N, C);
 }

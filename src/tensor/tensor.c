@@ -223,8 +223,8 @@ static void swiglu_fwd_ref(float *out, const float *g, const float *u, size_t NF
 static void swiglu_bwd_ref(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF) {
     for (size_t i = 0; i < NF; i++) {
         float x = g[i], sig = 1.0f / (1.0f + expf(-x));
-        dg[i] += dout[i] * u[i] * sig * (1.0f + x * (1.0f - sig));
-        du[i] += dout[i] * x * sig;
+        dg[i] = dout[i] * u[i] * sig * (1.0f + x * (1.0f - sig));
+        du[i] = dout[i] * x * sig;
     }
 }
 
@@ -249,8 +249,8 @@ __attribute__((target("avx512f"))) static void swiglu_bwd_avx512(float *dg, floa
         __mmask16 m = tensor_lanes((int)(NF - i < 16 ? NF - i : 16));
         __m512 x = _mm512_maskz_loadu_ps(m, g + i), d = _mm512_maskz_loadu_ps(m, dout + i), sig = sigmoid512(x);
         __m512 ds = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
-        _mm512_mask_storeu_ps(dg + i, m, _mm512_fmadd_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, u + i)), ds, _mm512_maskz_loadu_ps(m, dg + i)));
-        _mm512_mask_storeu_ps(du + i, m, _mm512_fmadd_ps(_mm512_mul_ps(d, x), sig, _mm512_maskz_loadu_ps(m, du + i)));
+        _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, u + i)), ds));
+        _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(_mm512_mul_ps(d, x), sig));
     }
 }
 

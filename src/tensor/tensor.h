@@ -133,7 +133,7 @@ void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, cons
 
 /* out (N,F) = silu(g (N,F)) * u (N,F). Writes out. */
 void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF);
-/* dg, du (N,F) += ... */
+/* dg, du (N,F) are WRITTEN (not accumulated): the MLP's only use of gate and up. */
 void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF);
 
 /* ---- encoder (BERT-family) forward kernels, inference only (tensor_enc.c) ---- */
