@@ -15,8 +15,9 @@
  *
  * A that needs no transposing (op(A) = A: the forward x W^T and the input gradients dy W) is not
  * packed at all: the micro-kernel broadcasts its values from the rows in place (kernel_f32_direct),
- * which saves a transposing copy of A per product (1.1-1.9x on the engine's shapes; the most for
- * thin outputs). bf16 always packs (its pairs of k are interleaved while packing).
+ * which saves a transposing copy of A per product (1.04-1.2x on the engine's large products, ~1.8x
+ * on LoRA's thin ones: docs/benchmarks.md). bf16 always packs (its pairs of k are interleaved
+ * while packing).
  *
  * Not here: other architectures (no AVX-512: OpenBLAS does everything), complex or double types.
  */
