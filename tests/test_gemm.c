@@ -122,10 +122,12 @@ TEST(tensor_xent_vs_double) {
 }
 
 /* rl_sgemm_sum: three terms with their own transpositions and alphas, concatenated along K
- * across slice boundaries (700 + 5 + 100), against the double sum of the three products. */
-static double check_sum(rl_gemm_impl impl, int round_inputs, rl_pool *pool) {
+ * across slice boundaries (700 + 5 + 100), against the double sum of the three products.
+ * in_place: every op(A) = A (our float32 kernel then reads A in place, one segment per term). */
+static double check_sum(rl_gemm_impl impl, int round_inputs, rl_pool *pool, int in_place) {
     enum { M = 70, N = 90, NT = 3 };
-    static const int Ks[NT] = {700, 5, 100}, tas[NT] = {0, 1, 0}, tbs[NT] = {1, 0, 0};
+    static const int Ks[NT] = {700, 5, 100}, tbs[NT] = {1, 0, 0};
+    const int tas[NT] = {0, !in_place, 0};
     static const float alphas[NT] = {1.0f, -0.5f, 2.0f};
     rl_gemm_term t[NT];
     float *mem[NT][2];
@@ -164,11 +166,12 @@ static double check_sum(rl_gemm_impl impl, int round_inputs, rl_pool *pool) {
 TEST(tensor_gemm_sum_of_terms) {
     rl_pool *pool = rl_pool_create(2);
     for (int pb = 0; pb < 2; pb++) {
-        double own = check_sum(RL_GEMM_OWN, 0, pb ? pool : NULL), blas = check_sum(RL_GEMM_BLAS, 0, NULL);
-        fprintf(stderr, "    3 terms: own %.2e, OpenBLAS %.2e (tol 1e-5)\n", own, blas);
-        CHECK(own <= 1e-5 && blas <= 1e-5);
+        double own = check_sum(RL_GEMM_OWN, 0, pb ? pool : NULL, 0), blas = check_sum(RL_GEMM_BLAS, 0, NULL, 0);
+        double direct = check_sum(RL_GEMM_OWN, 0, pb ? pool : NULL, 1);
+        fprintf(stderr, "    3 terms: own %.2e, own with A in place %.2e, OpenBLAS %.2e (tol 1e-5)\n", own, direct, blas);
+        CHECK(own <= 1e-5 && blas <= 1e-5 && direct <= 1e-5);
         if (rl_gemm_has_bf16()) {
-            double b = check_sum(RL_GEMM_BF16, 1, pb ? pool : NULL);
+            double b = check_sum(RL_GEMM_BF16, 1, pb ? pool : NULL, 0);
             fprintf(stderr, "    3 terms bf16 vs rounded inputs: %.2e (tol 1e-5)\n", b);
             CHECK(b <= 1e-5);
         }

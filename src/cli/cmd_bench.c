@@ -12,7 +12,8 @@
 #include "cli/cli.h"
 #include "train/train.h"
 
-static const char *USAGE = "[--shape smollm2-135m|stories260k] [--mode lora|full] [--seq T] [--steps N] [--rank R] [--threads N] [--ckpt] [--bf16]\n"
+static const char *USAGE = "[--shape smollm2-135m|stories260k | --config config.json|DIR] [--mode lora|full] [--seq T] [--batch B]\n"
+                            "       [--pack LEN] [--steps N] [--rank R] [--threads N] [--ckpt] [--bf16] [--no-sgemm]\n"
                             "   or: raftlm bench ann --help   (vector index recall and speed)\n"
                             "   or: raftlm bench embed --help (sentence-encoder throughput)";
 
@@ -57,10 +58,12 @@ int cmd_bench(int argc, char **argv) {
         {"shape", required_argument, 0, 's'}, {"mode", required_argument, 0, 'm'}, {"seq", required_argument, 0, 'T'},
         {"steps", required_argument, 0, 'n'}, {"rank", required_argument, 0, 'r'}, {"threads", required_argument, 0, 'j'},
         {"ckpt", no_argument, 0, 'c'},        {"help", no_argument, 0, 'h'},        {"bf16", no_argument, 0, 'b'},
+        {"config", required_argument, 0, 'C'}, {"batch", required_argument, 0, 'B'}, {"pack", required_argument, 0, 'p'},
+        {"no-sgemm", no_argument, 0, 'S'},
         {0, 0, 0, 0},
     };
-    const char *shape = "smollm2-135m", *mode = "lora";
-    int T = 512, steps = 3, rank = 16, threads = 0, ckpt = 0, bf16 = 0, c;
+    const char *shape = "smollm2-135m", *mode = "lora", *config = NULL;
+    int T = 512, B = 1, pack = 0, steps = 3, rank = 16, threads = 0, ckpt = 0, bf16 = 0, sgemm = 1, c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': shape = optarg; break;
@@ -71,17 +74,32 @@ int cmd_bench(int argc, char **argv) {
         case 'j': threads = atoi(optarg); break;
         case 'c': ckpt = 1; break;
         case 'b': bf16 = 1; break;
+        case 'C': config = optarg; break;
+        case 'B': B = atoi(optarg); break;
+        case 'p': pack = atoi(optarg); break;
+        case 'S': sgemm = 0; break; // for profiles of the step alone
         case 'h': printf("usage: raftlm bench %s\n", USAGE); return 0;
         default: return cli_usage("bench", USAGE);
         }
     }
     int lora = strcmp(mode, "lora") == 0;
-    if (T <= 0 || steps <= 0 || rank <= 0 || (!lora && strcmp(mode, "full") != 0)) return cli_usage("bench", USAGE);
+    if (T <= 0 || B <= 0 || pack < 0 || steps <= 0 || rank <= 0 || (!lora && strcmp(mode, "full") != 0))
+        return cli_usage("bench", USAGE);
     if (threads <= 0) threads = rl_cpu_count();
     openblas_set_num_threads(rl_gemm_blas_threads(threads));
     rl_error err = {0};
     rl_model_config cfg;
     shape_config(&cfg, shape);
+    if (config) { // a model's config.json (or its folder): that shape, random weights
+        char path[4096], *json = NULL;
+        size_t len = 0;
+        snprintf(path, sizeof path, "%s%s", config, rl_path_is_dir(config) ? "/config.json" : "");
+        rl_status st = rl_file_read(path, 1 << 20, &json, &len, &err);
+        if (!st) st = rl_model_config_from_hf_json(&cfg, json, len, &err);
+        free(json);
+        if (st) return cli_report(&err);
+        shape = config;
+    }
     rl_model m;
     if (rl_model_init(&m, &cfg, &err)) return cli_report(&err);
     uint64_t rng = 7;
@@ -102,14 +120,22 @@ int cmd_bench(int argc, char **argv) {
     }
     rl_acts a;
     rl_trainer tr;
-    if (rl_acts_init_ex(&a, &m, 1, T, RL_ACTS_CHUNKED_LOGITS | (ckpt ? RL_ACTS_CHECKPOINT : 0), &err) || rl_trainer_init(&tr, &m, lora, 0.0f, 1.0f, &err)) return cli_report(&err);
-    int *tok = malloc((size_t)T * sizeof *tok), *tgt = malloc((size_t)T * sizeof *tgt);
-    for (int i = 0; i < T; i++) tok[i] = (int)((i * 7919u + 13u) % (unsigned)cfg.vocab_size), tgt[i] = (int)((i * 104729u + 5u) % (unsigned)cfg.vocab_size);
+    if (rl_acts_init_ex(&a, &m, B, T, RL_ACTS_CHUNKED_LOGITS | (ckpt ? RL_ACTS_CHECKPOINT : 0), &err) || rl_trainer_init(&tr, &m, lora, 0.0f, 1.0f, &err)) return cli_report(&err);
+    // --pack LEN: rows of samples of LEN tokens (positions restart, attention within a sample), as
+    // sample packing lays them out
+    size_t NT = (size_t)B * T;
+    int *tok = malloc(NT * sizeof *tok), *tgt = malloc(NT * sizeof *tgt), *pos = malloc(NT * sizeof *pos), *seg = malloc(NT * sizeof *seg);
+    for (size_t i = 0; i < NT; i++) {
+        int t = (int)(i % (size_t)T);
+        tok[i] = (int)((i * 7919u + 13u) % (unsigned)cfg.vocab_size), tgt[i] = (int)((i * 104729u + 5u) % (unsigned)cfg.vocab_size);
+        pos[i] = pack ? t % pack : t;
+        seg[i] = pack ? t / pack : 0;
+    }
     double best = 1e30, total = 0;
     float loss = 0;
     for (int s = 0; s <= steps; s++) { // step 0 warms up
         double t0 = rl_now();
-        if (rl_model_forward(&m, &a, tok, tgt, NULL, NULL, 1, T, &loss, &err)) return cli_report(&err);
+        if (rl_model_forward(&m, &a, tok, tgt, pos, pack ? seg : NULL, B, T, &loss, &err)) return cli_report(&err);
         rl_trainer_zero_grad(&tr);
         rl_trainer_backward(&tr, &a, 1.0f / (float)a.n_valid);
         rl_trainer_step(&tr, 1e-4f);
@@ -128,21 +154,24 @@ int cmd_bench(int argc, char **argv) {
         P += (double)in * out * cfg.n_layers;
     }
     P += (double)cfg.vocab_size * cfg.dim;
-    double attn = 2.0 * T * cfg.n_heads * cfg.head_dim * cfg.n_layers; // per token, causal
+    double attn = 2.0 * (pack && pack < T ? pack : T) * cfg.n_heads * cfg.head_dim * cfg.n_layers; // per token, causal
     double flops_tok = (lora ? 4.0 : 6.0) * P + 3.0 * attn;
-    double mean = total / steps, tps = T / mean;
+    double mean = total / steps, tps = (double)NT / mean;
     openblas_set_num_threads(threads);
-    double gf = sgemm_gflops(1024, RL_GEMM_BLAS, NULL), gown = sgemm_gflops(1024, RL_GEMM_OWN, pool);
+    double gf = sgemm ? sgemm_gflops(1024, RL_GEMM_BLAS, NULL) : NAN, gown = sgemm ? sgemm_gflops(1024, RL_GEMM_OWN, pool) : NAN;
+    char pack_note[64] = "";
+    if (pack) snprintf(pack_note, sizeof pack_note, " (packed samples of %d)", pack);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("shape %s, mode %s (rank %d), T=%d, threads %d%s%s\n", shape, mode, lora ? rank : 0, T, threads,
+    printf("shape %s, mode %s (rank %d), B=%d, T=%d%s, threads %d%s%s\n", shape, mode, lora ? rank : 0, B, T,
+           pack_note, threads,
            ckpt ? ", gradient checkpointing" : "", bf16 ? (rl_gemm_has_bf16() ? ", bf16" : ", bf16 asked (no avx512_bf16: float32)") : "");
     printf("step: mean %.3f s, best %.3f s -> %.0f tokens/s (loss %.4f)\n", mean, best, tps, loss);
     printf("model FLOPs/token %.3g -> %.1f GFLOP/s; SGEMM 1024^3: OpenBLAS %.1f, ours %.1f GFLOP/s; MFU vs OpenBLAS SGEMM "
            "%.0f%%, vs ours %.0f%%\n", flops_tok, flops_tok * tps / 1e9, gf, gown, 100.0 * flops_tok * tps / 1e9 / gf,
            100.0 * flops_tok * tps / 1e9 / gown);
     printf("peak RSS %.0f MB\n", ru.ru_maxrss / 1024.0);
-    free(tok), free(tgt);
+    free(tok), free(tgt), free(pos), free(seg);
     rl_trainer_free(&tr);
     rl_acts_free(&a);
     if (lora) rl_lora_free(&lo);

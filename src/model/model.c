@@ -399,13 +399,13 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags
     size_t LR = L; // layers whose inner activations are kept: 1 with checkpointing (recomputed)
     if (checkpointing) L = 1;
     size_t sizes[] = {
-        (LR + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T * T, L * N * QD,
+        (LR + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T, L * N * QD,
         L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N,
         (chunked && N > RL_LOGITS_CHUNK ? RL_LOGITS_CHUNK : N) * V, N,
         L * RL_MOD_COUNT * N * r,
-        N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, 3 * N * r, (size_t)T * T, r ? N * maxd : 0,
+        N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, 3 * N * r, rl_attention_scratch_floats(B, T, (int)NH, c->n_kv_heads, c->head_dim), r ? N * maxd : 0,
     };
-    float **slots[] = {&a->res, &a->ln1, &a->ln1_rstd, &a->q, &a->k, &a->v, &a->att, &a->atty, &a->res2, &a->ln2,
+    float **slots[] = {&a->res, &a->ln1, &a->ln1_rstd, &a->q, &a->k, &a->v, &a->lse, &a->atty, &a->res2, &a->ln2,
                        &a->ln2_rstd, &a->g, &a->u, &a->h, &a->lnf, &a->lnf_rstd, &a->logits, &a->losses,
                        &a->lora_t, &a->dres, &a->dln, &a->dq, &a->dk, &a->dv, &a->datty, &a->dg, &a->du, &a->dh,
                        &a->dlora, &a->attn_scratch, &a->lora_x};
@@ -523,19 +523,19 @@ static void par_swiglu_backward(rl_pool *pool, float *dg, float *du, const float
 
 /* Pointers to layer l's activations (with checkpointing every layer shares slot 0). */
 typedef struct {
-    float *res, *res_next, *ln1, *ln1_rstd, *q, *k, *v, *att, *atty, *res2, *ln2, *ln2_rstd, *g, *u, *h, *lt;
+    float *res, *res_next, *ln1, *ln1_rstd, *q, *k, *v, *lse, *atty, *res2, *ln2, *ln2_rstd, *g, *u, *h, *lt;
 } layer_acts;
 
 static layer_acts layer_ptrs(const rl_model *m, const rl_acts *a, int l) {
     const rl_model_config *c = &m->cfg;
     size_t NC = (size_t)a->B * a->T, C = (size_t)c->dim, F = (size_t)c->hidden_dim;
     size_t QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
-    size_t r = m->lora ? (size_t)m->lora->r : 0, att_stride = (size_t)a->B * c->n_heads * a->T * a->T;
+    size_t r = m->lora ? (size_t)m->lora->r : 0, lse_stride = (size_t)a->B * c->n_heads * a->T;
     size_t s = a->checkpointing ? 0 : (size_t)l;
     layer_acts p = {
         .res = a->res + l * NC * C, .res_next = a->res + (l + 1) * NC * C, .ln1 = a->ln1 + s * NC * C,
         .ln1_rstd = a->ln1_rstd + s * NC, .q = a->q + s * NC * QD, .k = a->k + s * NC * KD, .v = a->v + s * NC * KD,
-        .att = a->att + s * att_stride, .atty = a->atty + s * NC * QD, .res2 = a->res2 + s * NC * C,
+        .lse = a->lse + s * lse_stride, .atty = a->atty + s * NC * QD, .res2 = a->res2 + s * NC * C,
         .ln2 = a->ln2 + s * NC * C, .ln2_rstd = a->ln2_rstd + s * NC, .g = a->g + s * NC * F, .u = a->u + s * NC * F,
         .h = a->h + s * NC * F, .lt = a->lora_t ? a->lora_t + s * RL_MOD_COUNT * NC * r : NULL,
     };
@@ -555,7 +555,7 @@ static void layer_forward(rl_model *m, rl_acts *a, int l, int B, int T, const in
     linear_fwd(m, l, RL_MOD_V, p.v, p.ln1, LT(p, RL_MOD_V), a->lora_x, N);
     rl_rope_forward(p.q, a->pos, m->inv_freq, N, NH, HD);
     rl_rope_forward(p.k, a->pos, m->inv_freq, N, NKV, HD);
-    rl_attention_forward(p.atty, p.att, p.q, p.k, p.v, sg, B, T, NH, NKV, HD, m->pool);
+    rl_attention_forward(p.atty, p.lse, a->attn_scratch, p.q, p.k, p.v, sg, B, T, NH, NKV, HD, m->pool);
     linear_fwd(m, l, RL_MOD_O, p.res2, p.atty, LT(p, RL_MOD_O), a->lora_x, N);
     rl_axpy(p.res2, 1.0f, p.res, (size_t)N * C);
     rl_rmsnorm_forward(p.ln2, p.ln2_rstd, p.res2, m->w.rms_ffn + (size_t)l * C, N, C, c->norm_eps);
@@ -621,34 +621,35 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     float *dt0 = a->dlora, *dt1 = a->dlora + (size_t)N * r, *dt2 = a->dlora + 2 * (size_t)N * r;
     rl_gemm_term terms[6];
     int nt = 0;
-    memset(a->dh, 0, (size_t)N * F * sizeof(float));
+    // input gradients: the products' sum writes them (beta 0), unless LoRA dropout added its part first
+    int pre = m->lora && dropout_on(m->lora);
+    float beta = pre ? 1.0f : 0.0f;
+    if (pre) memset(a->dh, 0, (size_t)N * F * sizeof(float));
     linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), dt0, a->lora_x, N, terms, &nt);
-    rl_sgemm_sum(m->matmul, nt, terms, N, F, 1.0f, a->dh, F, m->pool);
-    memset(a->dg, 0, (size_t)N * F * sizeof(float));
-    memset(a->du, 0, (size_t)N * F * sizeof(float));
+    rl_sgemm_sum(m->matmul, nt, terms, N, F, beta, a->dh, F, m->pool);
     par_swiglu_backward(m->pool, a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
-    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    if (pre) memset(a->dln, 0, (size_t)N * C * sizeof(float));
     nt = 0;
     linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), dt0, a->lora_x, N, terms, &nt);
     linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), dt1, a->lora_x, N, terms, &nt);
-    rl_sgemm_sum(m->matmul, nt, terms, N, C, 1.0f, a->dln, C, m->pool); // both input gradients in one pass
+    rl_sgemm_sum(m->matmul, nt, terms, N, C, beta, a->dln, C, m->pool); // both input gradients in one pass
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->dln, p.res2, m->w.rms_ffn + (size_t)l * C,
                         p.ln2_rstd, N, C);
     // attention: res2 = res + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
-    memset(a->datty, 0, (size_t)N * QD * sizeof(float));
+    if (pre) memset(a->datty, 0, (size_t)N * QD * sizeof(float));
     nt = 0;
     linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), dt0, a->lora_x, N, terms, &nt);
-    rl_sgemm_sum(m->matmul, nt, terms, N, QD, 1.0f, a->datty, QD, m->pool);
-    rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, p.att, p.q, p.k, p.v, sg, B, T, NH, NKV, HD,
+    rl_sgemm_sum(m->matmul, nt, terms, N, QD, beta, a->datty, QD, m->pool);
+    rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, p.atty, p.lse, p.q, p.k, p.v, sg, B, T, NH, NKV, HD,
                           m->pool);
     rl_rope_backward(a->dq, a->pos, m->inv_freq, N, NH, HD);
     rl_rope_backward(a->dk, a->pos, m->inv_freq, N, NKV, HD);
-    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    if (pre) memset(a->dln, 0, (size_t)N * C * sizeof(float));
     nt = 0;
     linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), dt0, a->lora_x, N, terms, &nt);
     linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), dt1, a->lora_x, N, terms, &nt);
     linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), dt2, a->lora_x, N, terms, &nt);
-    rl_sgemm_sum(m->matmul, nt, terms, N, C, 1.0f, a->dln, C, m->pool); // q, k, v (and adapters) in one pass
+    rl_sgemm_sum(m->matmul, nt, terms, N, C, beta, a->dln, C, m->pool); // q, k, v (and adapters) in one pass
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->dln, p.res, m->w.rms_att + (size_t)l * C,
                         p.ln1_rstd, N, C);
 }

@@ -183,7 +183,7 @@ typedef struct rl_acts {
     float *ln1_rstd;   // (L, BT)
     float *q;          // (L, BT, QD) after RoPE
     float *k, *v;      // (L, BT, KD) (k after RoPE)
-    float *att;        // (L, B, NH, T, T) softmax probabilities
+    float *lse;        // (L, B, NH, T) log-sum-exp of each attention row (rl_attention_forward)
     float *atty;       // (L, BT, QD)
     float *res2;       // (L, BT, C) after attention
     float *ln2;        // (L, BT, C)
@@ -196,7 +196,7 @@ typedef struct rl_acts {
     float *lora_t;     // (L, RL_MOD_COUNT, BT, r) x A^T of every adapted module (LoRA only)
     /* backward scratch (one layer) */
     float *dres, *dln, *dq, *dk, *dv, *datty, *dg, *du, *dh, *dlora; // dlora (3, BT, r): q, k, v at once
-    float *attn_scratch; // (T, T)
+    float *attn_scratch; // rl_attention_scratch_floats(B, T, NH, NKV, HD)
     float *lora_x;       // (BT, max(C,F,QD)) LoRA dropout scratch
     int checkpointing; /* 1: only res is kept per layer; the rest is recomputed in backward */
     int chunked_logits; /* 1: logits holds RL_LOGITS_CHUNK rows at a time (losses are kept) */
@@ -206,8 +206,7 @@ typedef struct rl_acts {
 
 /* Allocates activations for batches up to (B, T) of m (LoRA rank of m->lora if set). */
 rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *err);
-/* The same with options (flags): RL_ACTS_CHECKPOINT keeps the inner activations (incl. the (T,T)
- * attention probabilities) of one layer only and recomputes each layer in backward;
+/* The same with options (flags): RL_ACTS_CHECKPOINT keeps the inner activations of one layer only and recomputes each layer in backward;
  * RL_ACTS_CHUNKED_LOGITS never materialises the (B*T, V) logits (a->logits then holds only the
  * last chunk; use it when only the losses and gradients are wanted). */
 #define RL_ACTS_CHECKPOINT 1

@@ -13,6 +13,12 @@
  * bf16 (opt-in): the same scheme with operands rounded to bfloat16 while packing, pairs of k
  * interleaved, and vdpbf16ps (two products per lane, accumulated in float32).
  *
+ * A that needs no transposing (op(A) = A: the forward x W^T and the input gradients dy W) is not
+ * packed at all: the micro-kernel broadcasts its values from the rows in place (kernel_f32_direct),
+ * which saves a transposing copy of A per product (1.04-1.2x on the engine's large products, ~1.8x
+ * on LoRA's thin ones: docs/benchmarks.md). bf16 always packs (its pairs of k are interleaved
+ * while packing).
+ *
  * Not here: other architectures (no AVX-512: OpenBLAS does everything), complex or double types.
  */
 #include "tensor/tensor.h"
@@ -128,19 +134,19 @@ __attribute__((target("avx512f"))) static void pack_a(float *dst, int kc, int k0
     }
 }
 
-/* Rows [k0, k0 + kn) of one NR-column panel (kc, NR) = op(B)[p0..p0+kn, j0..], columns past nr zero. */
+/* Rows [k0, k0 + kn) of one NR-column panel (kc, NR) = sc * op(B)[p0..p0+kn, j0..], columns past nr zero. */
 __attribute__((target("avx512f"))) static void pack_b_panel(float *dst, int k0, int kn, const rl_gemm_term *t, int p0,
-                                                            int j0, int nr) {
+                                                            int j0, int nr, float sc) {
     const float *B = t->B;
     size_t ldb = (size_t)t->ldb;
     dst += (size_t)k0 * NR;
     for (int h = 0; h < NR; h += 16) {
         int n = nr - h < 0 ? 0 : nr - h < 16 ? nr - h : 16;
-        if (!t->tb) pack_copy16(dst + h, NR, 16, B + (size_t)p0 * ldb + j0 + h, ldb, n, kn, 1.0f);
+        if (!t->tb) pack_copy16(dst + h, NR, 16, B + (size_t)p0 * ldb + j0 + h, ldb, n, kn, sc);
         else
             for (int k = 0; k < kn; k += 16)
                 pack_t16(dst + (size_t)k * NR + h, NR, 16, B + (size_t)(j0 + h) * ldb + p0 + k, ldb, n,
-                         kn - k < 16 ? kn - k : 16, 1.0f);
+                         kn - k < 16 ? kn - k : 16, sc);
     }
 }
 
@@ -205,6 +211,37 @@ __attribute__((target("avx512f"))) static void kernel_f32(int kc, const float *r
     store_tile(acc, C, ldc, mr, nr, alpha, beta);
 }
 
+/* kernel_f32 with op(A) read in place, for row-major A (no transpose): the segments (one per term
+ * of a sum) start at as[s] with rows of stride lds[s] and ks[s] values of k; rows past mr repeat
+ * row mr - 1 (their results are not stored). Saves the transposing copy of A, which costs about
+ * as much as the products themselves when N is small (a 128-wide model). */
+__attribute__((target("avx512f"))) static void kernel_f32_direct(int n_seg, const float *const *as, const size_t *lds,
+                                                                 const int *ks, const float *restrict b, float *C, int ldc,
+                                                                 int mr, int nr, float beta) {
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(C + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)i * ldc + 16), _MM_HINT_T0);
+    }
+    for (int sg = 0; sg < n_seg; sg++) {
+        const float *a = as[sg];
+        size_t off[MR];
+        for (int i = 0; i < MR; i++) off[i] = (size_t)(i < mr ? i : mr - 1) * lds[sg];
+        for (int k = 0; k < ks[sg]; k++, b += NR) {
+            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
+#pragma GCC unroll 12
+            for (int i = 0; i < MR; i++) {
+                __m512 ai = _mm512_set1_ps(a[off[i] + k]);
+                acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+            }
+        }
+    }
+    store_tile(acc, C, ldc, mr, nr, 1.0f, beta);
+}
+
 __attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(int kc2, const uint32_t *restrict a,
                                                                       const uint32_t *restrict b, float *C, int ldc,
                                                                       int mr, int nr, float alpha, float beta) {
@@ -238,6 +275,7 @@ static float *alloc_floats(size_t n) {
 
 typedef struct {
     int bf16, M, N, K, ldc, n_terms;
+    int direct;                    /* float32 with every op(A) = A: A is read in place, alpha goes into B's panels */
     rl_gemm_term terms[MAX_TERMS]; /* concatenated along K; each term's alpha is applied to its A */
     int koff[MAX_TERMS + 1];       /* term i covers K range [koff[i], koff[i+1]) */
     float *C;
@@ -258,7 +296,8 @@ static void pack_b_item(void *vctx, size_t i, int thread) {
     float *dst = g->bpack + i * (size_t)g->kc * NR; // bf16: the words of panel i fill its first half
     for (int t = 0; t < g->n_terms; t++) { // the parts of the terms inside [p0, p0 + kc)
         int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
-        if (lo < hi) pack_b_panel(dst, lo - g->p0, hi - lo, &g->terms[t], lo - g->koff[t], g->j0 + jr, nr);
+        if (lo < hi)
+            pack_b_panel(dst, lo - g->p0, hi - lo, &g->terms[t], lo - g->koff[t], g->j0 + jr, nr, g->direct ? g->terms[t].alpha : 1.0f);
     }
     if (g->bf16) panel_to_bf16((uint32_t *)dst, dst, NR, g->kc);
     (void)thread;
@@ -270,6 +309,30 @@ static void tile_item(void *vctx, size_t item, int thread) {
     int i0 = it * MC, mc = g->M - i0 < MC ? g->M - i0 : MC;
     size_t pw = panel_words(g);
     float *ap = g->apack[thread];
+    if (g->direct) {
+        const float *as[MAX_TERMS];
+        size_t lds[MAX_TERMS];
+        int ks[MAX_TERMS], n_seg = 0;
+        int n_panels = (g->nc + NR - 1) / NR, p_lo = jt * g->jt_panels;
+        int p_hi = p_lo + g->jt_panels < n_panels ? p_lo + g->jt_panels : n_panels;
+        for (int ir = 0; ir < mc; ir += MR) { // rows outer: the MR rows of A stay in L1 across the panels
+            int mr = mc - ir < MR ? mc - ir : MR;
+            n_seg = 0;
+            for (int t = 0; t < g->n_terms; t++) {
+                int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
+                if (lo >= hi) continue;
+                lds[n_seg] = (size_t)g->terms[t].lda;
+                as[n_seg] = g->terms[t].A + (size_t)(i0 + ir) * lds[n_seg] + (lo - g->koff[t]);
+                ks[n_seg++] = hi - lo;
+            }
+            for (int p = p_lo; p < p_hi; p++) {
+                int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
+                kernel_f32_direct(n_seg, as, lds, ks, g->bpack + (size_t)p * g->kc * NR,
+                                  g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr, g->ldc, mr, nr, g->beta);
+            }
+        }
+        return;
+    }
     if (g->apack_i0[thread] != i0) { // items come in row-tile order, so a thread repacks rarely
         for (int t = 0; t < g->n_terms; t++) {
             int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
@@ -322,7 +385,8 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     } else {
         mem = alloc_floats(need);
     }
-    gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .bpack = mem};
+    gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .bpack = mem, .direct = !bf16};
+    for (int t = 0; t < n_terms; t++) g.direct &= !terms[t].ta;
     for (int t = 0; t < n_terms; t++) {
         g.terms[t] = terms[t];
         g.koff[t + 1] = g.koff[t] + terms[t].K;
@@ -372,9 +436,10 @@ void rl_sgemm_sum(rl_gemm_impl impl, int n_terms, const rl_gemm_term *terms, int
         return;
     }
     if (impl == RL_GEMM_AUTO) {
-        // measured on the engine's shapes (docs/benchmarks.md): ours wins unless an output side
-        // is thinner than a panel (LoRA's rank-r products), where OpenBLAS is faster
-        impl = have_avx512() && M >= 32 && N >= 32 ? RL_GEMM_OWN : RL_GEMM_BLAS;
+        // measured on the engine's shapes (docs/benchmarks.md): ours wins down to LoRA's rank-16
+        // products (x A^T, dt B with N = 16 read A in place: 1.2-1.3x OpenBLAS; dA with M = 16:
+        // 1.1-1.3x; dB: even); thinner ones go to OpenBLAS
+        impl = have_avx512() && M >= 16 && N >= 16 ? RL_GEMM_OWN : RL_GEMM_BLAS;
     }
     if (impl == RL_GEMM_BF16 && !have_bf16()) impl = have_avx512() ? RL_GEMM_OWN : RL_GEMM_BLAS;
     if (impl == RL_GEMM_OWN && !have_avx512()) impl = RL_GEMM_BLAS;

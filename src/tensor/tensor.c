@@ -3,16 +3,14 @@
  * Matrix products go through rl_sgemm (gemm.c: our AVX-512 kernel or OpenBLAS); the
  * cross-entropy has an AVX-512 row kernel (exp by a polynomial, chosen at run time); the other
  * kernels are plain loops written so that the compiler can vectorize their inner loops
- * (contiguous, no aliasing surprises). Attention is the one O(T^2) kernel: its products run on
- * rl_sgemm over the pool, its softmax rows on the pool.
+ * (contiguous, no aliasing surprises). The training attention is in attention.c.
  *
- * Deliberately not here: quantized types, a flash-style attention that avoids the (T,T)
- * probabilities (the training engine keeps them per layer for now), GPU code.
+ * Deliberately not here: quantized types, GPU code.
  */
 #include "tensor/tensor.h"
+#include "tensor/tensor_simd.h"
 
 #include <cblas.h>
-#include <immintrin.h>
 #include <math.h>
 #include <string.h>
 
@@ -68,8 +66,10 @@ void rl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
 
 /* ---- RMSNorm --------------------------------------------------------------------------- */
 
-void rl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
-    // out (N,C), rstd (N), inp (N,C), w (C)
+/* Each kernel below has a plain-C version (the reference, and the path without AVX-512) and an
+ * AVX-512 one chosen at run time; tests/test_engine.c (tensor_simd_kernels_agree) compares them. */
+
+static void rmsnorm_fwd_ref(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
@@ -81,10 +81,36 @@ void rl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *
     }
 }
 
-void rl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                         const float *rstd, int N, int C) {
-    // y_i = x_i * r * w_i, r = (mean(x^2) + eps)^-1/2
-    // dx_i = r * w_i * dy_i - r^3 / C * x_i * sum_j (dy_j * w_j * x_j)
+__attribute__((target("avx512f"))) static void rmsnorm_fwd_avx512(float *out, float *rstd, const float *inp, const float *w,
+                                                                  int N, int C, float eps) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C;
+        float *o = out + (size_t)n * C;
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < C; i += 16) {
+            __m512 v = _mm512_maskz_loadu_ps(tensor_lanes(C - i), x + i);
+            acc = _mm512_fmadd_ps(v, v, acc);
+        }
+        float r = 1.0f / sqrtf(_mm512_reduce_add_ps(acc) / (float)C + eps);
+        __m512 vr = _mm512_set1_ps(r);
+        for (int i = 0; i < C; i += 16) {
+            __mmask16 m = tensor_lanes(C - i);
+            _mm512_mask_storeu_ps(o + i, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vr), _mm512_maskz_loadu_ps(m, w + i)));
+        }
+        if (rstd) rstd[n] = r;
+    }
+}
+
+void rl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+    // out (N,C), rstd (N), inp (N,C), w (C)
+    if (tensor_avx512()) rmsnorm_fwd_avx512(out, rstd, inp, w, N, C, eps);
+    else rmsnorm_fwd_ref(out, rstd, inp, w, N, C, eps);
+}
+
+// y_i = x_i * r * w_i, r = (mean(x^2) + eps)^-1/2
+// dx_i = r * w_i * dy_i - r^3 / C * x_i * sum_j (dy_j * w_j * x_j)
+static void rmsnorm_bwd_ref(float *dinp, float *dw, const float *dout, const float *inp, const float *w, const float *rstd,
+                            int N, int C) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
         float *dx = dinp + (size_t)n * C;
@@ -96,6 +122,36 @@ void rl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float 
         if (dw)
             for (int i = 0; i < C; i++) dw[i] += dy[i] * x[i] * r;
     }
+}
+
+__attribute__((target("avx512f"))) static void rmsnorm_bwd_avx512(float *dinp, float *dw, const float *dout, const float *inp,
+                                                                  const float *w, const float *rstd, int N, int C) {
+    for (int n = 0; n < N; n++) {
+        const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
+        float *dx = dinp + (size_t)n * C;
+        float r = rstd[n];
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < C; i += 16) {
+            __mmask16 m = tensor_lanes(C - i);
+            acc = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, dy + i), _mm512_maskz_loadu_ps(m, w + i)),
+                                  _mm512_maskz_loadu_ps(m, x + i), acc);
+        }
+        float k = r * r * r * _mm512_reduce_add_ps(acc) / (float)C;
+        __m512 vr = _mm512_set1_ps(r), vk = _mm512_set1_ps(k);
+        for (int i = 0; i < C; i += 16) {
+            __mmask16 m = tensor_lanes(C - i);
+            __m512 vx = _mm512_maskz_loadu_ps(m, x + i), vdy = _mm512_maskz_loadu_ps(m, dy + i);
+            __m512 d = _mm512_fnmadd_ps(vk, vx, _mm512_mul_ps(_mm512_mul_ps(vr, _mm512_maskz_loadu_ps(m, w + i)), vdy));
+            _mm512_mask_storeu_ps(dx + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), d));
+            if (dw) _mm512_mask_storeu_ps(dw + i, m, _mm512_fmadd_ps(_mm512_mul_ps(vdy, vx), vr, _mm512_maskz_loadu_ps(m, dw + i)));
+        }
+    }
+}
+
+void rl_rmsnorm_backward(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                         const float *rstd, int N, int C) {
+    if (tensor_avx512()) rmsnorm_bwd_avx512(dinp, dw, dout, inp, w, rstd, N, C);
+    else rmsnorm_bwd_ref(dinp, dw, dout, inp, w, rstd, N, C);
 }
 
 /* ---- RoPE ------------------------------------------------------------------------------ */
@@ -154,168 +210,64 @@ void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, i
     rope_apply(dx, pos, inv_freq, N, NH, HD, -1.0f);
 }
 
-/* ---- attention ------------------------------------------------------------------------- */
-
-/* Per (batch, head) the products go to rl_sgemm (on the pool) over row blocks of ATT_BS queries, each against
- * the keys up to the block's end only (the causal upper triangle beyond a block is never
- * computed); the masked softmax and its backward run over rows on the pool. */
-#define ATT_BS 128
-
-typedef struct {
-    float *rows;       // (T,T) probabilities (forward) or dP -> dS (backward)
-    const float *p;    // (T,T) probabilities (backward)
-    const int *seg;    // (T) or NULL
-    int T, r0, r1;
-    float scale;
-} softmax_ctx;
-
-static void softmax_row(void *vctx, size_t item, int thread) {
-    // row t of block [r0, r1): scores in rows[t][0..t] -> probabilities; zero beyond t (to r1)
-    softmax_ctx *c = vctx;
-    int t = c->r0 + (int)item, T = c->T;
-    float *row = c->rows + (size_t)t * T;
-    float maxv = -INFINITY;
-    for (int s = 0; s <= t; s++) {
-        if (c->seg && c->seg[s] != c->seg[t]) row[s] = -INFINITY;
-        maxv = row[s] > maxv ? row[s] : maxv;
-    }
-    float sum = 0.0f;
-    for (int s = 0; s <= t; s++) {
-        float e = expf(row[s] - maxv); // a masked -inf gives 0
-        row[s] = e;
-        sum += e;
-    }
-    float inv = 1.0f / sum; // s == t is always attended, so sum >= 1
-    for (int s = 0; s <= t; s++) row[s] *= inv;
-    for (int s = t + 1; s < c->r1; s++) row[s] = 0.0f;
-    (void)thread;
-}
-
-static void softmax_row_backward(void *vctx, size_t item, int thread) {
-    // dS = P * (dP - sum(P * dP)) * scale, in place over dP
-    softmax_ctx *c = vctx;
-    int t = c->r0 + (int)item, T = c->T;
-    float *d = c->rows + (size_t)t * T;
-    const float *p = c->p + (size_t)t * T;
-    float dot = 0.0f;
-    for (int s = 0; s <= t; s++) dot += p[s] * d[s];
-    for (int s = 0; s <= t; s++) d[s] = p[s] * (d[s] - dot) * c->scale;
-    for (int s = t + 1; s < c->r1; s++) d[s] = 0.0f;
-    (void)thread;
-}
-
-static void run_rows(rl_pool *pool, softmax_ctx *c, void (*fn)(void *, size_t, int)) {
-    size_t n = (size_t)(c->r1 - c->r0);
-    if (pool) rl_pool_for(pool, n, fn, c);
-    else
-        for (size_t i = 0; i < n; i++) fn(c, i, 0);
-}
-
-void rl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const int *seg,
-                          int B, int T, int NH, int NKV, int HD, rl_pool *pool) {
-    // out (B,T,NH,HD), att (B,NH,T,T), q (B,T,NH,HD), k, v (B,T,NKV,HD), seg (B,T)
-    int QD = NH * HD, KD = NKV * HD, G = NH / NKV;
-    float scale = 1.0f / sqrtf((float)HD);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *qh = q + (size_t)b * T * QD + (size_t)h * HD;
-            const float *kh = k + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            const float *vh = v + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            float *oh = out + (size_t)b * T * QD + (size_t)h * HD;
-            float *P = att + ((size_t)b * NH + h) * T * T;
-            for (int r0 = 0; r0 < T; r0 += ATT_BS) {
-                int r1 = r0 + ATT_BS < T ? r0 + ATT_BS : T, nr = r1 - r0;
-                // S[r0:r1, 0:r1] = scale * Q[r0:r1] K[0:r1]^T
-                rl_sgemm(0, 1, nr, r1, HD, scale, qh + (size_t)r0 * QD, QD, kh,
-                            KD, 0.0f, P + (size_t)r0 * T, T, pool);
-                softmax_ctx c = {.rows = P, .seg = seg ? seg + (size_t)b * T : NULL, .T = T, .r0 = r0, .r1 = r1};
-                run_rows(pool, &c, softmax_row);
-                // O[r0:r1] = P[r0:r1, 0:r1] V[0:r1]
-                rl_sgemm(0, 0, nr, HD, r1, 1.0f, P + (size_t)r0 * T, T, vh, KD,
-                            0.0f, oh + (size_t)r0 * QD, QD, pool);
-            }
-        }
-}
-
-void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                           const float *q, const float *k, const float *v, const int *seg, int B, int T, int NH,
-                           int NKV, int HD, rl_pool *pool) {
-    // scratch (T,T): dP, then dS
-    int QD = NH * HD, KD = NKV * HD, G = NH / NKV;
-    float scale = 1.0f / sqrtf((float)HD);
-    memset(dk, 0, (size_t)B * T * KD * sizeof(float));
-    memset(dv, 0, (size_t)B * T * KD * sizeof(float));
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *qh = q + (size_t)b * T * QD + (size_t)h * HD;
-            const float *kh = k + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            const float *vh = v + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            const float *doh = dout + (size_t)b * T * QD + (size_t)h * HD;
-            float *dqh = dq + (size_t)b * T * QD + (size_t)h * HD;
-            float *dkh = dk + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            float *dvh = dv + (size_t)b * T * KD + (size_t)(h / G) * HD;
-            const float *P = att + ((size_t)b * NH + h) * T * T;
-            for (int r0 = 0; r0 < T; r0 += ATT_BS) {
-                int r1 = r0 + ATT_BS < T ? r0 + ATT_BS : T, nr = r1 - r0;
-                const float *Pb = P + (size_t)r0 * T;
-                float *D = scratch + (size_t)r0 * T;
-                // dV[0:r1] += P[r0:r1, 0:r1]^T dO[r0:r1]
-                rl_sgemm(1, 0, r1, HD, nr, 1.0f, Pb, T, doh + (size_t)r0 * QD, QD,
-                            1.0f, dvh, KD, pool);
-                // dP[r0:r1, 0:r1] = dO[r0:r1] V[0:r1]^T
-                rl_sgemm(0, 1, nr, r1, HD, 1.0f, doh + (size_t)r0 * QD, QD, vh, KD,
-                            0.0f, D, T, pool);
-                softmax_ctx c = {.rows = scratch, .p = P, .T = T, .r0 = r0, .r1 = r1, .scale = scale};
-                run_rows(pool, &c, softmax_row_backward);
-                // dQ[r0:r1] = dS K[0:r1];  dK[0:r1] += dS^T Q[r0:r1]
-                rl_sgemm(0, 0, nr, HD, r1, 1.0f, D, T, kh, KD, 0.0f,
-                            dqh + (size_t)r0 * QD, QD, pool);
-                rl_sgemm(1, 0, r1, HD, nr, 1.0f, D, T, qh + (size_t)r0 * QD, QD,
-                            1.0f, dkh, KD, pool);
-            }
-        }
-    (void)seg; // the mask is in the saved probabilities (zeros)
-}
-
 /* ---- SwiGLU ---------------------------------------------------------------------------- */
 
-void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF) {
+static void swiglu_fwd_ref(float *out, const float *g, const float *u, size_t NF) {
     for (size_t i = 0; i < NF; i++) {
         float x = g[i];
         out[i] = x / (1.0f + expf(-x)) * u[i];
     }
 }
 
-void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF) {
-    // silu'(x) = sig(x) * (1 + x * (1 - sig(x)))
+// silu'(x) = sig(x) * (1 + x * (1 - sig(x)))
+static void swiglu_bwd_ref(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF) {
     for (size_t i = 0; i < NF; i++) {
         float x = g[i], sig = 1.0f / (1.0f + expf(-x));
-        dg[i] += dout[i] * u[i] * sig * (1.0f + x * (1.0f - sig));
-        du[i] += dout[i] * x * sig;
+        dg[i] = dout[i] * u[i] * sig * (1.0f + x * (1.0f - sig));
+        du[i] = dout[i] * x * sig;
     }
+}
+
+/* sigmoid(x) = 1 / (1 + exp(-x)); exp(-x) overflows to inf for x < -88, giving 0 as it should. */
+__attribute__((target("avx512f"))) static inline __m512 sigmoid512(__m512 x) {
+    __m512 e = tensor_exp512(_mm512_min_ps(_mm512_sub_ps(_mm512_setzero_ps(), x), _mm512_set1_ps(88.0f)));
+    return _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+__attribute__((target("avx512f"))) static void swiglu_fwd_avx512(float *out, const float *g, const float *u, size_t NF) {
+    for (size_t i = 0; i < NF; i += 16) {
+        __mmask16 m = tensor_lanes((int)(NF - i < 16 ? NF - i : 16));
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i);
+        _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(_mm512_mul_ps(x, sigmoid512(x)), _mm512_maskz_loadu_ps(m, u + i)));
+    }
+}
+
+__attribute__((target("avx512f"))) static void swiglu_bwd_avx512(float *dg, float *du, const float *dout, const float *g,
+                                                                 const float *u, size_t NF) {
+    __m512 one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < NF; i += 16) {
+        __mmask16 m = tensor_lanes((int)(NF - i < 16 ? NF - i : 16));
+        __m512 x = _mm512_maskz_loadu_ps(m, g + i), d = _mm512_maskz_loadu_ps(m, dout + i), sig = sigmoid512(x);
+        __m512 ds = _mm512_mul_ps(sig, _mm512_fmadd_ps(x, _mm512_sub_ps(one, sig), one));
+        _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, u + i)), ds));
+        _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(_mm512_mul_ps(d, x), sig));
+    }
+}
+
+void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF) {
+    if (tensor_avx512()) swiglu_fwd_avx512(out, g, u, NF);
+    else swiglu_fwd_ref(out, g, u, NF);
+}
+
+void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF) {
+    if (tensor_avx512()) swiglu_bwd_avx512(dg, du, dout, g, u, NF);
+    else swiglu_bwd_ref(dg, du, dout, g, u, NF);
 }
 
 /* ---- softmax + cross-entropy ----------------------------------------------------------- */
 
-/* Row helpers of the cross-entropy: max, sum of exp(x - max), and d = exp(x - max) * k. The
- * AVX-512 versions (chosen at run time) compute exp as 2^n * p(r), n = round(x / ln 2),
- * r = x - n ln 2, p a degree-7 Taylor polynomial (|r| <= ln2/2: relative error below 2 ulp). */
-__attribute__((target("avx512f"))) static inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-100.0f)); // exp(-100) is 0 in float32 as well
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
+/* Row helpers of the cross-entropy: max, sum of exp(x - max), and d = exp(x - max) * k; the
+ * AVX-512 versions (chosen at run time) use tensor_exp512 (tensor_simd.h). */
 __attribute__((target("avx512f"))) static void xent_row_avx512(const float *x, int V, float *maxo, double *sumo) {
     __m512 m = _mm512_set1_ps(-INFINITY);
     int i = 0;
@@ -323,10 +275,10 @@ __attribute__((target("avx512f"))) static void xent_row_avx512(const float *x, i
     float maxv = _mm512_reduce_max_ps(m);
     for (int j = i; j < V; j++) maxv = x[j] > maxv ? x[j] : maxv;
     __m512 vm = _mm512_set1_ps(maxv), acc = _mm512_setzero_ps();
-    for (i = 0; i + 16 <= V; i += 16) acc = _mm512_add_ps(acc, exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
+    for (i = 0; i + 16 <= V; i += 16) acc = _mm512_add_ps(acc, tensor_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)));
     if (i < V) {
         __mmask16 k = (__mmask16)((1u << (V - i)) - 1);
-        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm))));
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, tensor_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), vm))));
     }
     *maxo = maxv;
     *sumo = _mm512_reduce_add_ps(acc);
@@ -335,10 +287,10 @@ __attribute__((target("avx512f"))) static void xent_row_avx512(const float *x, i
 __attribute__((target("avx512f"))) static void xent_grad_avx512(float *d, const float *x, int V, float maxv, float k) {
     __m512 vm = _mm512_set1_ps(maxv), vk = _mm512_set1_ps(k);
     int i = 0;
-    for (; i + 16 <= V; i += 16) _mm512_storeu_ps(d + i, _mm512_mul_ps(exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)), vk));
+    for (; i + 16 <= V; i += 16) _mm512_storeu_ps(d + i, _mm512_mul_ps(tensor_exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vm)), vk));
     if (i < V) {
         __mmask16 m = (__mmask16)((1u << (V - i)) - 1);
-        _mm512_mask_storeu_ps(d + i, m, _mm512_mul_ps(exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm)), vk));
+        _mm512_mask_storeu_ps(d + i, m, _mm512_mul_ps(tensor_exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm)), vk));
     }
 }
 
@@ -412,7 +364,19 @@ void rl_embedding_backward(float *dwte, const float *dout, const int *tokens, in
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
+__attribute__((target("avx512f"))) static void axpy_avx512(float *y, float a, const float *x, size_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = tensor_lanes((int)(n - i < 16 ? n - i : 16));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
 void rl_axpy(float *y, float a, const float *x, size_t n) {
+    if (n >= 64 && tensor_avx512()) {
+        axpy_avx512(y, a, x, n);
+        return;
+    }
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 

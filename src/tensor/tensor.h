@@ -112,25 +112,28 @@ void rl_attention_decode(float *out, float *att, int att_stride, const float *q,
 /* In place on dx (N, NH, HD): the transpose of the rotation (rotation by minus the angle). */
 void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, int NH, int HD);
 
-/* ---- causal self-attention with grouped-query heads ---- */
+/* ---- causal self-attention with grouped-query heads, for training (attention.c) ---- */
 
 /* q (B,T,NH,HD), k and v (B,T,NKV,HD) (after RoPE), NH a multiple of NKV.
  * seg (B,T) optional (NULL = one sequence per row): token t attends to token s <= t only when
- * seg[s] == seg[t] (sample packing). att (B,NH,T,T) receives the softmax probabilities for
- * backward (entries above the diagonal are left as they were, except for zeros inside each
- * 128-row block); out (B,T,NH,HD) is written. */
-void rl_attention_forward(float *out, float *att, const float *q, const float *k, const float *v, const int *seg,
-                          int B, int T, int NH, int NKV, int HD, rl_pool *pool);
-/* dq (B,T,NH,HD), dk, dv (B,T,NKV,HD) are WRITTEN (not accumulated). scratch: (T,T). */
-void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *att,
-                           const float *q, const float *k, const float *v, const int *seg, int B, int T, int NH,
-                           int NKV, int HD, rl_pool *pool);
+ * seg[s] == seg[t] (sample packing; ids that never decrease along a row let whole tiles of
+ * other samples be skipped, any other order is masked element by element).
+ * Flash style: no (T,T) array; out (B,T,NH,HD) is written and lse (B,NH,T) receives each row's
+ * log-sum-exp of scaled scores, all that backward needs besides q, k, v and out.
+ * scratch: rl_attention_scratch_floats(...) floats (the same for forward and backward). */
+size_t rl_attention_scratch_floats(int B, int T, int NH, int NKV, int HD);
+void rl_attention_forward(float *out, float *lse, float *scratch, const float *q, const float *k, const float *v,
+                          const int *seg, int B, int T, int NH, int NKV, int HD, rl_pool *pool);
+/* dq (B,T,NH,HD), dk, dv (B,T,NKV,HD) are WRITTEN (not accumulated); out and lse from the forward. */
+void rl_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout, const float *out,
+                           const float *lse, const float *q, const float *k, const float *v, const int *seg, int B, int T,
+                           int NH, int NKV, int HD, rl_pool *pool);
 
 /* ---- SwiGLU: h = silu(g) * u ---- */
 
 /* out (N,F) = silu(g (N,F)) * u (N,F). Writes out. */
 void rl_swiglu_forward(float *out, const float *g, const float *u, size_t NF);
-/* dg, du (N,F) += ... */
+/* dg, du (N,F) are WRITTEN (not accumulated): the MLP's only use of gate and up. */
 void rl_swiglu_backward(float *dg, float *du, const float *dout, const float *g, const float *u, size_t NF);
 
 /* ---- encoder (BERT-family) forward kernels, inference only (tensor_enc.c) ---- */
