@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """acme-generate.py - writes the generated part of the example handbook (examples/acme/docs/
 customers, parts, directory): customer account sheets, spare-parts catalogue pages and the
-staff directory of the fictional Acme Robotics, about 2,500 facts with a figure each.
+staff directory of the fictional Acme Robotics, about 16,000 facts with a figure each.
 
 Why: a student trained from scratch learns RAFT's skill (find the sentence that answers, copy
-its figure) only from thousands of distinct facts; the hand-written handbook has ~430. The
-pages are deterministic (a fixed seed, no dates from the clock), so rerunning this script
-rewrites the committed files byte for byte. Every fact is one sentence that names its subject,
-so a question about it is unambiguous across pages.
+its figure) only from many thousands of distinct facts; with a few hundred it memorises them
+instead (issue #8: a student that had seen ~1,800 examples quoted facts recalled from training
+rather than the ones in its documents). The hand-written handbook has ~430 facts. Names are
+made of random syllables, so that there are thousands of them and none can be guessed from the
+question: copying from the documents is the only way to the answer. The pages are
+deterministic (a fixed seed, no dates from the clock), so rerunning this script rewrites the
+committed files byte for byte. Every fact is one sentence that names its subject, so a question
+about it is unambiguous across pages.
 
 usage: python3 scripts/acme-generate.py [examples/acme/docs]
 """
@@ -25,11 +29,12 @@ LAST = """Albrecht Bauer Becker Brandt Dietrich Engel Fischer Franke Graf Hahn H
 Koch Kowalski Krause Lang Lehmann Lorenz Maier Meyer Nowak Olsen Peters Richter Roth Schmid Schulz Schwarz
 Sommer Stein Vogel Wagner Weber Werner Wolf Zimmermann Novak Dvorak Kaminski Lewandowski Visser Bakker
 Dekker Moreau Laurent Rossi Bianchi Ricci Svensson Lindqvist Berg Haugen Virtanen Horvath Szabo""".split()
-CO_A = """Nord Elbe Rhein Alpen Baltic Danube Hansa Meridian Polar Atlas Vega Orion Helios Falke Adler
-Lindner Weser Oder Main Isar Tauber Mosel Saale Havel Spree Inn Lech Ruhr Ems Neckar""".split()
+ONSET = "b br d f g gr h k kl l m n p pr r s st t tr v w z sch".split()
+VOWEL = "a e i o u a e i o ei au".split()
+CODA = ["", "", "", "n", "r", "l", "s", "m", "nd", "rg", "lt", "k"]
 CO_B = """Logistik Pharma Kliniken Foods Automotive Paper Textil Metallbau Versand Handel Chemie Energie
 Getraenke Moebel Elektronik Druck Glas Kunststoff Spedition Agrar""".split()
-CO_FORM = ["GmbH", "AG", "B.V.", "S.A.", "Sp. z o.o.", "s.r.o.", "Inc.", "Ltd", "AB", "Oy"]
+CO_FORM = ["GmbH", "AG", "KG", "SE", "BV", "NV", "SpA", "Srl", "Ltd", "AB", "Oy", "AS"]  # no dots: a sentence ends at one
 CITIES = """Hamburg Bremen Hannover Berlin Leipzig Dresden Munich Stuttgart Cologne Frankfurt Nuremberg Vienna
 Graz Zurich Basel Rotterdam Utrecht Eindhoven Antwerp Lyon Lille Milan Turin Krakow Wroclaw Poznan Brno
 Prague Gothenburg Malmo Aarhus Tampere Boston Chicago Columbus""".split()
@@ -49,6 +54,17 @@ DEPTS = ["Sales", "Customer Support", "Field Service", "Engineering", "Manufactu
          "Human Resources", "Quality", "Product Management", "IT"]
 PRODUCTS = ["AR-250 Courier", "AR-400 Tugger", "AR-700X Atlas", "AR-90 Scout", "AR-C6 Cobalt"]
 PLANS = ["Basic", "Standard", "Premium"]
+N_REGIONS, N_PART_PAGES, N_STAFF_PAGES = 120, 12, 5   # 1,440 customers, 840 parts, 1,200 staff
+
+
+def stem():
+    """A pronounceable made-up name of two or three syllables: Kavero, Brandilo, Teimsun."""
+    syl = [R.choice(ONSET) + R.choice(VOWEL) + R.choice(CODA) for _ in range(R.choice([2, 2, 3]))]
+    return "".join(syl).capitalize()
+
+
+def person():
+    return "%s %s" % (R.choice(FIRST), R.choice(LAST) if R.random() < 0.3 else stem() + R.choice(["", "er", "mann", "ski", "sen", "ova"]))
 
 
 def date(y0, y1):
@@ -76,13 +92,13 @@ def write(path, text):
 
 def customers(root):
     seen = set()
-    for region_no in range(32):
+    for region_no in range(N_REGIONS):
         city_pool = R.sample(CITIES, 4)
         lines = ["# Customer accounts, region %d\n" % (region_no + 1),
                  "*Owner: Key Account Management. One section per customer account; figures from the CRM "
                  "export of 2025-11-30.*\n"]
-        for _ in range(8):
-            name = unique(lambda: "%s %s %s" % (R.choice(CO_A), R.choice(CO_B), R.choice(CO_FORM)), seen)
+        for _ in range(12):
+            name = unique(lambda: "%s %s %s" % (stem(), R.choice(CO_B), R.choice(CO_FORM)), seen)
             city = R.choice(city_pool)
             prod = R.choice(PRODUCTS)
             lines.append("## %s (%s)\n" % (name, city))
@@ -102,12 +118,12 @@ def customers(root):
 def parts(root):
     seen = set()
     for fam, letter in FAMILIES:
-        kinds = R.sample(PART_KINDS, 14)
-        for page in range(2):
+        for page in range(N_PART_PAGES):
+            kinds = R.sample(PART_KINDS, 10)
             lines = ["# Spare parts for the %s, catalogue page %d\n" % (fam, page + 1),
                      "*Owner: Service Parts Logistics. Prices from price list PL-2025-07, valid from 2025-07-01 to "
                      "2025-12-31. Lead times are from order to dispatch in Stuttgart.*\n"]
-            for kind, plo, phi, wlo, whi in kinds[page * 7:page * 7 + 7]:
+            for kind, plo, phi, wlo, whi in kinds:
                 code = unique(lambda: "%s%s-%04d" % (letter, R.choice("BDEFHMRSW"), R.randint(1000, 9999)), seen)
                 what = "%s %s" % (kind, code)
                 lines.append("## %s %s\n" % (kind[0].upper() + kind[1:], code))
@@ -123,20 +139,20 @@ def parts(root):
 def directory(root):
     seen = set()
     ext_seen = set()
-    for dept in DEPTS:
-        lines = ["# Staff directory: %s\n" % dept,
+    for dept, page in [(d, p) for d in DEPTS for p in range(N_STAFF_PAGES)]:
+        lines = ["# Staff directory: %s, page %d\n" % (dept, page + 1),
                  "*Owner: Human Resources. Extensions are reachable from every office; external callers dial "
                  "+49 711 9870 and the extension.*\n"]
-        for _ in range(12):
-            name = unique(lambda: "%s %s" % (R.choice(FIRST), R.choice(LAST)), seen)
-            ext = unique(lambda: R.randint(2000, 7999), ext_seen)
+        for _ in range(24):
+            name = unique(person, seen)
+            ext = unique(lambda: R.randint(20000, 79999), ext_seen)
             facts = ["The phone extension of %s is %d." % (name, ext),
                      "%s joined Acme Robotics on %s." % (name, date(2012, 2025)),
                      "The office of %s is room %d." % (name, R.randint(100, 599))]
             R.shuffle(facts)
             lines.append("## %s\n\n%s\n" % (name, " ".join(facts)))
         slug = dept.lower().replace(" ", "-")
-        write(os.path.join(root, "directory", "staff-%s.md" % slug), "\n".join(lines))
+        write(os.path.join(root, "directory", "staff-%s-%d.md" % (slug, page + 1)), "\n".join(lines))
 
 
 def main():

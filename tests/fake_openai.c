@@ -102,7 +102,7 @@ static char *content_for(const char *user) {
             if (strcmp(qa[i].question, question) == 0) {
                 const char *quote = qa[i].quote;
                 char *bad = strstr(passage, "BADQUOTE") ? rl_xasprintf("%s (as paraphrased)", quote) : NULL;
-                out = rl_cot_answer(question, bad ? bad : quote, qa[i].answer, rl_cot_section(heading, passage));
+                out = rl_cot_answer(bad ? bad : quote, qa[i].answer);
                 free(bad);
             }
         if (!out) out = rl_xasprintf("##Reason: I am not sure.\n<ANSWER>: unknown");

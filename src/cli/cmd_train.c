@@ -59,7 +59,18 @@ static rl_status pretrain_prepare(const rl_config *cfg, const char *out, char **
     else if (!s) {
         char *json;
         double t0 = rl_now();
-        s = rl_tok_train_bpe((const char *const *)t.text, t.len, t.n, cfg->pretrain.vocab_size, &json, err);
+        /* the RAFT layout's markup once per chunk, so that the merges cover it: otherwise each
+         * <DOCUMENT> costs ten tokens of every fine-tuning example (a quarter of a short one) */
+        static const char markup[] = "<DOCUMENT>\n</DOCUMENT>\n##Reason: ##begin_quote####end_quote##\n<ANSWER>: ";
+        size_t n = t.n;
+        const char **texts = rl_xmalloc((2 * n + 1) * sizeof *texts);
+        size_t *lens = rl_xmalloc((2 * n + 1) * sizeof *lens);
+        for (size_t i = 0; i < n; i++) {
+            texts[i] = t.text[i], lens[i] = t.len[i];
+            texts[n + i] = markup, lens[n + i] = sizeof markup - 1;
+        }
+        s = rl_tok_train_bpe(texts, lens, 2 * n, cfg->pretrain.vocab_size, &json, err);
+        free(texts), free(lens);
         *tok_path = rl_path_join(out, "tokenizer.json");
         if (!s) s = rl_file_write_atomic(*tok_path, json, strlen(json), err);
         if (!s) rl_info("trained a BPE tokenizer of %d ids in %.1f s: %s", cfg->pretrain.vocab_size, rl_now() - t0, *tok_path);

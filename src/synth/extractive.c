@@ -983,24 +983,11 @@ void rl_qa_free(rl_qa *qa, int n) {
     free(qa);
 }
 
-/* The reasoning names the section only when the chunk (what the student is shown) has its
- * heading: a name the student cannot see teaches it to invent one. The innermost heading of the
- * path "A > B > C" is the one a chunk can start with. */
-const char *rl_cot_section(const char *heading, const char *chunk_text) {
-    const char *h = heading, *gt;
-    while (h && (gt = strstr(h, " > "))) h = gt + 3;
-    return h && h[0] && chunk_text && strstr(chunk_text, h) ? h : NULL;
-}
-
-char *rl_cot_answer(const char *question, const char *quote, const char *answer, const char *heading) {
-    rl_buf b = {0};
-    const char *topic = heading && heading[0] ? heading : NULL;
-    if (topic) rl_buf_printf(&b, "##Reason: The document with the section \"%s\" answers this. It says: ", topic);
-    else rl_buf_puts(&b, "##Reason: One of the documents answers this. It says: ");
-    rl_buf_printf(&b, "##begin_quote##%s##end_quote## ", quote);
-    rl_buf_printf(&b, "So the answer is %s.\n<ANSWER>: %s", answer, answer);
-    (void)question;
-    return rl_buf_take(&b);
+/* The reasoning is the quote alone: a small student's training budget is counted in tokens, and
+ * template words around the quote ("The document ... answers this. It says:", "So the answer
+ * is ...") cost tokens in every example while teaching nothing the quote does not. */
+char *rl_cot_answer(const char *quote, const char *answer) {
+    return rl_xasprintf("##Reason: ##begin_quote##%s##end_quote##\n<ANSWER>: %s", quote, answer);
 }
 
 /* ---- as a teacher ------------------------------------------------------------------------- */
@@ -1033,7 +1020,7 @@ static rl_status ex_submit(rl_teacher *t, rl_teacher_task *task, rl_error *err) 
             task->error = rl_xstrdup("the extractive teacher only answers its own questions");
         } else {
             char *quote = rl_xstrndup(task->hint, (size_t)(sep - task->hint));
-            task->answer = rl_cot_answer(task->question, quote, sep + 1, rl_cot_section(task->heading, task->chunk_text));
+            task->answer = rl_cot_answer(quote, sep + 1);
             free(quote);
         }
     }

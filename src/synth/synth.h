@@ -103,10 +103,7 @@ typedef struct rl_qa {
 int rl_extract_qa(const char *chunk_text, const char *heading, const char *doc_title, int max, rl_qa **out);
 void rl_qa_free(rl_qa *qa, int n);
 /* A chain-of-thought answer in the RAFT layout, quoting quote and ending in <ANSWER>: answer. */
-char *rl_cot_answer(const char *question, const char *quote, const char *answer, const char *heading);
-/* The section a reasoning about chunk_text may name: the innermost part of heading ("A > B > C"
- * -> "C") when the chunk shows it, else NULL (what the extractive teacher passes to rl_cot_answer). */
-const char *rl_cot_section(const char *heading, const char *chunk_text);
+char *rl_cot_answer(const char *quote, const char *answer);
 
 /* ---- verification ------------------------------------------------------------------------ */
 
