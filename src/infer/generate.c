@@ -56,7 +56,8 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
         if (c->n_heads * c->head_dim > big) big = c->n_heads * c->head_dim;
         inf->q = o->q;
         if (!(inf->xq = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)) ||
-            !(inf->xk = malloc((size_t)PREFILL_T * ((size_t)big / RL_QK_K + 1) * sizeof *inf->xk)))
+            !(inf->xk = malloc((size_t)PREFILL_T * ((size_t)big / RL_QK_K + 1) * sizeof *inf->xk)) ||
+            !(inf->xp = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xp)))
             s = rl_fail(err, RL_ENOMEM, "generation context");
         if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
     }
@@ -77,6 +78,7 @@ void rl_infer_free(rl_infer *inf) {
     if (!inf) return;
     free(inf->xq);
     free(inf->xk);
+    free(inf->xp);
     free(inf->pf);
     if (inf->pool) rl_pool_free(inf->pool);
     rl_kv_free(&inf->kv);
@@ -123,6 +125,7 @@ typedef struct matvec_job {
     size_t first[8];         /* task index where product i starts (first[n] = all tasks) */
     const float *x;          /* (T, cols) float input, for float32 matrices */
     const void *xq, *xk;     /* (T, cols / block) the input as Q8_0 and as Q8_K blocks */
+    const infer_xq *xp;      /* (T, cols / 32) the input for packed matrices */
     int T;
     const rl_qmodel *q;      /* the kernels */
 } matvec_job;
@@ -141,7 +144,12 @@ static void matvec_rows(void *ctx, size_t task, int thread) {
     int C = w->cols, T = j->T;
     size_t nb = (size_t)C / RL_Q8_0_BLOCK, nk = (size_t)C / RL_QK_K;
     float *out = j->mm[k].out;
-    switch (w->type) {
+    if (w->packed) { // one group of 16 rows for all T tokens (MATVEC_ROWS == QPACK_R)
+        const void *W = (const char *)w->blocks + (size_t)(r0 / QPACK_R) * nb *
+                                                      (w->type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16));
+        if (w->type == RL_WTYPE_Q8_0) infer_q8_0x16_mm(out + r0, (size_t)rows, W, j->xp, nb, r1 - r0, T);
+        else infer_q4_0x16_mm(out + r0, (size_t)rows, W, j->xp, nb, r1 - r0, T);
+    } else switch (w->type) {
     case RL_WTYPE_Q8_0: {
         const rl_block_q8_0 *W = w->blocks, *X = j->xq;
         for (int r = r0; r < r1; r++)
@@ -182,19 +190,23 @@ void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, i
     // every product: out (T, rows) = x (T, cols) W^T (+ bias); the input is quantized once per
     // block format used, and all rows of all products go to the threads as one parallel loop
     size_t C = (size_t)mm[0].w->cols;
-    int need8 = 0, needk = 0;
+    int need8 = 0, needk = 0, needp = 0;
     matvec_job j = {.mm = mm, .n = n, .x = x, .T = T, .q = inf->q};
     for (int i = 0; i < n; i++) {
         rl_wtype t = mm[i].w->type;
         needk |= t == RL_WTYPE_Q4_K || t == RL_WTYPE_Q6_K;
-        need8 |= t == RL_WTYPE_Q8_0 || t == RL_WTYPE_Q4_0;
+        need8 |= (t == RL_WTYPE_Q8_0 || t == RL_WTYPE_Q4_0) && !mm[i].w->packed;
+        needp |= mm[i].w->packed;
         j.first[i + 1] = j.first[i] + ((size_t)mm[i].w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
     }
     if (needk)
         for (int t = 0; t < T; t++) rl_q8_k_quantize(inf->xk + t * (C / RL_QK_K), x + t * C, C);
     if (need8)
         for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
+    if (needp)
+        for (int t = 0; t < T; t++) infer_xq_quantize(inf->xp + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
     j.xq = inf->xq;
+    j.xp = inf->xp;
     j.xk = inf->xk;
     size_t tasks = j.first[n];
     if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);

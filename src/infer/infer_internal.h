@@ -9,7 +9,9 @@
 typedef struct rl_qmat {
     int rows, cols;
     rl_wtype type;     /* RL_WTYPE_F32: f32 is used */
-    void *blocks;      /* (rows, cols / block) blocks of the type, owned */
+    int packed;        /* Q8_0 / Q4_0 repacked for VNNI (qpack.c): blocks are infer_q*_0x16 */
+    void *blocks;      /* (rows, cols / block) blocks of the type, or (ceil(rows / 16), cols / 32)
+                          packed ones; owned */
     const float *f32;  /* (rows, cols), borrowed */
 } rl_qmat;
 
@@ -35,6 +37,7 @@ struct rl_infer {
     const rl_qmodel *q; /* quantized weights, or NULL */
     rl_block_q8_0 *xq;  /* (PREFILL_T, max(C, F, QD) / 32) activations quantized */
     rl_block_q8_k *xk;  /* (PREFILL_T, max(C, F, QD) / 256) the same as Q8_K */
+    struct infer_xq *xp; /* (PREFILL_T, max(C, F, QD) / 32) the same for packed matrices */
     rl_pool *pool;      /* owned; NULL = one thread */
     int batch;          /* prompts go through rl_infer_prefill in chunks */
     float *pf;          /* prefill scratch (owned, allocated on first use) */
@@ -46,6 +49,37 @@ struct rl_infer {
  * RAFTLM_NO_AVX512=1: at most AVX2). One answer for every kernel dispatcher (quant.c). */
 enum { INFER_SCALAR, INFER_AVX2, INFER_AVX512, INFER_AVX512_VNNI };
 int infer_simd_level(void);
+
+/* ---- packed Q8_0 / Q4_0 (qpack.c) ---- */
+#define QPACK_R 16 /* rows per packed group */
+/* One block of 32 columns of 16 rows. qs: byte 64 s + 4 r + j is byte 4 s + j of row r's block
+ * (Q4_0: s < 4, Q8_0: s < 8). Rows past the matrix's end are zero. */
+typedef struct infer_q4_0x16 {
+    uint16_t d[QPACK_R];
+    uint8_t qs[QPACK_R * 16];
+} infer_q4_0x16;
+typedef struct infer_q8_0x16 {
+    uint16_t d[QPACK_R];
+    int16_t sum[QPACK_R]; /* sum of each row's 32 values */
+    int8_t qs[QPACK_R * 32];
+} infer_q8_0x16;
+/* An activation block as the packed kernels read it: rl_q8_0_quantize's values (qs), the same
+ * plus 128 as unsigned bytes (qu), their sum, and the fp16 scale as float. */
+typedef struct infer_xq {
+    float d;
+    int32_t sum;
+    int8_t qs[RL_Q8_0_BLOCK];
+    uint8_t qu[RL_Q8_0_BLOCK];
+} infer_xq;
+void infer_xq_quantize(infer_xq *out, const float *x, size_t n); /* x (n), out (n / 32) */
+/* w (rows, nb) row-major blocks -> out (ceil(rows / 16), nb). */
+void infer_pack_q4_0(infer_q4_0x16 *out, const rl_block_q4_0 *w, int rows, size_t nb);
+void infer_pack_q8_0(infer_q8_0x16 *out, const rl_block_q8_0 *w, int rows, size_t nb);
+/* One group of 16 packed rows (nr of them real) against T tokens of x (T, nb):
+ * out[t * ldo + r] for r < nr. AVX-512 VNNI only (packing happens only at that level); each
+ * value has the bits of rl_q*_0_dot_ref on the row-major blocks. */
+void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
+void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
 
 /* out (T, rows) = x (T, cols) W^T (+ bias) with the context's threads (generate.c). */
 void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias);
