@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "infer/infer.h"
+#include "infer/infer_internal.h" /* the packed kernels (qpack.c) */
 #include "model/gguf.h"
 #include "test.h"
 
@@ -800,4 +801,72 @@ TEST(every_simd_level_agrees_with_the_scalar_dots) {
     unsetenv("RAFTLM_NO_AVX512");
     unsetenv("RAFTLM_NO_SIMD");
     free(x), free(y), free(a), free(b), free(c);
+}
+
+TEST(packed_q8_0_q4_0_kernels_give_the_scalar_references_bits) {
+    // 37 rows (two full groups of 16 and a partial one), 19 blocks, 1..11 and 32 tokens: every
+    // output equals rl_q*_0_dot_ref on the row-major blocks, bit for bit
+    uint64_t s = 5;
+    int rows = 37, T = 32;
+    size_t nb = 19, C = nb * RL_Q8_0_BLOCK;
+    float *w = malloc((size_t)rows * C * sizeof *w), *x = malloc((size_t)T * C * sizeof *x);
+    for (size_t i = 0; i < (size_t)rows * C; i++) w[i] = frand(&s) * (i % 97 == 0 ? 30.0f : 1.0f);
+    for (size_t i = 0; i < (size_t)T * C; i++) x[i] = frand(&s) * (i % 61 == 0 ? 10.0f : 1.0f);
+    for (size_t i = 64; i < 96; i++) x[i] = 0.0f; // an all-zero activation block
+    rl_block_q8_0 *w8 = malloc((size_t)rows * nb * sizeof *w8), *x8 = malloc((size_t)T * nb * sizeof *x8);
+    rl_block_q4_0 *w4 = malloc((size_t)rows * nb * sizeof *w4);
+    rl_q8_0_quantize(w8, w, (size_t)rows * C);
+    rl_q4_0_quantize(w4, w, (size_t)rows * C);
+    rl_q8_0_quantize(x8, x, (size_t)T * C);
+    infer_xq *xq = malloc((size_t)T * nb * sizeof *xq);
+    infer_xq_quantize(xq, x, (size_t)T * C);
+    int bad = 0;
+    for (size_t b = 0; b < (size_t)T * nb; b++) {
+        int sum = 0;
+        for (int i = 0; i < RL_Q8_0_BLOCK; i++) {
+            bad += xq[b].qs[i] != x8[b].qs[i] || xq[b].qu[i] != (uint8_t)(x8[b].qs[i] + 128);
+            sum += x8[b].qs[i];
+        }
+        bad += xq[b].d != rl_fp16_to_fp32(x8[b].d) || xq[b].sum != sum;
+    }
+    CHECK_MSG(bad == 0, "activation blocks differ from rl_q8_0_quantize's in %d places", bad);
+    if (infer_simd_level() < INFER_AVX512_VNNI) {
+        free(w), free(x), free(w8), free(x8), free(w4), free(xq);
+        SKIP("this CPU has no AVX-512 VNNI: matrices are not packed");
+    }
+    int groups = (rows + QPACK_R - 1) / QPACK_R;
+    infer_q8_0x16 *p8 = malloc((size_t)groups * nb * sizeof *p8);
+    infer_q4_0x16 *p4 = malloc((size_t)groups * nb * sizeof *p4);
+    infer_pack_q8_0(p8, w8, rows, nb);
+    infer_pack_q4_0(p4, w4, rows, nb);
+    float *out = malloc((size_t)T * rows * sizeof *out);
+    int counts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 32};
+    int diff8 = 0, diff4 = 0;
+    for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+        int nt = counts[k];
+        for (int type = 0; type < 2; type++) {
+            for (size_t i = 0; i < (size_t)T * rows; i++) out[i] = -1e30f;
+            for (int g = 0; g < groups; g++) {
+                int nr = rows - g * QPACK_R < QPACK_R ? rows - g * QPACK_R : QPACK_R;
+                if (type == 0) infer_q8_0x16_mm(out + g * QPACK_R, (size_t)rows, p8 + (size_t)g * nb, xq, nb, nr, nt);
+                else infer_q4_0x16_mm(out + g * QPACK_R, (size_t)rows, p4 + (size_t)g * nb, xq, nb, nr, nt);
+            }
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < rows; r++) {
+                    float o = out[(size_t)t * rows + r];
+                    if (t >= nt) {
+                        *(type ? &diff4 : &diff8) += o != -1e30f; // nothing written past T tokens
+                        continue;
+                    }
+                    float ref = type == 0 ? rl_q8_0_dot_ref(w8 + (size_t)r * nb, x8 + (size_t)t * nb, nb)
+                                          : rl_q4_0_dot_ref(w4 + (size_t)r * nb, x8 + (size_t)t * nb, nb);
+                    *(type ? &diff4 : &diff8) += memcmp(&o, &ref, sizeof o) != 0;
+                }
+        }
+    }
+    printf("    packed 16-row kernels (avx512vnni), 37 x %zu, 1..32 tokens: outputs differing from the scalar "
+           "references: Q8_0 %d, Q4_0 %d (tol 0)\n", C, diff8, diff4);
+    CHECK_EQ_INT(diff8, 0);
+    CHECK_EQ_INT(diff4, 0);
+    free(w), free(x), free(w8), free(x8), free(w4), free(xq), free(p8), free(p4), free(out);
 }

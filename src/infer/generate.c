@@ -204,7 +204,7 @@ void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, i
     if (need8)
         for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
     if (needp)
-        for (int t = 0; t < T; t++) infer_xq_quantize(inf->xp + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
+        infer_xq_quantize(inf->xp, x, (size_t)T * C); // rows of C values, blocks never straddle two
     j.xq = inf->xq;
     j.xp = inf->xp;
     j.xk = inf->xk;
