@@ -579,9 +579,11 @@ TEST(batched_prompts_match_token_by_token) {
                        "said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do.";
     rl_infer *tmp;
     CHECK_OK(rl_infer_new(&tmp, &f.m, f.tok, 0, &err));
-    CHECK_OK(rl_infer_tokenize(tmp, text, strlen(text), 1, &ids, &n, &err));
+    char text2[1024];
+    snprintf(text2, sizeof text2, "%s %s", text, text); // more than one batch of PREFILL_T (128)
+    CHECK_OK(rl_infer_tokenize(tmp, text2, strlen(text2), 1, &ids, &n, &err));
     rl_infer_free(tmp);
-    CHECK(n > 64); // three batches of 32
+    CHECK_MSG(n > PREFILL_T && n + 60 < 512, "%zu prompt tokens", n); // two batches, and room for the answer
     rl_qmodel *q;
     CHECK_OK(rl_qmodel_new(&q, &f.m, RL_WTYPE_Q8_0, &err));
     int V = f.m.cfg.vocab_size;
@@ -639,9 +641,30 @@ TEST(batched_prompts_match_token_by_token) {
     for (int i = 0; i < V; i++) se += (double)(copy[i] - lb[i]) * (copy[i] - lb[i]), ss += (double)copy[i] * copy[i];
     printf("    float32 batched prompt vs one by one: logits rel. RMS difference %.1e (tol 1e-4)\n", sqrt(se / ss));
     CHECK(sqrt(se / ss) < 1e-4);
+    rl_infer_free(a);
+    rl_infer_free(bt);
+    // float32 rl_qmodel (the threaded decoding kernels): batched through rl_sgemm vs one by one
+    rl_qmodel *qf;
+    CHECK_OK(rl_qmodel_new(&qf, &f.m, RL_WTYPE_F32, &err));
+    rl_infer_opts of1 = {.q = qf, .batch_prompt = -1}, of2 = {.q = qf, .batch_prompt = 1, .n_threads = 2};
+    CHECK_OK(rl_infer_new_ex(&a, &f.m, f.tok, &of1, &err));
+    CHECK_OK(rl_infer_new_ex(&bt, &f.m, f.tok, &of2, &err));
+    CHECK_OK(rl_infer_generate(a, ids, n - 1, &p, NULL, NULL, &r, &err));
+    rl_gen_result_free(&r);
+    CHECK_OK(rl_infer_generate(bt, ids, n - 1, &p, NULL, NULL, &r, &err));
+    rl_gen_result_free(&r);
+    CHECK_OK(rl_infer_decode(a, ids[n - 1], (int)n - 1, &la, &err));
+    memcpy(copy, la, (size_t)V * sizeof *copy);
+    CHECK_OK(rl_infer_decode(bt, ids[n - 1], (int)n - 1, &lb, &err));
+    se = ss = 0;
+    for (int i = 0; i < V; i++) se += (double)(copy[i] - lb[i]) * (copy[i] - lb[i]), ss += (double)copy[i] * copy[i];
+    printf("    float32 qmodel, batched prompt (rl_sgemm) vs one by one: logits rel. RMS difference %.1e (tol 1e-4)\n",
+           sqrt(se / ss));
+    CHECK(sqrt(se / ss) < 1e-4);
     free(copy);
     rl_infer_free(a);
     rl_infer_free(bt);
+    rl_qmodel_free(qf);
     rl_qmodel_free(q);
     free(ids);
     close_stories(&f);

@@ -62,9 +62,9 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
         if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
     }
     // batched prompts: on by default with quantized weights (the same bits as one token at a
-    // time); for float32 only when asked (BLAS sgemm rounds differently from rl_model_decode's
-    // sgemv, so the text could drift from `raftlm generate`); never with an unmerged adapter
-    inf->batch = o->batch_prompt > 0 || (o->batch_prompt == 0 && o->q);
+    // time); for float32 only when asked (sgemm sums in another order than the decoding dot
+    // products, so the text could drift from `raftlm generate`); never with an unmerged adapter
+    inf->batch = o->batch_prompt > 0 || (o->batch_prompt == 0 && o->q && o->q->type != RL_WTYPE_F32);
     if (m->lora) inf->batch = 0;
     if (s) {
         rl_infer_free(inf);
@@ -190,6 +190,15 @@ void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, i
     // every product: out (T, rows) = x (T, cols) W^T (+ bias); the input is quantized once per
     // block format used, and all rows of all products go to the threads as one parallel loop
     size_t C = (size_t)mm[0].w->cols;
+    if (T > 1 && inf->q->type == RL_WTYPE_F32) { // float32 batches: our SGEMM, each weight panel used for all T
+        for (int i = 0; i < n; i++) {
+            const rl_qmat *w = mm[i].w;
+            rl_sgemm(0, 1, T, w->rows, w->cols, 1.0f, x, w->cols, w->f32, w->cols, 0.0f, mm[i].out, w->rows, inf->pool);
+            if (mm[i].bias)
+                for (int t = 0; t < T; t++) rl_axpy(mm[i].out + (size_t)t * w->rows, 1.0f, mm[i].bias, (size_t)w->rows);
+        }
+        return;
+    }
     int need8 = 0, needk = 0, needp = 0;
     matvec_job j = {.mm = mm, .n = n, .x = x, .T = T, .q = inf->q};
     for (int i = 0; i < n; i++) {

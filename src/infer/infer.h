@@ -16,8 +16,9 @@
  *     final (never half a UTF-8 character, never a part of a stop string).
  *
  *   - rl_qmodel: Q8_0 / Q4_0 / Q4_K / Q6_K copies of the matrices (or the float32 ones) for faster
- *     decoding over a thread pool (AVX2 / AVX-512 kernels with scalar references), and batched
- *     prompt processing (rl_infer_opts).
+ *     decoding over a thread pool (AVX2 / AVX-512 kernels with scalar references; with AVX-512
+ *     VNNI, Q8_0 / Q4_0 rows repacked 16 at a time at load), and batched prompt processing
+ *     (rl_infer_opts: tiles of 16 rows x 8 tokens for Q8_0 / Q4_0, rl_sgemm for float32).
  *
  * Threads: a model may be shared by many rl_infer contexts decoding at the same time (decode only
  * reads the weights; each context owns its cache and scratch). One rl_infer is used by one thread
@@ -244,9 +245,10 @@ typedef struct rl_infer_opts {
     int n_ctx;            /* as in rl_infer_new */
     const rl_qmodel *q;   /* NULL: float32 weights through rl_model_decode (exactly `raftlm generate`) */
     int n_threads;        /* threads of this context's matrix-vector products (quantized path); <= 1: one */
-    int batch_prompt;     /* prompts in batches of 32 tokens (matrix-matrix): 0 = auto (on with q: the
-                             same bits as token by token; off for float32, whose sgemm rounds unlike
-                             rl_model_decode's sgemv), 1 = on, -1 = off */
+    int batch_prompt;     /* prompts in batches of 32 tokens (matrix-matrix): 0 = auto (on with a
+                             quantized q: the same bits as token by token; off for float32, q NULL or
+                             of type F32, whose SGEMM sums in another order than the decoding dot
+                             products), 1 = on, -1 = off */
 } rl_infer_opts;
 rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, const rl_infer_opts *o, rl_error *err);
 /* One token through the context's cache at pos (what the generation loop calls; exposed for

@@ -43,7 +43,7 @@ struct rl_infer {
     float *pf;          /* prefill scratch (owned, allocated on first use) */
 };
 
-#define PREFILL_T 32 /* prompt tokens per batched forward */
+#define PREFILL_T 128 /* prompt tokens per batched forward */
 
 /* The SIMD level the kernels may use, from the CPU and the environment (RAFTLM_NO_SIMD=1: scalar;
  * RAFTLM_NO_AVX512=1: at most AVX2). One answer for every kernel dispatcher (quant.c). */

@@ -2,7 +2,7 @@
  * once, writing their keys and values into the cache, so that each weight matrix is read once
  * per batch instead of once per token (decoding is memory-bound: this is where prompts get
  * fast). Quantized weights go through infer_qmatmul (the same dot products as one token at a
- * time, so the same bits); float32 weights through BLAS sgemm.
+ * time, so the same bits); float32 weights through our SGEMM (rl_sgemm).
  *
  * The attention of token t looks at positions 0..pos0+t of the cache, computed exactly as in
  * rl_model_decode. Only the last token's logits are computed (the rest are not needed). */
@@ -30,7 +30,7 @@ static void linear(rl_infer *inf, int l, rl_module md, float *out, const float *
         beta = 1.0f;
     }
     if (T == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, o, in, 1.0f, w, in, x, 1, beta, out, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, o, in, 1.0f, x, in, w, in, beta, out, o);
+    else rl_sgemm(0, 1, T, o, in, 1.0f, x, in, w, in, beta, out, o, inf->pool);
 }
 
 rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, float **logits, rl_error *err) {
