@@ -842,7 +842,7 @@ TEST(packed_q8_0_q4_0_kernels_give_the_scalar_references_bits) {
     rl_q4_0_quantize(w4, w, (size_t)rows * C);
     rl_q8_0_quantize(x8, x, (size_t)T * C);
     infer_xq *xq = malloc((size_t)T * nb * sizeof *xq);
-    infer_xq_quantize(xq, x, (size_t)T * C);
+    infer_xq_quantize(xq, x, (size_t)T * C, infer_simd_level());
     int bad = 0;
     for (size_t b = 0; b < (size_t)T * nb; b++) {
         int sum = 0;
@@ -892,4 +892,29 @@ TEST(packed_q8_0_q4_0_kernels_give_the_scalar_references_bits) {
     CHECK_EQ_INT(diff8, 0);
     CHECK_EQ_INT(diff4, 0);
     free(w), free(x), free(w8), free(x8), free(w4), free(xq), free(p8), free(p4), free(out);
+}
+
+TEST(attention_kernel_agrees_with_rl_attention_decode) {
+    // SmolLM2's heads (9 query, 3 KV, 64 wide) and a 128-wide one, 1..70 cached positions
+    uint64_t s = 11;
+    int max_T = 80, shapes[2][3] = {{9, 3, 64}, {4, 2, 128}};
+    double worst = 0;
+    for (int k = 0; k < 2; k++) {
+        int NH = shapes[k][0], NKV = shapes[k][1], HD = shapes[k][2];
+        size_t kd = (size_t)NKV * HD;
+        float *q = malloc((size_t)NH * HD * sizeof *q), *kc = malloc(max_T * kd * sizeof *kc), *vc = malloc(max_T * kd * sizeof *vc);
+        float *o1 = malloc((size_t)NH * HD * sizeof *o1), *o2 = malloc((size_t)NH * HD * sizeof *o2);
+        float *att = malloc((size_t)NH * max_T * sizeof *att);
+        for (int i = 0; i < NH * HD; i++) q[i] = frand(&s) * 2;
+        for (size_t i = 0; i < max_T * kd; i++) kc[i] = frand(&s), vc[i] = frand(&s);
+        for (int n = 1; n <= 70; n += 3) {
+            rl_attention_decode(o1, att, max_T, q, kc, vc, n, NH, NKV, HD, 0.125f);
+            infer_attention(infer_simd_level(), o2, att, max_T, q, kc, vc, n, NH, NKV, HD, 0.125f);
+            for (int i = 0; i < NH * HD; i++) worst = fmax(worst, fabs((double)o1[i] - o2[i]));
+        }
+        free(q), free(kc), free(vc), free(o1), free(o2), free(att);
+    }
+    printf("    attention (%s) vs rl_attention_decode: max abs difference %.1e (values ~1; tol 1e-5)\n",
+           infer_simd_level() >= INFER_AVX512 ? "avx512" : "scalar", worst);
+    CHECK(worst < 1e-5);
 }

@@ -80,6 +80,7 @@ void rl_infer_free(rl_infer *inf) {
     free(inf->xk);
     free(inf->xp);
     free(inf->pf);
+    free(inf->patt);
     if (inf->pool) rl_pool_free(inf->pool);
     rl_kv_free(&inf->kv);
     free(inf->cache);
@@ -213,7 +214,7 @@ void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, i
     if (need8)
         for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
     if (needp)
-        infer_xq_quantize(inf->xp, x, (size_t)T * C); // rows of C values, blocks never straddle two
+        infer_xq_quantize(inf->xp, x, (size_t)T * C, inf->q->simd); // rows of C values, blocks never straddle two
     j.xq = inf->xq;
     j.xp = inf->xp;
     j.xk = inf->xk;
@@ -258,7 +259,7 @@ static rl_status qdecode(rl_infer *inf, int token, int pos, float **logits, rl_e
         infer_qmatmul_n(inf, qkv, 3, kv->xb, 1);
         rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
         rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
-        rl_attention_decode(kv->xb2, kv->att, kv->max_T, kv->q, kc, vc, pos + 1, NH, NKV, HD, scale);
+        infer_attention(q->simd, kv->xb2, kv->att, kv->max_T, kv->q, kc, vc, pos + 1, NH, NKV, HD, scale);
         qmatvec(inf, &W[RL_MOD_O], kv->xb, kv->xb2, NULL);
         rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
         rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);

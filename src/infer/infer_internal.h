@@ -26,6 +26,7 @@ struct rl_qmodel {
     rl_q6_k_dot_fn dot6k;
     rl_f32_dot_fn dotf;
     const char *kernel;
+    int simd; /* infer_simd_level() when the kernels were picked */
 };
 
 struct rl_infer {
@@ -41,6 +42,7 @@ struct rl_infer {
     rl_pool *pool;      /* owned; NULL = one thread */
     int batch;          /* prompts go through rl_infer_prefill in chunks */
     float *pf;          /* prefill scratch (owned, allocated on first use) */
+    float *patt;        /* (pool threads, NH, n_ctx) attention scores of batched prompts, with a pool */
 };
 
 #define PREFILL_T 128 /* prompt tokens per batched forward */
@@ -71,7 +73,8 @@ typedef struct infer_xq {
     int8_t qs[RL_Q8_0_BLOCK];
     uint8_t qu[RL_Q8_0_BLOCK];
 } infer_xq;
-void infer_xq_quantize(infer_xq *out, const float *x, size_t n); /* x (n), out (n / 32) */
+/* x (n), out (n / 32); simd: infer_simd_level()'s answer (AVX-512 or the scalar loop) */
+void infer_xq_quantize(infer_xq *out, const float *x, size_t n, int simd);
 /* w (rows, nb) row-major blocks -> out (ceil(rows / 16), nb). */
 void infer_pack_q4_0(infer_q4_0x16 *out, const rl_block_q4_0 *w, int rows, size_t nb);
 void infer_pack_q8_0(infer_q8_0x16 *out, const rl_block_q8_0 *w, int rows, size_t nb);
@@ -91,6 +94,10 @@ typedef struct infer_mm {
     const float *bias; /* (w->rows) or NULL */
 } infer_mm;
 void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T);
+/* rl_attention_decode's computation (one query token, n_pos cached positions) with AVX-512 when
+ * simd allows and HD is a multiple of 16 (attn.c). */
+void infer_attention(int simd, float *out, float *att, int att_stride, const float *q, const float *kc, const float *vc,
+                     int n_pos, int NH, int NKV, int HD, float scale);
 /* T <= PREFILL_T tokens at positions pos0.. through the cache in one batched forward; with
  * logits != NULL the last token's logits (prefill.c). */
 rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, float **logits, rl_error *err);

@@ -33,6 +33,25 @@ static void linear(rl_infer *inf, int l, rl_module md, float *out, const float *
     else rl_sgemm(0, 1, T, o, in, 1.0f, x, in, w, in, beta, out, o, inf->pool);
 }
 
+/* The attention of the batch's tokens, one token per task over the context's threads (each
+ * thread with its own score rows). */
+typedef struct attn_job {
+    rl_infer *inf;
+    float *out;
+    const float *q, *kc, *vc;
+    int pos0, NH, NKV, HD;
+    float scale;
+} attn_job;
+
+static void attn_token(void *ctx, size_t t, int thread) {
+    const attn_job *j = ctx;
+    rl_infer *inf = j->inf;
+    int QD = j->NH * j->HD, max_T = inf->kv.max_T;
+    float *att = inf->patt ? inf->patt + (size_t)thread * j->NH * max_T : inf->kv.att;
+    infer_attention(inf->q ? inf->q->simd : INFER_SCALAR, j->out + t * QD, att, max_T, j->q + t * QD, j->kc, j->vc,
+                    j->pos0 + (int)t + 1, j->NH, j->NKV, j->HD, j->scale);
+}
+
 rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, float **logits, rl_error *err) {
     rl_model *m = inf->m;
     rl_kv *kv = &inf->kv;
@@ -49,6 +68,10 @@ rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, f
         if (!(inf->pf = malloc(n * sizeof(float)))) return rl_fail(err, RL_ENOMEM, "prefill scratch");
     }
     if (inf->q && !inf->xq) return rl_fail(err, RL_EINTERNAL, "prefill: no activation scratch");
+    if (inf->pool && !inf->patt) {
+        size_t n = (size_t)rl_pool_size(inf->pool) * NH * kv->max_T;
+        if (!(inf->patt = malloc(n * sizeof(float)))) return rl_fail(err, RL_ENOMEM, "prefill scratch");
+    }
     float *X = inf->pf, *XB = X + (size_t)PREFILL_T * big, *A = XB + (size_t)PREFILL_T * big;
     float *Q = A + (size_t)PREFILL_T * big, *H1 = Q + (size_t)PREFILL_T * QD, *H2 = H1 + (size_t)PREFILL_T * F;
     int pos[PREFILL_T];
@@ -65,10 +88,10 @@ rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, f
         linear(inf, l, RL_MOD_V, vc + (size_t)pos0 * KD, XB, T);
         rl_rope_forward(Q, pos, m->inv_freq, T, NH, HD);
         rl_rope_forward(kc + (size_t)pos0 * KD, pos, m->inv_freq, T, NKV, HD);
-        for (int t = 0; t < T; t++) {
-            int p = pos0 + t;
-            rl_attention_decode(A + (size_t)t * QD, kv->att, kv->max_T, Q + (size_t)t * QD, kc, vc, p + 1, NH, NKV, HD, scale);
-        }
+        attn_job aj = {inf, A, Q, kc, vc, pos0, NH, NKV, HD, scale};
+        if (inf->patt) rl_pool_for(inf->pool, (size_t)T, attn_token, &aj);
+        else
+            for (int t = 0; t < T; t++) attn_token(&aj, (size_t)t, 0);
         linear(inf, l, RL_MOD_O, XB, A, T);
         rl_axpy(X, 1.0f, XB, (size_t)T * C);
         rl_rmsnorm_forward(XB, NULL, X, m->w.rms_ffn + (size_t)l * C, T, C, c->norm_eps);

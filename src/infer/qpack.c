@@ -47,10 +47,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) static void xq_quantize_avx
 }
 #endif
 
-void infer_xq_quantize(infer_xq *out, const float *x, size_t n) {
+void infer_xq_quantize(infer_xq *out, const float *x, size_t n, int simd) {
     // x (n), out (n / 32): rl_q8_0_quantize's values, with the fp16 scale as float and the sum
 #if defined(__x86_64__)
-    if (infer_simd_level() >= INFER_AVX512) {
+    if (simd >= INFER_AVX512) {
         xq_quantize_avx512(out, x, n);
         return;
     }
