@@ -187,11 +187,11 @@ static void matvec_rows(void *ctx, size_t task, int thread) {
             for (int r = r0; r < r1; r++) out[(size_t)t * rows + r] += j->mm[k].bias[r];
 }
 
-void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T) {
+void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T, int gemm) {
     // every product: out (T, rows) = x (T, cols) W^T (+ bias); the input is quantized once per
     // block format used, and all rows of all products go to the threads as one parallel loop
     size_t C = (size_t)mm[0].w->cols;
-    if (T > 1 && inf->q->type == RL_WTYPE_F32) { // float32 batches: our SGEMM, each weight panel used for all T
+    if (gemm && T > 1 && inf->q->type == RL_WTYPE_F32) { // float32 prompts: our SGEMM, each weight panel used for all T
         for (int i = 0; i < n; i++) {
             const rl_qmat *w = mm[i].w;
             rl_sgemm(0, 1, T, w->rows, w->cols, 1.0f, x, w->cols, w->f32, w->cols, 0.0f, mm[i].out, w->rows, inf->pool);
@@ -224,59 +224,11 @@ void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, i
         for (size_t t = 0; t < tasks; t++) matvec_rows(&j, t, 0);
 }
 
-void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias) {
-    infer_mm mm = {w, out, bias};
-    infer_qmatmul_n(inf, &mm, 1, x, T);
-}
-
-static void qmatvec(rl_infer *inf, const rl_qmat *w, float *out, const float *x, const float *bias) {
-    infer_qmatmul(inf, w, out, x, 1, bias);
-}
-
-/* rl_model_decode's computation with the matrices of inf->q (same cache layout). */
-static rl_status qdecode(rl_infer *inf, int token, int pos, float **logits, rl_error *err) {
-    rl_model *m = inf->m;
-    rl_kv *kv = &inf->kv;
-    const rl_qmodel *q = inf->q;
-    const rl_model_config *c = &m->cfg;
-    if (token < 0 || token >= c->vocab_size)
-        return rl_fail(err, RL_EINVAL, "token %d is outside the vocabulary (%d)", token, c->vocab_size);
-    if (pos < 0 || pos >= kv->max_T) return rl_fail(err, RL_EINVAL, "position %d is outside the KV cache (%d)", pos, kv->max_T);
-    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
-    int KD = NKV * HD;
-    float scale = 1.0f / sqrtf((float)HD);
-    memcpy(kv->x, m->w.wte + (size_t)token * C, (size_t)C * sizeof(float));
-    for (int l = 0; l < c->n_layers; l++) {
-        float *kc = kv->k + (size_t)l * kv->max_T * KD, *vc = kv->v + (size_t)l * kv->max_T * KD;
-        const rl_qmat *W = q->layers[l];
-        float *w, *bq, *bk, *bv;
-        int in, out;
-        rl_params_linear(c, &m->w, l, RL_MOD_Q, &w, &bq, &in, &out);
-        rl_params_linear(c, &m->w, l, RL_MOD_K, &w, &bk, &in, &out);
-        rl_params_linear(c, &m->w, l, RL_MOD_V, &w, &bv, &in, &out);
-        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_att + (size_t)l * C, 1, C, c->norm_eps);
-        infer_mm qkv[3] = {{&W[RL_MOD_Q], kv->q, bq}, {&W[RL_MOD_K], kc + (size_t)pos * KD, bk}, {&W[RL_MOD_V], vc + (size_t)pos * KD, bv}};
-        infer_qmatmul_n(inf, qkv, 3, kv->xb, 1);
-        rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
-        rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
-        infer_attention(q->simd, kv->xb2, kv->att, kv->max_T, kv->q, kc, vc, pos + 1, NH, NKV, HD, scale);
-        qmatvec(inf, &W[RL_MOD_O], kv->xb, kv->xb2, NULL);
-        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
-        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);
-        infer_mm gu[2] = {{&W[RL_MOD_GATE], kv->hb, NULL}, {&W[RL_MOD_UP], kv->hb2, NULL}};
-        infer_qmatmul_n(inf, gu, 2, kv->xb, 1);
-        rl_swiglu_forward(kv->hb, kv->hb, kv->hb2, (size_t)F);
-        qmatvec(inf, &W[RL_MOD_DOWN], kv->xb, kv->hb, NULL);
-        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
-    }
-    rl_rmsnorm_forward(kv->x, NULL, kv->x, m->w.rms_final, 1, C, c->norm_eps);
-    qmatvec(inf, &q->lm_head, kv->logits, kv->x, NULL);
-    *logits = kv->logits;
-    return RL_OK;
-}
-
 rl_status rl_infer_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err) {
-    return inf->q ? qdecode(inf, token, pos, logits, err) : rl_model_decode(inf->m, &inf->kv, token, pos, logits, err);
+    if (!inf->q) return rl_model_decode(inf->m, &inf->kv, token, pos, logits, err);
+    rl_status s = infer_forward(inf, NULL, &token, &pos, 1, 1, inf->kv.logits, 0, err);
+    *logits = s ? NULL : inf->kv.logits;
+    return s;
 }
 
 long rl_stop_find(const char *text, size_t len, const char *const *stop, int n_stop, int *which, size_t *safe) {
@@ -384,7 +336,11 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
         int T = 1;
         if (inf->batch) {
             T = n_prompt - i < PREFILL_T ? (int)(n_prompt - i) : PREFILL_T;
-            s = infer_prefill(inf, prompt + i, T, (int)i, i + T == n_prompt ? &logits : NULL, err);
+            int pos[PREFILL_T];
+            for (int t = 0; t < T; t++) pos[t] = (int)i + t;
+            int last = i + T == n_prompt;
+            s = infer_forward(inf, NULL, prompt + i, pos, T, last, inf->kv.logits, 1, err);
+            if (last) logits = inf->kv.logits;
         } else {
             s = rl_infer_decode(inf, prompt[i], (int)i, &logits, err);
         }

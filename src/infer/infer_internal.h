@@ -84,22 +84,25 @@ void infer_pack_q8_0(infer_q8_0x16 *out, const rl_block_q8_0 *w, int rows, size_
 void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
 void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
 
-/* out (T, rows) = x (T, cols) W^T (+ bias) with the context's threads (generate.c). */
-void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias);
-/* Several products of one input (q, k, v; gate, up) in one parallel loop, the input quantized
- * once; n <= 7, all matrices with the same cols. */
+/* out (T, rows) = x (T, cols) W^T (+ bias) for several matrices of one input (q, k, v; gate, up)
+ * in one parallel loop over the context's threads, the input quantized once; n <= 7, all with
+ * the same cols (generate.c). Per token the same dot products whatever T is; gemm: float32
+ * weights of T > 1 tokens may go through rl_sgemm instead (other sums). */
 typedef struct infer_mm {
     const rl_qmat *w;
     float *out;        /* (T, w->rows) */
     const float *bias; /* (w->rows) or NULL */
 } infer_mm;
-void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T);
+void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T, int gemm);
 /* rl_attention_decode's computation (one query token, n_pos cached positions) with AVX-512 when
  * simd allows and HD is a multiple of 16 (attn.c). */
 void infer_attention(int simd, float *out, float *att, int att_stride, const float *q, const float *kc, const float *vc,
                      int n_pos, int NH, int NKV, int HD, float scale);
-/* T <= PREFILL_T tokens at positions pos0.. through the cache in one batched forward; with
- * logits != NULL the last token's logits (prefill.c). */
-rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, float **logits, rl_error *err);
+/* T <= PREFILL_T tokens through every layer in one batched forward (forward.c): token t of
+ * context seq[t] (seq NULL: all of inf, at consecutive positions) at position pos[t], its key and
+ * value written into that context's cache; inf gives the weights, scratch and threads. The
+ * last n_logits tokens' logits go to logits (n_logits, V). gemm as in infer_qmatmul_n. */
+rl_status infer_forward(rl_infer *inf, rl_infer *const *seq, const int32_t *tokens, const int *pos, int T, int n_logits,
+                        float *logits, int gemm, rl_error *err);
 
 #endif
