@@ -3,6 +3,7 @@
  * (greedy text equal to llama2.c's reference and to `raftlm generate`, streaming pieces,
  * stop strings, limits, prefix reuse, seeds). */
 #include <math.h>
+#include <pthread.h>
 
 #include "infer/infer.h"
 #include "infer/infer_internal.h" /* the packed kernels (qpack.c) */
@@ -917,4 +918,103 @@ TEST(attention_kernel_agrees_with_rl_attention_decode) {
     printf("    attention (%s) vs rl_attention_decode: max abs difference %.1e (values ~1; tol 1e-5)\n",
            infer_simd_level() >= INFER_AVX512 ? "avx512" : "scalar", worst);
     CHECK(worst < 1e-5);
+}
+
+/* ---- continuous batching ---- */
+
+typedef struct group_run {
+    rl_infer *inf;
+    const int32_t *ids;
+    size_t n;
+    int max_tokens;
+    pthread_barrier_t *start;
+    char *text;
+    rl_status st;
+} group_run;
+
+static void *group_thread(void *arg) {
+    group_run *r = arg;
+    rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = r->max_tokens};
+    p.sampling.temperature = 0;
+    rl_gen_result res;
+    rl_error err = {0};
+    pthread_barrier_wait(r->start);
+    r->st = rl_infer_generate(r->inf, r->ids, r->n, &p, NULL, NULL, &res, &err);
+    r->text = rl_xstrdup(res.text ? res.text : "");
+    rl_gen_result_free(&res);
+    return NULL;
+}
+
+TEST(group_decoding_gives_each_stream_its_single_stream_text) {
+    // four contexts of one group generate at once (prompts of different lengths, answers of
+    // different lengths: they join and leave at different steps); each greedy text equals the
+    // same context's text alone, for Q8_0 and Q4_0
+    model_fixture f = {0};
+    open_stories(&f);
+    rl_error err = {0};
+    const char *prompts[4] = {"Once upon a time", "The little dog ran to the park and saw a big red ball. He",
+                              "Lily", "One day, Tom and his mom went to the store to buy"};
+    int max_tok[4] = {40, 70, 25, 55};
+    int32_t *ids[4];
+    size_t n[4];
+    rl_infer *tmp;
+    CHECK_OK(rl_infer_new(&tmp, &f.m, f.tok, 0, &err));
+    for (int i = 0; i < 4; i++) CHECK_OK(rl_infer_tokenize(tmp, prompts[i], strlen(prompts[i]), 1, &ids[i], &n[i], &err));
+    rl_infer_free(tmp);
+    rl_wtype types[2] = {RL_WTYPE_Q8_0, RL_WTYPE_Q4_0};
+    for (int ty = 0; ty < 2; ty++) {
+        rl_qmodel *q;
+        CHECK_OK(rl_qmodel_new(&q, &f.m, types[ty], &err));
+        char *alone[4];
+        for (int i = 0; i < 4; i++) {
+            rl_infer_opts o = {.q = q};
+            rl_infer *inf;
+            CHECK_OK(rl_infer_new_ex(&inf, &f.m, f.tok, &o, &err));
+            rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = max_tok[i]};
+            p.sampling.temperature = 0;
+            rl_gen_result r;
+            CHECK_OK(rl_infer_generate(inf, ids[i], n[i], &p, NULL, NULL, &r, &err));
+            alone[i] = rl_xstrdup(r.text);
+            rl_gen_result_free(&r);
+            rl_infer_free(inf);
+        }
+        rl_infer_group *g;
+        CHECK_OK(rl_infer_group_new(&g, &err));
+        group_run runs[4];
+        pthread_t th[4];
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, 4);
+        for (int i = 0; i < 4; i++) {
+            rl_infer_opts o = {.q = q, .group = g, .n_threads = i == 0 ? 2 : 1};
+            runs[i] = (group_run){.ids = ids[i], .n = n[i], .max_tokens = max_tok[i], .start = &start};
+            CHECK_OK(rl_infer_new_ex(&runs[i].inf, &f.m, f.tok, &o, &err));
+        }
+        for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, group_thread, &runs[i]);
+        int same = 0;
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            CHECK_OK(runs[i].st);
+            same += strcmp(runs[i].text, alone[i]) == 0;
+            CHECK_MSG(strcmp(runs[i].text, alone[i]) == 0, "stream %d: '%s' alone, '%s' in the group", i, alone[i], runs[i].text);
+            free(runs[i].text), free(alone[i]);
+            rl_infer_free(runs[i].inf);
+        }
+        uint64_t steps, toks;
+        rl_infer_group_stats(g, &steps, &toks);
+        printf("    %s: 4 streams in one group, %d/4 texts equal to single-stream; %llu tokens in %llu steps (mean batch %.2f)\n",
+               ty ? "Q4_0" : "Q8_0", same, (unsigned long long)toks, (unsigned long long)steps, steps ? (double)toks / steps : 0);
+        CHECK(steps > 0 && toks > steps); // some steps decoded several streams at once
+        pthread_barrier_destroy(&start);
+        rl_infer_group_free(g);
+        rl_qmodel_free(q);
+    }
+    // a group needs quantized weights
+    rl_infer_group *g;
+    CHECK_OK(rl_infer_group_new(&g, &err));
+    rl_infer_opts o = {.group = g};
+    rl_infer *inf;
+    CHECK(rl_infer_new_ex(&inf, &f.m, f.tok, &o, &err) == RL_EINVAL);
+    rl_infer_group_free(g);
+    for (int i = 0; i < 4; i++) free(ids[i]);
+    close_stories(&f);
 }

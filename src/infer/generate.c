@@ -61,6 +61,10 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
             s = rl_fail(err, RL_ENOMEM, "generation context");
         if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
     }
+    if (!s && o->group) {
+        if (!o->q) s = rl_fail(err, RL_EINVAL, "a decoding group needs quantized weights (rl_qmodel)");
+        else if (!(s = infer_group_join(o->group, err))) inf->group = o->group;
+    }
     // batched prompts: on by default with quantized weights (the same bits as one token at a
     // time); for float32 only when asked (sgemm sums in another order than the decoding dot
     // products, so the text could drift from `raftlm generate`); never with an unmerged adapter
@@ -76,6 +80,7 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
 
 void rl_infer_free(rl_infer *inf) {
     if (!inf) return;
+    if (inf->group) infer_group_unjoin(inf->group);
     free(inf->xq);
     free(inf->xk);
     free(inf->xp);
@@ -362,6 +367,8 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
     rl_finish fin = RL_FINISH_NONE;
     int stopped_by_string = 0;
     if (!s && inf->n_cache < (int)n_prompt) fin = RL_FINISH_CANCELLED; // cancelled during the prompt
+    int grouped = inf->group && !s && fin == RL_FINISH_NONE;
+    if (grouped) infer_group_enter(inf);
     while (!s && fin == RL_FINISH_NONE) {
         if (p->cancel && *p->cancel) {
             fin = RL_FINISH_CANCELLED;
@@ -410,10 +417,11 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
         if (want_stop) fin = RL_FINISH_CANCELLED;
         else if (res->n_gen >= max_new || pos >= max_T) fin = RL_FINISH_LENGTH; // tok cannot be decoded
         if (fin) break;
-        if ((s = rl_infer_decode(inf, tok, pos, &logits, err))) break;
+        if ((s = grouped ? infer_group_decode(inf, tok, pos, &logits, err) : rl_infer_decode(inf, tok, pos, &logits, err))) break;
         inf->cache[inf->n_cache++] = tok;
         pos++;
     }
+    if (grouped) infer_group_leave(inf);
     if (!s && !stopped_by_string) { // release what was held back
         if (st) rl_tok_stream_flush(st, &pending);
         if (pending.len) {

@@ -134,6 +134,7 @@ typedef struct rl_gen_result {
 void rl_gen_result_free(rl_gen_result *r);
 
 typedef struct rl_infer rl_infer;
+typedef struct rl_infer_group rl_infer_group;
 /* A generation context over model m (not owned, shared) and tok (not owned) with a cache of
  * n_ctx positions (<= 0 or beyond the model's: the model's max_seq_len). */
 rl_status rl_infer_new(rl_infer **out, rl_model *m, const rl_tokenizer *tok, int n_ctx, rl_error *err);
@@ -249,11 +250,26 @@ typedef struct rl_infer_opts {
                              quantized q: the same bits as token by token; off for float32, q NULL or
                              of type F32, whose SGEMM sums in another order than the decoding dot
                              products), 1 = on, -1 = off */
+    rl_infer_group *group; /* continuous batching with the group's other contexts (needs q; not owned) */
 } rl_infer_opts;
 rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, const rl_infer_opts *o, rl_error *err);
 /* One token through the context's cache at pos (what the generation loop calls; exposed for
  * tests and benchmarks). *logits points into the context (V values). */
 rl_status rl_infer_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err);
+
+/* ---- continuous batching ----------------------------------------------------------------- */
+
+/* Contexts created with the same group (rl_infer_opts.group; at most 128, same model and
+ * rl_qmodel) that generate at the same time on their own threads decode together: each step is
+ * one batched forward for all of those in their decoding loop, run by the thread that submits
+ * last, with every weight matrix read once for all of them. A context joins at the step after
+ * its prompt and leaves when it stops; its tokens' logits have the same bits as alone. The group
+ * must outlive its contexts. */
+typedef struct rl_infer_group rl_infer_group;
+rl_status rl_infer_group_new(rl_infer_group **out, rl_error *err);
+void rl_infer_group_free(rl_infer_group *g);
+/* Steps run so far and the tokens decoded in them (tokens / steps: the mean batch). */
+void rl_infer_group_stats(rl_infer_group *g, uint64_t *steps, uint64_t *tokens);
 
 /* ---- stop strings (exposed for tests) ------------------------------------------------------ */
 

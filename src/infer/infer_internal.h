@@ -43,6 +43,10 @@ struct rl_infer {
     int batch;          /* prompts go through rl_infer_prefill in chunks */
     float *pf;          /* prefill scratch (owned, allocated on first use) */
     float *patt;        /* (pool threads, NH, n_ctx) attention scores of batched prompts, with a pool */
+    rl_infer_group *group; /* continuous batching (group.c), or NULL; not owned */
+    int gdone;          /* group: this context's submitted step is done (under the group's lock) */
+    rl_status gstatus;  /* group: the step's status and message */
+    rl_error gerr;
 };
 
 #define PREFILL_T 128 /* prompt tokens per batched forward */
@@ -98,6 +102,15 @@ void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, i
  * simd allows and HD is a multiple of 16 (attn.c). */
 void infer_attention(int simd, float *out, float *att, int att_stride, const float *q, const float *kc, const float *vc,
                      int n_pos, int NH, int NKV, int HD, float scale);
+/* Continuous batching (group.c): join / unjoin at rl_infer_new_ex / rl_infer_free; enter and
+ * leave around the decoding loop of rl_infer_generate; decode = rl_infer_decode in a step
+ * shared with the group's other decoding contexts. */
+rl_status infer_group_join(rl_infer_group *g, rl_error *err);
+void infer_group_unjoin(rl_infer_group *g);
+void infer_group_enter(rl_infer *inf);
+void infer_group_leave(rl_infer *inf);
+rl_status infer_group_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err);
+
 /* T <= PREFILL_T tokens through every layer in one batched forward (forward.c): token t of
  * context seq[t] (seq NULL: all of inf, at consecutive positions) at position pos[t], its key and
  * value written into that context's cache; inf gives the weights, scratch and threads. The
