@@ -9,12 +9,15 @@
  * start of a stop string is released to the callback, the rest waits for the next token.
  *
  * Prompts go token by token through rl_model_decode (float32: the exact text of `raftlm
- * generate`), or in batches of PREFILL_T tokens through infer_prefill (prefill.c) when batching
- * is on. With an rl_qmodel decoding runs qdecode below: rl_model_decode's computation with the
- * matrix-vector products on its blocks (Q8_0, Q4_0, Q4_K, Q6_K or float32) over the context's
- * thread pool.
+ * generate`), or in batches of PREFILL_T tokens through infer_forward (forward.c) when batching
+ * is on. With an rl_qmodel each decoding step is infer_forward with one token (rl_model_decode's
+ * computation with the matrix products on the rl_qmodel's blocks over the context's thread
+ * pool), or, in a group, a step shared with the other contexts decoding (group.c).
  *
- * Not done: several sequences per cache, decoding steps batched across contexts. */
+ * The matrix products are here (infer_qmatmul_n): rows in tasks of 16 over the pool, the input
+ * quantized once per block format; packed Q8_0 / Q4_0 groups through qpack.c's tiles.
+ *
+ * Not done: several sequences per cache. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -246,7 +246,7 @@ typedef struct rl_infer_opts {
     int n_ctx;            /* as in rl_infer_new */
     const rl_qmodel *q;   /* NULL: float32 weights through rl_model_decode (exactly `raftlm generate`) */
     int n_threads;        /* threads of this context's matrix-vector products (quantized path); <= 1: one */
-    int batch_prompt;     /* prompts in batches of 32 tokens (matrix-matrix): 0 = auto (on with a
+    int batch_prompt;     /* prompts in batches of 128 tokens (matrix-matrix): 0 = auto (on with a
                              quantized q: the same bits as token by token; off for float32, q NULL or
                              of type F32, whose SGEMM sums in another order than the decoding dot
                              products), 1 = on, -1 = off */
