@@ -14,6 +14,9 @@
  * Each token's logits have the same bits as when decoded alone (infer_forward computes every
  * token as for T = 1), so greedy text does not depend on who else is decoding.
  *
+ * A member's thread is needed for every step it is in: a callback that blocks for long delays the
+ * others' next step too (raftlm serve's callbacks only append to a buffer).
+ *
  * Not done: prompts and steps in one batch (a long prompt holds its own thread, not the others'). */
 #include <pthread.h>
 #include <stdlib.h>
@@ -31,8 +34,8 @@ struct rl_infer_group {
     rl_infer *sub[PREFILL_T];
     int32_t tok[PREFILL_T];
     int pos[PREFILL_T];
-    float *logits; /* (PREFILL_T, V), allocated by the first step */
-    int V;
+    float *logits; /* (cap, V): the logits of a step */
+    int V, cap;
     uint64_t steps, batched; /* steps run, tokens in them (for the mean batch size) */
 };
 
@@ -77,10 +80,11 @@ static void run_steps(rl_infer_group *g, rl_infer *runner) {
         int V = runner->m->cfg.vocab_size;
         rl_status s = RL_OK;
         rl_error err = {0};
-        if (!g->logits || g->V != V) {
+        if (!g->logits || g->V != V || g->cap < T) { // grows with the largest step (rows of V floats)
             free(g->logits);
             g->V = V;
-            if (!(g->logits = malloc((size_t)PREFILL_T * V * sizeof(float)))) s = rl_fail(&err, RL_ENOMEM, "decoding group");
+            g->cap = T;
+            if (!(g->logits = malloc((size_t)T * V * sizeof(float)))) g->cap = 0, s = rl_fail(&err, RL_ENOMEM, "decoding group");
         }
         pthread_mutex_unlock(&g->mu);
         if (!s) s = infer_forward(runner, seq, tok, pos, T, T, g->logits, 0, &err);
