@@ -11,7 +11,7 @@
  * rl_model_decode (OpenBLAS sgemv) instead of rl_qmodel's threaded kernels.
  *
  * What is timed, as llama-bench does (-p 128 -n 128): prompt processing of 128 tokens into an
- * empty cache (batches of 32), and 128 single-token decodes at positions 0..127; one warm-up
+ * empty cache (one batch of 128), and 128 single-token decodes at positions 0..127; one warm-up
  * run, then the best of 5 (DECODE_BENCH_REPS). */
 #include <cblas.h>
 #include <math.h>

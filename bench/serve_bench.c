@@ -1,13 +1,18 @@
 /* serve_bench.c - load test of the OpenAI-compatible server on loopback (make bench-serve).
  *
- *   serve-bench MODEL TOKENIZER [CLIENTS] [REQUESTS_PER_CLIENT] [MAX_TOKENS] [PARALLEL]
+ *   serve-bench MODEL TOKENIZER [CLIENTS] [REQUESTS_PER_CLIENT] [MAX_TOKENS] [PARALLEL] [QUANT] [BATCH]
+ *
+ * QUANT: none (float32 through rl_model_decode, the default), f32, q8_0 or q4_0 (an rl_qmodel, as
+ * `raftlm serve --quant`); BATCH: 1 (continuous batching of the slots' decoding, the default with
+ * QUANT) or 0 (each slot decodes on its own).
  *
  * Starts the server in-process on 127.0.0.1 (a free port), warms it up, then CLIENTS threads
  * each send REQUESTS_PER_CLIENT completions (temperature 0.8, own seed, max_tokens, ignore_eos so
  * that every request generates the same number of tokens) one after another, half of them
  * streamed. Reports failed requests, requests/s, generated tokens/s, p50/p99 latency, and the
  * process's resident memory after the warm-up and after the run (no growth expected).
- * Also measures single-stream decoding speed (tokens/s) through rl_infer. */
+ * Also measures single-stream decoding speed (tokens/s) through rl_infer: up to 511 tokens from a
+ * two-token prompt. */
 #include <arpa/inet.h>
 #include <cblas.h>
 #include <netinet/in.h>
@@ -109,11 +114,18 @@ static void run_round(int port, int clients, int per, int max_tokens, double *se
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: serve-bench MODEL TOKENIZER [CLIENTS] [REQUESTS_PER_CLIENT] [MAX_TOKENS] [PARALLEL]\n");
+        fprintf(stderr, "usage: serve-bench MODEL TOKENIZER [CLIENTS] [REQUESTS_PER_CLIENT] [MAX_TOKENS] [PARALLEL] "
+                        "[none|f32|q8_0|q4_0] [BATCH 1|0]\n");
         return 2;
     }
     int clients = argc > 3 ? atoi(argv[3]) : 8, per = argc > 4 ? atoi(argv[4]) : 25;
     int max_tokens = argc > 5 ? atoi(argv[5]) : 64, parallel = argc > 6 ? atoi(argv[6]) : 2;
+    const char *quant = argc > 7 ? argv[7] : "none";
+    int batch = argc > 8 ? atoi(argv[8]) : 1, qtype = -1;
+    if (!strcmp(quant, "f32")) qtype = RL_WTYPE_F32;
+    else if (!strcmp(quant, "q8_0")) qtype = RL_WTYPE_Q8_0;
+    else if (!strcmp(quant, "q4_0")) qtype = RL_WTYPE_Q4_0;
+    else if (strcmp(quant, "none")) return fprintf(stderr, "serve-bench: QUANT is none, f32, q8_0 or q4_0\n"), 2;
     rl_log_set_level(RL_LOG_WARN);
     openblas_set_num_threads(1); // as raftlm serve does with one core per slot (see cmd_serve.c)
     rl_model m;
@@ -123,11 +135,15 @@ int main(int argc, char **argv) {
         fprintf(stderr, "serve-bench: %s\n", err.msg);
         return 1;
     }
+    rl_qmodel *q = NULL;
+    if (qtype >= 0 && rl_qmodel_new(&q, &m, (rl_wtype)qtype, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     // single-stream decoding speed
     rl_infer *inf;
-    if (rl_infer_new(&inf, &m, tok, 0, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
+    rl_infer_opts io = {.q = q};
+    if (rl_infer_new_ex(&inf, &m, tok, &io, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     int32_t bos = rl_tok_bos(tok) >= 0 ? rl_tok_bos(tok) : 1;
-    rl_gen_params gp = {.sampling = rl_sampler_defaults(), .max_tokens = rl_infer_n_ctx(inf) - 1, .ignore_eos = 1};
+    int n_single = rl_infer_n_ctx(inf) - 1 < 511 ? rl_infer_n_ctx(inf) - 1 : 511; // stories260K: its whole context
+    rl_gen_params gp = {.sampling = rl_sampler_defaults(), .max_tokens = n_single, .ignore_eos = 1};
     gp.sampling.temperature = 0;
     rl_gen_result r;
     double best = 0;
@@ -139,7 +155,7 @@ int main(int argc, char **argv) {
         rl_gen_result_free(&r);
     }
     rl_infer_free(inf);
-    printf("decode (one stream, %s): %.0f tokens/s\n", rl_path_basename(argv[1]), best);
+    printf("decode (one stream, %s, weights %s): %.0f tokens/s\n", rl_path_basename(argv[1]), quant, best);
 
     rl_serve_opts o = rl_serve_defaults();
     o.host = "127.0.0.1";
@@ -147,6 +163,8 @@ int main(int argc, char **argv) {
     o.parallel = parallel;
     o.queue = clients;
     o.max_tokens = max_tokens;
+    o.q = q;
+    o.batch_decode = batch ? 0 : -1;
     rl_server *srv;
     if (rl_server_start(&srv, &m, tok, NULL, &o, &err)) return fprintf(stderr, "%s\n", err.msg), 1;
     int port = rl_server_port(srv);
@@ -160,13 +178,15 @@ int main(int argc, char **argv) {
     long rss1 = rss_kb();
     int n = clients * per;
     qsort(lat, (size_t)n, sizeof *lat, cmp_double);
-    printf("load: %d clients x %d requests (%d tokens each, half streamed), %d slots\n", clients, per, max_tokens, parallel);
+    printf("load: %d clients x %d requests (%d tokens each, half streamed), %d slots, weights %s, continuous batching %s\n",
+           clients, per, max_tokens, parallel, quant, q && parallel > 1 && batch ? "on" : "off");
     printf("  failed requests: %d of %d\n", failed, n);
     printf("  throughput: %.1f requests/s, %.0f generated tokens/s\n", n / secs, tokens / secs);
     printf("  latency: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", lat[n / 2] * 1e3, lat[(int)(n * 0.99)] * 1e3,
            lat[n - 1] * 1e3);
     printf("  resident memory: %ld KiB after warm-up, %ld KiB after the run (%+ld KiB)\n", rss0, rss1, rss1 - rss0);
     rl_server_stop(srv);
+    rl_qmodel_free(q);
     free(lat);
     rl_tok_free(tok);
     rl_model_free(&m);

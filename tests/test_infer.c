@@ -3,8 +3,10 @@
  * (greedy text equal to llama2.c's reference and to `raftlm generate`, streaming pieces,
  * stop strings, limits, prefix reuse, seeds). */
 #include <math.h>
+#include <pthread.h>
 
 #include "infer/infer.h"
+#include "infer/infer_internal.h" /* the packed kernels (qpack.c) */
 #include "model/gguf.h"
 #include "test.h"
 
@@ -578,9 +580,11 @@ TEST(batched_prompts_match_token_by_token) {
                        "said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do.";
     rl_infer *tmp;
     CHECK_OK(rl_infer_new(&tmp, &f.m, f.tok, 0, &err));
-    CHECK_OK(rl_infer_tokenize(tmp, text, strlen(text), 1, &ids, &n, &err));
+    char text2[1024];
+    snprintf(text2, sizeof text2, "%s %s", text, text); // more than one batch of PREFILL_T (128)
+    CHECK_OK(rl_infer_tokenize(tmp, text2, strlen(text2), 1, &ids, &n, &err));
     rl_infer_free(tmp);
-    CHECK(n > 64); // three batches of 32
+    CHECK_MSG(n > PREFILL_T && n + 60 < 512, "%zu prompt tokens", n); // two batches, and room for the answer
     rl_qmodel *q;
     CHECK_OK(rl_qmodel_new(&q, &f.m, RL_WTYPE_Q8_0, &err));
     int V = f.m.cfg.vocab_size;
@@ -638,9 +642,30 @@ TEST(batched_prompts_match_token_by_token) {
     for (int i = 0; i < V; i++) se += (double)(copy[i] - lb[i]) * (copy[i] - lb[i]), ss += (double)copy[i] * copy[i];
     printf("    float32 batched prompt vs one by one: logits rel. RMS difference %.1e (tol 1e-4)\n", sqrt(se / ss));
     CHECK(sqrt(se / ss) < 1e-4);
+    rl_infer_free(a);
+    rl_infer_free(bt);
+    // float32 rl_qmodel (the threaded decoding kernels): batched through rl_sgemm vs one by one
+    rl_qmodel *qf;
+    CHECK_OK(rl_qmodel_new(&qf, &f.m, RL_WTYPE_F32, &err));
+    rl_infer_opts of1 = {.q = qf, .batch_prompt = -1}, of2 = {.q = qf, .batch_prompt = 1, .n_threads = 2};
+    CHECK_OK(rl_infer_new_ex(&a, &f.m, f.tok, &of1, &err));
+    CHECK_OK(rl_infer_new_ex(&bt, &f.m, f.tok, &of2, &err));
+    CHECK_OK(rl_infer_generate(a, ids, n - 1, &p, NULL, NULL, &r, &err));
+    rl_gen_result_free(&r);
+    CHECK_OK(rl_infer_generate(bt, ids, n - 1, &p, NULL, NULL, &r, &err));
+    rl_gen_result_free(&r);
+    CHECK_OK(rl_infer_decode(a, ids[n - 1], (int)n - 1, &la, &err));
+    memcpy(copy, la, (size_t)V * sizeof *copy);
+    CHECK_OK(rl_infer_decode(bt, ids[n - 1], (int)n - 1, &lb, &err));
+    se = ss = 0;
+    for (int i = 0; i < V; i++) se += (double)(copy[i] - lb[i]) * (copy[i] - lb[i]), ss += (double)copy[i] * copy[i];
+    printf("    float32 qmodel, batched prompt (rl_sgemm) vs one by one: logits rel. RMS difference %.1e (tol 1e-4)\n",
+           sqrt(se / ss));
+    CHECK(sqrt(se / ss) < 1e-4);
     free(copy);
     rl_infer_free(a);
     rl_infer_free(bt);
+    rl_qmodel_free(qf);
     rl_qmodel_free(q);
     free(ids);
     close_stories(&f);
@@ -800,4 +825,196 @@ TEST(every_simd_level_agrees_with_the_scalar_dots) {
     unsetenv("RAFTLM_NO_AVX512");
     unsetenv("RAFTLM_NO_SIMD");
     free(x), free(y), free(a), free(b), free(c);
+}
+
+TEST(packed_q8_0_q4_0_kernels_give_the_scalar_references_bits) {
+    // 37 rows (two full groups of 16 and a partial one), 19 blocks, 1..11 and 32 tokens: every
+    // output equals rl_q*_0_dot_ref on the row-major blocks, bit for bit
+    uint64_t s = 5;
+    int rows = 37, T = 32;
+    size_t nb = 19, C = nb * RL_Q8_0_BLOCK;
+    float *w = malloc((size_t)rows * C * sizeof *w), *x = malloc((size_t)T * C * sizeof *x);
+    for (size_t i = 0; i < (size_t)rows * C; i++) w[i] = frand(&s) * (i % 97 == 0 ? 30.0f : 1.0f);
+    for (size_t i = 0; i < (size_t)T * C; i++) x[i] = frand(&s) * (i % 61 == 0 ? 10.0f : 1.0f);
+    for (size_t i = 64; i < 96; i++) x[i] = 0.0f; // an all-zero activation block
+    rl_block_q8_0 *w8 = malloc((size_t)rows * nb * sizeof *w8), *x8 = malloc((size_t)T * nb * sizeof *x8);
+    rl_block_q4_0 *w4 = malloc((size_t)rows * nb * sizeof *w4);
+    rl_q8_0_quantize(w8, w, (size_t)rows * C);
+    rl_q4_0_quantize(w4, w, (size_t)rows * C);
+    rl_q8_0_quantize(x8, x, (size_t)T * C);
+    infer_xq *xq = malloc((size_t)T * nb * sizeof *xq);
+    infer_xq_quantize(xq, x, (size_t)T * C, infer_simd_level());
+    int bad = 0;
+    for (size_t b = 0; b < (size_t)T * nb; b++) {
+        int sum = 0;
+        for (int i = 0; i < RL_Q8_0_BLOCK; i++) {
+            bad += xq[b].qs[i] != x8[b].qs[i] || xq[b].qu[i] != (uint8_t)(x8[b].qs[i] + 128);
+            sum += x8[b].qs[i];
+        }
+        bad += xq[b].d != rl_fp16_to_fp32(x8[b].d) || xq[b].sum != sum;
+    }
+    CHECK_MSG(bad == 0, "activation blocks differ from rl_q8_0_quantize's in %d places", bad);
+    if (infer_simd_level() < INFER_AVX512_VNNI) {
+        free(w), free(x), free(w8), free(x8), free(w4), free(xq);
+        SKIP("this CPU has no AVX-512 VNNI: matrices are not packed");
+    }
+    int groups = (rows + QPACK_R - 1) / QPACK_R;
+    infer_q8_0x16 *p8 = malloc((size_t)groups * nb * sizeof *p8);
+    infer_q4_0x16 *p4 = malloc((size_t)groups * nb * sizeof *p4);
+    infer_pack_q8_0(p8, w8, rows, nb);
+    infer_pack_q4_0(p4, w4, rows, nb);
+    float *out = malloc((size_t)T * rows * sizeof *out);
+    int counts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 32};
+    int diff8 = 0, diff4 = 0;
+    for (size_t k = 0; k < sizeof counts / sizeof *counts; k++) {
+        int nt = counts[k];
+        for (int type = 0; type < 2; type++) {
+            for (size_t i = 0; i < (size_t)T * rows; i++) out[i] = -1e30f;
+            for (int g = 0; g < groups; g++) {
+                int nr = rows - g * QPACK_R < QPACK_R ? rows - g * QPACK_R : QPACK_R;
+                if (type == 0) infer_q8_0x16_mm(out + g * QPACK_R, (size_t)rows, p8 + (size_t)g * nb, xq, nb, nr, nt);
+                else infer_q4_0x16_mm(out + g * QPACK_R, (size_t)rows, p4 + (size_t)g * nb, xq, nb, nr, nt);
+            }
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < rows; r++) {
+                    float o = out[(size_t)t * rows + r];
+                    if (t >= nt) {
+                        *(type ? &diff4 : &diff8) += o != -1e30f; // nothing written past T tokens
+                        continue;
+                    }
+                    float ref = type == 0 ? rl_q8_0_dot_ref(w8 + (size_t)r * nb, x8 + (size_t)t * nb, nb)
+                                          : rl_q4_0_dot_ref(w4 + (size_t)r * nb, x8 + (size_t)t * nb, nb);
+                    *(type ? &diff4 : &diff8) += memcmp(&o, &ref, sizeof o) != 0;
+                }
+        }
+    }
+    printf("    packed 16-row kernels (avx512vnni), 37 x %zu, 1..32 tokens: outputs differing from the scalar "
+           "references: Q8_0 %d, Q4_0 %d (tol 0)\n", C, diff8, diff4);
+    CHECK_EQ_INT(diff8, 0);
+    CHECK_EQ_INT(diff4, 0);
+    free(w), free(x), free(w8), free(x8), free(w4), free(xq), free(p8), free(p4), free(out);
+}
+
+TEST(attention_kernel_agrees_with_rl_attention_decode) {
+    // SmolLM2's heads (9 query, 3 KV, 64 wide) and a 128-wide one, 1..70 cached positions
+    uint64_t s = 11;
+    int max_T = 80, shapes[2][3] = {{9, 3, 64}, {4, 2, 128}};
+    double worst = 0;
+    for (int k = 0; k < 2; k++) {
+        int NH = shapes[k][0], NKV = shapes[k][1], HD = shapes[k][2];
+        size_t kd = (size_t)NKV * HD;
+        float *q = malloc((size_t)NH * HD * sizeof *q), *kc = malloc(max_T * kd * sizeof *kc), *vc = malloc(max_T * kd * sizeof *vc);
+        float *o1 = malloc((size_t)NH * HD * sizeof *o1), *o2 = malloc((size_t)NH * HD * sizeof *o2);
+        float *att = malloc((size_t)NH * max_T * sizeof *att);
+        for (int i = 0; i < NH * HD; i++) q[i] = frand(&s) * 2;
+        for (size_t i = 0; i < max_T * kd; i++) kc[i] = frand(&s), vc[i] = frand(&s);
+        for (int n = 1; n <= 70; n += 3) {
+            rl_attention_decode(o1, att, max_T, q, kc, vc, n, NH, NKV, HD, 0.125f);
+            infer_attention(infer_simd_level(), o2, att, max_T, q, kc, vc, n, NH, NKV, HD, 0.125f);
+            for (int i = 0; i < NH * HD; i++) worst = fmax(worst, fabs((double)o1[i] - o2[i]));
+        }
+        free(q), free(kc), free(vc), free(o1), free(o2), free(att);
+    }
+    printf("    attention (%s) vs rl_attention_decode: max abs difference %.1e (values ~1; tol 1e-5)\n",
+           infer_simd_level() >= INFER_AVX512 ? "avx512" : "scalar", worst);
+    CHECK(worst < 1e-5);
+}
+
+/* ---- continuous batching ---- */
+
+typedef struct group_run {
+    rl_infer *inf;
+    const int32_t *ids;
+    size_t n;
+    int max_tokens;
+    pthread_barrier_t *start;
+    char *text;
+    rl_status st;
+} group_run;
+
+static void *group_thread(void *arg) {
+    group_run *r = arg;
+    rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = r->max_tokens};
+    p.sampling.temperature = 0;
+    rl_gen_result res;
+    rl_error err = {0};
+    pthread_barrier_wait(r->start);
+    r->st = rl_infer_generate(r->inf, r->ids, r->n, &p, NULL, NULL, &res, &err);
+    r->text = rl_xstrdup(res.text ? res.text : "");
+    rl_gen_result_free(&res);
+    return NULL;
+}
+
+TEST(group_decoding_gives_each_stream_its_single_stream_text) {
+    // four contexts of one group generate at once (prompts of different lengths, answers of
+    // different lengths: they join and leave at different steps); each greedy text equals the
+    // same context's text alone, for Q8_0 and Q4_0
+    model_fixture f = {0};
+    open_stories(&f);
+    rl_error err = {0};
+    const char *prompts[4] = {"Once upon a time", "The little dog ran to the park and saw a big red ball. He",
+                              "Lily", "One day, Tom and his mom went to the store to buy"};
+    int max_tok[4] = {40, 70, 25, 55};
+    int32_t *ids[4];
+    size_t n[4];
+    rl_infer *tmp;
+    CHECK_OK(rl_infer_new(&tmp, &f.m, f.tok, 0, &err));
+    for (int i = 0; i < 4; i++) CHECK_OK(rl_infer_tokenize(tmp, prompts[i], strlen(prompts[i]), 1, &ids[i], &n[i], &err));
+    rl_infer_free(tmp);
+    rl_wtype types[2] = {RL_WTYPE_Q8_0, RL_WTYPE_Q4_0};
+    for (int ty = 0; ty < 2; ty++) {
+        rl_qmodel *q;
+        CHECK_OK(rl_qmodel_new(&q, &f.m, types[ty], &err));
+        char *alone[4];
+        for (int i = 0; i < 4; i++) {
+            rl_infer_opts o = {.q = q};
+            rl_infer *inf;
+            CHECK_OK(rl_infer_new_ex(&inf, &f.m, f.tok, &o, &err));
+            rl_gen_params p = {.sampling = rl_sampler_defaults(), .max_tokens = max_tok[i]};
+            p.sampling.temperature = 0;
+            rl_gen_result r;
+            CHECK_OK(rl_infer_generate(inf, ids[i], n[i], &p, NULL, NULL, &r, &err));
+            alone[i] = rl_xstrdup(r.text);
+            rl_gen_result_free(&r);
+            rl_infer_free(inf);
+        }
+        rl_infer_group *g;
+        CHECK_OK(rl_infer_group_new(&g, &err));
+        group_run runs[4];
+        pthread_t th[4];
+        pthread_barrier_t start;
+        pthread_barrier_init(&start, NULL, 4);
+        for (int i = 0; i < 4; i++) {
+            rl_infer_opts o = {.q = q, .group = g, .n_threads = i == 0 ? 2 : 1};
+            runs[i] = (group_run){.ids = ids[i], .n = n[i], .max_tokens = max_tok[i], .start = &start};
+            CHECK_OK(rl_infer_new_ex(&runs[i].inf, &f.m, f.tok, &o, &err));
+        }
+        for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, group_thread, &runs[i]);
+        int same = 0;
+        for (int i = 0; i < 4; i++) {
+            pthread_join(th[i], NULL);
+            CHECK_OK(runs[i].st);
+            same += strcmp(runs[i].text, alone[i]) == 0;
+            CHECK_MSG(strcmp(runs[i].text, alone[i]) == 0, "stream %d: '%s' alone, '%s' in the group", i, alone[i], runs[i].text);
+            free(runs[i].text), free(alone[i]);
+            rl_infer_free(runs[i].inf);
+        }
+        uint64_t steps, toks;
+        rl_infer_group_stats(g, &steps, &toks);
+        printf("    %s: 4 streams in one group, %d/4 texts equal to single-stream; %llu tokens in %llu steps (mean batch %.2f)\n",
+               ty ? "Q4_0" : "Q8_0", same, (unsigned long long)toks, (unsigned long long)steps, steps ? (double)toks / steps : 0);
+        CHECK(steps > 0 && toks > steps); // some steps decoded several streams at once
+        pthread_barrier_destroy(&start);
+        rl_infer_group_free(g);
+        rl_qmodel_free(q);
+    }
+    // a group needs quantized weights
+    rl_infer_group *g;
+    CHECK_OK(rl_infer_group_new(&g, &err));
+    rl_infer_opts o = {.group = g};
+    rl_infer *inf;
+    CHECK(rl_infer_new_ex(&inf, &f.m, f.tok, &o, &err) == RL_EINVAL);
+    rl_infer_group_free(g);
+    for (int i = 0; i < 4; i++) free(ids[i]);
+    close_stories(&f);
 }

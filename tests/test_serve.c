@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -809,9 +810,23 @@ TEST(ask_cli_answers_from_the_store_and_quantize_writes_gguf) {
     free(tokp);
 }
 
+typedef struct concurrent_post {
+    int port;
+    char *body;
+    resp r;
+} concurrent_post;
+
+static void *post_thread(void *arg) {
+    concurrent_post *c = arg;
+    c->r = post(c->port, "/v1/completions", c->body);
+    return NULL;
+}
+
 TEST(serve_with_q8_0_weights_answers_like_rl_infer) {
+    // three slots decoding together (continuous batching): four requests at once, each answer
+    // the text rl_infer gives alone
     rl_serve_opts o = rl_serve_defaults();
-    o.parallel = 2;
+    o.parallel = 3;
     o.threads = 1;
     fixture f;
     // the quantized copy needs the model: load it first through start() with q set afterwards
@@ -850,6 +865,39 @@ TEST(serve_with_q8_0_weights_answers_like_rl_infer) {
     free(body);
     rl_gen_result_free(&r);
     free(ids);
+    const char *prompts[4] = {"Once upon a time", "The cat sat on the mat and", "Tom had a red ball. He", "One day"};
+    int max_tok[4] = {30, 50, 20, 45};
+    concurrent_post cp[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        cp[i] = (concurrent_post){.port = f.port};
+        cp[i].body = t_fmt("{\"prompt\":\"%s\",\"temperature\":0,\"max_tokens\":%d}", prompts[i], max_tok[i]);
+        pthread_create(&th[i], NULL, post_thread, &cp[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ_INT(cp[i].r.status, 200);
+        CHECK_OK(rl_infer_tokenize(inf, prompts[i], strlen(prompts[i]), 1, &ids, &n, NULL));
+        p.max_tokens = max_tok[i];
+        CHECK_OK(rl_infer_generate(inf, ids, n, &p, NULL, NULL, &r, NULL));
+        j = jbody(&cp[i].r);
+        const char *got = json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "text"));
+        CHECK_MSG(got && strcmp(got, r.text) == 0, "request %d: '%s', alone '%s'", i, got ? got : "(none)", r.text);
+        json_decref(j);
+        rl_gen_result_free(&r);
+        free(ids);
+        resp_free(&cp[i].r);
+        free(cp[i].body);
+    }
+    h = http(f.port, "GET", "/metrics", NULL, NULL);
+    unsigned long long steps = 0, step_tokens = 0;
+    const char *at = strstr(h.body, "\nraftlm_decode_steps_total ");
+    if (at) sscanf(at, "\nraftlm_decode_steps_total %llu", &steps);
+    at = strstr(h.body, "\nraftlm_decode_step_tokens_total ");
+    if (at) sscanf(at, "\nraftlm_decode_step_tokens_total %llu", &step_tokens);
+    printf("    continuous batching: %llu tokens in %llu decoding steps\n", step_tokens, steps);
+    CHECK(steps > 0 && step_tokens >= steps);
+    resp_free(&h);
     rl_infer_free(inf);
     rl_server_stop(f.srv);
     f.srv = NULL;

@@ -9,12 +9,15 @@
  * start of a stop string is released to the callback, the rest waits for the next token.
  *
  * Prompts go token by token through rl_model_decode (float32: the exact text of `raftlm
- * generate`), or in batches of PREFILL_T tokens through infer_prefill (prefill.c) when batching
- * is on. With an rl_qmodel decoding runs qdecode below: rl_model_decode's computation with the
- * matrix-vector products on its blocks (Q8_0, Q4_0, Q4_K, Q6_K or float32) over the context's
- * thread pool.
+ * generate`), or in batches of PREFILL_T tokens through infer_forward (forward.c) when batching
+ * is on. With an rl_qmodel each decoding step is infer_forward with one token (rl_model_decode's
+ * computation with the matrix products on the rl_qmodel's blocks over the context's thread
+ * pool), or, in a group, a step shared with the other contexts decoding (group.c).
  *
- * Not done: several sequences per cache, decoding steps batched across contexts. */
+ * The matrix products are here (infer_qmatmul_n): rows in tasks of 16 over the pool, the input
+ * quantized once per block format; packed Q8_0 / Q4_0 groups through qpack.c's tiles.
+ *
+ * Not done: several sequences per cache. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,14 +59,19 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
         if (c->n_heads * c->head_dim > big) big = c->n_heads * c->head_dim;
         inf->q = o->q;
         if (!(inf->xq = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xq)) ||
-            !(inf->xk = malloc((size_t)PREFILL_T * ((size_t)big / RL_QK_K + 1) * sizeof *inf->xk)))
+            !(inf->xk = malloc((size_t)PREFILL_T * ((size_t)big / RL_QK_K + 1) * sizeof *inf->xk)) ||
+            !(inf->xp = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xp)))
             s = rl_fail(err, RL_ENOMEM, "generation context");
         if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
     }
+    if (!s && o->group) {
+        if (!o->q) s = rl_fail(err, RL_EINVAL, "a decoding group needs quantized weights (rl_qmodel)");
+        else if (!(s = infer_group_join(o->group, err))) inf->group = o->group;
+    }
     // batched prompts: on by default with quantized weights (the same bits as one token at a
-    // time); for float32 only when asked (BLAS sgemm rounds differently from rl_model_decode's
-    // sgemv, so the text could drift from `raftlm generate`); never with an unmerged adapter
-    inf->batch = o->batch_prompt > 0 || (o->batch_prompt == 0 && o->q);
+    // time); for float32 only when asked (sgemm sums in another order than the decoding dot
+    // products, so the text could drift from `raftlm generate`); never with an unmerged adapter
+    inf->batch = o->batch_prompt > 0 || (o->batch_prompt == 0 && o->q && o->q->type != RL_WTYPE_F32);
     if (m->lora) inf->batch = 0;
     if (s) {
         rl_infer_free(inf);
@@ -75,9 +83,12 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
 
 void rl_infer_free(rl_infer *inf) {
     if (!inf) return;
+    if (inf->group) infer_group_unjoin(inf->group);
     free(inf->xq);
     free(inf->xk);
+    free(inf->xp);
     free(inf->pf);
+    free(inf->patt);
     if (inf->pool) rl_pool_free(inf->pool);
     rl_kv_free(&inf->kv);
     free(inf->cache);
@@ -123,6 +134,7 @@ typedef struct matvec_job {
     size_t first[8];         /* task index where product i starts (first[n] = all tasks) */
     const float *x;          /* (T, cols) float input, for float32 matrices */
     const void *xq, *xk;     /* (T, cols / block) the input as Q8_0 and as Q8_K blocks */
+    const infer_xq *xp;      /* (T, cols / 32) the input for packed matrices */
     int T;
     const rl_qmodel *q;      /* the kernels */
 } matvec_job;
@@ -141,7 +153,12 @@ static void matvec_rows(void *ctx, size_t task, int thread) {
     int C = w->cols, T = j->T;
     size_t nb = (size_t)C / RL_Q8_0_BLOCK, nk = (size_t)C / RL_QK_K;
     float *out = j->mm[k].out;
-    switch (w->type) {
+    if (w->packed) { // one group of 16 rows for all T tokens (MATVEC_ROWS == QPACK_R)
+        const void *W = (const char *)w->blocks + (size_t)(r0 / QPACK_R) * nb *
+                                                      (w->type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16));
+        if (w->type == RL_WTYPE_Q8_0) infer_q8_0x16_mm(out + r0, (size_t)rows, W, j->xp, nb, r1 - r0, T);
+        else infer_q4_0x16_mm(out + r0, (size_t)rows, W, j->xp, nb, r1 - r0, T);
+    } else switch (w->type) {
     case RL_WTYPE_Q8_0: {
         const rl_block_q8_0 *W = w->blocks, *X = j->xq;
         for (int r = r0; r < r1; r++)
@@ -178,23 +195,36 @@ static void matvec_rows(void *ctx, size_t task, int thread) {
             for (int r = r0; r < r1; r++) out[(size_t)t * rows + r] += j->mm[k].bias[r];
 }
 
-void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T) {
+void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T, int gemm) {
     // every product: out (T, rows) = x (T, cols) W^T (+ bias); the input is quantized once per
     // block format used, and all rows of all products go to the threads as one parallel loop
     size_t C = (size_t)mm[0].w->cols;
-    int need8 = 0, needk = 0;
+    if (gemm && T > 1 && inf->q->type == RL_WTYPE_F32) { // float32 prompts: our SGEMM, each weight panel used for all T
+        for (int i = 0; i < n; i++) {
+            const rl_qmat *w = mm[i].w;
+            rl_sgemm(0, 1, T, w->rows, w->cols, 1.0f, x, w->cols, w->f32, w->cols, 0.0f, mm[i].out, w->rows, inf->pool);
+            if (mm[i].bias)
+                for (int t = 0; t < T; t++) rl_axpy(mm[i].out + (size_t)t * w->rows, 1.0f, mm[i].bias, (size_t)w->rows);
+        }
+        return;
+    }
+    int need8 = 0, needk = 0, needp = 0;
     matvec_job j = {.mm = mm, .n = n, .x = x, .T = T, .q = inf->q};
     for (int i = 0; i < n; i++) {
         rl_wtype t = mm[i].w->type;
         needk |= t == RL_WTYPE_Q4_K || t == RL_WTYPE_Q6_K;
-        need8 |= t == RL_WTYPE_Q8_0 || t == RL_WTYPE_Q4_0;
+        need8 |= (t == RL_WTYPE_Q8_0 || t == RL_WTYPE_Q4_0) && !mm[i].w->packed;
+        needp |= mm[i].w->packed;
         j.first[i + 1] = j.first[i] + ((size_t)mm[i].w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
     }
     if (needk)
         for (int t = 0; t < T; t++) rl_q8_k_quantize(inf->xk + t * (C / RL_QK_K), x + t * C, C);
     if (need8)
         for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
+    if (needp)
+        infer_xq_quantize(inf->xp, x, (size_t)T * C, inf->q->simd); // rows of C values, blocks never straddle two
     j.xq = inf->xq;
+    j.xp = inf->xp;
     j.xk = inf->xk;
     size_t tasks = j.first[n];
     if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);
@@ -202,59 +232,11 @@ void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, i
         for (size_t t = 0; t < tasks; t++) matvec_rows(&j, t, 0);
 }
 
-void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias) {
-    infer_mm mm = {w, out, bias};
-    infer_qmatmul_n(inf, &mm, 1, x, T);
-}
-
-static void qmatvec(rl_infer *inf, const rl_qmat *w, float *out, const float *x, const float *bias) {
-    infer_qmatmul(inf, w, out, x, 1, bias);
-}
-
-/* rl_model_decode's computation with the matrices of inf->q (same cache layout). */
-static rl_status qdecode(rl_infer *inf, int token, int pos, float **logits, rl_error *err) {
-    rl_model *m = inf->m;
-    rl_kv *kv = &inf->kv;
-    const rl_qmodel *q = inf->q;
-    const rl_model_config *c = &m->cfg;
-    if (token < 0 || token >= c->vocab_size)
-        return rl_fail(err, RL_EINVAL, "token %d is outside the vocabulary (%d)", token, c->vocab_size);
-    if (pos < 0 || pos >= kv->max_T) return rl_fail(err, RL_EINVAL, "position %d is outside the KV cache (%d)", pos, kv->max_T);
-    int C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
-    int KD = NKV * HD;
-    float scale = 1.0f / sqrtf((float)HD);
-    memcpy(kv->x, m->w.wte + (size_t)token * C, (size_t)C * sizeof(float));
-    for (int l = 0; l < c->n_layers; l++) {
-        float *kc = kv->k + (size_t)l * kv->max_T * KD, *vc = kv->v + (size_t)l * kv->max_T * KD;
-        const rl_qmat *W = q->layers[l];
-        float *w, *bq, *bk, *bv;
-        int in, out;
-        rl_params_linear(c, &m->w, l, RL_MOD_Q, &w, &bq, &in, &out);
-        rl_params_linear(c, &m->w, l, RL_MOD_K, &w, &bk, &in, &out);
-        rl_params_linear(c, &m->w, l, RL_MOD_V, &w, &bv, &in, &out);
-        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_att + (size_t)l * C, 1, C, c->norm_eps);
-        infer_mm qkv[3] = {{&W[RL_MOD_Q], kv->q, bq}, {&W[RL_MOD_K], kc + (size_t)pos * KD, bk}, {&W[RL_MOD_V], vc + (size_t)pos * KD, bv}};
-        infer_qmatmul_n(inf, qkv, 3, kv->xb, 1);
-        rl_rope_forward(kv->q, &pos, m->inv_freq, 1, NH, HD);
-        rl_rope_forward(kc + (size_t)pos * KD, &pos, m->inv_freq, 1, NKV, HD);
-        rl_attention_decode(kv->xb2, kv->att, kv->max_T, kv->q, kc, vc, pos + 1, NH, NKV, HD, scale);
-        qmatvec(inf, &W[RL_MOD_O], kv->xb, kv->xb2, NULL);
-        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
-        rl_rmsnorm_forward(kv->xb, NULL, kv->x, m->w.rms_ffn + (size_t)l * C, 1, C, c->norm_eps);
-        infer_mm gu[2] = {{&W[RL_MOD_GATE], kv->hb, NULL}, {&W[RL_MOD_UP], kv->hb2, NULL}};
-        infer_qmatmul_n(inf, gu, 2, kv->xb, 1);
-        rl_swiglu_forward(kv->hb, kv->hb, kv->hb2, (size_t)F);
-        qmatvec(inf, &W[RL_MOD_DOWN], kv->xb, kv->hb, NULL);
-        rl_axpy(kv->x, 1.0f, kv->xb, (size_t)C);
-    }
-    rl_rmsnorm_forward(kv->x, NULL, kv->x, m->w.rms_final, 1, C, c->norm_eps);
-    qmatvec(inf, &q->lm_head, kv->logits, kv->x, NULL);
-    *logits = kv->logits;
-    return RL_OK;
-}
-
 rl_status rl_infer_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err) {
-    return inf->q ? qdecode(inf, token, pos, logits, err) : rl_model_decode(inf->m, &inf->kv, token, pos, logits, err);
+    if (!inf->q) return rl_model_decode(inf->m, &inf->kv, token, pos, logits, err);
+    rl_status s = infer_forward(inf, NULL, &token, &pos, 1, 1, inf->kv.logits, 0, err);
+    *logits = s ? NULL : inf->kv.logits;
+    return s;
 }
 
 long rl_stop_find(const char *text, size_t len, const char *const *stop, int n_stop, int *which, size_t *safe) {
@@ -362,7 +344,11 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
         int T = 1;
         if (inf->batch) {
             T = n_prompt - i < PREFILL_T ? (int)(n_prompt - i) : PREFILL_T;
-            s = infer_prefill(inf, prompt + i, T, (int)i, i + T == n_prompt ? &logits : NULL, err);
+            int pos[PREFILL_T];
+            for (int t = 0; t < T; t++) pos[t] = (int)i + t;
+            int last = i + T == n_prompt;
+            s = infer_forward(inf, NULL, prompt + i, pos, T, last, inf->kv.logits, 1, err);
+            if (last) logits = inf->kv.logits;
         } else {
             s = rl_infer_decode(inf, prompt[i], (int)i, &logits, err);
         }
@@ -384,6 +370,8 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
     rl_finish fin = RL_FINISH_NONE;
     int stopped_by_string = 0;
     if (!s && inf->n_cache < (int)n_prompt) fin = RL_FINISH_CANCELLED; // cancelled during the prompt
+    int grouped = inf->group && !s && fin == RL_FINISH_NONE;
+    if (grouped) infer_group_enter(inf);
     while (!s && fin == RL_FINISH_NONE) {
         if (p->cancel && *p->cancel) {
             fin = RL_FINISH_CANCELLED;
@@ -432,10 +420,11 @@ rl_status rl_infer_generate(rl_infer *inf, const int32_t *prompt, size_t n_promp
         if (want_stop) fin = RL_FINISH_CANCELLED;
         else if (res->n_gen >= max_new || pos >= max_T) fin = RL_FINISH_LENGTH; // tok cannot be decoded
         if (fin) break;
-        if ((s = rl_infer_decode(inf, tok, pos, &logits, err))) break;
+        if ((s = grouped ? infer_group_decode(inf, tok, pos, &logits, err) : rl_infer_decode(inf, tok, pos, &logits, err))) break;
         inf->cache[inf->n_cache++] = tok;
         pos++;
     }
+    if (grouped) infer_group_leave(inf);
     if (!s && !stopped_by_string) { // release what was held back
         if (st) rl_tok_stream_flush(st, &pending);
         if (pending.len) {

@@ -16,8 +16,9 @@
  *     final (never half a UTF-8 character, never a part of a stop string).
  *
  *   - rl_qmodel: Q8_0 / Q4_0 / Q4_K / Q6_K copies of the matrices (or the float32 ones) for faster
- *     decoding over a thread pool (AVX2 / AVX-512 kernels with scalar references), and batched
- *     prompt processing (rl_infer_opts).
+ *     decoding over a thread pool (AVX2 / AVX-512 kernels with scalar references; with AVX-512
+ *     VNNI, Q8_0 / Q4_0 rows repacked 16 at a time at load), and batched prompt processing
+ *     (rl_infer_opts: tiles of 16 rows x 8 tokens for Q8_0 / Q4_0, rl_sgemm for float32).
  *
  * Threads: a model may be shared by many rl_infer contexts decoding at the same time (decode only
  * reads the weights; each context owns its cache and scratch). One rl_infer is used by one thread
@@ -133,6 +134,7 @@ typedef struct rl_gen_result {
 void rl_gen_result_free(rl_gen_result *r);
 
 typedef struct rl_infer rl_infer;
+typedef struct rl_infer_group rl_infer_group;
 /* A generation context over model m (not owned, shared) and tok (not owned) with a cache of
  * n_ctx positions (<= 0 or beyond the model's: the model's max_seq_len). */
 rl_status rl_infer_new(rl_infer **out, rl_model *m, const rl_tokenizer *tok, int n_ctx, rl_error *err);
@@ -244,14 +246,30 @@ typedef struct rl_infer_opts {
     int n_ctx;            /* as in rl_infer_new */
     const rl_qmodel *q;   /* NULL: float32 weights through rl_model_decode (exactly `raftlm generate`) */
     int n_threads;        /* threads of this context's matrix-vector products (quantized path); <= 1: one */
-    int batch_prompt;     /* prompts in batches of 32 tokens (matrix-matrix): 0 = auto (on with q: the
-                             same bits as token by token; off for float32, whose sgemm rounds unlike
-                             rl_model_decode's sgemv), 1 = on, -1 = off */
+    int batch_prompt;     /* prompts in batches of 128 tokens (matrix-matrix): 0 = auto (on with a
+                             quantized q: the same bits as token by token; off for float32, q NULL or
+                             of type F32, whose SGEMM sums in another order than the decoding dot
+                             products), 1 = on, -1 = off */
+    rl_infer_group *group; /* continuous batching with the group's other contexts (needs q; not owned) */
 } rl_infer_opts;
 rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, const rl_infer_opts *o, rl_error *err);
 /* One token through the context's cache at pos (what the generation loop calls; exposed for
  * tests and benchmarks). *logits points into the context (V values). */
 rl_status rl_infer_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err);
+
+/* ---- continuous batching ----------------------------------------------------------------- */
+
+/* Contexts created with the same group (rl_infer_opts.group; at most 128, same model and
+ * rl_qmodel) that generate at the same time on their own threads decode together: each step is
+ * one batched forward for all of those in their decoding loop, run by the thread that submits
+ * last, with every weight matrix read once for all of them. A context joins at the step after
+ * its prompt and leaves when it stops; its tokens' logits have the same bits as alone. The group
+ * must outlive its contexts. */
+typedef struct rl_infer_group rl_infer_group;
+rl_status rl_infer_group_new(rl_infer_group **out, rl_error *err);
+void rl_infer_group_free(rl_infer_group *g);
+/* Steps run so far and the tokens decoded in them (tokens / steps: the mean batch). */
+void rl_infer_group_stats(rl_infer_group *g, uint64_t *steps, uint64_t *tokens);
 
 /* ---- stop strings (exposed for tests) ------------------------------------------------------ */
 

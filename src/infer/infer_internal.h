@@ -9,7 +9,9 @@
 typedef struct rl_qmat {
     int rows, cols;
     rl_wtype type;     /* RL_WTYPE_F32: f32 is used */
-    void *blocks;      /* (rows, cols / block) blocks of the type, owned */
+    int packed;        /* Q8_0 / Q4_0 repacked for VNNI (qpack.c): blocks are infer_q*_0x16 */
+    void *blocks;      /* (rows, cols / block) blocks of the type, or (ceil(rows / 16), cols / 32)
+                          packed ones; owned */
     const float *f32;  /* (rows, cols), borrowed */
 } rl_qmat;
 
@@ -24,6 +26,7 @@ struct rl_qmodel {
     rl_q6_k_dot_fn dot6k;
     rl_f32_dot_fn dotf;
     const char *kernel;
+    int simd; /* infer_simd_level() when the kernels were picked */
 };
 
 struct rl_infer {
@@ -35,30 +38,84 @@ struct rl_infer {
     const rl_qmodel *q; /* quantized weights, or NULL */
     rl_block_q8_0 *xq;  /* (PREFILL_T, max(C, F, QD) / 32) activations quantized */
     rl_block_q8_k *xk;  /* (PREFILL_T, max(C, F, QD) / 256) the same as Q8_K */
+    struct infer_xq *xp; /* (PREFILL_T, max(C, F, QD) / 32) the same for packed matrices */
     rl_pool *pool;      /* owned; NULL = one thread */
     int batch;          /* prompts go through rl_infer_prefill in chunks */
     float *pf;          /* prefill scratch (owned, allocated on first use) */
+    float *patt;        /* (pool threads, NH, n_ctx) attention scores of batched prompts, with a pool */
+    rl_infer_group *group; /* continuous batching (group.c), or NULL; not owned */
+    int gdone;          /* group: this context's submitted step is done (under the group's lock) */
+    rl_status gstatus;  /* group: the step's status and message */
+    rl_error gerr;
 };
 
-#define PREFILL_T 32 /* prompt tokens per batched forward */
+#define PREFILL_T 128 /* prompt tokens per batched forward */
 
 /* The SIMD level the kernels may use, from the CPU and the environment (RAFTLM_NO_SIMD=1: scalar;
  * RAFTLM_NO_AVX512=1: at most AVX2). One answer for every kernel dispatcher (quant.c). */
 enum { INFER_SCALAR, INFER_AVX2, INFER_AVX512, INFER_AVX512_VNNI };
 int infer_simd_level(void);
 
-/* out (T, rows) = x (T, cols) W^T (+ bias) with the context's threads (generate.c). */
-void infer_qmatmul(rl_infer *inf, const rl_qmat *w, float *out, const float *x, int T, const float *bias);
-/* Several products of one input (q, k, v; gate, up) in one parallel loop, the input quantized
- * once; n <= 7, all matrices with the same cols. */
+/* ---- packed Q8_0 / Q4_0 (qpack.c) ---- */
+#define QPACK_R 16 /* rows per packed group */
+/* One block of 32 columns of 16 rows. qs: byte 64 s + 4 r + j is byte 4 s + j of row r's block
+ * (Q4_0: s < 4, Q8_0: s < 8). Rows past the matrix's end are zero. */
+typedef struct infer_q4_0x16 {
+    uint16_t d[QPACK_R];
+    uint8_t qs[QPACK_R * 16];
+} infer_q4_0x16;
+typedef struct infer_q8_0x16 {
+    uint16_t d[QPACK_R];
+    int16_t sum[QPACK_R]; /* sum of each row's 32 values */
+    int8_t qs[QPACK_R * 32];
+} infer_q8_0x16;
+/* An activation block as the packed kernels read it: rl_q8_0_quantize's values (qs), the same
+ * plus 128 as unsigned bytes (qu), their sum, and the fp16 scale as float. */
+typedef struct infer_xq {
+    float d;
+    int32_t sum;
+    int8_t qs[RL_Q8_0_BLOCK];
+    uint8_t qu[RL_Q8_0_BLOCK];
+} infer_xq;
+/* x (n), out (n / 32); simd: infer_simd_level()'s answer (AVX-512 or the scalar loop) */
+void infer_xq_quantize(infer_xq *out, const float *x, size_t n, int simd);
+/* w (rows, nb) row-major blocks -> out (ceil(rows / 16), nb). */
+void infer_pack_q4_0(infer_q4_0x16 *out, const rl_block_q4_0 *w, int rows, size_t nb);
+void infer_pack_q8_0(infer_q8_0x16 *out, const rl_block_q8_0 *w, int rows, size_t nb);
+/* One group of 16 packed rows (nr of them real) against T tokens of x (T, nb):
+ * out[t * ldo + r] for r < nr. AVX-512 VNNI only (packing happens only at that level); each
+ * value has the bits of rl_q*_0_dot_ref on the row-major blocks. */
+void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
+void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
+
+/* out (T, rows) = x (T, cols) W^T (+ bias) for several matrices of one input (q, k, v; gate, up)
+ * in one parallel loop over the context's threads, the input quantized once; n <= 7, all with
+ * the same cols (generate.c). Per token the same dot products whatever T is; gemm: float32
+ * weights of T > 1 tokens may go through rl_sgemm instead (other sums). */
 typedef struct infer_mm {
     const rl_qmat *w;
     float *out;        /* (T, w->rows) */
     const float *bias; /* (w->rows) or NULL */
 } infer_mm;
-void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T);
-/* T <= PREFILL_T tokens at positions pos0.. through the cache in one batched forward; with
- * logits != NULL the last token's logits (prefill.c). */
-rl_status infer_prefill(rl_infer *inf, const int32_t *tokens, int T, int pos0, float **logits, rl_error *err);
+void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T, int gemm);
+/* rl_attention_decode's computation (one query token, n_pos cached positions) with AVX-512 when
+ * simd allows and HD is a multiple of 16 (attn.c). */
+void infer_attention(int simd, float *out, float *att, int att_stride, const float *q, const float *kc, const float *vc,
+                     int n_pos, int NH, int NKV, int HD, float scale);
+/* Continuous batching (group.c): join / unjoin at rl_infer_new_ex / rl_infer_free; enter and
+ * leave around the decoding loop of rl_infer_generate; decode = rl_infer_decode in a step
+ * shared with the group's other decoding contexts. */
+rl_status infer_group_join(rl_infer_group *g, rl_error *err);
+void infer_group_unjoin(rl_infer_group *g);
+void infer_group_enter(rl_infer *inf);
+void infer_group_leave(rl_infer *inf);
+rl_status infer_group_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err);
+
+/* T <= PREFILL_T tokens through every layer in one batched forward (forward.c): token t of
+ * context seq[t] (seq NULL: all of inf, at consecutive positions) at position pos[t], its key and
+ * value written into that context's cache; inf gives the weights, scratch and threads. The
+ * last n_logits tokens' logits go to logits (n_logits, V). gemm as in infer_qmatmul_n. */
+rl_status infer_forward(rl_infer *inf, rl_infer *const *seq, const int32_t *tokens, const int *pos, int T, int n_logits,
+                        float *logits, int gemm, rl_error *err);
 
 #endif

@@ -14,6 +14,7 @@
  * The float32 dot product is here too: rl_qmodel can keep float32 matrices and still decode
  * through the same threaded matrix-vector products (AVX-512 or AVX2 FMA kernels). */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,10 +172,17 @@ __attribute__((target("avx2,fma"))) static float f32_dot_avx2(const float *a, co
     return s;
 }
 
+/* Decoding streams a float32 matrix row after row (a is one row of it): the hardware prefetcher
+ * alone leaves one core at about 3/4 of the bandwidth it gets when the lines 8 KB ahead (the next
+ * rows) are asked for early. Past the end of a it is a harmless miss. */
+#define F32_PREFETCH 2048 /* floats */
 __attribute__((target("avx512f"))) static float f32_dot_avx512(const float *a, const float *b, size_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        uintptr_t ahead = (uintptr_t)(a + i) + F32_PREFETCH * sizeof(float); // an address only, never read
+        _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+        _mm_prefetch((const char *)(ahead + 64), _MM_HINT_T0);
         s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
         s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
     }

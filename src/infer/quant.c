@@ -1,7 +1,8 @@
 /* quant.c - Q8_0 weights for inference: quantization (GGUF's block layout: 32 int8 values and
  * one fp16 scale), the Q8_0 x Q8_0 dot product (a scalar reference, always built, and AVX-512
  * VNNI / AVX2 kernels chosen at run time by what the CPU has), and a quantized copy of a model's matrices
- * (rl_qmodel) that rl_infer decodes with (qdecode in generate.c).
+ * (rl_qmodel) that rl_infer decodes with (infer_forward in forward.c). With AVX-512 VNNI the
+ * Q8_0 / Q4_0 matrices are repacked at load into 16-row groups (qpack.c).
  *
  * As in llama.cpp, activations are quantized to Q8_0 on the fly before each matrix-vector
  * product, so the inner loop is integer multiply-adds (maddubs) with one float scale per block.
@@ -273,6 +274,7 @@ static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wt
     q->cols = cols;
     q->f32 = w;
     q->blocks = NULL;
+    q->packed = 0;
     q->type = RL_WTYPE_F32;
     // llama.cpp's fallbacks for rows that do not fit a K type's 256
     if (!qrow_bytes(type, cols) && (type == RL_WTYPE_Q4_K || type == RL_WTYPE_Q6_K))
@@ -290,6 +292,17 @@ static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wt
     }
     q->type = type;
     q->f32 = NULL;
+    // with VNNI, Q8_0 / Q4_0 rows are interleaved 16 at a time for the tiled kernels (qpack.c)
+    if ((type == RL_WTYPE_Q8_0 || type == RL_WTYPE_Q4_0) && infer_simd_level() >= INFER_AVX512_VNNI) {
+        size_t nb = (size_t)cols / RL_Q8_0_BLOCK, groups = ((size_t)rows + QPACK_R - 1) / QPACK_R;
+        void *p = malloc(groups * nb * (type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16)));
+        if (!p) return rl_fail(err, RL_ENOMEM, "packed copy of a %d x %d matrix", rows, cols);
+        if (type == RL_WTYPE_Q8_0) infer_pack_q8_0(p, q->blocks, rows, nb);
+        else infer_pack_q4_0(p, q->blocks, rows, nb);
+        free(q->blocks);
+        q->blocks = p;
+        q->packed = 1;
+    }
     return RL_OK;
 }
 
@@ -324,11 +337,17 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
     q->dot6k = rl_q6_k_dot_kernel(NULL);
     q->dotf = rl_f32_dot_kernel(&kf);
     q->kernel = type == RL_WTYPE_F32 ? kf : k8;
+    q->simd = infer_simd_level();
     *out = q;
     return RL_OK;
 }
 
-static size_t qmat_bytes(const rl_qmat *q) { return (size_t)q->rows * qrow_bytes(q->type, q->cols); }
+static size_t qmat_bytes(const rl_qmat *q) {
+    if (q->packed)
+        return ((size_t)q->rows + QPACK_R - 1) / QPACK_R * ((size_t)q->cols / RL_Q8_0_BLOCK) *
+               (q->type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16));
+    return (size_t)q->rows * qrow_bytes(q->type, q->cols);
+}
 
 size_t rl_qmodel_bytes(const rl_qmodel *q) {
     size_t n = qmat_bytes(&q->lm_head);

@@ -13,8 +13,12 @@
  * bytes. While waiting, the connection's socket is polled for a hang-up, so a vanished client
  * cancels its job at the next token instead of holding a slot.
  *
- * Not done: continuous batching across slots (each slot decodes on its own thread), IPv6,
- * TLS (put a reverse proxy in front). */
+ * Continuous batching (with quantized weights and several slots): each slot still generates on
+ * its own thread, but the decoding steps of the slots that are generating at the same time run
+ * as one batched forward (rl_infer_group), so the weights are read once per step for all of them;
+ * a new request joins at the step after its prompt.
+ *
+ * Not done: IPv6, TLS (put a reverse proxy in front). */
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -70,6 +74,11 @@ void srv_count_request(rl_server *s, const char *endpoint, unsigned code, double
 
 static char *metrics_text(rl_server *s) {
     rl_buf b = {0};
+    uint64_t steps = 0, step_tokens = 0;
+    pthread_mutex_lock(&s->mu);
+    rl_infer_group *g = s->ready ? s->group : NULL;
+    pthread_mutex_unlock(&s->mu);
+    if (g) rl_infer_group_stats(g, &steps, &step_tokens); // the group's own lock, not under s->mu
     pthread_mutex_lock(&s->mu);
     rl_buf_puts(&b, "# HELP raftlm_requests_total HTTP requests by endpoint and status code.\n"
                     "# TYPE raftlm_requests_total counter\n");
@@ -100,10 +109,15 @@ static char *metrics_text(rl_server *s) {
                   "# HELP raftlm_queue_depth Requests waiting for a slot.\n# TYPE raftlm_queue_depth gauge\n"
                   "raftlm_queue_depth %d\n"
                   "# HELP raftlm_slots_busy Slots generating now.\n# TYPE raftlm_slots_busy gauge\nraftlm_slots_busy %d\n"
-                  "# HELP raftlm_slots Generation slots.\n# TYPE raftlm_slots gauge\nraftlm_slots %d\n",
+                  "# HELP raftlm_slots Generation slots.\n# TYPE raftlm_slots gauge\nraftlm_slots %d\n"
+                  "# HELP raftlm_decode_steps_total Batched decoding steps (continuous batching).\n"
+                  "# TYPE raftlm_decode_steps_total counter\nraftlm_decode_steps_total %llu\n"
+                  "# HELP raftlm_decode_step_tokens_total Tokens decoded in those steps (per step: the batch).\n"
+                  "# TYPE raftlm_decode_step_tokens_total counter\nraftlm_decode_step_tokens_total %llu\n",
                   (unsigned long long)s->prompt_tokens, (unsigned long long)s->cached_tokens,
                   (unsigned long long)s->gen_tokens, s->gen_seconds, (unsigned long long)s->cancelled,
-                  (unsigned long long)s->rejected, s->n_queued, s->n_busy, s->o.parallel);
+                  (unsigned long long)s->rejected, s->n_queued, s->n_busy, s->o.parallel, (unsigned long long)steps,
+                  (unsigned long long)step_tokens);
     pthread_mutex_unlock(&s->mu);
     return rl_buf_take(&b);
 }
@@ -546,17 +560,22 @@ rl_status rl_server_ready(rl_server *s, rl_model *m, const rl_tokenizer *tok, rl
             if (strcmp(o->adapters[a].name, o->adapters[b].name) == 0)
                 st = rl_fail(err, RL_EINVAL, "serve: two adapters named '%s'", o->adapters[a].name);
     }
+    // continuous batching: the slots' decoding steps run as one batched forward (infer.h)
+    if (!st && o->q && s->o.parallel > 1 && o->batch_decode >= 0) st = rl_infer_group_new(&s->group, err);
     for (int i = 0; i < s->o.parallel && !st; i++) {
         s->slots[i].srv = s;
         s->slots[i].model = *m;
         s->slots[i].model.lora = (rl_lora *)widest;
-        rl_infer_opts io = {.n_ctx = o->n_ctx, .q = o->q, .n_threads = o->threads, .batch_prompt = o->batch_prompt};
+        rl_infer_opts io = {.n_ctx = o->n_ctx, .q = o->q, .n_threads = o->threads, .batch_prompt = o->batch_prompt,
+                            .group = s->group};
         st = rl_infer_new_ex(&s->slots[i].inf, &s->slots[i].model, tok, &io, err);
         s->slots[i].model.lora = m->lora;
         s->slots[i].last_lora = m->lora;
     }
     if (st) {
         for (int i = 0; i < s->o.parallel; i++) rl_infer_free(s->slots[i].inf), s->slots[i].inf = NULL;
+        rl_infer_group_free(s->group);
+        s->group = NULL;
         return st;
     }
     pthread_mutex_lock(&s->mu);
@@ -569,6 +588,7 @@ rl_status rl_server_ready(rl_server *s, rl_model *m, const rl_tokenizer *tok, rl
     s->o.adapters = o->adapters;
     s->o.n_adapters = o->n_adapters;
     s->o.batch_prompt = o->batch_prompt;
+    s->o.batch_decode = o->batch_decode;
     s->o.embedder = o->embedder;
     s->o.dense = o->embedder ? o->dense : NULL;
     s->embedding_name = rl_xstrdup(o->embedding_name ? o->embedding_name : "embedding");
@@ -633,6 +653,7 @@ void rl_server_stop(rl_server *s) {
         if (s->slots && s->slots[i].started) pthread_join(s->slots[i].thread, NULL);
     if (s->d) MHD_stop_daemon(s->d);
     for (int i = 0; s->slots && i < s->o.parallel; i++) rl_infer_free(s->slots[i].inf);
+    rl_infer_group_free(s->group); // after its contexts
     // (slots without a started thread exist when rl_server_ready was never called or failed)
     free(s->slots);
     pthread_mutex_destroy(&s->mu);

@@ -52,6 +52,8 @@ typedef struct rl_serve_opts {
     const struct rl_serve_adapter *adapters; /* LoRA adapters selectable per request by name */
     int n_adapters;
     int batch_prompt;         /* as rl_infer_opts.batch_prompt (0 = auto) */
+    int batch_decode;         /* continuous batching (with q and parallel > 1): the decoding slots step
+                                 together, weights read once per step for all; 0 = on, -1 = off */
     /* retrieval's embedder (set with the model in rl_server_ready; borrowed): /v1/embeddings, and
      * dense/hybrid /v1/search when dense (an index over it) is set too. Used under a lock. */
     rl_embedder *embedder;
@@ -74,7 +76,7 @@ rl_status rl_server_start(rl_server **out, rl_model *m, const rl_tokenizer *tok,
 /* The same in two steps, so that a server can answer while its model loads: start_loading binds
  * and serves /health as 503 {"status":"loading"} (every other endpoint 503 `model_loading`);
  * rl_server_ready attaches the model (the model-related fields of o: n_ctx, threads, q,
- * adapters, batch_prompt, embedder, dense, embedding_name, search_mode, hybrid) and starts the slots, after which /health is 200. */
+ * adapters, batch_prompt, batch_decode, embedder, dense, embedding_name, search_mode, hybrid) and starts the slots, after which /health is 200. */
 rl_status rl_server_start_loading(rl_server **out, const rl_serve_opts *o, rl_error *err);
 rl_status rl_server_ready(rl_server *s, rl_model *m, const rl_tokenizer *tok, rl_store *store, const rl_serve_opts *o,
                           rl_error *err);

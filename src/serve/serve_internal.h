@@ -37,6 +37,7 @@ struct rl_server {
     pthread_mutex_t embed_mu; /* the embedder is used by one thread at a time (taken after store_mu) */
     char *embedding_name;
     struct MHD_Daemon *d;
+    rl_infer_group *group; /* continuous batching of the slots' decoding steps, or NULL */
     int port, n_ctx;
     long long created;
 

@@ -1,0 +1,208 @@
+/* qpack.c - Q8_0 / Q4_0 matrices repacked at load for AVX-512 VNNI, and their kernel: a tile of
+ * 16 weight rows against up to 8 tokens (decoding is 1 token, a batched prompt many).
+ *
+ * How: the rows of a matrix are taken 16 at a time; for each block of 32 columns the 16 rows'
+ * bytes are interleaved four at a time, so that a 64-byte load holds 4 consecutive values of
+ * each of the 16 rows (one 32-bit lane per row). One vpdpbusd against 4 activation bytes
+ * broadcast to every lane then adds 4 products to each of the 16 rows' sums: a block of 16 rows
+ * is 8 instructions per token, and its weights are loaded (and Q4_0's nibbles split) once for
+ * all the tokens of a tile (up to 8). Q4_0 needs no nibble shuffle: GGUF's byte j already holds values j
+ * (low nibble) and j + 16 (high nibble), so the low nibbles of lane group s are values 4s..4s+3
+ * and the high ones 16+4s..16+4s+3.
+ *   vpdpbusd multiplies unsigned by signed bytes. Q4_0: the nibbles (0..15) are the unsigned
+ * side and the -8 comes back as 8 * (sum of the activation block). Q8_0: the activation
+ * shifted by 128 (x ^ 0x80) is the unsigned side and 128 * (sum of the weight block, stored at
+ * pack time) is taken off.
+ *   Each output is computed as the scalar references do (rl_q8_0_dot_ref, rl_q4_0_dot_ref):
+ * the block's exact integer sum, times (d_w * d_x), added block by block in order. So the
+ * kernel gives the references' bits, and a token gives the same bits alone or in a batch.
+ *
+ * Not done: an AVX2 variant (without VNNI the row-major blocks and quant.c's kernels are used). */
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "infer/infer_internal.h"
+
+#if defined(__x86_64__)
+/* rl_q8_0_quantize's arithmetic (amax / 127, x * (1 / d) rounded to nearest even) 32 values at a
+ * time: the same bytes. */
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void xq_quantize_avx512(infer_xq *out, const float *x, size_t n) {
+    for (size_t b = 0; b < n / RL_Q8_0_BLOCK; b++) {
+        __m512 v0 = _mm512_loadu_ps(x + b * RL_Q8_0_BLOCK), v1 = _mm512_loadu_ps(x + b * RL_Q8_0_BLOCK + 16);
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id)));
+        __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
+        __m128i b0 = _mm512_cvtsepi32_epi8(q0), b1 = _mm512_cvtsepi32_epi8(q1);
+        _mm_storeu_si128((__m128i *)out[b].qs, b0);
+        _mm_storeu_si128((__m128i *)(out[b].qs + 16), b1);
+        _mm_storeu_si128((__m128i *)out[b].qu, _mm_xor_si128(b0, _mm_set1_epi8((char)0x80)));
+        _mm_storeu_si128((__m128i *)(out[b].qu + 16), _mm_xor_si128(b1, _mm_set1_epi8((char)0x80)));
+        out[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        out[b].d = rl_fp16_to_fp32(rl_fp32_to_fp16(d));
+    }
+}
+#endif
+
+void infer_xq_quantize(infer_xq *out, const float *x, size_t n, int simd) {
+    // x (n), out (n / 32): rl_q8_0_quantize's values, with the fp16 scale as float and the sum
+#if defined(__x86_64__)
+    if (simd >= INFER_AVX512) {
+        xq_quantize_avx512(out, x, n);
+        return;
+    }
+#endif
+    for (size_t b = 0; b < n / RL_Q8_0_BLOCK; b++) {
+        rl_block_q8_0 q;
+        rl_q8_0_quantize(&q, x + b * RL_Q8_0_BLOCK, RL_Q8_0_BLOCK);
+        int sum = 0;
+        for (int i = 0; i < RL_Q8_0_BLOCK; i++) {
+            out[b].qs[i] = q.qs[i];
+            out[b].qu[i] = (uint8_t)(q.qs[i] ^ 0x80);
+            sum += q.qs[i];
+        }
+        out[b].d = rl_fp16_to_fp32(q.d);
+        out[b].sum = sum;
+    }
+}
+
+void infer_pack_q4_0(infer_q4_0x16 *out, const rl_block_q4_0 *w, int rows, size_t nb) {
+    // w (rows, nb) blocks; out (ceil(rows / 16), nb); rows past the end are zero (scale 0)
+    for (int g = 0; g < (rows + QPACK_R - 1) / QPACK_R; g++)
+        for (size_t b = 0; b < nb; b++) {
+            infer_q4_0x16 *o = out + (size_t)g * nb + b;
+            memset(o, 0, sizeof *o);
+            for (int r = 0; r < QPACK_R && g * QPACK_R + r < rows; r++) {
+                const rl_block_q4_0 *src = w + (size_t)(g * QPACK_R + r) * nb + b;
+                o->d[r] = src->d;
+                for (int s = 0; s < 4; s++) memcpy(o->qs + 64 * s + 4 * r, src->qs + 4 * s, 4);
+            }
+        }
+}
+
+void infer_pack_q8_0(infer_q8_0x16 *out, const rl_block_q8_0 *w, int rows, size_t nb) {
+    for (int g = 0; g < (rows + QPACK_R - 1) / QPACK_R; g++)
+        for (size_t b = 0; b < nb; b++) {
+            infer_q8_0x16 *o = out + (size_t)g * nb + b;
+            memset(o, 0, sizeof *o);
+            for (int r = 0; r < QPACK_R && g * QPACK_R + r < rows; r++) {
+                const rl_block_q8_0 *src = w + (size_t)(g * QPACK_R + r) * nb + b;
+                int sum = 0;
+                for (int i = 0; i < RL_Q8_0_BLOCK; i++) sum += src->qs[i];
+                o->d[r] = src->d;
+                o->sum[r] = (int16_t)sum; // |sum| <= 32 * 127
+                for (int s = 0; s < 8; s++) memcpy(o->qs + 64 * s + 4 * r, src->qs + 4 * s, 4);
+            }
+        }
+}
+
+#if defined(__x86_64__)
+#define VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+static inline int32_t dword(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* out[t * ldo + r] (r < 16, masked by m) = row r of the group . token t, for t < NT <= 8 (a
+ * constant after inlining). x: token t's blocks start at x + t * xs. */
+VNNI512 static inline __attribute__((always_inline)) void q4_tile(float *out, size_t ldo, const infer_q4_0x16 *w,
+                                                                  const infer_xq *x, size_t xs, size_t nb, __mmask16 m,
+                                                                  const int NT) {
+    const __m512i low = _mm512_set1_epi8(15);
+    __m512 acc[8];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        __m512i q[8];
+        _Pragma("GCC unroll 8")
+        for (int s = 0; s < 4; s++) {
+            __m512i raw = _mm512_loadu_si512(w[b].qs + 64 * s);
+            q[s] = _mm512_and_si512(raw, low);
+            q[s + 4] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+        }
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)w[b].d));
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < NT; t++) {
+            const infer_xq *xb = x + t * xs + b;
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+            _Pragma("GCC unroll 8")
+            for (int s = 0; s < 4; s++) {
+                s0 = _mm512_dpbusd_epi32(s0, q[s], _mm512_set1_epi32(dword(xb->qs + 4 * s)));
+                s1 = _mm512_dpbusd_epi32(s1, q[s + 4], _mm512_set1_epi32(dword(xb->qs + 16 + 4 * s)));
+            }
+            __m512i si = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(8 * xb->sum));
+            __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(xb->d));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(dd, _mm512_cvtepi32_ps(si)));
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(out + t * ldo, m, acc[t]);
+}
+
+VNNI512 static inline __attribute__((always_inline)) void q8_tile(float *out, size_t ldo, const infer_q8_0x16 *w,
+                                                                  const infer_xq *x, size_t xs, size_t nb, __mmask16 m,
+                                                                  const int NT) {
+    __m512 acc[8];
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        __m512i q[8];
+        _Pragma("GCC unroll 8")
+        for (int s = 0; s < 8; s++) q[s] = _mm512_loadu_si512(w[b].qs + 64 * s);
+        __m512i corr = _mm512_slli_epi32(_mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)w[b].sum)), 7);
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)w[b].d));
+        _Pragma("GCC unroll 8")
+        for (int t = 0; t < NT; t++) {
+            const infer_xq *xb = x + t * xs + b;
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+            _Pragma("GCC unroll 8")
+            for (int s = 0; s < 4; s++) {
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_set1_epi32(dword(xb->qu + 4 * s)), q[s]);
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_set1_epi32(dword(xb->qu + 16 + 4 * s)), q[s + 4]);
+            }
+            __m512i si = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), corr);
+            __m512 dd = _mm512_mul_ps(dw, _mm512_set1_ps(xb->d));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(dd, _mm512_cvtepi32_ps(si)));
+        }
+    }
+    _Pragma("GCC unroll 8")
+    for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(out + t * ldo, m, acc[t]);
+}
+
+/* T tokens in tiles of 8 (the weights of a block loaded and split once per tile), the rest in
+ * one smaller tile; each tile size is its own unrolled copy. */
+#define TILES(tile, out, ldo, w, x, nb, m, T)                                                              \
+    do {                                                                                                   \
+        int t_ = 0;                                                                                        \
+        for (; t_ + 8 <= (T); t_ += 8) tile((out) + t_ * (ldo), ldo, w, (x) + t_ * (nb), nb, nb, m, 8);  \
+        float *o_ = (out) + t_ * (ldo);                                                                    \
+        const infer_xq *x_ = (x) + t_ * (nb);                                                              \
+        switch ((T) - t_) {                                                                                \
+        case 7: tile(o_, ldo, w, x_, nb, nb, m, 7); break;                                                 \
+        case 6: tile(o_, ldo, w, x_, nb, nb, m, 6); break;                                                 \
+        case 5: tile(o_, ldo, w, x_, nb, nb, m, 5); break;                                                 \
+        case 4: tile(o_, ldo, w, x_, nb, nb, m, 4); break;                                                 \
+        case 3: tile(o_, ldo, w, x_, nb, nb, m, 3); break;                                                 \
+        case 2: tile(o_, ldo, w, x_, nb, nb, m, 2); break;                                                 \
+        case 1: tile(o_, ldo, w, x_, nb, nb, m, 1); break;                                                 \
+        }                                                                                                  \
+    } while (0)
+
+VNNI512 void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {
+    __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+    TILES(q4_tile, out, ldo, w, x, nb, m, T);
+}
+
+VNNI512 void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {
+    __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+    TILES(q8_tile, out, ldo, w, x, nb, m, T);
+}
+#else
+void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {}
+void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {}
+#endif
