@@ -366,6 +366,7 @@ static int oa_poll(rl_teacher *tt, rl_teacher_task **done, int max) {
         double wait = x->n_active ? 0.2 : next_ready - rl_now();
         if (x->n_waiting && next_ready - rl_now() < wait) wait = next_ready - rl_now();
         if (wait < 0) wait = 0;
+        if (wait > 1) wait = 1; /* next_ready is "never" (1e30) when nothing waits on a timer */
         curl_multi_poll(x->multi, NULL, 0, (int)(wait * 1000) + 1, NULL);
     }
 }
