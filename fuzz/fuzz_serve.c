@@ -5,7 +5,8 @@
  * a crash or sanitizer report in the server is a crash of this process. Run from the repository
  * root with ../shared beside it:
  *   make fuzz && build-fuzz/fuzz_serve -max_total_time=60 CORPUS_DIR SEED_DIR
- * (seeds: request bodies such as {"messages":[{"role":"user","content":"hi"}],"max_tokens":4}). */
+ * (seeds: request bodies such as {"messages":[{"role":"user","content":"hi"}],"max_tokens":4}).
+ * FUZZ_QUANT=1 serves Q8_0 weights with three slots, so decoding goes through continuous batching. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@ static rl_server *srv;
 static rl_model model;
 static rl_tokenizer *tok;
 static rl_store *store;
+static rl_qmodel *qmodel;
 
 static void start(void) {
     rl_error err;
@@ -41,6 +43,14 @@ static void start(void) {
     o.parallel = 2;
     o.max_tokens = 16; /* keep each generation short; larger requests are refused, which is tested too */
     o.request_timeout_s = 10;
+    if (getenv("FUZZ_QUANT")) { /* Q8_0 weights: decoding steps of the slots batched together */
+        if (rl_qmodel_new(&qmodel, &model, RL_WTYPE_Q8_0, &err)) {
+            fprintf(stderr, "fuzz_serve: %s\n", err.msg);
+            abort();
+        }
+        o.q = qmodel;
+        o.parallel = 3;
+    }
     if (rl_server_start(&srv, &model, tok, store, &o, &err)) {
         fprintf(stderr, "fuzz_serve: %s\n", err.msg);
         abort();
