@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fuzz_util.h"
+
 #include "tokenizer/tokenizer.h"
 #include "train/train.h"
 
@@ -22,10 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     char path[64];
     snprintf(path, sizeof path, "/tmp/fuzz_ds_%d.jsonl", (int)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    if (size > 1 && fwrite(data + 1, 1, size - 1, f) != size - 1) size = 1;
-    fclose(f);
+    if (fuzz_write_file(path, data + 1, size - 1)) return 0;
     rl_ds_type type = (rl_ds_type)(data[0] % (RL_DS_TOKENIZED + 1));
     rl_dataset ds = {0};
     rl_dataset_load(&ds, path, type, tok, data[0] & 0x80, 256, 151669, &err);

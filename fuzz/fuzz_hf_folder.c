@@ -12,14 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model/model.h"
+#include "fuzz_util.h"
 
-static int write_file(const char *path, const uint8_t *data, size_t size) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return -1;
-    int ok = size == 0 || fwrite(data, 1, size, f) == size;
-    return fclose(f) == 0 && ok ? 0 : -1;
-}
+#include "model/model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
@@ -30,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
     snprintf(st_path, sizeof st_path, "%s/model.safetensors", dir);
     mkdir(dir, 0700);
-    if (write_file(cfg_path, data + 2, n_cfg) == 0 && write_file(st_path, data + 2 + n_cfg, size - 2 - n_cfg) == 0) {
+    if (fuzz_write_file(cfg_path, data + 2, n_cfg) == 0 && fuzz_write_file(st_path, data + 2 + n_cfg, size - 2 - n_cfg) == 0) {
         rl_model m;
         rl_error err;
         if (rl_model_load_hf(&m, dir, &err) == RL_OK) {

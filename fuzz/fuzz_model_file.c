@@ -8,15 +8,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "fuzz_util.h"
+
 #include "model/model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[64];
     snprintf(path, sizeof path, "/tmp/fuzz_model_%d.bin", (int)getpid());
-    FILE *f = fopen(path, "wb");
-    if (!f) return 0;
-    if (size && fwrite(data, 1, size, f) != size) size = 0;
-    fclose(f);
+    if (fuzz_write_file(path, data, size)) return 0;
     rl_model m;
     rl_error err;
     if (rl_model_load(&m, path, &err) == RL_OK) {
