@@ -130,6 +130,15 @@ TEST(run_example_student_from_scratch_scaled_down) {
     CHECK_CONTAINS(out, "dsf     inputs unchanged");
     CHECK_CONTAINS(out, "train   inputs unchanged");
     free(out);
+    /* a stage's output deleted by hand: that stage runs again, the others stay skipped */
+    CHECK_EQ_INT(t_run(t_fmt("rm -r %s/out/dsf", dir), &out, 1), 0);
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s run -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "dsf: its inputs are unchanged but its outputs are gone");
+    CHECK_CONTAINS(out, "dsf     ran");
+    CHECK_CONTAINS(out, "pretrain inputs unchanged");
+    CHECK_CONTAINS(out, "train   inputs unchanged");
+    free(out);
     /* pretrain without a model shape is a config error that names the key */
     t_write_str(dir, "bad.yaml", "pretrain: {enabled: true}\n");
     CHECK(t_run(t_fmt("%s run -c %s/bad.yaml", t_bin(), dir), &out, 1) != 0);

@@ -219,6 +219,79 @@ TEST(synth_example_project_end_to_end) {
     free(out);
 }
 
+static json_t *find_by_id(json_t *set, const char *id) {
+    for (size_t i = 0; i < json_array_size(set); i++)
+        if (strcmp(json_string_value(json_object_get(json_array_get(set, i), "id")), id) == 0) return json_array_get(set, i);
+    return NULL;
+}
+
+/* the same text with every digit as '#': a counterfactual figure keeps the original's shape */
+static char *digits_masked(const char *s) {
+    char *m = rl_xstrdup(s);
+    for (char *p = m; *p; p++)
+        if (*p >= '0' && *p <= '9') *p = '#';
+    return m;
+}
+
+TEST(synth_counterfactual_copies_replace_the_figure_everywhere) {
+    char *dir = make_project();
+    char *out;
+    RL_ASSERT(t_run(t_fmt("printf 'corpus: {paths: [docs]}\\nraft: {seed: 7, counterfactual_copies: 2}\\n' > %s/raftlm.yaml", dir), &out,
+                    1) == 0);
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s synth -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "counterfactual copies");
+    free(out);
+    size_t n_train, n_test;
+    json_t *train = read_jsonl(t_fmt("%s/out/datasets/raft_train.jsonl", dir), &n_train);
+    json_t *test = read_jsonl(t_fmt("%s/out/datasets/raft_test.jsonl", dir), &n_test);
+    for (size_t i = 0; i < n_test; i++)
+        CHECK_EQ_STR(json_string_value(json_object_get(json_array_get(test, i), "type")), "general");
+    size_t copies = 0, originals = 0;
+    for (size_t i = 0; i < n_train; i++) {
+        json_t *e = json_array_get(train, i);
+        const char *type = json_string_value(json_object_get(e, "type"));
+        if (strcmp(type, "counterfactual") != 0) {
+            originals += strcmp(type, "general") == 0;
+            continue;
+        }
+        copies++;
+        const char *id = json_string_value(json_object_get(e, "id"));
+        const char *cf = strstr(id, "-cf");
+        RL_ASSERT(cf != NULL);
+        char *base_id = rl_xstrndup(id, (size_t)(cf - id));
+        json_t *b = find_by_id(train, base_id);
+        CHECK_MSG(b != NULL, "%s has no original", id);
+        free(base_id);
+        if (!b) continue;
+        const char *fig = json_string_value(json_object_get(e, "final_answer"));
+        const char *orig = json_string_value(json_object_get(b, "final_answer"));
+        CHECK_MSG(strcmp(fig, orig) != 0, "%s: figure %s unchanged", id, fig);
+        char *m1 = digits_masked(fig), *m2 = digits_masked(orig);
+        CHECK_EQ_STR(m1, m2);
+        free(m1), free(m2);
+        const char *oracle = json_string_value(json_object_get(e, "oracle_context"));
+        const char *instruction = json_string_value(json_object_get(e, "instruction"));
+        const char *cot = json_string_value(json_object_get(e, "cot_answer"));
+        CHECK(json_is_true(json_object_get(e, "oracle_in_context")));
+        CHECK(strstr(oracle, fig) != NULL && strstr(instruction, oracle) != NULL);
+        CHECK_EQ_STR(json_string_value(json_object_get(e, "question")), json_string_value(json_object_get(b, "question")));
+        /* the quote is still a verbatim quote of the (changed) oracle, and its figure is the answer */
+        rl_verdict v;
+        rl_verify_answer(cot, oracle, &v);
+        CHECK_MSG(v.ok, "%s: %s", id, cot);
+        if (v.ok) CHECK_EQ_STR(v.final_answer, fig);
+        free(v.final_answer);
+        /* the documents differ from the original's only where the figure was */
+        char *mi = digits_masked(instruction), *mo = digits_masked(json_string_value(json_object_get(b, "instruction")));
+        CHECK_EQ_STR(mi, mo);
+        free(mi), free(mo);
+    }
+    CHECK_MSG(copies > originals, "%zu copies of %zu originals", copies, originals);
+    json_decref(train);
+    json_decref(test);
+}
+
 TEST(synth_sigkill_and_resume_gives_the_same_datasets) {
     char *a = make_project(), *b = make_project();
     char *out;

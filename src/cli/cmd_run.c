@@ -263,9 +263,19 @@ int cmd_run(int argc, char **argv) {
             hash_files(in, 2, NULL, fp);
             if (!cfg.base_model || (!rl_path_exists(adapter) && !rl_path_exists(full))) skip_reason = "nothing trained to export";
         }
+        /* what the stage leaves behind: gone (deleted by hand, say), it runs again */
+        char *made = st == ST_PRETRAIN ? rl_path_join(cfg.output_dir, "pretrain/model.safetensors")
+                   : st == ST_DSF      ? rl_path_join(dsf_dir, "model.safetensors")
+                   : st == ST_EVAL     ? rl_xstrdup(eval_out)
+                   : st == ST_EXPORT   ? rl_xstrdup(export_dir)
+                                       : NULL;
+        int outputs_there = st == ST_TRAIN ? rl_path_exists(adapter) || rl_path_exists(full) : !made || rl_path_exists(made);
+        free(made);
         json_t *prev = json_object_get(json_object_get(state, stage_names[st]), "fingerprint");
-        if (!skip_reason && fp[0] && !force && json_is_string(prev) && strcmp(json_string_value(prev), fp) == 0)
-            skip_reason = "inputs unchanged";
+        if (!skip_reason && fp[0] && !force && json_is_string(prev) && strcmp(json_string_value(prev), fp) == 0) {
+            if (outputs_there) skip_reason = "inputs unchanged";
+            else rl_info("== %s: its inputs are unchanged but its outputs are gone: running it again", stage_names[st]);
+        }
         if (skip_reason) {
             status[st] = skip_reason;
             rl_info("== %s: skipped (%s)", stage_names[st], skip_reason);

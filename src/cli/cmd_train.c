@@ -49,11 +49,11 @@ static rl_status pretrain_prepare(const rl_config *cfg, const char *out, char **
     rl_status s = cli_student_corpus(cfg, db, &t, err);
     free(db);
     if (s) return s;
-    rl_info("pretraining text: %zu chunks (%zu of held-out documents left out)", t.n, t.n_held_out);
+    rl_info("pretraining text: %zu passages (%zu chunks of held-out documents left out)", t.n, t.n_held_out);
     char *ds_dir = rl_path_join(cfg->output_dir, "datasets");
     *ds_path = rl_path_join(ds_dir, "pretrain_train.jsonl");
     s = rl_mkdir_p(ds_dir, err);
-    if (!s) s = cli_student_write_completion(&t, *ds_path, err);
+    if (!s) s = cli_student_write_completion(&t, cfg->pretrain.copy_fraction, *ds_path, err);
     if (!s) s = rl_mkdir_p(out, err);
     if (!s && cfg->tokenizer) *tok_path = rl_xstrdup(cfg->tokenizer);
     else if (!s) {

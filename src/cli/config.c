@@ -151,6 +151,9 @@ static const field fields[] = {
     {"raft.without_oracle", F_ENUM, O(raft.without_oracle), "memorize", NONE, "memorize|refuse",
      "what examples without the oracle teach: answer anyway (paper) or say the documents do not tell"},
     {"raft.refusal_fraction", F_FLOAT, O(raft.refusal_fraction), "0.0", 0, 1, 0, "fraction of unanswerable questions"},
+    {"raft.counterfactual_copies", F_INT, O(raft.counterfactual_copies), "0", 0, 16, 0,
+     "per training example whose answer is a figure: copies with the figure replaced by a random one in its document, "
+     "quote and answer, so the student learns to read facts rather than recall them"},
     {"raft.val_fraction", F_FLOAT, O(raft.val_fraction), "0.05", 0, 0.9, 0, "documents held out for validation"},
     {"raft.test_fraction", F_FLOAT, O(raft.test_fraction), "0.1", 0, 0.9, 0, "documents held out for the test split"},
 
@@ -165,6 +168,8 @@ static const field fields[] = {
     {"pretrain.learning_rate", F_FLOAT, O(pretrain.learning_rate), "0.002", 0, 10, 0, "peak learning rate (cosine after warmup)"},
     {"pretrain.sequence_len", F_INT, O(pretrain.sequence_len), "512", 8, 1 << 20, 0, "tokens per packed sequence"},
     {"pretrain.micro_batch_size", F_INT, O(pretrain.micro_batch_size), "8", 1, 65536, 0, "sequences per step"},
+    {"pretrain.copy_fraction", F_FLOAT, O(pretrain.copy_fraction), "0.0", 0, 1, 0,
+     "fraction of passages shown twice in a row, so the student learns to copy from its context (RAFT answers quote)"},
     {"pretrain.warmup_steps", F_INT, O(pretrain.warmup_steps), "20", 0, 1e9, 0, "linear warmup steps"},
 
     {"dsf", F_SECTION, 0, 0, NONE, 0, "the baseline: base_model fine-tuned on question -> answer without documents"},

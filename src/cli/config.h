@@ -110,6 +110,7 @@ typedef struct rl_config {
         char *distractors; /* hard | random */
         char *without_oracle; /* memorize | refuse */
         double refusal_fraction;
+        int counterfactual_copies;
         double val_fraction, test_fraction;
     } raft;
     /* the from-scratch student (cmd_train --stage pretrain / dsf; cmd_run's stages of the same names) */
@@ -118,6 +119,7 @@ typedef struct rl_config {
         char *model_config; /* HF config.json (or its folder): the shape of the new model */
         int vocab_size;     /* of the BPE tokenizer trained on the corpus when `tokenizer` is null */
         int max_steps, sequence_len, micro_batch_size, warmup_steps;
+        double copy_fraction;
         double learning_rate;
     } pretrain;
     struct {

@@ -35,6 +35,77 @@ static void held_out_docs(const char *path, char ***docs, size_t *n) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+static void texts_push(cli_texts *out, const char *text, size_t len) {
+    if (out->n == out->cap) {
+        out->cap = out->cap ? 2 * out->cap : 1024;
+        out->text = rl_xrealloc(out->text, out->cap * sizeof *out->text);
+        out->len = rl_xrealloc(out->len, out->cap * sizeof *out->len);
+    }
+    out->text[out->n] = rl_xstrndup(text, len);
+    out->len[out->n++] = len;
+}
+
+/* The passages: runs of consecutive chunks of one document, cut from the document's own text
+ * (so overlapping chunks are not repeated), up to `budget` tokens (the chunker's estimate).
+ * Whole passages rather than single chunks let pretraining see a name or a part number come
+ * back sentence after sentence, which is where a student first learns to copy from its context
+ * (and RAFT answers are copies). */
+static rl_status read_passages(sqlite3 *db, const char *db_path, char **held, size_t n_held, int budget, cli_texts *out,
+                               rl_error *err) {
+    sqlite3_stmt *st, *doc_st;
+    if (sqlite3_prepare_v2(db, "SELECT c.doc_id, d.path, c.start, c.end, c.n_tokens FROM chunks c JOIN documents d ON d.id = c.doc_id"
+                               " ORDER BY d.path, c.doc_id, c.ordinal",
+                           -1, &st, NULL) != SQLITE_OK)
+        return rl_fail(err, RL_EDB, "%s: %s", db_path, sqlite3_errmsg(db));
+    if (sqlite3_prepare_v2(db, "SELECT text FROM documents WHERE id = ?", -1, &doc_st, NULL) != SQLITE_OK) {
+        sqlite3_finalize(st);
+        return rl_fail(err, RL_EDB, "%s: %s", db_path, sqlite3_errmsg(db));
+    }
+    int64_t doc = -1;
+    char *doc_text = NULL;
+    size_t doc_len = 0, from = 0, to = 0;
+    int tokens = 0, open = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *path = (const char *)sqlite3_column_text(st, 1);
+        int64_t start = sqlite3_column_int64(st, 2), end = sqlite3_column_int64(st, 3);
+        int n_tokens = sqlite3_column_int(st, 4);
+        if (!path) continue;
+        if (n_held && bsearch(&path, held, n_held, sizeof *held, cmp_str)) {
+            out->n_held_out++;
+            continue;
+        }
+        if (id != doc) {
+            if (open) texts_push(out, doc_text + from, to - from);
+            open = 0;
+            free(doc_text);
+            doc_text = NULL;
+            doc_len = 0;
+            doc = id;
+            sqlite3_reset(doc_st);
+            sqlite3_bind_int64(doc_st, 1, id);
+            if (sqlite3_step(doc_st) == SQLITE_ROW) {
+                const char *t = (const char *)sqlite3_column_text(doc_st, 0);
+                doc_len = (size_t)sqlite3_column_bytes(doc_st, 0);
+                doc_text = t ? rl_xstrndup(t, doc_len) : NULL;
+            }
+        }
+        if (!doc_text || start < 0 || end < start || (size_t)end > doc_len) continue; /* offsets from another version */
+        if (open && (tokens + n_tokens > budget || (size_t)start < from)) {
+            texts_push(out, doc_text + from, to - from);
+            open = 0;
+        }
+        if (!open) from = (size_t)start, tokens = 0, open = 1;
+        if ((size_t)end > to || tokens == 0) to = (size_t)end;
+        tokens += n_tokens;
+    }
+    if (open) texts_push(out, doc_text + from, to - from);
+    free(doc_text);
+    sqlite3_finalize(st);
+    sqlite3_finalize(doc_st);
+    return RL_OK;
+}
+
 rl_status cli_student_corpus(const rl_config *cfg, const char *db_path, cli_texts *out, rl_error *err) {
     memset(out, 0, sizeof *out);
     char **held = NULL;
@@ -48,32 +119,14 @@ rl_status cli_student_corpus(const rl_config *cfg, const char *db_path, cli_text
     if (n_held) qsort(held, n_held, sizeof *held, cmp_str);
     sqlite3 *db;
     rl_status s = RL_OK;
+    /* a quarter of the pretraining window in the chunker's word-based estimate: a passage fits
+     * once tokenized, twice in a row too (pretrain.copy_fraction), whatever the subword rate */
+    int budget = cfg->pretrain.sequence_len / 4 > cfg->chunking.size ? cfg->pretrain.sequence_len / 4 : cfg->chunking.size;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         s = rl_fail(err, RL_EDB, "%s: %s (run `raftlm ingest` first)", db_path, sqlite3_errmsg(db));
         sqlite3_close(db);
     } else {
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(db, "SELECT d.path, c.text FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY d.path, c.ordinal",
-                               -1, &st, NULL) != SQLITE_OK) {
-            s = rl_fail(err, RL_EDB, "%s: %s", db_path, sqlite3_errmsg(db));
-        } else {
-            while (sqlite3_step(st) == SQLITE_ROW) {
-                const char *path = (const char *)sqlite3_column_text(st, 0), *text = (const char *)sqlite3_column_text(st, 1);
-                if (!path || !text) continue;
-                if (n_held && bsearch(&path, held, n_held, sizeof *held, cmp_str)) {
-                    out->n_held_out++;
-                    continue;
-                }
-                if (out->n == out->cap) {
-                    out->cap = out->cap ? 2 * out->cap : 1024;
-                    out->text = rl_xrealloc(out->text, out->cap * sizeof *out->text);
-                    out->len = rl_xrealloc(out->len, out->cap * sizeof *out->len);
-                }
-                out->text[out->n] = rl_xstrdup(text);
-                out->len[out->n++] = strlen(text);
-            }
-            sqlite3_finalize(st);
-        }
+        s = read_passages(db, db_path, held, n_held, budget, out, err);
         sqlite3_close(db);
     }
     for (size_t i = 0; i < n_held; i++) free(held[i]);
@@ -89,10 +142,15 @@ void cli_texts_free(cli_texts *t) {
     memset(t, 0, sizeof *t);
 }
 
-rl_status cli_student_write_completion(const cli_texts *t, const char *path, rl_error *err) {
+rl_status cli_student_write_completion(const cli_texts *t, double copy_fraction, const char *path, rl_error *err) {
     rl_buf b = {0};
     for (size_t i = 0; i < t->n; i++) {
-        json_t *o = json_pack("{s:s%}", "text", t->text[i], t->len[i]);
+        /* copy_fraction of the passages, evenly spread, shown twice in a row: everything after
+         * the first time can be copied */
+        int twice = (size_t)((double)(i + 1) * copy_fraction) > (size_t)((double)i * copy_fraction);
+        char *text = twice ? rl_xasprintf("%.*s\n\n%.*s", (int)t->len[i], t->text[i], (int)t->len[i], t->text[i]) : NULL;
+        json_t *o = twice ? json_pack("{s:s}", "text", text) : json_pack("{s:s%}", "text", t->text[i], t->len[i]);
+        free(text);
         char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!line) continue; /* not UTF-8: the store keeps only valid text, so this does not happen */
@@ -122,8 +180,8 @@ rl_status cli_student_dsf_data(const char *raft_train, const char *path, size_t 
         const char *a = json_string_value(json_object_get(o, "final_answer"));
         const char *type = json_string_value(json_object_get(o, "type"));
         if (!q || !a) s = rl_fail(err, RL_EFORMAT, "%s:%zu: needs \"question\" and \"final_answer\"", raft_train, line_no);
-        /* one example per question (the RAFT file has one per question, plus refusals) */
-        else if (!type || strcmp(type, "refusal") != 0) {
+        /* one example per question (the RAFT file has one per question, plus refusals and counterfactual copies) */
+        else if (!type || (strcmp(type, "refusal") != 0 && strcmp(type, "counterfactual") != 0)) {
             char *ans = rl_xasprintf("<ANSWER>: %s", a);
             json_t *e = json_pack("{s:s, s:s}", "instruction", q, "cot_answer", ans);
             char *l = json_dumps(e, JSON_COMPACT);

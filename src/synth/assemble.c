@@ -163,6 +163,104 @@ static syn_example make_example(const syn_chunks *chunks, const item *it, size_t
     return e;
 }
 
+/* ---- counterfactual copies ---------------------------------------------------------------- */
+
+static int is_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* text with every whole-word occurrence of `from` replaced by `to` (a figure "3" must not hit
+ * the 3 inside "AR-300"); *n counts the replacements */
+static char *replace_figure(const char *text, const char *from, const char *to, int *n) {
+    rl_buf b = {0};
+    size_t len = strlen(from);
+    const char *p = text;
+    for (const char *q; (q = strstr(p, from));) {
+        int whole = (q == text || !is_alnum(q[-1]) || !is_alnum(from[0])) && (!is_alnum(q[len]) || !is_alnum(from[len - 1]));
+        for (; p < q; p++) rl_buf_putc(&b, *p);
+        rl_buf_puts(&b, whole ? to : from);
+        if (whole) (*n)++;
+        p = q + len;
+    }
+    rl_buf_puts(&b, p);
+    return rl_buf_take(&b);
+}
+
+static int is_iso_date(const char *s) {
+    static const char shape[] = "dddd-dd-dd";
+    for (int i = 0; i < 10; i++)
+        if (shape[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != '-') return 0;
+    return s[10] == 0 || !is_alnum(s[10]);
+}
+
+/* the same shape with other digits: "EUR 524,410" -> "EUR 381,907"; a run's leading digit stays
+ * non-zero (or zero), so lengths and formats hold. An ISO date stays a real date, within five
+ * years of the original, so it reads (and tokenizes) like the figures the model will meet. */
+static char *random_figure(const char *fig, uint64_t *rng) {
+    if (is_iso_date(fig) && atoi(fig) >= 1005 && atoi(fig) <= 9994) {
+        int year = atoi(fig);
+        for (int attempt = 0; attempt < 8; attempt++) {
+            char *s = rl_xasprintf("%04d-%02d-%02d%s", year - 5 + (int)(splitmix(rng) % 11), 1 + (int)(splitmix(rng) % 12),
+                                   1 + (int)(splitmix(rng) % 28), fig + 10);
+            if (strcmp(s, fig) != 0) return s;
+            free(s);
+        }
+    }
+    char *s = rl_xstrdup(fig);
+    for (int attempt = 0; attempt < 8 && strcmp(s, fig) == 0; attempt++)
+        for (char *p = s; *p; p++) {
+            if (*p < '0' || *p > '9') continue;
+            int lead = p == s || p[-1] < '0' || p[-1] > '9';
+            if (lead && fig[p - s] == '0') continue;
+            *p = (char)(lead ? '1' + splitmix(rng) % 9 : '0' + splitmix(rng) % 10);
+        }
+    return s;
+}
+
+static void example_free(syn_example *e) {
+    free(e->id), free(e->question), free(e->cot_answer), free(e->final_answer), free(e->oracle_text), free(e->oracle_doc);
+    for (int d = 0; d < e->n_docs; d++) free(e->docs[d]), free(e->titles[d]);
+    free(e->docs), free(e->titles);
+}
+
+/* Counterfactual copies of an example whose answer is a figure its oracle states: the figure
+ * is replaced, in the documents, the quote and the answer, by a random one of the same shape.
+ * Memory cannot answer them (the student may have read the real figure in pretraining), only
+ * reading can: they teach the student to take its facts from the documents. */
+static int add_counterfactuals(syn_examples *out, size_t at, int copies, uint64_t *rng) {
+    int added = 0;
+    for (int c = 0; c < copies; c++) {
+        const syn_example *orig = &out->e[at]; /* add_example moves the array */
+        const char *fig = orig->final_answer;
+        if (!orig->oracle_in_context || orig->refusal || !strpbrk(fig, "0123456789") || strstr(orig->question, fig)) break;
+        char *to = random_figure(fig, rng);
+        int in_oracle = 0, in_cot = 0, ignored = 0;
+        syn_example e = {0};
+        e.id = rl_xasprintf("%s-cf%d", orig->id, c + 1);
+        e.split = orig->split;
+        e.question = rl_xstrdup(orig->question);
+        e.final_answer = to;
+        e.oracle_text = replace_figure(orig->oracle_text, fig, to, &in_oracle);
+        e.cot_answer = replace_figure(orig->cot_answer, fig, to, &in_cot);
+        e.oracle_doc = rl_xstrdup(orig->oracle_doc);
+        e.oracle_chunk_id = orig->oracle_chunk_id;
+        e.oracle_in_context = 1;
+        e.counterfactual = 1;
+        e.n_docs = orig->n_docs;
+        e.docs = rl_xcalloc((size_t)(e.n_docs ? e.n_docs : 1), sizeof *e.docs);
+        e.titles = rl_xcalloc((size_t)(e.n_docs ? e.n_docs : 1), sizeof *e.titles);
+        for (int d = 0; d < e.n_docs; d++) {
+            e.docs[d] = replace_figure(orig->docs[d], fig, to, &ignored);
+            e.titles[d] = rl_xstrdup(orig->titles[d]);
+        }
+        if (!in_oracle || !in_cot || strcmp(e.final_answer, fig) == 0) { /* not quoted as a whole figure: no copy */
+            example_free(&e);
+            break;
+        }
+        add_example(out, e);
+        added++;
+    }
+    return added;
+}
+
 static int by_position(const void *a, const void *b) {
     const item *x = a, *y = b;
     if (x->chunk != y->chunk) return x->chunk < y->chunk ? -1 : 1;
@@ -250,6 +348,8 @@ rl_status syn_assemble(rl_store *store, const rl_synth_opts *o, const syn_chunks
         const char *cot = refuse ? "##Reason: None of the documents contains the answer to this question.\n<ANSWER>: " SYN_REFUSAL : it->cot;
         add_example(out, make_example(chunks, it, dist, nd, with_oracle, refuse, cot, &rng, split, id));
         if (refuse) out->refusals++;
+        if (split == 0 && o->counterfactual_copies > 0)
+            out->counterfactuals += add_counterfactuals(out, out->n - 1, o->counterfactual_copies, &rng);
         if (o->refusal_fraction > 0 && uniform(&rng) < o->refusal_fraction) {
             char rid[48];
             snprintf(rid, sizeof rid, "%s-refusal", id);
@@ -270,12 +370,7 @@ rl_status syn_assemble(rl_store *store, const rl_synth_opts *o, const syn_chunks
 }
 
 void syn_examples_free(syn_examples *x) {
-    for (size_t i = 0; i < x->n; i++) {
-        syn_example *e = &x->e[i];
-        free(e->id), free(e->question), free(e->cot_answer), free(e->final_answer), free(e->oracle_text), free(e->oracle_doc);
-        for (int d = 0; d < e->n_docs; d++) free(e->docs[d]), free(e->titles[d]);
-        free(e->docs), free(e->titles);
-    }
+    for (size_t i = 0; i < x->n; i++) example_free(&x->e[i]);
     free(x->e);
     memset(x, 0, sizeof *x);
 }
@@ -300,7 +395,7 @@ char *syn_example_json(const syn_example *e, rl_export_format fmt) {
         json_object_set_new(ctx, "title", tw);
         json_object_set_new(ctx, "sentences", sw);
         json_object_set_new(j, "id", json_string(e->id));
-        json_object_set_new(j, "type", json_string(e->refusal ? "refusal" : "general"));
+        json_object_set_new(j, "type", json_string(e->refusal ? "refusal" : e->counterfactual ? "counterfactual" : "general"));
         json_object_set_new(j, "question", json_string(e->question));
         json_object_set_new(j, "context", ctx);
         json_object_set_new(j, "oracle_context", json_string(e->oracle_text));

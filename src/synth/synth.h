@@ -132,6 +132,7 @@ typedef struct rl_synth_opts {
     int random_distractors; /* 0: hard negatives by BM25; 1: random chunks */
     int refuse_without_oracle; /* examples without the oracle answer "the documents do not say" */
     double refusal_fraction;   /* extra examples whose question the given documents cannot answer */
+    int counterfactual_copies; /* per training example: copies with its figure replaced (assemble.c) */
     double val_fraction, test_fraction;
     double dedup_threshold; /* MinHash similarity at or above which a question is a duplicate */
     int64_t max_examples;   /* stop after this many accepted questions (0 = no limit) */
@@ -143,7 +144,7 @@ typedef struct rl_synth_report {
     int64_t chunks_total, chunks_done_now, chunks_reused;
     int64_t questions, accepted, rejected, duplicates;
     int64_t examples[3]; /* train, validation, test */
-    int64_t refusals;
+    int64_t refusals, counterfactuals;
     int64_t prompt_tokens, completion_tokens;
     /* rejection reasons and their counts */
     char *reasons[32];

@@ -33,6 +33,7 @@ typedef struct syn_example {
     char *oracle_text, *oracle_doc;
     int64_t oracle_chunk_id;
     int oracle_in_context, refusal;
+    int counterfactual; /* a copy with its figure replaced (raft.counterfactual_copies) */
     char **docs, **titles; /* in the order shown */
     int n_docs;
 } syn_example;
@@ -40,7 +41,7 @@ typedef struct syn_example {
 typedef struct syn_examples {
     syn_example *e;
     size_t n;
-    int64_t duplicates, refusals;
+    int64_t duplicates, refusals, counterfactuals;
     int distractors_clamped;
 } syn_examples;
 
