@@ -172,6 +172,26 @@ rl_status store_search_bm25(rl_store *s, const char *query, int k, const char *p
     return RL_OK;
 }
 
+rl_status rl_search_bm25_ids(rl_store *s, const char *query, int k, int64_t *ids, int *n, rl_error *err) {
+    *n = 0;
+    if (k <= 0) return rl_fail(err, RL_EINVAL, "k must be positive, got %d", k);
+    char *q = rl_fts_query(query);
+    if (!q) return RL_OK;
+    sqlite3_stmt *st;
+    if (store_prepare(s, &st, "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ?1 ORDER BY bm25(chunks_fts, 1.0, 0.5) LIMIT ?2", err)) {
+        free(q);
+        return RL_EDB;
+    }
+    sqlite3_bind_text(st, 1, q, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 2, k);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < k) ids[(*n)++] = sqlite3_column_int64(st, 0);
+    rl_status r = rc == SQLITE_DONE || rc == SQLITE_ROW ? RL_OK : store_fail(s, err, "search");
+    sqlite3_finalize(st);
+    free(q);
+    return r;
+}
+
 void rl_hits_free(rl_hit *hits, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(hits[i].doc);

@@ -98,16 +98,16 @@ static int pick_distractors(rl_store *store, const syn_chunks *chunks, const key
                             size_t oracle, const item *it, uint64_t *rng, size_t *out, int want) {
     int n = 0;
     if (!o->random_distractors) {
-        rl_hit *hits;
-        size_t nh;
-        if (rl_search_bm25(store, it->question, want * 4 + 8, &hits, &nh, NULL) == RL_OK) {
-            for (size_t h = 0; h < nh && n < want; h++) {
-                key_index key = {.id = hits[h].chunk_id};
+        int k = want * 4 + 8, nh;
+        int64_t *ids = rl_xmalloc((size_t)k * sizeof *ids);
+        if (rl_search_bm25_ids(store, it->question, k, ids, &nh, NULL) == RL_OK) {
+            for (int h = 0; h < nh && n < want; h++) {
+                key_index key = {.id = ids[h]};
                 key_index *f = bsearch(&key, by_chunk_id, chunks->n, sizeof key, by_id);
                 if (f && usable_distractor(chunks, f->idx, oracle, it->final_answer, out, n)) out[n++] = f->idx;
             }
-            rl_hits_free(hits, nh);
         }
+        free(ids);
     }
     /* random fill (and random mode) */
     for (int tries = 0; n < want && tries < want * 50; tries++) {
