@@ -4,6 +4,8 @@
 
 #include "core/core.h"
 
+#include <jansson.h>
+
 TEST(run_whole_pipeline_then_skip_then_rerun_what_changed) {
     const char *shared = t_shared();
     if (!shared) SKIP("../shared not found: the pipeline test trains stories260K");
@@ -112,6 +114,29 @@ TEST(run_example_student_from_scratch_scaled_down) {
                        &out, 1),
                  0);
     free(out);
+    /* pretraining reads passages of several chunks, and (copy_fraction 0.5) half of them twice */
+    {
+        size_t n_lines = 0, twice = 0, longest = 0;
+        char *text;
+        size_t len;
+        rl_error err;
+        RL_ASSERT(rl_file_read(t_fmt("%s/out/datasets/pretrain_train.jsonl", dir), 0, &text, &len, &err) == RL_OK);
+        for (char *line = text, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+            nl = strchr(line, '\n');
+            json_t *o = json_loadb(line, nl ? (size_t)(nl - line) : strlen(line), 0, NULL);
+            const char *s = json_string_value(json_object_get(o, "text"));
+            if (s) {
+                size_t n = strlen(s);
+                n_lines++;
+                if (n > longest) longest = n;
+                twice += n % 2 == 0 && n > 2 && strncmp(s + n / 2 + 1, s, n / 2 - 1) == 0 && s[n / 2 - 1] == '\n';
+            }
+            json_decref(o);
+        }
+        free(text);
+        CHECK_MSG(longest > 700, "the longest pretraining passage has %zu bytes: chunks were not joined", longest);
+        CHECK_MSG(twice * 10 >= n_lines * 4 && twice * 10 <= n_lines * 6, "%zu of %zu passages twice", twice, n_lines);
+    }
     /* the exported GGUF carries the trained tokenizer: the same ids as the tokenizer.json */
     const char *probe = "'The brake unit BM-1234 costs EUR 1,234.50. Zoë <s>x</s>'";
     char *a, *b;
