@@ -666,7 +666,8 @@ TEST(engine_lora_dropout_gradients_finite_differences) {
     fx_close(&x);
 }
 
-/* Chunked logits (never a (B*T, V) array): the same loss and gradients, over several chunks. */
+/* Chunked logits: the same loss and gradients as whole logits, with the dlogits kept from the
+ * forward (small enough) and with every chunk's logits recomputed in backward. */
 TEST(engine_chunked_logits_same_loss_and_gradients) {
     fx x;
     fx_open(&x, "mha_untied");
@@ -674,21 +675,25 @@ TEST(engine_chunked_logits_same_loss_and_gradients) {
     int B = 3, T = 120, N = B * T; // 360 rows: two chunks of RL_LOGITS_CHUNK
     int *tok = rl_xmalloc((size_t)N * sizeof(int)), *tgt = rl_xmalloc((size_t)N * sizeof(int));
     for (int i = 0; i < N; i++) tok[i] = (i * 37 + 5) % 64, tgt[i] = i % 7 == 0 ? -100 : (i * 11 + 3) % 64;
-    rl_params g[2];
-    float loss[2];
-    for (int k = 0; k < 2; k++) {
+    rl_params g[3];
+    float loss[3];
+    const int flags[3] = {0, RL_ACTS_CHUNKED_LOGITS, RL_ACTS_CHUNKED_LOGITS | RL_ACTS_LOGITS_RECOMPUTE};
+    for (int k = 0; k < 3; k++) {
         rl_acts a;
-        CHECK_OK(rl_acts_init_ex(&a, &x.m, B, T, k ? RL_ACTS_CHUNKED_LOGITS : 0, &err));
+        CHECK_OK(rl_acts_init_ex(&a, &x.m, B, T, flags[k], &err));
+        CHECK_EQ_INT(a.dlogits_kept, k == 1);
         CHECK_OK(rl_model_forward(&x.m, &a, tok, tgt, NULL, NULL, B, T, &loss[k], &err));
         CHECK_OK(rl_params_init(&g[k], &x.m.cfg, &err));
         rl_model_backward(&x.m, &a, &g[k], NULL, 1.0f / (float)a.n_valid);
         rl_acts_free(&a);
     }
-    double dl = fabs((double)loss[0] - loss[1]) / loss[0], dg = max_rel(g[1].mem, g[0].mem, g[0].n);
-    fprintf(stderr, "    chunked logits: loss rel diff %.1e, gradients %.1e (tol 1e-6, 1e-5)\n", dl, dg);
-    CHECK(dl <= 1e-6 && dg <= 1e-5);
-    rl_params_free(&g[0]);
-    rl_params_free(&g[1]);
+    for (int k = 1; k < 3; k++) {
+        double dl = fabs((double)loss[0] - loss[k]) / loss[0], dg = max_rel(g[k].mem, g[0].mem, g[0].n);
+        fprintf(stderr, "    chunked logits, %s: loss rel diff %.1e, gradients %.1e (tol 1e-6, 1e-5)\n",
+                k == 1 ? "dlogits kept" : "recomputed", dl, dg);
+        CHECK(dl <= 1e-6 && dg <= 1e-5);
+    }
+    for (int k = 0; k < 3; k++) rl_params_free(&g[k]);
     free(tok);
     free(tgt);
     fx_close(&x);

@@ -387,6 +387,7 @@ rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *er
 
 rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags, rl_error *err) {
     int checkpointing = (flags & RL_ACTS_CHECKPOINT) != 0, chunked = (flags & RL_ACTS_CHUNKED_LOGITS) != 0;
+    int recompute = (flags & RL_ACTS_LOGITS_RECOMPUTE) != 0;
     memset(a, 0, sizeof *a);
     const rl_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return rl_fail(err, RL_EINVAL, "batch %dx%d must be positive", B, T);
@@ -396,12 +397,13 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags
     size_t r = m->lora ? (size_t)m->lora->r : 0;
     size_t maxd = C > F ? C : F;
     maxd = maxd > QD ? maxd : QD;
+    int keep = chunked && !recompute && N * V <= RL_DLOGITS_KEEP;
     size_t LR = L; // layers whose inner activations are kept: 1 with checkpointing (recomputed)
     if (checkpointing) L = 1;
     size_t sizes[] = {
         (LR + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T, L * N * QD,
         L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N,
-        (chunked && N > RL_LOGITS_CHUNK ? RL_LOGITS_CHUNK : N) * V, N,
+        (chunked && !keep && N > RL_LOGITS_CHUNK ? RL_LOGITS_CHUNK : N) * V, N,
         L * RL_MOD_COUNT * N * r,
         N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, 3 * N * r, rl_attention_scratch_floats(B, T, (int)NH, c->n_kv_heads, c->head_dim), r ? N * maxd : 0,
     };
@@ -434,6 +436,7 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags
     a->T = T;
     a->checkpointing = checkpointing;
     a->chunked_logits = chunked;
+    a->dlogits_kept = keep;
     return RL_OK;
 }
 
@@ -600,9 +603,11 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
     int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
     for (int r0 = 0; r0 < N; r0 += chunk) {
         int nr = r0 + chunk < N ? chunk : N - r0;
-        float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
+        float *lg = a->chunked_logits && !a->dlogits_kept ? a->logits : a->logits + (size_t)r0 * V;
         rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul);
-        sum += par_xent(m->pool, a->losses + r0, NULL, lg, a->targets + r0, nr, V, 0.0f);
+        // kept: dlogits unscaled (dscale is backward's), in place, while the rows are in cache
+        sum += par_xent(m->pool, a->losses + r0, a->dlogits_kept ? lg : NULL, lg, a->targets + r0, nr, V,
+                        a->dlogits_kept ? 1.0f : 0.0f);
     }
     if (loss) *loss = a->n_valid ? (float)(sum / a->n_valid) : 0.0f;
     return RL_OK;
@@ -660,14 +665,18 @@ void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, floa
     // loss -> logits -> final norm (dlogits overwrite the logits)
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
     int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
-    for (int r0 = 0; r0 < N; r0 += chunk) {
-        int nr = r0 + chunk < N ? chunk : N - r0;
-        float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
-        if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul); // recompute
-        par_xent(m->pool, NULL, lg, lg, a->targets + r0, nr, V, dscale);
-        rl_matmul_backward(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, NULL, lg, a->lnf + (size_t)r0 * C,
-                           m->w.lm_head, nr, C, V, m->pool, m->matmul);
-    }
+    if (a->dlogits_kept) // forward left softmax - onehot: the products over all rows at once
+        rl_matmul_backward_scaled(a->dln, gr ? gr->lm_head : NULL, a->logits, a->lnf, m->w.lm_head, dscale, N, C, V, m->pool,
+                                  m->matmul);
+    else
+        for (int r0 = 0; r0 < N; r0 += chunk) {
+            int nr = r0 + chunk < N ? chunk : N - r0;
+            float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
+            if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul); // recompute
+            par_xent(m->pool, NULL, lg, lg, a->targets + r0, nr, V, dscale);
+            rl_matmul_backward(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, NULL, lg, a->lnf + (size_t)r0 * C,
+                               m->w.lm_head, nr, C, V, m->pool, m->matmul);
+        }
     memset(a->dres, 0, (size_t)N * C * sizeof(float));
     rl_rmsnorm_backward(a->dres, gr ? gr->rms_final : NULL, a->dln, a->res + (size_t)c->n_layers * a->B * a->T * C,
                         m->w.rms_final, a->lnf_rstd, N, C);
