@@ -199,6 +199,8 @@ typedef struct rl_acts {
     float *dres, *dln, *dq, *dk, *dv, *datty, *dg, *du, *dh, *dlora; // dlora (3, BT, r): q, k, v at once
     float *attn_scratch; // rl_attention_scratch_floats(B, T, NH, NKV, HD)
     float *lora_x;       // (BT, max(C,F,QD)) LoRA dropout scratch
+    float *rope_cs;      // (BT, HD) RoPE cos | sin of the last forward's positions (rl_rope_table)
+    float *rms_dw;       // (RL_PAR_SLICES, C) RMSNorm weight-gradient parts, one per slice of rows
     int checkpointing; /* 1: only res is kept per layer; the rest is recomputed in backward */
     int chunked_logits; /* 1: the logits are not kept for the caller (losses are) */
     int dlogits_kept;   /* chunked and small enough: forward leaves softmax - onehot of every row in
@@ -217,6 +219,7 @@ rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *er
  * one chunk exists and backward recomputes each chunk's logits. RL_ACTS_LOGITS_RECOMPUTE forces
  * the latter (least memory). */
 #define RL_ACTS_CHECKPOINT 1
+#define RL_PAR_SLICES 16 /* row kernels run in this many fixed slices: results do not depend on the thread count */
 #define RL_ACTS_CHUNKED_LOGITS 2
 #define RL_ACTS_LOGITS_RECOMPUTE 4
 #define RL_LOGITS_CHUNK 256
