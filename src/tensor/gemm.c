@@ -16,9 +16,11 @@
  * where the MR values of one k are adjacent. That saves a copy of A per product (1.04-1.2x on
  * the engine's large products, ~1.8x on LoRA's thin ones, 1.3x on the student's logits
  * gradient: docs/benchmarks.md). Otherwise a thread packs op(A)'s MC x KC block into MR-row
- * panels in its own buffer (kernel_f32). bf16 (opt-in) always packs: both operands are rounded
- * to bfloat16 with pairs of k interleaved, and vdpbf16ps computes two products per lane,
- * accumulated in float32.
+ * panels in its own buffer (kernel_f32). bf16 (opt-in): both operands are rounded to bfloat16
+ * with pairs of k interleaved, and vdpbf16ps computes two products per lane, accumulated in
+ * float32; B is packed, and so is op(A) = A^T, while a row-major A with even K is only rounded
+ * row by row (rows_to_bf16: a bf16 copy of a row already holds its pairs of k in order, so no
+ * transposing; the same values and sums as packing, 1.0-1.3x on SmolLM2's products).
  *
  * Not here: other architectures (no AVX-512: OpenBLAS does everything), complex or double types.
  */
@@ -266,6 +268,51 @@ __attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(int kc2, c
     store_tile(acc, C, ldc, mr, nr, alpha, beta);
 }
 
+/* bf16 with op(A) = A: rows [i0, i0 + mc) of a term's A, k in [k0, k0 + kn), times sc, rounded
+ * to bfloat16 into rows of dst (stride ld bf16 values) from column c0, in order: since pairs of
+ * adjacent k are what vdpbf16ps multiplies, a row-major bf16 copy needs no transposing (unlike
+ * pack_a), and the values are those pack_a would give. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void rows_to_bf16(uint16_t *dst, int ld, int c0,
+                                                                                const rl_gemm_term *t, int i0, int mc,
+                                                                                int k0, int kn, float sc) {
+    __m512 vs = _mm512_set1_ps(sc);
+    for (int i = 0; i < mc; i++) {
+        const float *src = t->A + (size_t)(i0 + i) * t->lda + k0;
+        uint16_t *d = dst + (size_t)i * ld + c0;
+        for (int j = 0; j < kn; j += 32) {
+            int n = kn - j;
+            __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n), src + j), vs);
+            __m512 hi = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n - 16 > 0 ? n - 16 : 0), src + j + 16), vs);
+            __mmask32 m = n >= 32 ? 0xffffffffu : (__mmask32)((1u << n) - 1);
+            _mm512_mask_storeu_epi16(d + j, m, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+    }
+}
+
+/* kernel_bf16 with A as rows of bf16 pairs (stride lda words; rows past mr repeat row mr - 1). */
+__attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16_rows(int kc2, const uint32_t *a, size_t lda,
+                                                                           const uint32_t *restrict b, float *C, int ldc,
+                                                                           int mr, int nr, float beta) {
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(C + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)i * ldc + 16), _MM_HINT_T0);
+    }
+    size_t off[MR];
+    for (int i = 0; i < MR; i++) off[i] = (size_t)(i < mr ? i : mr - 1) * lda;
+    for (int k = 0; k < kc2; k++, a++, b += NR) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[off[i]]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+        }
+    }
+    store_tile(acc, C, ldc, mr, nr, 1.0f, beta);
+}
+
 static float *alloc_floats(size_t n) {
     float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
     RL_ASSERT(p != NULL); // as rl_xmalloc: out of memory for a few megabytes of scratch is fatal
@@ -279,6 +326,7 @@ static float *alloc_floats(size_t n) {
 typedef struct {
     int bf16, M, N, K, ldc, n_terms;
     int direct;                    /* float32, A read in place (kernel_f32_direct); alpha goes into B's panels */
+    int bf16_rows;                 /* bf16 with every op(A) = A and every K even: A's block becomes bf16 rows */
     rl_gemm_term terms[MAX_TERMS]; /* concatenated along K; each term's alpha is applied to its A */
     int koff[MAX_TERMS + 1];       /* term i covers K range [koff[i], koff[i+1]) */
     float *C;
@@ -332,6 +380,28 @@ static void tile_item(void *vctx, size_t item, int thread) {
                 int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
                 kernel_f32_direct(n_seg, as, sis, sks, ks, g->bpack + (size_t)p * g->kc * NR,
                                   g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr, g->ldc, mr, nr, g->beta);
+            }
+        }
+        return;
+    }
+    if (g->bf16_rows) {
+        uint16_t *rows = (uint16_t *)ap; // (mc, kc) bf16: kc is even, so every row is whole pairs
+        if (g->apack_i0[thread] != i0) {
+            for (int t = 0; t < g->n_terms; t++) {
+                int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
+                if (lo < hi) rows_to_bf16(rows, g->kc, lo - g->p0, &g->terms[t], i0, mc, lo - g->koff[t], hi - lo, g->terms[t].alpha);
+            }
+            g->apack_i0[thread] = i0;
+        }
+        int p_lo = jt * g->jt_panels, n_panels = (g->nc + NR - 1) / NR;
+        int p_hi = p_lo + g->jt_panels < n_panels ? p_lo + g->jt_panels : n_panels;
+        for (int ir = 0; ir < mc; ir += MR) { // rows outer: the MR rows stay in L1 across the panels
+            int mr = mc - ir < MR ? mc - ir : MR;
+            const uint32_t *a = (const uint32_t *)(rows + (size_t)ir * g->kc);
+            for (int p = p_lo; p < p_hi; p++) {
+                int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
+                kernel_bf16_rows(g->kc / 2, a, (size_t)g->kc / 2, (const uint32_t *)(g->bpack + (size_t)p * g->kc * NR),
+                                 g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr, g->ldc, mr, nr, g->beta);
             }
         }
         return;
@@ -393,6 +463,8 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     // wins only where a packed block would serve few panels (N <= DIRECT_T_MAX_N; measured:
     // the student's logits dW, N = 128: 1.29x; SmolLM2's dW, N = 576: packing 1.09x)
     for (int t = 0; t < n_terms; t++) g.direct &= !terms[t].ta || N <= DIRECT_T_MAX_N;
+    g.bf16_rows = bf16; // pairs of k must not straddle two terms: every K even (slices are even)
+    for (int t = 0; t < n_terms; t++) g.bf16_rows &= !terms[t].ta && terms[t].K % 2 == 0;
     for (int t = 0; t < n_terms; t++) {
         g.terms[t] = terms[t];
         g.koff[t + 1] = g.koff[t] + terms[t].K;
