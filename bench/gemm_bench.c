@@ -1,5 +1,5 @@
 /* gemm_bench.c - rl_sgemm's implementations side by side on the training engine's shapes
- * (SmolLM2-135M, T=512, LoRA rank 16): our AVX-512 float32 kernel, OpenBLAS, and the bf16
+ * (SmolLM2-135M, T=512, LoRA rank 16; the demo's student): our AVX-512 float32 kernel, OpenBLAS, and the bf16
  * kernel. Each round runs every implementation once per shape, in turn, so that all of them see
  * the same machine load; the best of the rounds is reported as GFLOP/s.
  *
@@ -31,6 +31,10 @@ static const shape shapes[] = {
     {"lora x A^T", 0, 1, 512, 16, 576},             {"lora t B^T", 0, 1, 512, 1536, 16},
     {"lora dt B", 0, 0, 512, 16, 1536},             {"lora dA dt^T x", 1, 0, 16, 576, 512},
     {"square 1024", 0, 1, 1024, 1024, 1024},
+    // the demo's student (C 128, F 384, V 2048), 4 x 512 tokens
+    {"student q fwd x W^T", 0, 1, 2048, 128, 128},  {"student up fwd x W^T", 0, 1, 2048, 384, 128},
+    {"student down dx dy W", 0, 0, 2048, 128, 384}, {"student q dW dy^T x", 1, 0, 128, 128, 2048},
+    {"student up dW dy^T x", 1, 0, 384, 128, 2048}, {"student lm dW dy^T x", 1, 0, 2048, 128, 2048},
 };
 
 static int g_cpu_time;

@@ -666,7 +666,8 @@ TEST(engine_lora_dropout_gradients_finite_differences) {
     fx_close(&x);
 }
 
-/* Chunked logits (never a (B*T, V) array): the same loss and gradients, over several chunks. */
+/* Chunked logits: the same loss and gradients as whole logits, with the dlogits kept from the
+ * forward (small enough) and with every chunk's logits recomputed in backward. */
 TEST(engine_chunked_logits_same_loss_and_gradients) {
     fx x;
     fx_open(&x, "mha_untied");
@@ -674,21 +675,25 @@ TEST(engine_chunked_logits_same_loss_and_gradients) {
     int B = 3, T = 120, N = B * T; // 360 rows: two chunks of RL_LOGITS_CHUNK
     int *tok = rl_xmalloc((size_t)N * sizeof(int)), *tgt = rl_xmalloc((size_t)N * sizeof(int));
     for (int i = 0; i < N; i++) tok[i] = (i * 37 + 5) % 64, tgt[i] = i % 7 == 0 ? -100 : (i * 11 + 3) % 64;
-    rl_params g[2];
-    float loss[2];
-    for (int k = 0; k < 2; k++) {
+    rl_params g[3];
+    float loss[3];
+    const int flags[3] = {0, RL_ACTS_CHUNKED_LOGITS, RL_ACTS_CHUNKED_LOGITS | RL_ACTS_LOGITS_RECOMPUTE};
+    for (int k = 0; k < 3; k++) {
         rl_acts a;
-        CHECK_OK(rl_acts_init_ex(&a, &x.m, B, T, k ? RL_ACTS_CHUNKED_LOGITS : 0, &err));
+        CHECK_OK(rl_acts_init_ex(&a, &x.m, B, T, flags[k], &err));
+        CHECK_EQ_INT(a.dlogits_kept, k == 1);
         CHECK_OK(rl_model_forward(&x.m, &a, tok, tgt, NULL, NULL, B, T, &loss[k], &err));
         CHECK_OK(rl_params_init(&g[k], &x.m.cfg, &err));
         rl_model_backward(&x.m, &a, &g[k], NULL, 1.0f / (float)a.n_valid);
         rl_acts_free(&a);
     }
-    double dl = fabs((double)loss[0] - loss[1]) / loss[0], dg = max_rel(g[1].mem, g[0].mem, g[0].n);
-    fprintf(stderr, "    chunked logits: loss rel diff %.1e, gradients %.1e (tol 1e-6, 1e-5)\n", dl, dg);
-    CHECK(dl <= 1e-6 && dg <= 1e-5);
-    rl_params_free(&g[0]);
-    rl_params_free(&g[1]);
+    for (int k = 1; k < 3; k++) {
+        double dl = fabs((double)loss[0] - loss[k]) / loss[0], dg = max_rel(g[k].mem, g[0].mem, g[0].n);
+        fprintf(stderr, "    chunked logits, %s: loss rel diff %.1e, gradients %.1e (tol 1e-6, 1e-5)\n",
+                k == 1 ? "dlogits kept" : "recomputed", dl, dg);
+        CHECK(dl <= 1e-6 && dg <= 1e-5);
+    }
+    for (int k = 0; k < 3; k++) rl_params_free(&g[k]);
     free(tok);
     free(tgt);
     fx_close(&x);
@@ -840,4 +845,51 @@ TEST(tensor_simd_kernels_agree) {
         for (size_t i = 0; i < 9; i++) free(all[i]);
     }
     free(x), free(dy), free(w), free(u);
+}
+
+/* RoPE from a table (training: computed once per batch): AVX-512 and plain C give the same
+ * bits, forward and back, tails of odd half widths included; both match a double-precision
+ * rotation; the table equals the per-call rl_rope_forward / _backward. */
+TEST(tensor_rope_table_agrees) {
+    const int hds[] = {8, 20, 64, 80}, N = 7, NH = 3;
+    int pos[7] = {0, 1, 5, 17, 300, 2047, 9};
+    for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
+        int HD = hds[h], half = HD / 2;
+        size_t n = (size_t)N * NH * HD;
+        float inv[64], *cs = rl_xmalloc((size_t)N * HD * 4), *x = rl_xmalloc(n * 4), *y[2][2];
+        rl_rope_params rp = {.theta = 10000.0f};
+        rl_rope_inv_freq(inv, HD, &rp);
+        rl_rope_table(cs, pos, inv, N, HD);
+        for (size_t i = 0; i < n; i++) x[i] = sinf(0.37f * (float)i + 0.1f);
+        for (int k = 0; k < 2; k++) { // k = 1: plain C
+            if (k) setenv("RAFTLM_NO_AVX512", "1", 1);
+            for (int bw = 0; bw < 2; bw++) {
+                y[k][bw] = rl_xmalloc(n * 4);
+                memcpy(y[k][bw], x, n * 4);
+                rl_rope_apply(y[k][bw], cs, N, NH, HD, bw);
+                float *z = rl_xmalloc(n * 4);
+                memcpy(z, x, n * 4);
+                if (bw) rl_rope_backward(z, pos, inv, N, NH, HD);
+                else rl_rope_forward(z, pos, inv, N, NH, HD);
+                CHECK_MSG(memcmp(z, y[k][bw], n * 4) == 0, "the table differs from the per-call rotation");
+                free(z);
+            }
+            unsetenv("RAFTLM_NO_AVX512");
+        }
+        CHECK_MSG(memcmp(y[0][0], y[1][0], n * 4) == 0 && memcmp(y[0][1], y[1][1], n * 4) == 0, "avx512 and plain C differ");
+        double worst = 0;
+        for (int r = 0; r < N; r++)
+            for (int hh = 0; hh < NH; hh++)
+                for (int i = 0; i < half; i++) {
+                    size_t o = ((size_t)r * NH + hh) * HD;
+                    double a = (double)pos[r] * inv[i], c = cos(a), s = sin(a), x1 = x[o + i], x2 = x[o + i + half];
+                    double e[4] = {x1 * c - x2 * s, x2 * c + x1 * s, x1 * c + x2 * s, x2 * c - x1 * s};
+                    double got[4] = {y[0][0][o + i], y[0][0][o + i + half], y[0][1][o + i], y[0][1][o + i + half]};
+                    for (int q = 0; q < 4; q++) worst = fmax(worst, fabs(got[q] - e[q]));
+                }
+        fprintf(stderr, "    rope table HD=%-3d vs double: max abs diff %.1e (tol 1e-4: float32 angles up to 2047 rad)\n", HD, worst);
+        CHECK(worst < 1e-4);
+        for (int k = 0; k < 2; k++) free(y[k][0]), free(y[k][1]);
+        free(cs), free(x);
+    }
 }

@@ -51,6 +51,14 @@ static double sgemm_gflops(int n, rl_gemm_impl impl, rl_pool *pool) {
     return 2.0 * n * n * (double)n * reps / dt / 1e9;
 }
 
+/* user + system CPU seconds of the process (all threads): under load the steadier measure of
+ * work, since wall-clock time depends on what else runs. */
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
 int cmd_bench(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "ann") == 0) return bench_ann(argc - 1, argv + 1); /* bench_ann.c */
     if (argc >= 2 && strcmp(argv[1], "embed") == 0) return bench_embed(argc - 1, argv + 1); /* bench_embed.c */
@@ -131,9 +139,10 @@ int cmd_bench(int argc, char **argv) {
         pos[i] = pack ? t % pack : t;
         seg[i] = pack ? t / pack : 0;
     }
-    double best = 1e30, total = 0;
+    double best = 1e30, total = 0, cpu0 = 0;
     float loss = 0;
     for (int s = 0; s <= steps; s++) { // step 0 warms up
+        if (s == 1) cpu0 = cpu_seconds();
         double t0 = rl_now();
         if (rl_model_forward(&m, &a, tok, tgt, pos, pack ? seg : NULL, B, T, &loss, &err)) return cli_report(&err);
         rl_trainer_zero_grad(&tr);
@@ -156,7 +165,7 @@ int cmd_bench(int argc, char **argv) {
     P += (double)cfg.vocab_size * cfg.dim;
     double attn = 2.0 * (pack && pack < T ? pack : T) * cfg.n_heads * cfg.head_dim * cfg.n_layers; // per token, causal
     double flops_tok = (lora ? 4.0 : 6.0) * P + 3.0 * attn;
-    double mean = total / steps, tps = (double)NT / mean;
+    double mean = total / steps, tps = (double)NT / mean, cpu = (cpu_seconds() - cpu0) / steps;
     openblas_set_num_threads(threads);
     double gf = sgemm ? sgemm_gflops(1024, RL_GEMM_BLAS, NULL) : NAN, gown = sgemm ? sgemm_gflops(1024, RL_GEMM_OWN, pool) : NAN;
     char pack_note[64] = "";
@@ -166,7 +175,7 @@ int cmd_bench(int argc, char **argv) {
     printf("shape %s, mode %s (rank %d), B=%d, T=%d%s, threads %d%s%s\n", shape, mode, lora ? rank : 0, B, T,
            pack_note, threads,
            ckpt ? ", gradient checkpointing" : "", bf16 ? (rl_gemm_has_bf16() ? ", bf16" : ", bf16 asked (no avx512_bf16: float32)") : "");
-    printf("step: mean %.3f s, best %.3f s -> %.0f tokens/s (loss %.4f)\n", mean, best, tps, loss);
+    printf("step: mean %.3f s, best %.3f s -> %.0f tokens/s (loss %.4f); CPU %.3f s per step\n", mean, best, tps, loss, cpu);
     printf("model FLOPs/token %.3g -> %.1f GFLOP/s; SGEMM 1024^3: OpenBLAS %.1f, ours %.1f GFLOP/s; MFU vs OpenBLAS SGEMM "
            "%.0f%%, vs ours %.0f%%\n", flops_tok, flops_tok * tps / 1e9, gf, gown, 100.0 * flops_tok * tps / 1e9 / gf,
            100.0 * flops_tok * tps / 1e9 / gown);

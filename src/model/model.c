@@ -387,6 +387,7 @@ rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *er
 
 rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags, rl_error *err) {
     int checkpointing = (flags & RL_ACTS_CHECKPOINT) != 0, chunked = (flags & RL_ACTS_CHUNKED_LOGITS) != 0;
+    int recompute = (flags & RL_ACTS_LOGITS_RECOMPUTE) != 0;
     memset(a, 0, sizeof *a);
     const rl_model_config *c = &m->cfg;
     if (B <= 0 || T <= 0) return rl_fail(err, RL_EINVAL, "batch %dx%d must be positive", B, T);
@@ -396,19 +397,21 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags
     size_t r = m->lora ? (size_t)m->lora->r : 0;
     size_t maxd = C > F ? C : F;
     maxd = maxd > QD ? maxd : QD;
+    int keep = chunked && !recompute && N * V <= RL_DLOGITS_KEEP;
     size_t LR = L; // layers whose inner activations are kept: 1 with checkpointing (recomputed)
     if (checkpointing) L = 1;
     size_t sizes[] = {
         (LR + 1) * N * C, L * N * C, L * N, L * N * QD, L * N * KD, L * N * KD, L * B * NH * T, L * N * QD,
         L * N * C, L * N * C, L * N, L * N * F, L * N * F, L * N * F, N * C, N,
-        (chunked && N > RL_LOGITS_CHUNK ? RL_LOGITS_CHUNK : N) * V, N,
+        (chunked && !keep && N > RL_LOGITS_CHUNK ? RL_LOGITS_CHUNK : N) * V, N,
         L * RL_MOD_COUNT * N * r,
         N * C, N * maxd, N * QD, N * KD, N * KD, N * QD, N * F, N * F, N * F, 3 * N * r, rl_attention_scratch_floats(B, T, (int)NH, c->n_kv_heads, c->head_dim), r ? N * maxd : 0,
+        N * (size_t)c->head_dim, RL_PAR_SLICES * C,
     };
     float **slots[] = {&a->res, &a->ln1, &a->ln1_rstd, &a->q, &a->k, &a->v, &a->lse, &a->atty, &a->res2, &a->ln2,
                        &a->ln2_rstd, &a->g, &a->u, &a->h, &a->lnf, &a->lnf_rstd, &a->logits, &a->losses,
                        &a->lora_t, &a->dres, &a->dln, &a->dq, &a->dk, &a->dv, &a->datty, &a->dg, &a->du, &a->dh,
-                       &a->dlora, &a->attn_scratch, &a->lora_x};
+                       &a->dlora, &a->attn_scratch, &a->lora_x, &a->rope_cs, &a->rms_dw};
     size_t n_slots = sizeof sizes / sizeof sizes[0], total = 0;
     for (size_t i = 0; i < n_slots; i++) total += sizes[i];
     a->mem = malloc(total * sizeof(float));
@@ -434,6 +437,7 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags
     a->T = T;
     a->checkpointing = checkpointing;
     a->chunked_logits = chunked;
+    a->dlogits_kept = keep;
     return RL_OK;
 }
 
@@ -447,7 +451,7 @@ void rl_acts_free(rl_acts *a) {
 
 /* The kernels are pure functions over rows; these spread fixed slices of rows over the pool
  * (fixed slices: the result does not depend on the number of threads). */
-#define PAR_SLICES 16
+#define PAR_SLICES RL_PAR_SLICES
 
 typedef struct {
     float *losses, *dlogits, *out, *dg, *du;
@@ -519,6 +523,88 @@ static void par_swiglu_backward(rl_pool *pool, float *dg, float *du, const float
     rl_pool_for(pool, PAR_SLICES, par_swiglu_bwd_item, &c);
 }
 
+/* Row kernels over fixed slices: fn(ctx, slice, lo, hi) for the rows [lo, hi) of each slice. */
+typedef struct {
+    void (*fn)(void *ctx, int slice, size_t lo, size_t hi);
+    void *ctx;
+    size_t n;
+} rows_job;
+
+static void rows_item(void *vc, size_t i, int thread) {
+    rows_job *j = vc;
+    size_t lo, hi;
+    slice_of(j->n, i, &lo, &hi);
+    if (hi > lo) j->fn(j->ctx, (int)i, lo, hi);
+    (void)thread;
+}
+
+static void par_rows(rl_pool *pool, size_t n, void (*fn)(void *, int, size_t, size_t), void *ctx) {
+    rows_job j = {.fn = fn, .ctx = ctx, .n = n};
+    rl_pool_for(pool, PAR_SLICES, rows_item, &j);
+}
+
+typedef struct {
+    float *out, *rstd, *dw_part;
+    const float *inp, *w, *dout, *x; /* x: rstd for the RMSNorm backward */
+    int C, NH, HD, backward;
+    float eps, alpha;
+} elem_ctx;
+
+static void rmsnorm_fwd_rows(void *vc, int slice, size_t lo, size_t hi) {
+    elem_ctx *c = vc;
+    rl_rmsnorm_forward(c->out + lo * c->C, c->rstd + lo, c->inp + lo * c->C, c->w, (int)(hi - lo), c->C, c->eps);
+    (void)slice;
+}
+
+static void par_rmsnorm_forward(rl_pool *pool, float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+    elem_ctx c = {.out = out, .rstd = rstd, .inp = inp, .w = w, .C = C, .eps = eps};
+    par_rows(pool, (size_t)N, rmsnorm_fwd_rows, &c);
+}
+
+static void rmsnorm_bwd_rows(void *vc, int slice, size_t lo, size_t hi) {
+    elem_ctx *c = vc;
+    float *dw = c->dw_part ? c->dw_part + (size_t)slice * c->C : NULL;
+    if (dw) memset(dw, 0, (size_t)c->C * sizeof(float));
+    rl_rmsnorm_backward(c->out + lo * c->C, dw, c->dout + lo * c->C, c->inp + lo * c->C, c->w, c->x + lo, (int)(hi - lo), c->C);
+}
+
+/* dinp += ..., dw += the sum of per-slice parts in slice order (the same bits for any number
+ * of threads); part: RL_PAR_SLICES * C floats of scratch. */
+static void par_rmsnorm_backward(rl_pool *pool, float *dinp, float *dw, float *part, const float *dout, const float *inp,
+                                 const float *w, const float *rstd, int N, int C) {
+    elem_ctx c = {.out = dinp, .dw_part = dw ? part : NULL, .dout = dout, .inp = inp, .w = w, .x = rstd, .C = C};
+    par_rows(pool, (size_t)N, rmsnorm_bwd_rows, &c);
+    if (!dw) return;
+    for (int sl = 0; sl < PAR_SLICES; sl++) {
+        size_t lo, hi;
+        slice_of((size_t)N, (size_t)sl, &lo, &hi);
+        if (hi > lo) rl_axpy(dw, 1.0f, part + (size_t)sl * C, (size_t)C);
+    }
+}
+
+static void rope_rows(void *vc, int slice, size_t lo, size_t hi) {
+    elem_ctx *c = vc;
+    rl_rope_apply(c->out + lo * c->NH * c->HD, c->inp + lo * c->HD, (int)(hi - lo), c->NH, c->HD, c->backward);
+    (void)slice;
+}
+
+static void par_rope(rl_pool *pool, float *x, const float *cs, int N, int NH, int HD, int backward) {
+    elem_ctx c = {.out = x, .inp = cs, .NH = NH, .HD = HD, .backward = backward};
+    par_rows(pool, (size_t)N, rope_rows, &c);
+}
+
+static void axpy_rows(void *vc, int slice, size_t lo, size_t hi) {
+    elem_ctx *c = vc;
+    rl_axpy(c->out + lo, c->alpha, c->x + lo, hi - lo);
+    (void)slice;
+}
+
+/* y (n) += alpha x (n) over the pool */
+static void par_axpy(rl_pool *pool, float *y, float alpha, const float *x, size_t n) {
+    elem_ctx c = {.out = y, .x = x, .alpha = alpha};
+    par_rows(pool, n, axpy_rows, &c);
+}
+
 /* ---- forward ---------------------------------------------------------------------------- */
 
 /* Pointers to layer l's activations (with checkpointing every layer shares slot 0). */
@@ -549,21 +635,21 @@ static void layer_forward(rl_model *m, rl_acts *a, int l, int B, int T, const in
     const rl_model_config *c = &m->cfg;
     int N = B * T, C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads, HD = c->head_dim;
     layer_acts p = layer_ptrs(m, a, l);
-    rl_rmsnorm_forward(p.ln1, p.ln1_rstd, p.res, m->w.rms_att + (size_t)l * C, N, C, c->norm_eps);
+    par_rmsnorm_forward(m->pool, p.ln1, p.ln1_rstd, p.res, m->w.rms_att + (size_t)l * C, N, C, c->norm_eps);
     linear_fwd(m, l, RL_MOD_Q, p.q, p.ln1, LT(p, RL_MOD_Q), a->lora_x, N);
     linear_fwd(m, l, RL_MOD_K, p.k, p.ln1, LT(p, RL_MOD_K), a->lora_x, N);
     linear_fwd(m, l, RL_MOD_V, p.v, p.ln1, LT(p, RL_MOD_V), a->lora_x, N);
-    rl_rope_forward(p.q, a->pos, m->inv_freq, N, NH, HD);
-    rl_rope_forward(p.k, a->pos, m->inv_freq, N, NKV, HD);
+    par_rope(m->pool, p.q, a->rope_cs, N, NH, HD, 0);
+    par_rope(m->pool, p.k, a->rope_cs, N, NKV, HD, 0);
     rl_attention_forward(p.atty, p.lse, a->attn_scratch, p.q, p.k, p.v, sg, B, T, NH, NKV, HD, m->pool);
     linear_fwd(m, l, RL_MOD_O, p.res2, p.atty, LT(p, RL_MOD_O), a->lora_x, N);
-    rl_axpy(p.res2, 1.0f, p.res, (size_t)N * C);
-    rl_rmsnorm_forward(p.ln2, p.ln2_rstd, p.res2, m->w.rms_ffn + (size_t)l * C, N, C, c->norm_eps);
+    par_axpy(m->pool, p.res2, 1.0f, p.res, (size_t)N * C);
+    par_rmsnorm_forward(m->pool, p.ln2, p.ln2_rstd, p.res2, m->w.rms_ffn + (size_t)l * C, N, C, c->norm_eps);
     linear_fwd(m, l, RL_MOD_GATE, p.g, p.ln2, LT(p, RL_MOD_GATE), a->lora_x, N);
     linear_fwd(m, l, RL_MOD_UP, p.u, p.ln2, LT(p, RL_MOD_UP), a->lora_x, N);
     par_swiglu_forward(m->pool, p.h, p.g, p.u, (size_t)N * F);
     linear_fwd(m, l, RL_MOD_DOWN, p.res_next, p.h, LT(p, RL_MOD_DOWN), a->lora_x, N);
-    rl_axpy(p.res_next, 1.0f, p.res2, (size_t)N * C);
+    par_axpy(m->pool, p.res_next, 1.0f, p.res2, (size_t)N * C);
 }
 
 rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int *targets, const int *pos,
@@ -590,19 +676,22 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
         a->seg[i] = seg ? seg[i] : 0;
     }
     a->has_seg = seg != NULL;
+    rl_rope_table(a->rope_cs, a->pos, m->inv_freq, N, c->head_dim); // once for every layer, forward and backward
     rl_embedding_forward(a->res, a->tokens, m->w.wte, N, C);
     for (int l = 0; l < c->n_layers; l++) layer_forward(m, a, l, B, T, seg ? a->seg : NULL);
     float *res_final = a->res + (size_t)c->n_layers * a->B * a->T * C;
-    rl_rmsnorm_forward(a->lnf, a->lnf_rstd, res_final, m->w.rms_final, N, C, c->norm_eps);
+    par_rmsnorm_forward(m->pool, a->lnf, a->lnf_rstd, res_final, m->w.rms_final, N, C, c->norm_eps);
     a->n_valid = 0;
     for (int i = 0; i < N; i++) a->n_valid += a->targets[i] >= 0;
     double sum = 0;
     int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
     for (int r0 = 0; r0 < N; r0 += chunk) {
         int nr = r0 + chunk < N ? chunk : N - r0;
-        float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
+        float *lg = a->chunked_logits && !a->dlogits_kept ? a->logits : a->logits + (size_t)r0 * V;
         rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul);
-        sum += par_xent(m->pool, a->losses + r0, NULL, lg, a->targets + r0, nr, V, 0.0f);
+        // kept: dlogits unscaled (dscale is backward's), in place, while the rows are in cache
+        sum += par_xent(m->pool, a->losses + r0, a->dlogits_kept ? lg : NULL, lg, a->targets + r0, nr, V,
+                        a->dlogits_kept ? 1.0f : 0.0f);
     }
     if (loss) *loss = a->n_valid ? (float)(sum / a->n_valid) : 0.0f;
     return RL_OK;
@@ -633,8 +722,8 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), dt0, a->lora_x, N, terms, &nt);
     linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), dt1, a->lora_x, N, terms, &nt);
     rl_sgemm_sum(m->matmul, nt, terms, N, C, beta, a->dln, C, m->pool); // both input gradients in one pass
-    rl_rmsnorm_backward(a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->dln, p.res2, m->w.rms_ffn + (size_t)l * C,
-                        p.ln2_rstd, N, C);
+    par_rmsnorm_backward(m->pool, a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->rms_dw, a->dln, p.res2,
+                         m->w.rms_ffn + (size_t)l * C, p.ln2_rstd, N, C);
     // attention: res2 = res + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
     if (pre) memset(a->datty, 0, (size_t)N * QD * sizeof(float));
     nt = 0;
@@ -642,16 +731,16 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     rl_sgemm_sum(m->matmul, nt, terms, N, QD, beta, a->datty, QD, m->pool);
     rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, p.atty, p.lse, p.q, p.k, p.v, sg, B, T, NH, NKV, HD,
                           m->pool);
-    rl_rope_backward(a->dq, a->pos, m->inv_freq, N, NH, HD);
-    rl_rope_backward(a->dk, a->pos, m->inv_freq, N, NKV, HD);
+    par_rope(m->pool, a->dq, a->rope_cs, N, NH, HD, 1);
+    par_rope(m->pool, a->dk, a->rope_cs, N, NKV, HD, 1);
     if (pre) memset(a->dln, 0, (size_t)N * C * sizeof(float));
     nt = 0;
     linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), dt0, a->lora_x, N, terms, &nt);
     linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), dt1, a->lora_x, N, terms, &nt);
     linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), dt2, a->lora_x, N, terms, &nt);
     rl_sgemm_sum(m->matmul, nt, terms, N, C, beta, a->dln, C, m->pool); // q, k, v (and adapters) in one pass
-    rl_rmsnorm_backward(a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->dln, p.res, m->w.rms_att + (size_t)l * C,
-                        p.ln1_rstd, N, C);
+    par_rmsnorm_backward(m->pool, a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->rms_dw, a->dln, p.res,
+                         m->w.rms_att + (size_t)l * C, p.ln1_rstd, N, C);
 }
 
 void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, float dscale) {
@@ -660,17 +749,21 @@ void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, floa
     // loss -> logits -> final norm (dlogits overwrite the logits)
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
     int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
-    for (int r0 = 0; r0 < N; r0 += chunk) {
-        int nr = r0 + chunk < N ? chunk : N - r0;
-        float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
-        if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul); // recompute
-        par_xent(m->pool, NULL, lg, lg, a->targets + r0, nr, V, dscale);
-        rl_matmul_backward(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, NULL, lg, a->lnf + (size_t)r0 * C,
-                           m->w.lm_head, nr, C, V, m->pool, m->matmul);
-    }
+    if (a->dlogits_kept) // forward left softmax - onehot: the products over all rows at once
+        rl_matmul_backward_scaled(a->dln, gr ? gr->lm_head : NULL, a->logits, a->lnf, m->w.lm_head, dscale, N, C, V, m->pool,
+                                  m->matmul);
+    else
+        for (int r0 = 0; r0 < N; r0 += chunk) {
+            int nr = r0 + chunk < N ? chunk : N - r0;
+            float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
+            if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul); // recompute
+            par_xent(m->pool, NULL, lg, lg, a->targets + r0, nr, V, dscale);
+            rl_matmul_backward(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, NULL, lg, a->lnf + (size_t)r0 * C,
+                               m->w.lm_head, nr, C, V, m->pool, m->matmul);
+        }
     memset(a->dres, 0, (size_t)N * C * sizeof(float));
-    rl_rmsnorm_backward(a->dres, gr ? gr->rms_final : NULL, a->dln, a->res + (size_t)c->n_layers * a->B * a->T * C,
-                        m->w.rms_final, a->lnf_rstd, N, C);
+    par_rmsnorm_backward(m->pool, a->dres, gr ? gr->rms_final : NULL, a->rms_dw, a->dln,
+                         a->res + (size_t)c->n_layers * a->B * a->T * C, m->w.rms_final, a->lnf_rstd, N, C);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         if (a->checkpointing) layer_forward(m, a, l, a->b, a->t, a->has_seg ? a->seg : NULL); // recompute
         layer_backward(m, a, l, gr, lg);

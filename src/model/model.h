@@ -191,15 +191,21 @@ typedef struct rl_acts {
     float *g, *u, *h;  // (L, BT, F) gate, up, silu(gate) * up
     float *lnf;        // (BT, C)
     float *lnf_rstd;   // (BT)
-    float *logits;     // (BT, V), or (RL_LOGITS_CHUNK, V) when chunked (overwritten by dlogits in backward)
+    float *logits;     // (BT, V); chunked: the unscaled dlogits of every row after forward
+                       // (dlogits_kept), or RL_LOGITS_CHUNK rows at a time (recomputed in backward)
     float *losses;     // (BT)
     float *lora_t;     // (L, RL_MOD_COUNT, BT, r) x A^T of every adapted module (LoRA only)
     /* backward scratch (one layer) */
     float *dres, *dln, *dq, *dk, *dv, *datty, *dg, *du, *dh, *dlora; // dlora (3, BT, r): q, k, v at once
     float *attn_scratch; // rl_attention_scratch_floats(B, T, NH, NKV, HD)
     float *lora_x;       // (BT, max(C,F,QD)) LoRA dropout scratch
+    float *rope_cs;      // (BT, HD) RoPE cos | sin of the last forward's positions (rl_rope_table)
+    float *rms_dw;       // (RL_PAR_SLICES, C) RMSNorm weight-gradient parts, one per slice of rows
     int checkpointing; /* 1: only res is kept per layer; the rest is recomputed in backward */
-    int chunked_logits; /* 1: logits holds RL_LOGITS_CHUNK rows at a time (losses are kept) */
+    int chunked_logits; /* 1: the logits are not kept for the caller (losses are) */
+    int dlogits_kept;   /* chunked and small enough: forward leaves softmax - onehot of every row in
+                           logits, so backward needs neither the logits product again nor a second
+                           pass over the vocabulary */
     float *mem;
     size_t n;
 } rl_acts;
@@ -207,11 +213,17 @@ typedef struct rl_acts {
 /* Allocates activations for batches up to (B, T) of m (LoRA rank of m->lora if set). */
 rl_status rl_acts_init(rl_acts *a, const rl_model *m, int B, int T, rl_error *err);
 /* The same with options (flags): RL_ACTS_CHECKPOINT keeps the inner activations of one layer only and recomputes each layer in backward;
- * RL_ACTS_CHUNKED_LOGITS never materialises the (B*T, V) logits (a->logits then holds only the
- * last chunk; use it when only the losses and gradients are wanted). */
+ * RL_ACTS_CHUNKED_LOGITS is for when only the losses and gradients are wanted: the logits are
+ * computed RL_LOGITS_CHUNK rows at a time; when (B*T, V) fits RL_DLOGITS_KEEP floats the forward
+ * keeps every row's dlogits (computing them costs little next to the product), otherwise only
+ * one chunk exists and backward recomputes each chunk's logits. RL_ACTS_LOGITS_RECOMPUTE forces
+ * the latter (least memory). */
 #define RL_ACTS_CHECKPOINT 1
+#define RL_PAR_SLICES 16 /* row kernels run in this many fixed slices: results do not depend on the thread count */
 #define RL_ACTS_CHUNKED_LOGITS 2
+#define RL_ACTS_LOGITS_RECOMPUTE 4
 #define RL_LOGITS_CHUNK 256
+#define RL_DLOGITS_KEEP ((size_t)32 << 20) /* 128 MB: SmolLM2's 49,152 ids x 512 tokens fit */
 rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags, rl_error *err);
 void rl_acts_free(rl_acts *a);
 

@@ -7,17 +7,20 @@
  *
  * How (the usual packed-panel scheme): C is cut into NC-column blocks; for each block and each
  * KC slice of the inner dimension, op(B)'s slice is packed once into NR-column panels (shared by
- * the threads), then the MC x NC tiles are handed out over the pool; a thread packs op(A)'s MC x KC
- * block into MR-row panels in its own buffer and the micro-kernel computes MR x NR pieces of C in
- * 24 registers. Packing takes care of the transpositions, so one kernel serves all four cases.
- * bf16 (opt-in): the same scheme with operands rounded to bfloat16 while packing, pairs of k
- * interleaved, and vdpbf16ps (two products per lane, accumulated in float32).
+ * the threads), then the MC x NC tiles are handed out over the pool, and the micro-kernel
+ * computes MR x NR pieces of C in 24 registers. Packing B takes care of its transposition.
  *
- * A that needs no transposing (op(A) = A: the forward x W^T and the input gradients dy W) is not
- * packed at all: the micro-kernel broadcasts its values from the rows in place (kernel_f32_direct),
- * which saves a transposing copy of A per product (1.04-1.2x on the engine's large products, ~1.8x
- * on LoRA's thin ones: docs/benchmarks.md). bf16 always packs (its pairs of k are interleaved
- * while packing).
+ * float32 mostly does not pack A: the micro-kernel broadcasts its values from where they are
+ * (kernel_f32_direct): from the rows of A (the forward x W^T and the input gradients dy W), or
+ * for op(A) = A^T (the weight gradients dy^T x) with a narrow C from the rows of the stored A,
+ * where the MR values of one k are adjacent. That saves a copy of A per product (1.04-1.2x on
+ * the engine's large products, ~1.8x on LoRA's thin ones, 1.3x on the student's logits
+ * gradient: docs/benchmarks.md). Otherwise a thread packs op(A)'s MC x KC block into MR-row
+ * panels in its own buffer (kernel_f32). bf16 (opt-in): both operands are rounded to bfloat16
+ * with pairs of k interleaved, and vdpbf16ps computes two products per lane, accumulated in
+ * float32; B is packed, and so is op(A) = A^T, while a row-major A with even K is only rounded
+ * row by row (rows_to_bf16: a bf16 copy of a row already holds its pairs of k in order, so no
+ * transposing; the same values and sums as packing, 1.0-1.3x on SmolLM2's products).
  *
  * Not here: other architectures (no AVX-512: OpenBLAS does everything), complex or double types.
  */
@@ -38,6 +41,7 @@
 #define MC 96   /* rows per tile: the packed A block (MC x KC, up to 240 KB) stays in L2 */
 #define NC 2048 /* columns per block: the packed B slice (KC x NC, up to 5 MB) */
 #define MAXT 64 /* threads with their own A buffer; more are not used */
+#define DIRECT_T_MAX_N 256 /* float32 reads op(A) = A^T in place up to this N, packs it above */
 
 /* ---- CPU features --------------------------------------------------------------------------- */
 
@@ -211,13 +215,14 @@ __attribute__((target("avx512f"))) static void kernel_f32(int kc, const float *r
     store_tile(acc, C, ldc, mr, nr, alpha, beta);
 }
 
-/* kernel_f32 with op(A) read in place, for row-major A (no transpose): the segments (one per term
- * of a sum) start at as[s] with rows of stride lds[s] and ks[s] values of k; rows past mr repeat
- * row mr - 1 (their results are not stored). Saves the transposing copy of A, which costs about
- * as much as the products themselves when N is small (a 128-wide model). */
-__attribute__((target("avx512f"))) static void kernel_f32_direct(int n_seg, const float *const *as, const size_t *lds,
-                                                                 const int *ks, const float *restrict b, float *C, int ldc,
-                                                                 int mr, int nr, float beta) {
+/* kernel_f32 with op(A) read in place: segment s (one per term of a sum) holds element (i, k)
+ * at as[s][i * sis[s] + k * sks[s]] (row-major A: (lda, 1); op(A) = A^T: (1, lda), whose MR
+ * values of a k are then adjacent) for ks[s] values of k; rows past mr repeat row mr - 1 (their
+ * results are not stored). Saves the copy of A, which costs about as much as the products
+ * themselves when N is small (a 128-wide model). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+kernel_f32_direct_body(int n_seg, const float *const *as, const size_t *sis, const size_t *sks, int unit_k, const int *ks,
+                       const float *restrict b, float *C, int ldc, int mr, int nr, float beta) {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int i = 0; i < mr; i++) {
@@ -226,20 +231,32 @@ __attribute__((target("avx512f"))) static void kernel_f32_direct(int n_seg, cons
     }
     for (int sg = 0; sg < n_seg; sg++) {
         const float *a = as[sg];
-        size_t off[MR];
-        for (int i = 0; i < MR; i++) off[i] = (size_t)(i < mr ? i : mr - 1) * lds[sg];
-        for (int k = 0; k < ks[sg]; k++, b += NR) {
+        size_t off[MR], sk = unit_k ? 1 : sks[sg]; // a constant 1 keeps the 12 offsets in registers
+        for (int i = 0; i < MR; i++) off[i] = (size_t)(i < mr ? i : mr - 1) * sis[sg];
+        for (int k = 0; k < ks[sg]; k++, b += NR, a += sk) {
             __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
             _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
 #pragma GCC unroll 12
             for (int i = 0; i < MR; i++) {
-                __m512 ai = _mm512_set1_ps(a[off[i] + k]);
+                __m512 ai = _mm512_set1_ps(a[off[i]]);
                 acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
                 acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
             }
         }
     }
     store_tile(acc, C, ldc, mr, nr, 1.0f, beta);
+}
+
+/* Rows of A read along k (every segment's stride sks 1: the forward and the input gradients)
+ * get their own copy of the loop: with the stride a variable, two of the offsets no longer fit
+ * in registers (measured 5-10% slower). */
+__attribute__((target("avx512f"))) static void kernel_f32_direct(int n_seg, const float *const *as, const size_t *sis,
+                                                                 const size_t *sks, const int *ks, const float *restrict b,
+                                                                 float *C, int ldc, int mr, int nr, float beta) {
+    int unit = 1;
+    for (int sg = 0; sg < n_seg; sg++) unit &= sks[sg] == 1;
+    if (unit) kernel_f32_direct_body(n_seg, as, sis, sks, 1, ks, b, C, ldc, mr, nr, beta);
+    else kernel_f32_direct_body(n_seg, as, sis, sks, 0, ks, b, C, ldc, mr, nr, beta);
 }
 
 __attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(int kc2, const uint32_t *restrict a,
@@ -263,6 +280,51 @@ __attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(int kc2, c
     store_tile(acc, C, ldc, mr, nr, alpha, beta);
 }
 
+/* bf16 with op(A) = A: rows [i0, i0 + mc) of a term's A, k in [k0, k0 + kn), times sc, rounded
+ * to bfloat16 into rows of dst (stride ld bf16 values) from column c0, in order: since pairs of
+ * adjacent k are what vdpbf16ps multiplies, a row-major bf16 copy needs no transposing (unlike
+ * pack_a), and the values are those pack_a would give. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void rows_to_bf16(uint16_t *dst, int ld, int c0,
+                                                                                const rl_gemm_term *t, int i0, int mc,
+                                                                                int k0, int kn, float sc) {
+    __m512 vs = _mm512_set1_ps(sc);
+    for (int i = 0; i < mc; i++) {
+        const float *src = t->A + (size_t)(i0 + i) * t->lda + k0;
+        uint16_t *d = dst + (size_t)i * ld + c0;
+        for (int j = 0; j < kn; j += 32) {
+            int n = kn - j;
+            __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n), src + j), vs);
+            __m512 hi = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(n - 16 > 0 ? n - 16 : 0), src + j + 16), vs);
+            __mmask32 m = n >= 32 ? 0xffffffffu : (__mmask32)((1u << n) - 1);
+            _mm512_mask_storeu_epi16(d + j, m, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        }
+    }
+}
+
+/* kernel_bf16 with A as rows of bf16 pairs (stride lda words; rows past mr repeat row mr - 1). */
+__attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16_rows(int kc2, const uint32_t *a, size_t lda,
+                                                                           const uint32_t *restrict b, float *C, int ldc,
+                                                                           int mr, int nr, float beta) {
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++) {
+        _mm_prefetch((const char *)(C + (size_t)i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(C + (size_t)i * ldc + 16), _MM_HINT_T0);
+    }
+    size_t off[MR];
+    for (int i = 0; i < MR; i++) off[i] = (size_t)(i < mr ? i : mr - 1) * lda;
+    for (int k = 0; k < kc2; k++, a++, b += NR) {
+        __m512bh b0 = (__m512bh)_mm512_load_si512(b), b1 = (__m512bh)_mm512_load_si512(b + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MR; i++) {
+            __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[off[i]]);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], ai, b0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], ai, b1);
+        }
+    }
+    store_tile(acc, C, ldc, mr, nr, 1.0f, beta);
+}
+
 static float *alloc_floats(size_t n) {
     float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
     RL_ASSERT(p != NULL); // as rl_xmalloc: out of memory for a few megabytes of scratch is fatal
@@ -275,7 +337,8 @@ static float *alloc_floats(size_t n) {
 
 typedef struct {
     int bf16, M, N, K, ldc, n_terms;
-    int direct;                    /* float32 with every op(A) = A: A is read in place, alpha goes into B's panels */
+    int direct;                    /* float32, A read in place (kernel_f32_direct); alpha goes into B's panels */
+    int bf16_rows;                 /* bf16 with every op(A) = A and every K even: A's block becomes bf16 rows */
     rl_gemm_term terms[MAX_TERMS]; /* concatenated along K; each term's alpha is applied to its A */
     int koff[MAX_TERMS + 1];       /* term i covers K range [koff[i], koff[i+1]) */
     float *C;
@@ -288,7 +351,6 @@ typedef struct {
     int apack_i0[MAXT];      /* the row tile held there (-1: none) */
 } gemm_job;
 
-static size_t panel_words(const gemm_job *g) { return g->bf16 ? (size_t)(g->kc + 1) / 2 : (size_t)g->kc; }
 
 static void pack_b_item(void *vctx, size_t i, int thread) {
     gemm_job *g = vctx;
@@ -307,11 +369,10 @@ static void tile_item(void *vctx, size_t item, int thread) {
     gemm_job *g = vctx;
     int it = (int)(item / (size_t)g->n_jt), jt = (int)(item % (size_t)g->n_jt);
     int i0 = it * MC, mc = g->M - i0 < MC ? g->M - i0 : MC;
-    size_t pw = panel_words(g);
     float *ap = g->apack[thread];
     if (g->direct) {
         const float *as[MAX_TERMS];
-        size_t lds[MAX_TERMS];
+        size_t sis[MAX_TERMS], sks[MAX_TERMS];
         int ks[MAX_TERMS], n_seg = 0;
         int n_panels = (g->nc + NR - 1) / NR, p_lo = jt * g->jt_panels;
         int p_hi = p_lo + g->jt_panels < n_panels ? p_lo + g->jt_panels : n_panels;
@@ -321,14 +382,38 @@ static void tile_item(void *vctx, size_t item, int thread) {
             for (int t = 0; t < g->n_terms; t++) {
                 int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
                 if (lo >= hi) continue;
-                lds[n_seg] = (size_t)g->terms[t].lda;
-                as[n_seg] = g->terms[t].A + (size_t)(i0 + ir) * lds[n_seg] + (lo - g->koff[t]);
+                size_t lda = (size_t)g->terms[t].lda, i = (size_t)(i0 + ir), k = (size_t)(lo - g->koff[t]);
+                sis[n_seg] = g->terms[t].ta ? 1 : lda;
+                sks[n_seg] = g->terms[t].ta ? lda : 1;
+                as[n_seg] = g->terms[t].A + i * sis[n_seg] + k * sks[n_seg];
                 ks[n_seg++] = hi - lo;
             }
             for (int p = p_lo; p < p_hi; p++) {
                 int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
-                kernel_f32_direct(n_seg, as, lds, ks, g->bpack + (size_t)p * g->kc * NR,
+                kernel_f32_direct(n_seg, as, sis, sks, ks, g->bpack + (size_t)p * g->kc * NR,
                                   g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr, g->ldc, mr, nr, g->beta);
+            }
+        }
+        return;
+    }
+    if (g->bf16_rows) {
+        uint16_t *rows = (uint16_t *)ap; // (mc, kc) bf16: kc is even, so every row is whole pairs
+        if (g->apack_i0[thread] != i0) {
+            for (int t = 0; t < g->n_terms; t++) {
+                int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
+                if (lo < hi) rows_to_bf16(rows, g->kc, lo - g->p0, &g->terms[t], i0, mc, lo - g->koff[t], hi - lo, g->terms[t].alpha);
+            }
+            g->apack_i0[thread] = i0;
+        }
+        int p_lo = jt * g->jt_panels, n_panels = (g->nc + NR - 1) / NR;
+        int p_hi = p_lo + g->jt_panels < n_panels ? p_lo + g->jt_panels : n_panels;
+        for (int ir = 0; ir < mc; ir += MR) { // rows outer: the MR rows stay in L1 across the panels
+            int mr = mc - ir < MR ? mc - ir : MR;
+            const uint32_t *a = (const uint32_t *)(rows + (size_t)ir * g->kc);
+            for (int p = p_lo; p < p_hi; p++) {
+                int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
+                kernel_bf16_rows(g->kc / 2, a, (size_t)g->kc / 2, (const uint32_t *)(g->bpack + (size_t)p * g->kc * NR),
+                                 g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr, g->ldc, mr, nr, g->beta);
             }
         }
         return;
@@ -354,7 +439,7 @@ static void tile_item(void *vctx, size_t item, int thread) {
             int mr = mc - ir < MR ? mc - ir : MR;
             float *c = g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr;
             const float *a = ap + (size_t)(ir / MR) * g->kc * MR;
-            if (g->bf16) kernel_bf16((int)pw, (const uint32_t *)a, (const uint32_t *)bp, c, g->ldc, mr, nr, 1.0f, g->beta);
+            if (g->bf16) kernel_bf16((g->kc + 1) / 2, (const uint32_t *)a, (const uint32_t *)bp, c, g->ldc, mr, nr, 1.0f, g->beta);
             else kernel_f32(g->kc, a, bp, c, g->ldc, mr, nr, 1.0f, g->beta);
         }
     }
@@ -386,7 +471,12 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
         mem = alloc_floats(need);
     }
     gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .bpack = mem, .direct = !bf16};
-    for (int t = 0; t < n_terms; t++) g.direct &= !terms[t].ta;
+    // op(A) = A^T in place reads MR values of a k from each of kc rows, more than L1 holds; it
+    // wins only where a packed block would serve few panels (N <= DIRECT_T_MAX_N; measured:
+    // the student's logits dW, N = 128: 1.29x; SmolLM2's dW, N = 576: packing 1.09x)
+    for (int t = 0; t < n_terms; t++) g.direct &= !terms[t].ta || N <= DIRECT_T_MAX_N;
+    g.bf16_rows = bf16; // pairs of k must not straddle two terms: every K even (slices are even)
+    for (int t = 0; t < n_terms; t++) g.bf16_rows &= !terms[t].ta && terms[t].K % 2 == 0;
     for (int t = 0; t < n_terms; t++) {
         g.terms[t] = terms[t];
         g.koff[t + 1] = g.koff[t] + terms[t].K;

@@ -179,35 +179,75 @@ void rl_rope_inv_freq(float *inv_freq, int HD, const rl_rope_params *p) {
     }
 }
 
-static void rope_apply(float *x, const int *pos, const float *inv_freq, int N, int NH, int HD, float sign) {
-    // x (N,NH,HD): x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin, with (x1, x2) = (x[i], x[i+HD/2])
+void rl_rope_table(float *cs, const int *pos, const float *inv_freq, int N, int HD) {
+    // cs (N,HD): cos of pos[n] * inv_freq[i] at i, its sin at HD/2 + i
     int half = HD / 2;
-    float cs[512], sn[512];
-    RL_ASSERT(half <= 512);
     for (int n = 0; n < N; n++) {
-        float p = (float)pos[n];
+        float p = (float)pos[n], *c = cs + (size_t)n * HD;
         for (int i = 0; i < half; i++) {
             float a = p * inv_freq[i];
-            cs[i] = cosf(a);
-            sn[i] = sign * sinf(a);
+            c[i] = cosf(a);
+            c[half + i] = sinf(a);
         }
+    }
+}
+
+// x (N,NH,HD): x1' = x1 cos - x2 sin, x2' = x2 cos + x1 sin, with (x1, x2) = (x[i], x[i+HD/2]);
+// sign -1 rotates back (the backward). Products and sums rounded separately (no FMA), so that
+// both versions give the same bits.
+static void rope_cs_ref(float *x, const float *cs, int N, int NH, int HD, float sign) {
+    int half = HD / 2;
+    for (int n = 0; n < N; n++) {
+        const float *c = cs + (size_t)n * HD, *sn = c + half;
         for (int h = 0; h < NH; h++) {
             float *v = x + ((size_t)n * NH + h) * HD;
             for (int i = 0; i < half; i++) {
-                float x1 = v[i], x2 = v[i + half];
-                v[i] = x1 * cs[i] - x2 * sn[i];
-                v[i + half] = x2 * cs[i] + x1 * sn[i];
+                float x1 = v[i], x2 = v[i + half], si = sign * sn[i];
+                v[i] = x1 * c[i] - x2 * si;
+                v[i + half] = x2 * c[i] + x1 * si;
             }
         }
     }
 }
 
+__attribute__((target("avx512f"))) static void rope_cs_avx512(float *x, const float *cs, int N, int NH, int HD, float sign) {
+    int half = HD / 2;
+    __m512 vsign = _mm512_set1_ps(sign);
+    for (int n = 0; n < N; n++) {
+        const float *c = cs + (size_t)n * HD, *sn = c + half;
+        for (int i = 0; i < half; i += 16) {
+            __mmask16 m = tensor_lanes(half - i);
+            __m512 vc = _mm512_maskz_loadu_ps(m, c + i), vs = _mm512_mul_ps(vsign, _mm512_maskz_loadu_ps(m, sn + i));
+            for (int h = 0; h < NH; h++) {
+                float *v = x + ((size_t)n * NH + h) * HD + i;
+                __m512 x1 = _mm512_maskz_loadu_ps(m, v), x2 = _mm512_maskz_loadu_ps(m, v + half);
+                _mm512_mask_storeu_ps(v, m, _mm512_sub_ps(_mm512_mul_ps(x1, vc), _mm512_mul_ps(x2, vs)));
+                _mm512_mask_storeu_ps(v + half, m, _mm512_add_ps(_mm512_mul_ps(x2, vc), _mm512_mul_ps(x1, vs)));
+            }
+        }
+    }
+}
+
+void rl_rope_apply(float *x, const float *cs, int N, int NH, int HD, int backward) {
+    if (tensor_avx512()) rope_cs_avx512(x, cs, N, NH, HD, backward ? -1.0f : 1.0f);
+    else rope_cs_ref(x, cs, N, NH, HD, backward ? -1.0f : 1.0f);
+}
+
+static void rope_apply(float *x, const int *pos, const float *inv_freq, int N, int NH, int HD, int backward) {
+    float cs[1024];
+    RL_ASSERT(HD <= 1024);
+    for (int n = 0; n < N; n++) { // one row's table at a time
+        rl_rope_table(cs, pos + n, inv_freq, 1, HD);
+        rl_rope_apply(x + (size_t)n * NH * HD, cs, 1, NH, HD, backward);
+    }
+}
+
 void rl_rope_forward(float *x, const int *pos, const float *inv_freq, int N, int NH, int HD) {
-    rope_apply(x, pos, inv_freq, N, NH, HD, 1.0f);
+    rope_apply(x, pos, inv_freq, N, NH, HD, 0);
 }
 
 void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, int NH, int HD) {
-    rope_apply(dx, pos, inv_freq, N, NH, HD, -1.0f);
+    rope_apply(dx, pos, inv_freq, N, NH, HD, 1);
 }
 
 /* ---- SwiGLU ---------------------------------------------------------------------------- */

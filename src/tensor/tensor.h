@@ -111,6 +111,11 @@ void rl_attention_decode(float *out, float *att, int att_stride, const float *q,
                          int NKV, int HD, float scale);
 /* In place on dx (N, NH, HD): the transpose of the rotation (rotation by minus the angle). */
 void rl_rope_backward(float *dx, const int *pos, const float *inv_freq, int N, int NH, int HD);
+/* The same from a table computed once per batch (training: 4 uses per layer):
+ * cs (N, HD) = cos(pos[n] * inv_freq[i]) at i, the sin at HD/2 + i; rl_rope_apply rotates
+ * x (N, NH, HD) in place, forward or back (backward != 0). Bit for bit rl_rope_forward/_backward. */
+void rl_rope_table(float *cs, const int *pos, const float *inv_freq, int N, int HD);
+void rl_rope_apply(float *x, const float *cs, int N, int NH, int HD, int backward);
 
 /* ---- causal self-attention with grouped-query heads, for training (attention.c) ---- */
 
