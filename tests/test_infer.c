@@ -910,7 +910,9 @@ TEST(attention_kernel_agrees_with_rl_attention_decode) {
         for (size_t i = 0; i < max_T * kd; i++) kc[i] = frand(&s), vc[i] = frand(&s);
         for (int n = 1; n <= 70; n += 3) {
             rl_attention_decode(o1, att, max_T, q, kc, vc, n, NH, NKV, HD, 0.125f);
-            infer_attention(infer_simd_level(), o2, att, max_T, q, kc, vc, n, NH, NKV, HD, 0.125f);
+            for (int h = 0; h < NH; h++) // one head at a time, as the forward's threads run them
+                infer_attention_head(infer_simd_level(), o2 + h * HD, att + (size_t)h * max_T, q + h * HD,
+                                     kc + (size_t)(h / (NH / NKV)) * HD, vc + (size_t)(h / (NH / NKV)) * HD, (int)kd, n, HD, 0.125f);
             for (int i = 0; i < NH * HD; i++) worst = fmax(worst, fabs((double)o1[i] - o2[i]));
         }
         free(q), free(kc), free(vc), free(o1), free(o2), free(att);
