@@ -180,14 +180,19 @@ static void quantize_input(const rl_infer *inf, const prod *p, int n, const floa
     if (needp) infer_xq_quantize(inf->xp + t * (C / RL_Q8_0_BLOCK) + off / RL_Q8_0_BLOCK, xt, len, inf->q->simd);
 }
 
-/* Slices of a row of n values that quantize independently: whole Q8_K blocks when a matrix of
- * the set reads them, else whole 32-blocks; one slice when nothing is quantized. */
-static size_t slice_len(const prod *p, int n, size_t cols) {
-    for (int i = 0; i < n; i++)
-        if (p[i].w->type == RL_WTYPE_Q4_K || p[i].w->type == RL_WTYPE_Q6_K) return RL_QK_K;
-    for (int i = 0; i < n; i++)
-        if (p[i].w->type != RL_WTYPE_F32) return RL_Q8_0_BLOCK;
-    return cols;
+/* The slice of a row of n values that a unit of the SwiGLU step takes: the whole row when there
+ * are enough tokens for the threads, else about n / (2 nth), in whole quantization blocks (Q8_K's
+ * 256 where a matrix of the set reads them, else 32); the whole row when nothing is quantized. */
+static size_t slice_len(const prod *p, int np, size_t n, int T, int nth) {
+    size_t unit = 0;
+    for (int i = 0; i < np; i++) {
+        rl_wtype ty = p[i].w->type;
+        if (ty == RL_WTYPE_Q4_K || ty == RL_WTYPE_Q6_K) unit = RL_QK_K;
+        else if (ty != RL_WTYPE_F32 && !unit) unit = RL_Q8_0_BLOCK;
+    }
+    if (!unit || T >= nth) return n;
+    size_t blocks = n / unit, per = (blocks + 2 * (size_t)nth - 1) / (2 * (size_t)nth);
+    return per * unit;
 }
 
 /* The product set as a step: chunks of 16-row groups (the input already quantized). */
@@ -372,13 +377,13 @@ static void fwd_thread(void *ctx, int ith, int nth) {
         linears(&th, l, GU, (float *const[]){f->H1, f->H2}, 2, f->XB);
         // SwiGLU and the down product's input, in slices of whole quantization blocks
         prod p[1];
-        size_t sl = f->pooled ? (size_t)F : slice_len(p, prod_set(p, inf, l, DOWN, (float *const[]){NULL}, 1), (size_t)F);
-        size_t ns = (size_t)F / sl;
+        size_t sl = f->pooled ? (size_t)F : slice_len(p, prod_set(p, inf, l, DOWN, (float *const[]){NULL}, 1), (size_t)F, T, nth);
+        size_t ns = ((size_t)F + sl - 1) / sl;
         FOR_UNITS(&th, NT * ns, 1, u) {
-            size_t t = u / ns, off = u % ns * sl;
+            size_t t = u / ns, off = u % ns * sl, len = off + sl < (size_t)F ? sl : (size_t)F - off;
             float *h = f->H1 + t * F + off;
-            rl_swiglu_forward(h, h, f->H2 + t * F + off, sl);
-            if (!f->pooled) quantize_input(inf, p, 1, f->H1, (int)t, off, sl);
+            rl_swiglu_forward(h, h, f->H2 + t * F + off, len);
+            if (!f->pooled) quantize_input(inf, p, 1, f->H1, (int)t, off, len);
         }
         linears(&th, l, DOWN, (float *const[]){f->XB}, 1, f->H1);
     }
