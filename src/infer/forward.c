@@ -36,7 +36,7 @@ typedef struct fwd {
     rl_infer *const *seq; /* context of each token, or NULL: all inf's */
     const int32_t *tokens;
     const int *pos;
-    int T, n_logits, gemm;
+    int T, n_logits;
     int pooled; /* one thread; products through BLAS / rl_sgemm and attention over inf->pool */
     float *logits;
     float *X, *XB, *A, *Q, *H1, *H2, *KT, *VT; /* scratch, see infer_forward */
@@ -426,7 +426,7 @@ rl_status infer_forward(rl_infer *inf, rl_infer *const *seq, const int32_t *toke
         int nt = infer_team_size(inf->team) > rl_pool_size(inf->pool) ? infer_team_size(inf->team) : rl_pool_size(inf->pool);
         if (!(inf->patt = malloc((size_t)nt * inf->kv.max_T * sizeof(float)))) return rl_fail(err, RL_ENOMEM, "forward scratch");
     }
-    fwd f = {.inf = inf, .seq = seq, .tokens = tokens, .pos = pos, .T = T, .n_logits = n_logits, .gemm = gemm, .logits = logits};
+    fwd f = {.inf = inf, .seq = seq, .tokens = tokens, .pos = pos, .T = T, .n_logits = n_logits, .logits = logits};
     // float32 prompts (other sums allowed) and float32 weights without an rl_qmodel: BLAS / SGEMM
     f.pooled = !inf->q || (gemm && T > 1 && inf->q->type == RL_WTYPE_F32);
     f.X = inf->pf;
