@@ -756,6 +756,47 @@ TEST(serve_cli_answers_then_exits_on_sigterm) {
     free(tokp);
 }
 
+/* The steps counted by /metrics after one request (decode_steps_total; -1 when unreadable). */
+static long long metrics_steps(int port) {
+    resp h = http(port, "GET", "/metrics", NULL, NULL);
+    unsigned long long steps = 0;
+    const char *at = h.body ? strstr(h.body, "\nraftlm_decode_steps_total ") : NULL;
+    long long v = at && sscanf(at, "\nraftlm_decode_steps_total %llu", &steps) == 1 ? (long long)steps : -1;
+    resp_free(&h);
+    return v;
+}
+
+TEST(serve_cli_no_batch_turns_continuous_batching_off) {
+    // --quant q8_0 --parallel 2: the slots decode through a group (its steps are counted); with
+    // --no-batch each slot decodes alone (no steps) and the answer is the same text
+    char *bin = stories("stories260K.bin"), *tokp = stories("tok512.bin");
+    if (!bin || !tokp) SKIP("../shared/models/stories260K is not here (a clone without the shared folder)");
+    char *text[2] = {0};
+    for (int nb = 0; nb < 2; nb++) {
+        const char *args[] = {"--model", bin, "--tokenizer", tokp, "--quant", "q8_0", "--parallel", "2", "--no-store",
+                              nb ? "--no-batch" : NULL, NULL};
+        int port, pid = t_serve_start(args, &port);
+        CHECK(pid > 0);
+        if (pid <= 0) break;
+        resp r = post(port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":20,\"temperature\":0}");
+        CHECK_EQ_INT(r.status, 200);
+        json_t *j = jbody(&r);
+        const char *got = json_string_value(json_object_get(json_array_get(json_object_get(j, "choices"), 0), "text"));
+        text[nb] = rl_xstrdup(got ? got : "");
+        json_decref(j);
+        resp_free(&r);
+        long long steps = metrics_steps(port);
+        printf("    --parallel 2 --quant q8_0%s: %lld batched decoding steps\n", nb ? " --no-batch" : "", steps);
+        if (nb) CHECK_EQ_INT(steps, 0);
+        else CHECK(steps > 0);
+        CHECK(t_serve_stop(pid));
+    }
+    CHECK_EQ_STR(text[0], text[1]);
+    free(text[0]), free(text[1]);
+    free(bin);
+    free(tokp);
+}
+
 TEST(ask_cli_answers_from_the_store_and_quantize_writes_gguf) {
     char *bin = stories("stories260K.bin"), *tokp = stories("tok512.bin");
     if (!bin || !tokp) SKIP("../shared/models/stories260K is not here (a clone without the shared folder)");

@@ -106,13 +106,15 @@ void cli_rag_close(cli_rag *r) {
 static const char *USAGE =
     "[-c raftlm.yaml] [--model PATH] [--tokenizer PATH] [--lora DIR] [--store DIR | --no-store]\n"
     "       [--host ADDR] [--port N] [--parallel N] [--queue N] [--ctx N] [--max-tokens N] [--timeout S]\n"
-    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0|q4_0] [--threads N] [--adapter NAME=DIR]...\n"
-    "       [--embedding-model PATH]\n\n"
+    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0|q4_0] [--threads N] [--no-batch]\n"
+    "       [--adapter NAME=DIR]... [--embedding-model PATH]\n\n"
     "Serves the model over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models) plus\n"
     "/v1/search, /v1/embeddings, /health and /metrics; with a store, chat answers are grounded on retrieved chunks.\n"
     "/v1/embeddings and dense /v1/search use retrieval.embedding_model (or --embedding-model PATH) with the\n"
     "configured query/passage prefixes; dense search needs the store's vectors.idx (`raftlm ingest`).\n"
     "--adapter NAME=DIR (repeatable) serves a PEFT adapter beside the model: requests naming NAME use it.\n"
+    "--no-batch turns continuous batching off (with --quant and --parallel > 1 the generating slots\n"
+    "otherwise decode each step together); each slot then decodes on its own.\n"
     "Prints the address it listens on (a line 'listening on http://HOST:PORT'); --port 0 picks a free port.\n"
     "The API key comes from --api-key or the environment variable serve.api_key_env (RAFTLM_API_KEY);\n"
     "it is required when --host is not a loopback address.\n";
@@ -130,13 +132,14 @@ int cmd_serve(int argc, char **argv) {
         {"threads", required_argument, 0, 'j'},   {"conn-timeout", required_argument, 0, 'T'},
         {"quant", required_argument, 0, 'q'},     {"adapter", required_argument, 0, 'A'},
         {"embedding-model", required_argument, 0, 'E'},
-        {"help", no_argument, 0, 'h'},            {0, 0, 0, 0},
+        {"no-batch", no_argument, 0, 'b'},        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
     };
     const char *config = NULL, *model = NULL, *tokp = NULL, *lora = NULL, *store = NULL, *host = NULL, *key = NULL,
                *name = NULL, *quant = NULL, *emb_model = NULL;
     long port = -1, parallel = 0, queue = -1, ctx = 0, max_tokens = 0, threads = 0, conn_timeout = 0;
     double timeout = 0, drain = 30;
-    int no_store = 0, c, n_ad = 0;
+    int no_store = 0, no_batch = 0, c, n_ad = 0;
     const char *ad_arg[32];
     while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
         char *end = NULL;
@@ -147,6 +150,7 @@ int cmd_serve(int argc, char **argv) {
         case 'l': lora = optarg; break;
         case 's': store = optarg; break;
         case 'S': no_store = 1; break;
+        case 'b': no_batch = 1; break;
         case 'H': host = optarg; break;
         case 'a': key = optarg; break;
         case 'N': name = optarg; break;
@@ -200,6 +204,7 @@ int cmd_serve(int argc, char **argv) {
     o.max_body = (size_t)r.cfg.serve.max_body_kb * 1024;
     if (conn_timeout) o.conn_timeout_s = (int)conn_timeout;
     o.k = r.cfg.retrieval.k;
+    if (no_batch) o.batch_decode = -1;
     const char *mpath = model ? model : r.cfg.base_model;
     o.model_name = name ? name : mpath && *rl_path_basename(mpath) ? rl_path_basename(mpath) : "raftlm";
     const char *env = r.cfg.serve.api_key_env ? r.cfg.serve.api_key_env : "RAFTLM_API_KEY";

@@ -11,11 +11,8 @@
  * Prompts go token by token through rl_model_decode (float32: the exact text of `raftlm
  * generate`), or in batches of PREFILL_T tokens through infer_forward (forward.c) when batching
  * is on. With an rl_qmodel each decoding step is infer_forward with one token (rl_model_decode's
- * computation with the matrix products on the rl_qmodel's blocks over the context's thread
- * pool), or, in a group, a step shared with the other contexts decoding (group.c).
- *
- * The matrix products are here (infer_qmatmul_n): rows in tasks of 16 over the pool, the input
- * quantized once per block format; packed Q8_0 / Q4_0 groups through qpack.c's tiles.
+ * computation with the matrix products on the rl_qmodel's blocks, over the context's threads),
+ * or, in a group, a step shared with the other contexts decoding (group.c).
  *
  * Not done: several sequences per cache. */
 #include <stdlib.h>
@@ -62,7 +59,9 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
             !(inf->xk = malloc((size_t)PREFILL_T * ((size_t)big / RL_QK_K + 1) * sizeof *inf->xk)) ||
             !(inf->xp = malloc((size_t)PREFILL_T * ((size_t)big / RL_Q8_0_BLOCK + 1) * sizeof *inf->xp)))
             s = rl_fail(err, RL_ENOMEM, "generation context");
-        if (!s && o->n_threads > 1) inf->pool = rl_pool_create(o->n_threads);
+        // the forward's threads (team.c); float32 weights also keep a pool for their prompts' SGEMM
+        if (!s && o->n_threads > 1) inf->team = infer_team_new(o->n_threads);
+        if (!s && o->n_threads > 1 && o->q->type == RL_WTYPE_F32) inf->pool = rl_pool_create(o->n_threads);
     }
     if (!s && o->group) {
         if (!o->q) s = rl_fail(err, RL_EINVAL, "a decoding group needs quantized weights (rl_qmodel)");
@@ -89,7 +88,9 @@ void rl_infer_free(rl_infer *inf) {
     free(inf->xp);
     free(inf->pf);
     free(inf->patt);
+    free(inf->ctr);
     if (inf->pool) rl_pool_free(inf->pool);
+    infer_team_free(inf->team);
     rl_kv_free(&inf->kv);
     free(inf->cache);
     free(inf);
@@ -127,110 +128,6 @@ rl_status rl_infer_tokenize(const rl_infer *inf, const char *text, size_t len, i
 }
 
 /* ---- decoding with quantized weights -------------------------------------------------------- */
-
-typedef struct matvec_job {
-    const infer_mm *mm;      /* n products sharing one input */
-    int n;
-    size_t first[8];         /* task index where product i starts (first[n] = all tasks) */
-    const float *x;          /* (T, cols) float input, for float32 matrices */
-    const void *xq, *xk;     /* (T, cols / block) the input as Q8_0 and as Q8_K blocks */
-    const infer_xq *xp;      /* (T, cols / 32) the input for packed matrices */
-    int T;
-    const rl_qmodel *q;      /* the kernels */
-} matvec_job;
-
-#define MATVEC_ROWS 16 /* weight rows per task */
-
-/* Each weight row is read once for all T inputs (it stays in cache): the batched prompt's gain.
- * Every output is the same dot product as with T = 1, so batching changes no bit. */
-static void matvec_rows(void *ctx, size_t task, int thread) {
-    const matvec_job *j = ctx;
-    const rl_qmodel *q = j->q;
-    int k = 0;
-    while (task >= j->first[k + 1]) k++;
-    const rl_qmat *w = j->mm[k].w;
-    int rows = w->rows, r0 = (int)(task - j->first[k]) * MATVEC_ROWS, r1 = r0 + MATVEC_ROWS < rows ? r0 + MATVEC_ROWS : rows;
-    int C = w->cols, T = j->T;
-    size_t nb = (size_t)C / RL_Q8_0_BLOCK, nk = (size_t)C / RL_QK_K;
-    float *out = j->mm[k].out;
-    if (w->packed) { // one group of 16 rows for all T tokens (MATVEC_ROWS == QPACK_R)
-        const void *W = (const char *)w->blocks + (size_t)(r0 / QPACK_R) * nb *
-                                                      (w->type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16));
-        if (w->type == RL_WTYPE_Q8_0) infer_q8_0x16_mm(out + r0, (size_t)rows, W, j->xp, nb, r1 - r0, T);
-        else infer_q4_0x16_mm(out + r0, (size_t)rows, W, j->xp, nb, r1 - r0, T);
-    } else switch (w->type) {
-    case RL_WTYPE_Q8_0: {
-        const rl_block_q8_0 *W = w->blocks, *X = j->xq;
-        for (int r = r0; r < r1; r++)
-            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot(W + (size_t)r * nb, X + t * nb, nb);
-        break;
-    }
-    case RL_WTYPE_Q4_0: {
-        const rl_block_q4_0 *W = w->blocks;
-        const rl_block_q8_0 *X = j->xq;
-        for (int r = r0; r < r1; r++)
-            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot4(W + (size_t)r * nb, X + t * nb, nb);
-        break;
-    }
-    case RL_WTYPE_Q4_K: {
-        const rl_block_q4_k *W = w->blocks;
-        const rl_block_q8_k *X = j->xk;
-        for (int r = r0; r < r1; r++)
-            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot4k(W + (size_t)r * nk, X + t * nk, nk);
-        break;
-    }
-    case RL_WTYPE_Q6_K: {
-        const rl_block_q6_k *W = w->blocks;
-        const rl_block_q8_k *X = j->xk;
-        for (int r = r0; r < r1; r++)
-            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot6k(W + (size_t)r * nk, X + t * nk, nk);
-        break;
-    }
-    default:
-        for (int r = r0; r < r1; r++)
-            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dotf(w->f32 + (size_t)r * C, j->x + (size_t)t * C, (size_t)C);
-    }
-    if (j->mm[k].bias)
-        for (int t = 0; t < T; t++)
-            for (int r = r0; r < r1; r++) out[(size_t)t * rows + r] += j->mm[k].bias[r];
-}
-
-void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T, int gemm) {
-    // every product: out (T, rows) = x (T, cols) W^T (+ bias); the input is quantized once per
-    // block format used, and all rows of all products go to the threads as one parallel loop
-    size_t C = (size_t)mm[0].w->cols;
-    if (gemm && T > 1 && inf->q->type == RL_WTYPE_F32) { // float32 prompts: our SGEMM, each weight panel used for all T
-        for (int i = 0; i < n; i++) {
-            const rl_qmat *w = mm[i].w;
-            rl_sgemm(0, 1, T, w->rows, w->cols, 1.0f, x, w->cols, w->f32, w->cols, 0.0f, mm[i].out, w->rows, inf->pool);
-            if (mm[i].bias)
-                for (int t = 0; t < T; t++) rl_axpy(mm[i].out + (size_t)t * w->rows, 1.0f, mm[i].bias, (size_t)w->rows);
-        }
-        return;
-    }
-    int need8 = 0, needk = 0, needp = 0;
-    matvec_job j = {.mm = mm, .n = n, .x = x, .T = T, .q = inf->q};
-    for (int i = 0; i < n; i++) {
-        rl_wtype t = mm[i].w->type;
-        needk |= t == RL_WTYPE_Q4_K || t == RL_WTYPE_Q6_K;
-        need8 |= (t == RL_WTYPE_Q8_0 || t == RL_WTYPE_Q4_0) && !mm[i].w->packed;
-        needp |= mm[i].w->packed;
-        j.first[i + 1] = j.first[i] + ((size_t)mm[i].w->rows + MATVEC_ROWS - 1) / MATVEC_ROWS;
-    }
-    if (needk)
-        for (int t = 0; t < T; t++) rl_q8_k_quantize(inf->xk + t * (C / RL_QK_K), x + t * C, C);
-    if (need8)
-        for (int t = 0; t < T; t++) rl_q8_0_quantize(inf->xq + t * (C / RL_Q8_0_BLOCK), x + t * C, C);
-    if (needp)
-        infer_xq_quantize(inf->xp, x, (size_t)T * C, inf->q->simd); // rows of C values, blocks never straddle two
-    j.xq = inf->xq;
-    j.xp = inf->xp;
-    j.xk = inf->xk;
-    size_t tasks = j.first[n];
-    if (inf->pool && tasks > 1) rl_pool_for(inf->pool, tasks, matvec_rows, &j);
-    else
-        for (size_t t = 0; t < tasks; t++) matvec_rows(&j, t, 0);
-}
 
 rl_status rl_infer_decode(rl_infer *inf, int token, int pos, float **logits, rl_error *err) {
     if (!inf->q) return rl_model_decode(inf->m, &inf->kv, token, pos, logits, err);

@@ -16,7 +16,7 @@
  *     final (never half a UTF-8 character, never a part of a stop string).
  *
  *   - rl_qmodel: Q8_0 / Q4_0 / Q4_K / Q6_K copies of the matrices (or the float32 ones) for faster
- *     decoding over a thread pool (AVX2 / AVX-512 kernels with scalar references; with AVX-512
+ *     decoding over the context's threads (AVX2 / AVX-512 kernels with scalar references; with AVX-512
  *     VNNI, Q8_0 / Q4_0 rows repacked 16 at a time at load), and batched prompt processing
  *     (rl_infer_opts: tiles of 16 rows x 8 tokens for Q8_0 / Q4_0, rl_sgemm for float32).
  *
@@ -245,7 +245,8 @@ const char *rl_qmodel_kernel(const rl_qmodel *q);
 typedef struct rl_infer_opts {
     int n_ctx;            /* as in rl_infer_new */
     const rl_qmodel *q;   /* NULL: float32 weights through rl_model_decode (exactly `raftlm generate`) */
-    int n_threads;        /* threads of this context's matrix-vector products (quantized path); <= 1: one */
+    int n_threads;        /* threads of this context's forward (quantized path: each forward one parallel
+                             region, team.c; the output does not depend on it); <= 1: one */
     int batch_prompt;     /* prompts in batches of 128 tokens (matrix-matrix): 0 = auto (on with a
                              quantized q: the same bits as token by token; off for float32, q NULL or
                              of type F32, whose SGEMM sums in another order than the decoding dot

@@ -29,6 +29,8 @@ struct rl_qmodel {
     int simd; /* infer_simd_level() when the kernels were picked */
 };
 
+typedef struct infer_team infer_team; /* team.c */
+
 struct rl_infer {
     rl_model *m;
     const rl_tokenizer *tok;
@@ -39,10 +41,13 @@ struct rl_infer {
     rl_block_q8_0 *xq;  /* (PREFILL_T, max(C, F, QD) / 32) activations quantized */
     rl_block_q8_k *xk;  /* (PREFILL_T, max(C, F, QD) / 256) the same as Q8_K */
     struct infer_xq *xp; /* (PREFILL_T, max(C, F, QD) / 32) the same for packed matrices */
-    rl_pool *pool;      /* owned; NULL = one thread */
+    infer_team *team;   /* owned; NULL = one thread: the forward's threads (rl_qmodel) */
+    struct infer_ctr *ctr; /* (n_ctr) the forward's steps' counters (forward.c) */
+    int n_ctr;
+    rl_pool *pool;      /* owned; NULL = one thread: SGEMM of float32 prompts (float32 rl_qmodel) */
     int batch;          /* prompts go through rl_infer_prefill in chunks */
     float *pf;          /* prefill scratch (owned, allocated on first use) */
-    float *patt;        /* (pool threads, NH, n_ctx) attention scores of batched prompts, with a pool */
+    float *patt;        /* (threads, n_ctx) attention scores of batched prompts, a row per thread */
     rl_infer_group *group; /* continuous batching (group.c), or NULL; not owned */
     int gdone;          /* group: this context's submitted step is done (under the group's lock) */
     rl_status gstatus;  /* group: the step's status and message */
@@ -88,20 +93,24 @@ void infer_pack_q8_0(infer_q8_0x16 *out, const rl_block_q8_0 *w, int rows, size_
 void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
 void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
 
-/* out (T, rows) = x (T, cols) W^T (+ bias) for several matrices of one input (q, k, v; gate, up)
- * in one parallel loop over the context's threads, the input quantized once; n <= 7, all with
- * the same cols (generate.c). Per token the same dot products whatever T is; gemm: float32
- * weights of T > 1 tokens may go through rl_sgemm instead (other sums). */
-typedef struct infer_mm {
-    const rl_qmat *w;
-    float *out;        /* (T, w->rows) */
-    const float *bias; /* (w->rows) or NULL */
-} infer_mm;
-void infer_qmatmul_n(rl_infer *inf, const infer_mm *mm, int n, const float *x, int T, int gemm);
-/* rl_attention_decode's computation (one query token, n_pos cached positions) with AVX-512 when
- * simd allows and HD is a multiple of 16 (attn.c). */
-void infer_attention(int simd, float *out, float *att, int att_stride, const float *q, const float *kc, const float *vc,
-                     int n_pos, int NH, int NKV, int HD, float scale);
+/* rl_attention_decode's computation for one query head (one token, n_pos cached positions):
+ * out (HD), att (n_pos) scores scratch, q (HD), kc / vc: the head's keys and values at position
+ * s at kc + s * KD. AVX-512 when simd allows and HD is a multiple of 16 (attn.c). */
+void infer_attention_head(int simd, float *out, float *att, const float *q, const float *kc, const float *vc, int KD,
+                          int n_pos, int HD, float scale);
+
+/* The threads of a context, run together through a forward (team.c). infer_team_new(n): n
+ * threads including the caller (NULL when n < 2 or nothing could start). infer_team_run: fn(ctx,
+ * ith, nth) on the caller (as thread 0) and on each worker that arrives before the caller's fn
+ * returns (so fn must not depend on the others arriving: forward.c hands out units of work);
+ * returns when no worker is inside fn any more. A NULL team is one thread. infer_pause(k): step
+ * k of a wait loop (a pause; a yield past the first thousand). */
+infer_team *infer_team_new(int n);
+void infer_team_free(infer_team *t);
+int infer_team_size(const infer_team *t);
+void infer_team_run(infer_team *t, void (*fn)(void *ctx, int ith, int nth), void *ctx);
+void infer_pause(unsigned k);
+
 /* Continuous batching (group.c): join / unjoin at rl_infer_new_ex / rl_infer_free; enter and
  * leave around the decoding loop of rl_infer_generate; decode = rl_infer_decode in a step
  * shared with the group's other decoding contexts. */
@@ -114,7 +123,8 @@ rl_status infer_group_decode(rl_infer *inf, int token, int pos, float **logits, 
 /* T <= PREFILL_T tokens through every layer in one batched forward (forward.c): token t of
  * context seq[t] (seq NULL: all of inf, at consecutive positions) at position pos[t], its key and
  * value written into that context's cache; inf gives the weights, scratch and threads. The
- * last n_logits tokens' logits go to logits (n_logits, V). gemm as in infer_qmatmul_n. */
+ * last n_logits tokens' logits go to logits (n_logits, V). gemm: float32 weights of T > 1 tokens
+ * may go through rl_sgemm (other sums than one token's dot products). */
 rl_status infer_forward(rl_infer *inf, rl_infer *const *seq, const int32_t *tokens, const int *pos, int T, int n_logits,
                         float *logits, int gemm, rl_error *err);
 
