@@ -7,6 +7,7 @@
  *
  * Splits are by document: all questions about one document land in the same split, so no test
  * question's oracle chunk is ever seen in training. */
+#include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,8 +166,6 @@ static syn_example make_example(const syn_chunks *chunks, const item *it, size_t
 
 /* ---- counterfactual copies ---------------------------------------------------------------- */
 
-static int is_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-
 /* text with every whole-word occurrence of `from` replaced by `to` (a figure "3" must not hit
  * the 3 inside "AR-300"); *n counts the replacements */
 static char *replace_figure(const char *text, const char *from, const char *to, int *n) {
@@ -174,7 +173,8 @@ static char *replace_figure(const char *text, const char *from, const char *to, 
     size_t len = strlen(from);
     const char *p = text;
     for (const char *q; (q = strstr(p, from));) {
-        int whole = (q == text || !is_alnum(q[-1]) || !is_alnum(from[0])) && (!is_alnum(q[len]) || !is_alnum(from[len - 1]));
+        int whole = (q == text || !isalnum((unsigned char)q[-1]) || !isalnum((unsigned char)from[0])) &&
+                    (!isalnum((unsigned char)q[len]) || !isalnum((unsigned char)from[len - 1]));
         for (; p < q; p++) rl_buf_putc(&b, *p);
         rl_buf_puts(&b, whole ? to : from);
         if (whole) (*n)++;
@@ -188,7 +188,7 @@ static int is_iso_date(const char *s) {
     static const char shape[] = "dddd-dd-dd";
     for (int i = 0; i < 10; i++)
         if (shape[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != '-') return 0;
-    return s[10] == 0 || !is_alnum(s[10]);
+    return !isalnum((unsigned char)s[10]);
 }
 
 /* the same shape with other digits: "EUR 524,410" -> "EUR 381,907"; a run's leading digit stays
