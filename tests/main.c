@@ -3,6 +3,10 @@
  * Arguments are substrings: only tests whose name or file contains one of them run. */
 #include "test.h"
 
+#include "core/core.h"
+
+#include <errno.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
@@ -45,6 +49,30 @@ void rl_test_skip(const char *why) {
     _exit(EXIT_SKIP);
 }
 
+/* A folder per test, the test's TMPDIR: the child may end in _exit, an abort or the time limit,
+ * so the parent removes it (RL_TEST_KEEP=1 keeps it for a look). */
+static char *test_scratch(void) {
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    char *dir = rl_xasprintf("%s/raftlm-test-XXXXXX", base);
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "cannot create a temporary folder in %s: %s\n", base, strerror(errno));
+        exit(2);
+    }
+    return dir;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_scratch(char *dir) {
+    if (getenv("RL_TEST_KEEP")) fprintf(stderr, "    kept %s\n", dir);
+    else nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
 static int selected(int i, int argc, char **argv) {
     if (argc <= 1) return 1;
     for (int a = 1; a < argc; a++)
@@ -59,9 +87,11 @@ int main(int argc, char **argv) {
         if (!selected(i, argc, argv)) continue;
         fflush(stdout);
         fflush(stderr);
+        char *scratch = test_scratch();
         pid_t pid = fork();
         if (pid == 0) {
             setpgid(0, 0);
+            setenv("TMPDIR", scratch, 1);
             alarm((unsigned)limit);
             tests[i].fn();
             fflush(stdout);
@@ -70,6 +100,7 @@ int main(int argc, char **argv) {
         int status = 0;
         waitpid(pid, &status, 0);
         kill(-pid, SIGKILL); /* anything the test left running */
+        remove_scratch(scratch);
         const char *verdict;
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0) verdict = "PASS", passed++;
         else if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_SKIP) verdict = "SKIP", skipped++;
