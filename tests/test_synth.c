@@ -292,6 +292,38 @@ TEST(synth_counterfactual_copies_replace_the_figure_everywhere) {
     json_decref(test);
 }
 
+TEST(synth_figures_randomize_keeps_shapes_and_repeats) {
+    const char *text = "Customer 484085 ordered on 2025-11-04 for EUR 524,410 (unit 156.90, 0.5 kg); "
+                       "again 484085. The AR-700X, x86, the 2nd, H2O and PR-9435 stay names.";
+    uint64_t r1 = 42, r2 = 42, r3 = 43;
+    char *a = rl_figures_randomize(text, strlen(text), &r1), *b = rl_figures_randomize(text, strlen(text), &r2);
+    char *c = rl_figures_randomize(text, strlen(text), &r3);
+    CHECK_EQ_STR(a, b); /* the same seed, the same copy */
+    CHECK(strcmp(a, c) != 0);
+    char *ma = digits_masked(a), *mt = digits_masked(text);
+    CHECK_EQ_STR(ma, mt); /* only digits change, every figure keeps its shape */
+    free(ma), free(mt);
+    CHECK(strstr(a, "484085") == NULL && strstr(a, "2025-11-04") == NULL && strstr(a, "524,410") == NULL);
+    /* the same figure, the same replacement */
+    char first[7] = {0}, again[7] = {0};
+    memcpy(first, a + strlen("Customer "), 6);
+    memcpy(again, strstr(a, "again ") + 6, 6);
+    CHECK_EQ_STR(first, again);
+    CHECK(first[0] != '0');
+    /* digits glued to letters are names, not figures; figures after "PR-" are figures */
+    CHECK_CONTAINS(a, "AR-700X, x86, the 2nd, H2O");
+    CHECK(strstr(a, "PR-9435") == NULL);
+    CHECK_CONTAINS(a, " 0.");           /* a leading zero stays a zero */
+    const char *date = strstr(a, "on ") + 3; /* an ISO date stays a date within five years */
+    int y = atoi(date), m = atoi(date + 5), d = atoi(date + 8);
+    CHECK_MSG(y >= 2020 && y <= 2030 && m >= 1 && m <= 12 && d >= 1 && d <= 28, "%.10s", date);
+    free(a), free(b), free(c);
+    uint64_t r4 = 1;
+    char *none = rl_figures_randomize("no figures here", 15, &r4);
+    CHECK_EQ_STR(none, "no figures here");
+    free(none);
+}
+
 TEST(synth_sigkill_and_resume_gives_the_same_datasets) {
     char *a = make_project(), *b = make_project();
     char *out;

@@ -53,7 +53,8 @@ static rl_status pretrain_prepare(const rl_config *cfg, const char *out, char **
     char *ds_dir = rl_path_join(cfg->output_dir, "datasets");
     *ds_path = rl_path_join(ds_dir, "pretrain_train.jsonl");
     s = rl_mkdir_p(ds_dir, err);
-    if (!s) s = cli_student_write_completion(&t, cfg->pretrain.copy_fraction, *ds_path, err);
+    if (!s) s = cli_student_write_completion(&t, cfg->pretrain.copy_fraction, cfg->pretrain.counterfactual_copies,
+                                                 (uint64_t)cfg->seed, *ds_path, err);
     if (!s) s = rl_mkdir_p(out, err);
     if (!s && cfg->tokenizer) *tok_path = rl_xstrdup(cfg->tokenizer);
     else if (!s) {

@@ -170,6 +170,8 @@ static const field fields[] = {
     {"pretrain.micro_batch_size", F_INT, O(pretrain.micro_batch_size), "8", 1, 65536, 0, "sequences per step"},
     {"pretrain.copy_fraction", F_FLOAT, O(pretrain.copy_fraction), "0.0", 0, 1, 0,
      "fraction of passages shown twice in a row, so the student learns to copy from its context (RAFT answers quote)"},
+    {"pretrain.counterfactual_copies", F_INT, O(pretrain.counterfactual_copies), "0", 0, 64, 0,
+     "more copies of each passage with its figures replaced by random ones: figures then come from reading, not recall"},
     {"pretrain.warmup_steps", F_INT, O(pretrain.warmup_steps), "20", 0, 1e9, 0, "linear warmup steps"},
 
     {"dsf", F_SECTION, 0, 0, NONE, 0, "the baseline: base_model fine-tuned on question -> answer without documents"},

@@ -120,6 +120,7 @@ typedef struct rl_config {
         int vocab_size;     /* of the BPE tokenizer trained on the corpus when `tokenizer` is null */
         int max_steps, sequence_len, micro_batch_size, warmup_steps;
         double copy_fraction;
+        int counterfactual_copies; /* more copies of each passage, its figures random */
         double learning_rate;
     } pretrain;
     struct {

@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/student.h"
+#include "synth/synth.h"
 
 /* The oracle documents of a split's RAFT file, appended to *docs (sorted later). */
 static void held_out_docs(const char *path, char ***docs, size_t *n) {
@@ -142,22 +143,31 @@ void cli_texts_free(cli_texts *t) {
     memset(t, 0, sizeof *t);
 }
 
-rl_status cli_student_write_completion(const cli_texts *t, double copy_fraction, const char *path, rl_error *err) {
+rl_status cli_student_write_completion(const cli_texts *t, double copy_fraction, int counterfactual_copies, uint64_t seed,
+                                       const char *path, rl_error *err) {
     rl_buf b = {0};
-    for (size_t i = 0; i < t->n; i++) {
-        /* copy_fraction of the passages, evenly spread, shown twice in a row: everything after
-         * the first time can be copied */
-        int twice = (size_t)((double)(i + 1) * copy_fraction) > (size_t)((double)i * copy_fraction);
-        char *text = twice ? rl_xasprintf("%.*s\n\n%.*s", (int)t->len[i], t->text[i], (int)t->len[i], t->text[i]) : NULL;
-        json_t *o = twice ? json_pack("{s:s}", "text", text) : json_pack("{s:s%}", "text", t->text[i], t->len[i]);
-        free(text);
-        char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
-        json_decref(o);
-        if (!line) continue; /* not UTF-8: the store keeps only valid text, so this does not happen */
-        rl_buf_puts(&b, line);
-        rl_buf_putc(&b, '\n');
-        free(line);
-    }
+    size_t k = 0; /* passages written so far */
+    for (size_t i = 0; i < t->n; i++)
+        for (int c = 0; c <= counterfactual_copies; c++, k++) {
+            /* the copies' figures are new each time: a figure seen before can only be recalled
+             * from earlier in the same text (the passage shown twice), never from memory */
+            uint64_t rng = seed ^ (0x9e3779b97f4a7c15ull * (k + 1));
+            char *own = c ? rl_figures_randomize(t->text[i], t->len[i], &rng) : NULL;
+            const char *p = own ? own : t->text[i];
+            int len = own ? (int)strlen(own) : (int)t->len[i];
+            /* copy_fraction of the passages, evenly spread, shown twice in a row: everything after
+             * the first time can be copied */
+            int twice = (size_t)((double)(k + 1) * copy_fraction) > (size_t)((double)k * copy_fraction);
+            char *text = twice ? rl_xasprintf("%.*s\n\n%.*s", len, p, len, p) : rl_xasprintf("%.*s", len, p);
+            json_t *o = json_pack("{s:s}", "text", text);
+            free(text), free(own);
+            char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+            json_decref(o);
+            if (!line) continue; /* not UTF-8: the store keeps only valid text, so this does not happen */
+            rl_buf_puts(&b, line);
+            rl_buf_putc(&b, '\n');
+            free(line);
+        }
     rl_status s = rl_file_write_atomic(path, b.data ? b.data : "", b.len, err);
     rl_buf_free(&b);
     return s;

@@ -7,7 +7,6 @@
  *
  * Splits are by document: all questions about one document land in the same split, so no test
  * question's oracle chunk is ever seen in training. */
-#include <ctype.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +20,7 @@ typedef struct item {
     uint32_t sig[RL_MINHASH_K];
 } item;
 
-static uint64_t splitmix(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double uniform(uint64_t *s) { return (double)(splitmix(s) >> 11) / 9007199254740992.0; }
+static double uniform(uint64_t *s) { return (double)(rl_splitmix(s) >> 11) / 9007199254740992.0; }
 
 /* ---- lookups ------------------------------------------------------------------------------ */
 
@@ -112,7 +105,7 @@ static int pick_distractors(rl_store *store, const syn_chunks *chunks, const key
     }
     /* random fill (and random mode) */
     for (int tries = 0; n < want && tries < want * 50; tries++) {
-        size_t c = (size_t)(splitmix(rng) % chunks->n);
+        size_t c = (size_t)(rl_splitmix(rng) % chunks->n);
         if (usable_distractor(chunks, c, oracle, it->final_answer, out, n)) out[n++] = c;
     }
     return n;
@@ -148,7 +141,7 @@ static syn_example make_example(const syn_chunks *chunks, const item *it, size_t
     for (int i = 0; i < nd; i++) order[n++] = dist[i];
     if (with_oracle) order[n++] = it->chunk;
     for (int i = n - 1; i > 0; i--) { /* Fisher-Yates */
-        int j = (int)(splitmix(rng) % (uint64_t)(i + 1));
+        int j = (int)(rl_splitmix(rng) % (uint64_t)(i + 1));
         size_t t = order[i];
         order[i] = order[j];
         order[j] = t;
@@ -166,55 +159,6 @@ static syn_example make_example(const syn_chunks *chunks, const item *it, size_t
 
 /* ---- counterfactual copies ---------------------------------------------------------------- */
 
-/* text with every whole-word occurrence of `from` replaced by `to` (a figure "3" must not hit
- * the 3 inside "AR-300"); *n counts the replacements */
-static char *replace_figure(const char *text, const char *from, const char *to, int *n) {
-    rl_buf b = {0};
-    size_t len = strlen(from);
-    const char *p = text;
-    for (const char *q; (q = strstr(p, from));) {
-        int whole = (q == text || !isalnum((unsigned char)q[-1]) || !isalnum((unsigned char)from[0])) &&
-                    (!isalnum((unsigned char)q[len]) || !isalnum((unsigned char)from[len - 1]));
-        for (; p < q; p++) rl_buf_putc(&b, *p);
-        rl_buf_puts(&b, whole ? to : from);
-        if (whole) (*n)++;
-        p = q + len;
-    }
-    rl_buf_puts(&b, p);
-    return rl_buf_take(&b);
-}
-
-static int is_iso_date(const char *s) {
-    static const char shape[] = "dddd-dd-dd";
-    for (int i = 0; i < 10; i++)
-        if (shape[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != '-') return 0;
-    return !isalnum((unsigned char)s[10]);
-}
-
-/* the same shape with other digits: "EUR 524,410" -> "EUR 381,907"; a run's leading digit stays
- * non-zero (or zero), so lengths and formats hold. An ISO date stays a real date, within five
- * years of the original, so it reads (and tokenizes) like the figures the model will meet. */
-static char *random_figure(const char *fig, uint64_t *rng) {
-    if (is_iso_date(fig) && atoi(fig) >= 1005 && atoi(fig) <= 9994) {
-        int year = atoi(fig);
-        for (int attempt = 0; attempt < 8; attempt++) {
-            char *s = rl_xasprintf("%04d-%02d-%02d%s", year - 5 + (int)(splitmix(rng) % 11), 1 + (int)(splitmix(rng) % 12),
-                                   1 + (int)(splitmix(rng) % 28), fig + 10);
-            if (strcmp(s, fig) != 0) return s;
-            free(s);
-        }
-    }
-    char *s = rl_xstrdup(fig);
-    for (int attempt = 0; attempt < 8 && strcmp(s, fig) == 0; attempt++)
-        for (char *p = s; *p; p++) {
-            if (*p < '0' || *p > '9') continue;
-            int lead = p == s || p[-1] < '0' || p[-1] > '9';
-            if (lead && fig[p - s] == '0') continue;
-            *p = (char)(lead ? '1' + splitmix(rng) % 9 : '0' + splitmix(rng) % 10);
-        }
-    return s;
-}
-
 static void example_free(syn_example *e) {
     free(e->id), free(e->question), free(e->cot_answer), free(e->final_answer), free(e->oracle_text), free(e->oracle_doc);
     for (int d = 0; d < e->n_docs; d++) free(e->docs[d]), free(e->titles[d]);
@@ -231,15 +175,15 @@ static int add_counterfactuals(syn_examples *out, size_t at, int copies, uint64_
         const syn_example *orig = &out->e[at]; /* add_example moves the array */
         const char *fig = orig->final_answer;
         if (!orig->oracle_in_context || orig->refusal || !strpbrk(fig, "0123456789") || strstr(orig->question, fig)) break;
-        char *to = random_figure(fig, rng);
+        char *to = rl_figure_random(fig, rng);
         int in_oracle = 0, in_cot = 0, ignored = 0;
         syn_example e = {0};
         e.id = rl_xasprintf("%s-cf%d", orig->id, c + 1);
         e.split = orig->split;
         e.question = rl_xstrdup(orig->question);
         e.final_answer = to;
-        e.oracle_text = replace_figure(orig->oracle_text, fig, to, &in_oracle);
-        e.cot_answer = replace_figure(orig->cot_answer, fig, to, &in_cot);
+        e.oracle_text = rl_figure_replace(orig->oracle_text, fig, to, &in_oracle);
+        e.cot_answer = rl_figure_replace(orig->cot_answer, fig, to, &in_cot);
         e.oracle_doc = rl_xstrdup(orig->oracle_doc);
         e.oracle_chunk_id = orig->oracle_chunk_id;
         e.oracle_in_context = 1;
@@ -248,7 +192,7 @@ static int add_counterfactuals(syn_examples *out, size_t at, int copies, uint64_
         e.docs = rl_xcalloc((size_t)(e.n_docs ? e.n_docs : 1), sizeof *e.docs);
         e.titles = rl_xcalloc((size_t)(e.n_docs ? e.n_docs : 1), sizeof *e.titles);
         for (int d = 0; d < e.n_docs; d++) {
-            e.docs[d] = replace_figure(orig->docs[d], fig, to, &ignored);
+            e.docs[d] = rl_figure_replace(orig->docs[d], fig, to, &ignored);
             e.titles[d] = rl_xstrdup(orig->titles[d]);
         }
         if (!in_oracle || !in_cot || strcmp(e.final_answer, fig) == 0) { /* not quoted as a whole figure: no copy */

@@ -105,6 +105,17 @@ void rl_qa_free(rl_qa *qa, int n);
 /* A chain-of-thought answer in the RAFT layout, quoting quote and ending in <ANSWER>: answer. */
 char *rl_cot_answer(const char *quote, const char *answer);
 
+/* ---- figures (figures.c) ------------------------------------------------------------------- */
+
+/* text with every whole-word occurrence of `from` replaced by `to` (a figure "3" must not hit the
+ * 3 inside "AR-300"); *n counts the replacements */
+char *rl_figure_replace(const char *text, const char *from, const char *to, int *n);
+/* A random figure of the same shape: "EUR 524,410" -> "EUR 381,907", an ISO date a date. */
+char *rl_figure_random(const char *fig, uint64_t *rng);
+/* text (len bytes) with each of its figures replaced by a random one, the same figure by the same
+ * replacement throughout: "placed on 2025-11-04 ... 484085" -> "placed on 2023-02-17 ... 735120". */
+char *rl_figures_randomize(const char *text, size_t len, uint64_t *rng);
+
 /* ---- verification ------------------------------------------------------------------------ */
 
 typedef struct rl_verdict {

@@ -1,10 +1,18 @@
-/* synth_internal.h - shared by run.c and assemble.c (not public). */
+/* synth_internal.h - shared by run.c, assemble.c and figures.c (not public). */
 #ifndef RL_SYNTH_INTERNAL_H
 #define RL_SYNTH_INTERNAL_H
 
 #include <sqlite3.h>
 
 #include "synth/synth.h"
+
+/* splitmix64: the small seeded generator behind every random choice of synthesis */
+static inline uint64_t rl_splitmix(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
 
 /* A chunk of the store as synthesis sees it. */
 typedef struct syn_chunk {
