@@ -99,6 +99,43 @@ TEST(train_lora_lowers_val_loss_and_adapter_roundtrips) {
     setup_close(&s);
 }
 
+static double logged_loss(const char *out, int step) {
+    char *log = NULL, *key = t_fmt("{\"step\": %d, \"epoch\":", step);
+    size_t len;
+    rl_error err;
+    if (rl_file_read(t_fmt("%s/train_log.jsonl", out), 0, &log, &len, &err) != RL_OK) return NAN;
+    const char *p = strstr(log, key), *l = p ? strstr(p, "\"loss\": ") : NULL;
+    double v = l ? strtod(l + 8, NULL) : NAN;
+    free(log);
+    return v;
+}
+
+/* adam_beta2 reaches the optimizer: Adam's bias-corrected first step does not depend on it, the
+ * later ones do */
+TEST(train_adam_betas_reach_the_optimizer) {
+    setup s;
+    if (!setup_open(&s, 0, 40)) SKIP("../shared/models/stories260K is not here");
+    rl_model_free(&s.m);
+    rl_error err = {0};
+    double loss[2][2];
+    for (int run = 0; run < 2; run++) {
+        CHECK_OK(rl_model_load(&s.m, t_fmt("%s/models/stories260K/stories260K.bin", t_shared()), &err));
+        char *out = t_tmpdir();
+        rl_train_opts o = opts(out, 0);
+        o.max_steps = 4, o.eval_steps = 0, o.gradient_accumulation_steps = 1, o.lr_scheduler = RL_SCHED_CONSTANT;
+        o.warmup_steps = 0;
+        if (run) o.adam_beta2 = 0.5f;
+        rl_train_result r;
+        CHECK_OK(rl_train_run(&s.m, &s.train, &s.val, &o, &r, &err));
+        loss[run][0] = logged_loss(out, 2), loss[run][1] = logged_loss(out, 4);
+        if (run == 0) rl_model_free(&s.m);
+    }
+    fprintf(stderr, "    step 2: %.6f / %.6f, step 4: %.6f / %.6f\n", loss[0][0], loss[1][0], loss[0][1], loss[1][1]);
+    CHECK(!isnan(loss[0][0]) && fabs(loss[0][0] - loss[1][0]) < 1e-5);
+    CHECK(fabs(loss[0][1] - loss[1][1]) > 1e-4);
+    setup_close(&s);
+}
+
 TEST(train_full_lowers_val_loss) {
     setup s;
     if (!setup_open(&s, 0, 40)) SKIP("../shared/models/stories260K is not here");

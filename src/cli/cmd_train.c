@@ -213,6 +213,8 @@ int cmd_train(int argc, char **argv) {
                            .max_steps = max_steps, .learning_rate = (float)lr,
                            .lr_scheduler = (rl_sched)rl_sched_parse(cfg.lr_scheduler), .warmup_steps = warmup,
                            .weight_decay = (float)cfg.weight_decay, .max_grad_norm = (float)cfg.max_grad_norm,
+                           .adam_beta1 = (float)cfg.adam_beta1, .adam_beta2 = (float)cfg.adam_beta2,
+                           .adam_epsilon = (float)cfg.adam_epsilon,
                            .eval_steps = cfg.eval_steps, .save_steps = cfg.save_steps, .seed = (uint64_t)cfg.seed,
                            .resume = resume, .gradient_checkpointing = cfg.gradient_checkpointing};
         rl_train_result r;

@@ -61,6 +61,7 @@ typedef struct rl_config {
     int warmup_steps;
     char *optimizer;
     double weight_decay, max_grad_norm;
+    double adam_beta1, adam_beta2, adam_epsilon;
     bool train_on_inputs;
     double val_set_size;
     int eval_steps, save_steps;

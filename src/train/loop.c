@@ -221,6 +221,9 @@ rl_status rl_train_run(rl_model *m, const rl_dataset *train, const rl_dataset *v
         free(order);
         return s;
     }
+    if (o->adam_beta1 > 0) tr.opt.beta1 = o->adam_beta1;
+    if (o->adam_beta2 > 0) tr.opt.beta2 = o->adam_beta2;
+    if (o->adam_epsilon > 0) tr.opt.eps = o->adam_epsilon;
     cursor c = {0};
     char *log_path = rl_path_join(o->output_dir, "train_log.jsonl");
     if (o->resume) {

@@ -125,6 +125,7 @@ typedef struct rl_train_opts {
     rl_sched lr_scheduler;
     int warmup_steps;
     float weight_decay, max_grad_norm;
+    float adam_beta1, adam_beta2, adam_epsilon; /* 0: 0.9, 0.999, 1e-8 */
     int eval_steps, save_steps; /* 0: at the end only */
     uint64_t seed;
     int resume;               /* continue from the newest checkpoint in output_dir */
