@@ -2,6 +2,8 @@
  * work; changing one document reruns what depends on it. Uses stories260K as the student. */
 #include "test.h"
 
+#include <ctype.h>
+
 #include "core/core.h"
 
 #include <jansson.h>
@@ -114,9 +116,11 @@ TEST(run_example_student_from_scratch_scaled_down) {
                        &out, 1),
                  0);
     free(out);
-    /* pretraining reads passages of several chunks, and (copy_fraction 0.5) half of them twice */
+    /* pretraining reads passages of several chunks, and (copy_fraction 0.5) half of them twice;
+     * (counterfactual_copies 4) each passage is followed by four copies with other figures */
     {
-        size_t n_lines = 0, twice = 0, longest = 0;
+        size_t n_lines = 0, twice = 0, longest = 0, copies = 0;
+        char *prev = NULL;
         char *text;
         size_t len;
         rl_error err;
@@ -129,11 +133,22 @@ TEST(run_example_student_from_scratch_scaled_down) {
                 size_t n = strlen(s);
                 n_lines++;
                 if (n > longest) longest = n;
-                twice += n % 2 == 0 && n > 2 && strncmp(s + n / 2 + 1, s, n / 2 - 1) == 0 && s[n / 2 - 1] == '\n';
+                int doubled = n % 2 == 0 && n > 2 && strncmp(s + n / 2 + 1, s, n / 2 - 1) == 0 && s[n / 2 - 1] == '\n';
+                twice += doubled;
+                char *one = rl_xstrndup(s, doubled ? n / 2 - 1 : n);
+                if (prev && strcmp(prev, one) != 0 && strlen(prev) == strlen(one)) {
+                    size_t k = 0; /* the same text where it is not a digit */
+                    while (one[k] && (one[k] == prev[k] || (isdigit((unsigned char)one[k]) && isdigit((unsigned char)prev[k])))) k++;
+                    copies += one[k] == 0;
+                }
+                free(prev);
+                prev = one;
             }
             json_decref(o);
         }
+        free(prev);
         free(text);
+        CHECK_MSG(copies * 10 >= n_lines * 6, "%zu of %zu passages are copies of the one before with other figures", copies, n_lines);
         CHECK_MSG(longest > 700, "the longest pretraining passage has %zu bytes: chunks were not joined", longest);
         CHECK_MSG(twice * 10 >= n_lines * 4 && twice * 10 <= n_lines * 6, "%zu of %zu passages twice", twice, n_lines);
     }
