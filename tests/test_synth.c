@@ -29,7 +29,8 @@ TEST(synth_extractive_questions_read_naturally) {
                         "The AR-700X has a payload of 1,500 kg. Acme was founded on 2012-05-04. "
                         "Claims must be submitted within 30 calendar days of the trip.\n\n"
                         "| Item | Limit |\n|---|---|\n| Hotel, Munich | EUR 180.00 |\n\n"
-                        "- Launched: 2022-09-20\n";
+                        "- Launched: 2022-09-20\n\n"
+                        "*Owner: Finance. Figures from the CRM export of 2025-11-30.*\n";
     rl_qa *qa;
     int n = rl_extract_qa(chunk, "AR-700X Atlas > Meals", "Travel", 20, &qa);
     CHECK(n >= 8);
@@ -42,6 +43,7 @@ TEST(synth_extractive_questions_read_naturally) {
     CHECK(has_qa(qa, n, "Claims must be submitted within how many calendar days of the trip?", "30 calendar days"));
     CHECK(has_qa(qa, n, "What is the limit for Hotel, Munich?", "EUR 180.00"));
     CHECK(has_qa(qa, n, "When was the Meals launched?", "2022-09-20") || 1);
+    CHECK(has_qa(qa, n, "Figures from the CRM export of what date?", "2025-11-30")); /* not "what date .?" */
     for (int i = 0; i < n; i++) {
         CHECK_MSG(strstr(qa[i].question, qa[i].answer) == NULL, "question gives its answer away: %s", qa[i].question);
         CHECK_MSG(strchr(qa[i].question, '*') == NULL, "markdown in a question: %s", qa[i].question);

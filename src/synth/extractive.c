@@ -765,7 +765,7 @@ static void echo_candidate(cand_list *l, const char *s, const char *topic, int o
                 sl = k;
                 break;
             }
-        while (sl > se && (s[sl - 1] == '.' || s[sl - 1] == ' ' || s[sl - 1] == '!' || s[sl - 1] == ':')) sl--;
+        while (sl > se && strchr(". !:*`_", s[sl - 1])) sl--; /* "...2025-11-30.*": emphasis ends it too */
         char *suffix = clean_phrase(s + se, sl > se ? sl - se : 0);
         char *q;
         if (colon) {
