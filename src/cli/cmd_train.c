@@ -157,11 +157,11 @@ int cmd_train(int argc, char **argv) {
             rl_model_init_random(&cm.model, (uint64_t)cfg.seed, 0.02f);
             rl_info("training a %s model of %d layers from a random init", cm.model.cfg.arch, cm.model.cfg.n_layers);
         }
-        if (!s) openblas_set_num_threads(rl_gemm_blas_threads(rl_pool_size(cm.pool))); // tensor.h says why
-        if (!s && cfg.bf16) {
-            cm.model.matmul = RL_GEMM_BF16;
-            if (!rl_gemm_has_bf16()) rl_warn("bf16: this CPU has no avx512_bf16; the products run in float32");
-        }
+    }
+    if (!s) openblas_set_num_threads(rl_gemm_blas_threads(rl_pool_size(cm.pool))); // tensor.h says why
+    if (!s && cfg.bf16) { /* every stage, pretraining included */
+        cm.model.matmul = RL_GEMM_BF16;
+        if (!rl_gemm_has_bf16()) rl_warn("bf16: this CPU has no avx512_bf16; the products run in float32");
     }
     if (!s && cfg.chat_template) s = rl_tok_set_chat_template(cm.tok, cfg.chat_template, &err);
     if (!s && stage == STAGE_DSF) {
