@@ -6,7 +6,6 @@
 #include "core/core.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
@@ -61,15 +60,9 @@ static char *test_scratch(void) {
     return dir;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st; (void)flag; (void)ftw;
-    remove(path);
-    return 0;
-}
-
 static void remove_scratch(char *dir) {
     if (getenv("RL_TEST_KEEP")) fprintf(stderr, "    kept %s\n", dir);
-    else nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    else rl_remove_tree(dir, NULL);
     free(dir);
 }
 

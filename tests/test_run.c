@@ -78,7 +78,7 @@ TEST(run_example_student_from_scratch_scaled_down) {
     CHECK_EQ_INT(t_run(t_fmt("mkdir -p %s/docs && cp -r %s/docs/parts %s/docs/policies %s/docs/ && rm %s/docs/parts/*-page-[2-9].md %s/docs/parts/*-page-1?.md && "
                              "cp -r %s/student %s/ && "
                              "sed -E -e 's/^( *max_steps:).*/\\1 2/' -e 's/^( *(pretrain\\.)?micro_batch_size:).*/\\1 2/' "
-                             "-e 's/^( *warmup_steps:).*/\\1 1/' -e 's/^( *vocab_size:).*/\\1 600/' "
+                             "-e 's/^( *warmup_steps:).*/\\1 1/' -e 's/^( *vocab_size:).*/\\1 600/' -e 's/^( *save_steps:).*/\\1 1/' "
                              "-e 's/^( *modes:).*/\\1 [retrieval, closed_book, rag]\\n  questions: two.jsonl/' "
                              "%s/raftlm.yaml > %s/raftlm.yaml",
                              dir, acme, acme, dir, dir, dir, acme, dir, acme, dir),
@@ -178,6 +178,26 @@ TEST(run_example_student_from_scratch_scaled_down) {
     CHECK_CONTAINS(out, "dsf     ran");
     CHECK_CONTAINS(out, "pretrain inputs unchanged");
     CHECK_CONTAINS(out, "train   inputs unchanged");
+    CHECK(strstr(out, "resuming from") == NULL); /* its folder went with its checkpoints */
+    free(out);
+    /* RAFT training killed after its checkpoint (save_steps 1 of max_steps 2): the next run
+     * resumes from it, not from step 0 */
+    CHECK_MSG(rl_path_exists(t_fmt("%s/out/train/checkpoint-1", dir)), "no checkpoint");
+    CHECK_EQ_INT(t_run(t_fmt("rm %s/out/train/model.safetensors", dir), &out, 1), 0);
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s run -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "resuming from");
+    CHECK_CONTAINS(out, "checkpoint-1");
+    CHECK_CONTAINS(out, "train   ran");
+    free(out);
+    /* but not from a checkpoint made for other inputs */
+    CHECK_EQ_INT(t_run(t_fmt("sed -i 's/^learning_rate:.*/learning_rate: 0.001/' %s/raftlm.yaml && rm %s/out/train/model.safetensors", dir, dir),
+                       &out, 1),
+                 0);
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s run -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK(strstr(out, "resuming from") == NULL);
+    CHECK_CONTAINS(out, "train   ran");
     free(out);
     /* pretrain without a model shape is a config error that names the key */
     t_write_str(dir, "bad.yaml", "pretrain: {enabled: true}\n");

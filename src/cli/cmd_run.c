@@ -38,6 +38,31 @@ static const char *const stage_names[N_STAGES] = {"ingest", "synth", "pretrain",
 
 static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
+/* A training stage (folder dir) killed half-way resumes from its newest checkpoint when it runs
+ * again for the same inputs: the folder keeps the fingerprint its checkpoints were made for
+ * (run_fingerprint). Checkpoints made for other inputs (or all, with --force) are removed before
+ * it starts afresh. Returns 1 to resume. */
+static int resume_or_start_afresh(const char *dir, const char *fp, int force) {
+    char *path = rl_path_join(dir, "run_fingerprint"), *prev = NULL;
+    size_t len;
+    int same = !force && rl_file_read(path, 0, &prev, &len, NULL) == RL_OK && strcmp(prev, fp) == 0;
+    if (!same) {
+        DIR *d = opendir(dir);
+        for (struct dirent *e; d && (e = readdir(d));)
+            if (strncmp(e->d_name, "checkpoint-", 11) == 0) {
+                char *ck = rl_path_join(dir, e->d_name);
+                rl_error err;
+                if (rl_remove_tree(ck, &err)) rl_warn("%s", err.msg);
+                free(ck);
+            }
+        if (d) closedir(d);
+        rl_error err;
+        if (rl_mkdir_p(dir, &err) || rl_file_write_atomic(path, fp, strlen(fp), &err)) rl_warn("%s", err.msg);
+    }
+    free(prev), free(path);
+    return same;
+}
+
 /* sha256 of some files' contents (absent files count as empty), as hex. */
 static void hash_files(const char *const *paths, int n, const char *extra, char out[65]) {
     rl_buf all = {0};
@@ -286,9 +311,16 @@ int cmd_run(int argc, char **argv) {
         switch (st) {
         case ST_INGEST: rc = run_verb(cmd_ingest, "ingest", "-c", cfg_path, NULL); break;
         case ST_SYNTH: rc = run_verb(cmd_synth, "synth", "-c", cfg_path, NULL); break;
-        case ST_PRETRAIN: rc = run_verb(cmd_train, "train", "-c", cfg_path, "--stage", "pretrain", NULL); break;
-        case ST_DSF: rc = run_verb(cmd_train, "train", "-c", cfg_path, "--stage", "dsf", NULL); break;
-        case ST_TRAIN: rc = run_verb(cmd_train, "train", "-c", cfg_path, NULL); break;
+        case ST_PRETRAIN:
+        case ST_DSF:
+        case ST_TRAIN: {
+            char *dir = st == ST_PRETRAIN ? rl_path_join(cfg.output_dir, "pretrain") : rl_xstrdup(st == ST_DSF ? dsf_dir : train_dir);
+            const char *resume = resume_or_start_afresh(dir, fp, force) ? "--resume" : NULL;
+            free(dir);
+            if (st == ST_TRAIN) rc = run_verb(cmd_train, "train", "-c", cfg_path, resume, NULL);
+            else rc = run_verb(cmd_train, "train", "-c", cfg_path, "--stage", st == ST_PRETRAIN ? "pretrain" : "dsf", resume, NULL);
+            break;
+        }
         case ST_EVAL: {
             /* eval.models, else the base model and the trained result (or retrieval only); eval
              * writes report.html and report.json beside eval.json */

@@ -152,6 +152,9 @@ rl_status rl_mmap_open(rl_mmap *m, const char *path, rl_error *err);
 void rl_mmap_close(rl_mmap *m);
 
 rl_status rl_mkdir_p(const char *path, rl_error *err);
+/* Removes path and, when it is a folder, everything in it (symbolic links are removed, not followed);
+ * an absent path is fine. */
+rl_status rl_remove_tree(const char *path, rl_error *err);
 int rl_path_exists(const char *path);
 int rl_path_is_dir(const char *path);
 /* Joins a and b with one '/'; if b is absolute returns a copy of b. Caller frees. */

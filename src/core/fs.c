@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -157,6 +158,18 @@ rl_status rl_mmap_open(rl_mmap *m, const char *path, rl_error *err) {
 void rl_mmap_close(rl_mmap *m) {
     if (m->data) munmap((void *)m->data, m->size);
     memset(m, 0, sizeof *m);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+rl_status rl_remove_tree(const char *path, rl_error *err) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return errno == ENOENT ? RL_OK : rl_fail(err, RL_EIO, "%s: %s", path, strerror(errno));
+    if (nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0) return rl_fail(err, RL_EIO, "cannot remove %s: %s", path, strerror(errno));
+    return RL_OK;
 }
 
 rl_status rl_mkdir_p(const char *path, rl_error *err) {
