@@ -65,7 +65,11 @@ $(BUILD)/raftlm: $(BUILD)/src/cli/main.o $(BUILD)/libraftlm.a
 $(BUILD)/raftlm-tests: $(TEST_OBJ) $(BUILD)/libraftlm.a
 	$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-test: $(BUILD)/raftlm $(BUILD)/raftlm-tests
+# the builds of test and demo compile on every core (`make -jN` for the others)
+JOBS    := $(shell nproc 2>/dev/null || echo 2)
+
+test:
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/raftlm $(BUILD)/raftlm-tests
 	@RAFTLM_BIN=$(abspath $(BUILD)/raftlm) $(BUILD)/raftlm-tests
 
 asan:
@@ -123,7 +127,8 @@ bench-ann: $(BUILD)/raftlm
 	@bench/ann.sh $(BUILD)/raftlm
 
 
-demo: $(BUILD)/raftlm
+demo:
+	@$(MAKE) --no-print-directory -j$(JOBS) $(BUILD)/raftlm
 	@scripts/demo.sh $(BUILD)/raftlm
 
 # libFuzzer: the library again with clang and coverage, then one binary per fuzz/*.c
