@@ -292,6 +292,22 @@ static void huge_pages(const void *p, size_t n, int written) {
 #endif
 }
 
+void infer_huge_pages_model(const rl_model *m) {
+    const rl_model_config *c = &m->cfg;
+    uintptr_t lo = UINTPTR_MAX, hi = 0; // the span of the layers' matrices: one allocation (rl_params)
+    for (int l = 0; l < c->n_layers; l++)
+        for (int md = 0; md < RL_MOD_COUNT; md++) {
+            float *w, *b;
+            int in, o;
+            rl_params_linear(c, &m->w, l, (rl_module)md, &w, &b, &in, &o);
+            uintptr_t e = (uintptr_t)(w + (size_t)in * o);
+            lo = (uintptr_t)w < lo ? (uintptr_t)w : lo;
+            hi = e > hi ? e : hi;
+        }
+    if (hi > lo) huge_pages((const void *)lo, hi - lo, 1);
+    huge_pages(m->w.lm_head, (size_t)c->vocab_size * c->dim * sizeof(float), 1);
+}
+
 static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wtype type, rl_error *err) {
     q->rows = rows;
     q->cols = cols;
@@ -356,17 +372,7 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
         rl_qmodel_free(q);
         return s;
     }
-    if (type == RL_WTYPE_F32) { // borrowed: the span of the model's matrices (one allocation, rl_params)
-        uintptr_t lo = UINTPTR_MAX, hi = 0;
-        for (int l = 0; l < c->n_layers; l++)
-            for (int md = 0; md < RL_MOD_COUNT; md++) {
-                const rl_qmat *w = &q->layers[l][md];
-                lo = (uintptr_t)w->f32 < lo ? (uintptr_t)w->f32 : lo;
-                hi = (uintptr_t)(w->f32 + (size_t)w->rows * w->cols) > hi ? (uintptr_t)(w->f32 + (size_t)w->rows * w->cols) : hi;
-            }
-        huge_pages((const void *)lo, hi - lo, 1);
-        huge_pages(q->lm_head.f32, (size_t)q->lm_head.rows * q->lm_head.cols * sizeof(float), 1);
-    }
+    if (type == RL_WTYPE_F32) infer_huge_pages_model(m); // borrowed
     const char *k8, *kf;
     q->dot = rl_q8_0_dot_kernel(&k8);
     q->dot4 = rl_q4_0_dot_kernel(NULL);
