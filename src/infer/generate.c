@@ -63,6 +63,7 @@ rl_status rl_infer_new_ex(rl_infer **out, rl_model *m, const rl_tokenizer *tok, 
         if (!s && o->n_threads > 1) inf->team = infer_team_new(o->n_threads);
         if (!s && o->n_threads > 1 && o->q->type == RL_WTYPE_F32) inf->pool = rl_pool_create(o->n_threads);
     }
+    if (!s && !o->q) infer_huge_pages_model(m); // float32 decoding (BLAS) streams them every token
     if (!s && o->group) {
         if (!o->q) s = rl_fail(err, RL_EINVAL, "a decoding group needs quantized weights (rl_qmodel)");
         else if (!(s = infer_group_join(o->group, err))) inf->group = o->group;

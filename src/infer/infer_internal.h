@@ -61,6 +61,11 @@ struct rl_infer {
 enum { INFER_SCALAR, INFER_AVX2, INFER_AVX512, INFER_AVX512_VNNI };
 int infer_simd_level(void);
 
+/* Asks for transparent huge pages (MADV_HUGEPAGE, MADV_COLLAPSE) under the model's float32
+ * matrices that decoding streams, the layers' and the output matrix; a hint, content unchanged
+ * (quant.c). */
+void infer_huge_pages_model(const rl_model *m);
+
 /* ---- packed Q8_0 / Q4_0 (qpack.c) ---- */
 #define QPACK_R 16 /* rows per packed group */
 /* One block of 32 columns of 16 rows. qs: byte 64 s + 4 r + j is byte 4 s + j of row r's block
