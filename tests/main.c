@@ -5,7 +5,6 @@
 
 #include "core/core.h"
 
-#include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/wait.h>
@@ -48,18 +47,8 @@ void rl_test_skip(const char *why) {
     _exit(EXIT_SKIP);
 }
 
-/* A folder per test, the test's TMPDIR: the child may end in _exit, an abort or the time limit,
- * so the parent removes it (RL_TEST_KEEP=1 keeps it for a look). */
-static char *test_scratch(void) {
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    char *dir = rl_xasprintf("%s/raftlm-test-XXXXXX", base);
-    if (!mkdtemp(dir)) {
-        fprintf(stderr, "cannot create a temporary folder in %s: %s\n", base, strerror(errno));
-        exit(2);
-    }
-    return dir;
-}
-
+/* A folder per test (t_tmpdir), the test's TMPDIR: the child may end in _exit, an abort or the
+ * time limit, so the parent removes it (RL_TEST_KEEP=1 keeps it for a look). */
 static void remove_scratch(char *dir) {
     if (getenv("RL_TEST_KEEP")) fprintf(stderr, "    kept %s\n", dir);
     else rl_remove_tree(dir, NULL);
@@ -80,7 +69,7 @@ int main(int argc, char **argv) {
         if (!selected(i, argc, argv)) continue;
         fflush(stdout);
         fflush(stderr);
-        char *scratch = test_scratch();
+        char *scratch = t_tmpdir();
         pid_t pid = fork();
         if (pid == 0) {
             setpgid(0, 0);

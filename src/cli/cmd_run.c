@@ -22,6 +22,7 @@
 
 #include "cli/cli.h"
 #include "cli/project.h"
+#include "train/train.h"
 
 static const char *usage_text =
     "[-c raftlm.yaml] [--from STAGE] [--only STAGE] [--force]\n\n"
@@ -46,19 +47,9 @@ static int resume_or_start_afresh(const char *dir, const char *fp, int force) {
     char *path = rl_path_join(dir, "run_fingerprint"), *prev = NULL;
     size_t len;
     int same = !force && rl_file_read(path, 0, &prev, &len, NULL) == RL_OK && strcmp(prev, fp) == 0;
-    if (!same) {
-        DIR *d = opendir(dir);
-        for (struct dirent *e; d && (e = readdir(d));)
-            if (strncmp(e->d_name, "checkpoint-", 11) == 0) {
-                char *ck = rl_path_join(dir, e->d_name);
-                rl_error err;
-                if (rl_remove_tree(ck, &err)) rl_warn("%s", err.msg);
-                free(ck);
-            }
-        if (d) closedir(d);
-        rl_error err;
-        if (rl_mkdir_p(dir, &err) || rl_file_write_atomic(path, fp, strlen(fp), &err)) rl_warn("%s", err.msg);
-    }
+    rl_error err;
+    if (!same && (rl_train_clear_checkpoints(dir, &err) || rl_mkdir_p(dir, &err) || rl_file_write_atomic(path, fp, strlen(fp), &err)))
+        rl_warn("%s", err.msg);
     free(prev), free(path);
     return same;
 }

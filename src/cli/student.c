@@ -154,12 +154,12 @@ rl_status cli_student_write_completion(const cli_texts *t, double copy_fraction,
             uint64_t rng = seed ^ (0x9e3779b97f4a7c15ull * (k + 1));
             char *own = c ? rl_figures_randomize(t->text[i], t->len[i], &rng) : NULL;
             const char *p = own ? own : t->text[i];
-            int len = own ? (int)strlen(own) : (int)t->len[i];
+            size_t len = own ? strlen(own) : t->len[i];
             /* copy_fraction of the passages, evenly spread, shown twice in a row: everything after
              * the first time can be copied */
             int twice = (size_t)((double)(k + 1) * copy_fraction) > (size_t)((double)k * copy_fraction);
-            char *text = twice ? rl_xasprintf("%.*s\n\n%.*s", len, p, len, p) : rl_xasprintf("%.*s", len, p);
-            json_t *o = json_pack("{s:s}", "text", text);
+            char *text = twice ? rl_xasprintf("%.*s\n\n%.*s", (int)len, p, (int)len, p) : NULL;
+            json_t *o = twice ? json_pack("{s:s}", "text", text) : json_pack("{s:s%}", "text", p, len);
             free(text), free(own);
             char *line = o ? json_dumps(o, JSON_COMPACT) : NULL;
             json_decref(o);

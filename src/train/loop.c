@@ -74,12 +74,7 @@ typedef struct {
 static rl_status save_checkpoint(rl_trainer *tr, const rl_train_opts *o, const cursor *c, rl_error *err) {
     char *final = rl_xasprintf("%s/checkpoint-%d", o->output_dir, c->step);
     char *tmp = rl_xasprintf("%s.tmp", final);
-    char *cmd_path = NULL;
-    rl_status s = RL_OK;
-    if (rl_path_exists(tmp)) { // a leftover from a kill: remove it
-        cmd_path = rl_xasprintf("rm -rf '%s'", tmp);
-        if (system(cmd_path) != 0) s = rl_fail(err, RL_EIO, "cannot remove %s", tmp);
-    }
+    rl_status s = rl_remove_tree(tmp, err); // a leftover from a kill
     if (!s) s = rl_mkdir_p(tmp, err);
     if (!s) s = tr->lora ? rl_lora_save_peft(tr->m->lora, &tr->m->cfg, tmp, o->base_model, err)
                          : rl_model_save_hf(tr->m, tmp, err);
@@ -103,7 +98,6 @@ static rl_status save_checkpoint(rl_trainer *tr, const rl_train_opts *o, const c
         free(js);
     }
     if (!s && rename(tmp, final) != 0) s = rl_fail(err, RL_EIO, "cannot rename %s into place", tmp);
-    free(cmd_path);
     free(tmp);
     free(final);
     return s;
@@ -121,6 +115,20 @@ static int newest_checkpoint(const char *dir) {
     }
     closedir(d);
     return best;
+}
+
+rl_status rl_train_clear_checkpoints(const char *output_dir, rl_error *err) {
+    DIR *d = opendir(output_dir);
+    rl_status s = RL_OK;
+    for (struct dirent *e; d && !s && (e = readdir(d));) {
+        int n;
+        if (sscanf(e->d_name, "checkpoint-%d", &n) != 1) continue; /* finished ones and .tmp leftovers */
+        char *ck = rl_path_join(output_dir, e->d_name);
+        s = rl_remove_tree(ck, err);
+        free(ck);
+    }
+    if (d) closedir(d);
+    return s;
 }
 
 static rl_status load_checkpoint(rl_trainer *tr, const rl_train_opts *o, int step, cursor *c, rl_error *err) {

@@ -143,6 +143,8 @@ typedef struct rl_train_result {
 /* Trains m on train (and evaluates on val, which may be empty) as described by o. */
 rl_status rl_train_run(rl_model *m, const rl_dataset *train, const rl_dataset *val, const rl_train_opts *o,
                        rl_train_result *res, rl_error *err);
+/* Removes the checkpoints of output_dir (a run over other inputs must not resume from them). */
+rl_status rl_train_clear_checkpoints(const char *output_dir, rl_error *err);
 /* Mean loss of m over every example of ds (batches of B rows of at most T tokens). */
 rl_status rl_eval_loss(rl_model *m, rl_acts *a, const rl_dataset *ds, int B, int T, int packed, float *loss,
                        rl_error *err);
