@@ -294,6 +294,56 @@ TEST(synth_counterfactual_copies_replace_the_figure_everywhere) {
     json_decref(test);
 }
 
+static size_t n_docs_of(json_t *e) {
+    return json_array_size(json_array_get(json_object_get(json_object_get(e, "context"), "sentences"), 0));
+}
+
+TEST(synth_oracle_alone_fraction_drops_the_distractors_of_some_training_examples) {
+    char *dir = make_project();
+    char *out;
+    CHECK_EQ_INT(t_run(t_fmt("%s -q synth -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    free(out);
+    size_t n0, n1, nt;
+    json_t *before = read_jsonl(t_fmt("%s/out/datasets/raft_train.jsonl", dir), &n0);
+    /* the same seed and distractor count: the examples left whole must be as they were */
+    RL_ASSERT(t_run(t_fmt("printf 'corpus: {paths: [docs]}\\nraft: {seed: 7, oracle_alone_fraction: 0.5}\\n' > %s/raftlm.yaml", dir),
+                    &out, 1) == 0);
+    free(out);
+    CHECK_EQ_INT(t_run(t_fmt("%s synth -c %s/raftlm.yaml", t_bin(), dir), &out, 1), 0);
+    CHECK_CONTAINS(out, "with the oracle alone");
+    free(out);
+    json_t *after = read_jsonl(t_fmt("%s/out/datasets/raft_train.jsonl", dir), &n1);
+    json_t *test = read_jsonl(t_fmt("%s/out/datasets/raft_test.jsonl", dir), &nt);
+    CHECK_EQ_INT((long long)n1, (long long)n0);
+    size_t holding = 0, alone = 0;
+    for (size_t i = 0; i < n1 && i < n0; i++) {
+        json_t *a = json_array_get(after, i), *b = json_array_get(before, i);
+        CHECK_EQ_STR(json_string_value(json_object_get(a, "id")), json_string_value(json_object_get(b, "id")));
+        CHECK_MSG(n_docs_of(b) > 1, "without the option every example has distractors");
+        if (!json_is_true(json_object_get(a, "oracle_in_context"))) {
+            CHECK(json_equal(a, b));
+            continue;
+        }
+        holding++;
+        if (n_docs_of(a) != 1) {
+            CHECK(json_equal(a, b)); /* the others are as they were */
+            continue;
+        }
+        alone++;
+        /* the one document left is the oracle, and the answer is as before */
+        const char *doc = json_string_value(json_array_get(json_array_get(json_object_get(json_object_get(a, "context"), "sentences"), 0), 0));
+        CHECK(strstr(doc, json_string_value(json_object_get(a, "oracle_context"))) != NULL);
+        CHECK_EQ_STR(json_string_value(json_object_get(a, "cot_answer")), json_string_value(json_object_get(b, "cot_answer")));
+        const char *ins = json_string_value(json_object_get(a, "instruction"));
+        CHECK(strstr(ins, "<DOCUMENT>") == ins && strstr(ins + 1, "<DOCUMENT>") == NULL);
+    }
+    CHECK_MSG(alone > holding / 4 && alone < holding * 3 / 4, "%zu of %zu examples with the oracle alone", alone, holding);
+    for (size_t i = 0; i < nt; i++) CHECK(n_docs_of(json_array_get(test, i)) > 1); /* held-out splits keep the task */
+    json_decref(before);
+    json_decref(after);
+    json_decref(test);
+}
+
 TEST(synth_figures_randomize_keeps_shapes_and_repeats) {
     const char *text = "Customer 484085 ordered on 2025-11-04 for EUR 524,410 (unit 156.90, 0.5 kg); "
                        "again 484085. The AR-700X, x86, the 2nd, H2O and PR-9435 stay names.";

@@ -28,6 +28,7 @@ static void cli_synth_opts(const rl_config *cfg, rl_synth_opts *o) {
     o->refuse_without_oracle = strcmp(cfg->raft.without_oracle, "refuse") == 0;
     o->refusal_fraction = cfg->raft.refusal_fraction;
     o->counterfactual_copies = cfg->raft.counterfactual_copies;
+    o->oracle_alone_fraction = cfg->raft.oracle_alone_fraction;
     o->val_fraction = cfg->raft.val_fraction;
     o->test_fraction = cfg->raft.test_fraction;
     o->dedup_threshold = 0.8;
@@ -140,8 +141,9 @@ int cmd_synth(int argc, char **argv) {
                 (long long)rep.completion_tokens);
     }
     if (rep.stopped_by_budget) rl_warn("stopped early: teacher.token_budget is spent; rerun (with a larger budget) to continue");
-    rl_info("examples: %lld train (%lld counterfactual copies), %lld validation, %lld test (%lld refusals)%s",
-            (long long)rep.examples[0], (long long)rep.counterfactuals, (long long)rep.examples[1], (long long)rep.examples[2],
+    rl_info("examples: %lld train (%lld counterfactual copies, %lld with the oracle alone), %lld validation, %lld test (%lld refusals)%s",
+            (long long)rep.examples[0], (long long)rep.counterfactuals, (long long)rep.oracle_alone, (long long)rep.examples[1],
+            (long long)rep.examples[2],
             (long long)rep.refusals,
             rep.datasets_written ? "" : "; datasets unchanged");
     if (rep.datasets_written) rl_info("datasets: %s/datasets/", cfg.output_dir);

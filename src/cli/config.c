@@ -157,6 +157,9 @@ static const field fields[] = {
     {"raft.counterfactual_copies", F_INT, O(raft.counterfactual_copies), "0", 0, 16, 0,
      "per training example whose answer is a figure: copies with the figure replaced by a random one in its document, "
      "quote and answer, so the student learns to read facts rather than recall them"},
+    {"raft.oracle_alone_fraction", F_FLOAT, O(raft.oracle_alone_fraction), "0.0", 0, 1, 0,
+     "fraction of the training examples that hold their oracle shown with it alone, no distractors: "
+     "an easier form of the task that teaches a student trained from scratch to copy from its document sooner"},
     {"raft.val_fraction", F_FLOAT, O(raft.val_fraction), "0.05", 0, 0.9, 0, "documents held out for validation"},
     {"raft.test_fraction", F_FLOAT, O(raft.test_fraction), "0.1", 0, 0.9, 0, "documents held out for the test split"},
 

@@ -112,6 +112,7 @@ typedef struct rl_config {
         char *without_oracle; /* memorize | refuse */
         double refusal_fraction;
         int counterfactual_copies;
+        double oracle_alone_fraction;
         double val_fraction, test_fraction;
     } raft;
     /* the from-scratch student (cmd_train --stage pretrain / dsf; cmd_run's stages of the same names) */

@@ -205,6 +205,31 @@ static int add_counterfactuals(syn_examples *out, size_t at, int copies, uint64_
     return added;
 }
 
+/* Training examples that hold their oracle, a fraction of them chosen at random, keep it alone:
+ * copying the answer out of the one document is the easier half of the task, and a student
+ * trained from scratch learns it sooner when some examples ask only that, before it must also
+ * find the right document among look-alikes (docs/benchmarks.md, the demo). Its own random
+ * stream, so that a fraction of 0 leaves every other choice as it was. */
+static int64_t show_oracle_alone(syn_examples *x, double fraction, uint64_t seed) {
+    uint64_t rng = seed ^ 0x6f7261636c65ULL;
+    int64_t n = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        syn_example *e = &x->e[i];
+        if (e->split != 0 || !e->oracle_in_context || e->refusal || uniform(&rng) >= fraction) continue;
+        int keep = -1;
+        for (int d = 0; d < e->n_docs && keep < 0; d++)
+            if (strcmp(e->docs[d], e->oracle_text) == 0) keep = d;
+        if (keep < 0 || e->n_docs < 2) continue;
+        for (int d = 0; d < e->n_docs; d++)
+            if (d != keep) free(e->docs[d]), free(e->titles[d]);
+        e->docs[0] = e->docs[keep];
+        e->titles[0] = e->titles[keep];
+        e->n_docs = 1;
+        n++;
+    }
+    return n;
+}
+
 static int by_position(const void *a, const void *b) {
     const item *x = a, *y = b;
     if (x->chunk != y->chunk) return x->chunk < y->chunk ? -1 : 1;
@@ -304,6 +329,7 @@ rl_status syn_assemble(rl_store *store, const rl_synth_opts *o, const syn_chunks
         }
     }
     free(dist);
+    if (o->oracle_alone_fraction > 0) out->oracle_alone = show_oracle_alone(out, o->oracle_alone_fraction, o->seed);
     for (size_t i = 0; i < n; i++) free(items[i].question), free(items[i].cot), free(items[i].final_answer);
     free(items);
     free(splits);

@@ -417,6 +417,7 @@ rl_status rl_synth_run(rl_store *store, rl_teacher *teacher, const rl_synth_opts
         rep->duplicates = x.duplicates;
         rep->refusals = x.refusals;
         rep->counterfactuals = x.counterfactuals;
+        rep->oracle_alone = x.oracle_alone;
         rep->distractors_clamped = x.distractors_clamped;
         for (size_t i = 0; i < x.n; i++) rep->examples[x.e[i].split]++;
         if (x.duplicates) count_reason(rep, "duplicate_question", x.duplicates);

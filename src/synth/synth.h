@@ -144,6 +144,7 @@ typedef struct rl_synth_opts {
     int refuse_without_oracle; /* examples without the oracle answer "the documents do not say" */
     double refusal_fraction;   /* extra examples whose question the given documents cannot answer */
     int counterfactual_copies; /* per training example: copies with its figure replaced (assemble.c) */
+    double oracle_alone_fraction; /* training examples holding their oracle shown without distractors */
     double val_fraction, test_fraction;
     double dedup_threshold; /* MinHash similarity at or above which a question is a duplicate */
     int64_t max_examples;   /* stop after this many accepted questions (0 = no limit) */
@@ -155,7 +156,7 @@ typedef struct rl_synth_report {
     int64_t chunks_total, chunks_done_now, chunks_reused;
     int64_t questions, accepted, rejected, duplicates;
     int64_t examples[3]; /* train, validation, test */
-    int64_t refusals, counterfactuals;
+    int64_t refusals, counterfactuals, oracle_alone;
     int64_t prompt_tokens, completion_tokens;
     /* rejection reasons and their counts */
     char *reasons[32];

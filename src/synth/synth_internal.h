@@ -49,7 +49,7 @@ typedef struct syn_example {
 typedef struct syn_examples {
     syn_example *e;
     size_t n;
-    int64_t duplicates, refusals, counterfactuals;
+    int64_t duplicates, refusals, counterfactuals, oracle_alone;
     int distractors_clamped;
 } syn_examples;
 
