@@ -796,26 +796,6 @@ TEST(f32_dot_kernel_agrees) {
     CHECK(worst < 1e-6);
 }
 
-TEST(f32_four_row_kernel_gives_each_row_the_one_row_bits) {
-    // a row's result must not depend on which rows share its call (threads split rows anywhere)
-    uint64_t s = 9;
-    size_t lda = 1003;
-    float *a = malloc(4 * lda * sizeof *a), b[1003];
-    for (size_t i = 0; i < 4 * lda; i++) a[i] = frand(&s);
-    for (size_t i = 0; i < lda; i++) b[i] = frand(&s);
-    rl_f32_dot_fn dot = rl_f32_dot_kernel(NULL);
-    rl_f32_dot4_fn dot4 = rl_f32_dot4_kernel();
-    int same = 1;
-    for (size_t n = 0; n <= lda; n += (n < 200 ? 1 : 61)) {
-        float o[4];
-        dot4(a, lda, b, n, o);
-        for (int r = 0; r < 4; r++) same &= memcmp(&o[r], &(float){dot(a + r * lda, b, n)}, sizeof(float)) == 0;
-        CHECK_MSG(same, "n = %zu", n);
-        if (!same) break;
-    }
-    free(a);
-}
-
 TEST(every_simd_level_agrees_with_the_scalar_dots) {
     // the dispatcher picks one kernel; the others this CPU runs are checked here by steering it
     uint64_t s = 77;

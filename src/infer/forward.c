@@ -154,17 +154,9 @@ static void rows_product(const rl_infer *inf, const prod *p, int r0, int r1, con
             for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot6k(W + (size_t)r * nk, X + t * nk, nk);
         break;
     }
-    default: {
-        int r = r0;
-        for (; r + 4 <= r1; r += 4)
-            for (int t = 0; t < T; t++) {
-                float o4[4];
-                q->dotf4(w->f32 + (size_t)r * C, (size_t)C, x + (size_t)t * C, (size_t)C, o4);
-                for (int k = 0; k < 4; k++) out[(size_t)t * rows + r + k] = o4[k];
-            }
-        for (; r < r1; r++)
+    default:
+        for (int r = r0; r < r1; r++)
             for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dotf(w->f32 + (size_t)r * C, x + (size_t)t * C, (size_t)C);
-    }
     }
     if (p->bias)
         for (int t = 0; t < T; t++)

@@ -227,10 +227,6 @@ rl_q6_k_dot_fn rl_q6_k_dot_kernel(const char **name);
 typedef float (*rl_f32_dot_fn)(const float *a, const float *b, size_t n);
 float rl_f32_dot_ref(const float *a, const float *b, size_t n);
 rl_f32_dot_fn rl_f32_dot_kernel(const char **name);
-/* Four rows a, a + lda, a + 2 lda, a + 3 lda against b: out[r] has the bits rl_f32_dot_kernel's
- * kernel gives for row r alone. */
-typedef void (*rl_f32_dot4_fn)(const float *a, size_t lda, const float *b, size_t n, float *out);
-rl_f32_dot4_fn rl_f32_dot4_kernel(void);
 
 /* A quantized copy of a model's matrices (q, k, v, o, gate, up, down of every layer, lm_head),
  * shared read-only by any number of rl_infer contexts. Matrices whose input size is not a

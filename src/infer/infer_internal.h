@@ -25,7 +25,6 @@ struct rl_qmodel {
     rl_q4_k_dot_fn dot4k;
     rl_q6_k_dot_fn dot6k;
     rl_f32_dot_fn dotf;
-    rl_f32_dot4_fn dotf4;
     const char *kernel;
     int simd; /* infer_simd_level() when the kernels were picked */
 };

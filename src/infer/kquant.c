@@ -197,50 +197,6 @@ __attribute__((target("avx512f"))) static float f32_dot_avx512(const float *a, c
     for (; i < n; i++) s += a[i] * b[i];
     return s;
 }
-
-/* Four rows at once, each summed exactly as f32_dot_avx512 sums it (the same accumulators, the
- * same order), so a row's bits do not depend on which rows share its call: the threads' row
- * ranges stay free to change. Four rows in flight keep more loads outstanding on one core than
- * one row does; the prefetches run a group (four rows) ahead. */
-__attribute__((target("avx512f"))) static void f32_dot4_avx512(const float *a, size_t lda, const float *b, size_t n, float *out) {
-    __m512 s[4][4];
-    for (int r = 0; r < 4; r++) s[r][0] = s[r][1] = s[r][2] = s[r][3] = _mm512_setzero_ps();
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        __m512 b0 = _mm512_loadu_ps(b + i), b1 = _mm512_loadu_ps(b + i + 16), b2 = _mm512_loadu_ps(b + i + 32),
-               b3 = _mm512_loadu_ps(b + i + 48);
-        for (int r = 0; r < 4; r++) {
-            const float *ar = a + (size_t)r * lda + i;
-            uintptr_t ahead = (uintptr_t)(ar + 4 * lda); // an address only, never read
-            _mm_prefetch((const char *)ahead, _MM_HINT_T0);
-            _mm_prefetch((const char *)(ahead + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(ahead + 128), _MM_HINT_T0);
-            _mm_prefetch((const char *)(ahead + 192), _MM_HINT_T0);
-            s[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(ar), b0, s[r][0]);
-            s[r][1] = _mm512_fmadd_ps(_mm512_loadu_ps(ar + 16), b1, s[r][1]);
-            s[r][2] = _mm512_fmadd_ps(_mm512_loadu_ps(ar + 32), b2, s[r][2]);
-            s[r][3] = _mm512_fmadd_ps(_mm512_loadu_ps(ar + 48), b3, s[r][3]);
-        }
-    }
-    for (int r = 0; r < 4; r++) {
-        const float *ar = a + (size_t)r * lda;
-        size_t j = i;
-        for (; j + 16 <= n; j += 16) s[r][0] = _mm512_fmadd_ps(_mm512_loadu_ps(ar + j), _mm512_loadu_ps(b + j), s[r][0]);
-        float v = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_add_ps(s[r][2], s[r][3])));
-        for (; j < n; j++) v += ar[j] * b[j];
-        out[r] = v;
-    }
-}
-#endif
-
-/* Four rows with one row's kernel, where no four-row kernel exists. */
-static void f32_dot4_ref(const float *a, size_t lda, const float *b, size_t n, float *out) {
-    for (int r = 0; r < 4; r++) out[r] = rl_f32_dot_ref(a + (size_t)r * lda, b, n);
-}
-#if defined(__x86_64__)
-static void f32_dot4_avx2(const float *a, size_t lda, const float *b, size_t n, float *out) {
-    for (int r = 0; r < 4; r++) out[r] = f32_dot_avx2(a + (size_t)r * lda, b, n);
-}
 #endif
 
 static int simd_ok(const char *feature) {
@@ -282,12 +238,4 @@ rl_f32_dot_fn rl_f32_dot_kernel(const char **name) {
 #endif
     if (name) *name = "scalar";
     return rl_f32_dot_ref;
-}
-
-rl_f32_dot4_fn rl_f32_dot4_kernel(void) {
-#if defined(__x86_64__)
-    if (simd_ok("avx512")) return f32_dot4_avx512;
-    if (simd_ok("avx2")) return f32_dot4_avx2;
-#endif
-    return f32_dot4_ref;
 }

@@ -379,7 +379,6 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
     q->dot4k = rl_q4_k_dot_kernel(NULL);
     q->dot6k = rl_q6_k_dot_kernel(NULL);
     q->dotf = rl_f32_dot_kernel(&kf);
-    q->dotf4 = rl_f32_dot4_kernel();
     q->kernel = type == RL_WTYPE_F32 ? kf : k8;
     q->simd = infer_simd_level();
     *out = q;
