@@ -143,9 +143,7 @@ int cmd_synth(int argc, char **argv) {
     if (rep.stopped_by_budget) rl_warn("stopped early: teacher.token_budget is spent; rerun (with a larger budget) to continue");
     rl_info("examples: %lld train (%lld counterfactual copies, %lld with the oracle alone), %lld validation, %lld test (%lld refusals)%s",
             (long long)rep.examples[0], (long long)rep.counterfactuals, (long long)rep.oracle_alone, (long long)rep.examples[1],
-            (long long)rep.examples[2],
-            (long long)rep.refusals,
-            rep.datasets_written ? "" : "; datasets unchanged");
+            (long long)rep.examples[2], (long long)rep.refusals, rep.datasets_written ? "" : "; datasets unchanged");
     if (rep.datasets_written) rl_info("datasets: %s/datasets/", cfg.output_dir);
     goto out;
 fail:

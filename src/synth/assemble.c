@@ -215,11 +215,13 @@ static int64_t show_oracle_alone(syn_examples *x, double fraction, uint64_t seed
     int64_t n = 0;
     for (size_t i = 0; i < x->n; i++) {
         syn_example *e = &x->e[i];
-        if (e->split != 0 || !e->oracle_in_context || e->refusal || uniform(&rng) >= fraction) continue;
+        /* refusals never hold their oracle; the draw comes before any other test, so the choice of
+         * one example does not depend on the documents of another */
+        if (e->split != 0 || !e->oracle_in_context || uniform(&rng) >= fraction || e->n_docs < 2) continue;
         int keep = -1;
         for (int d = 0; d < e->n_docs && keep < 0; d++)
             if (strcmp(e->docs[d], e->oracle_text) == 0) keep = d;
-        if (keep < 0 || e->n_docs < 2) continue;
+        if (keep < 0) continue;
         for (int d = 0; d < e->n_docs; d++)
             if (d != keep) free(e->docs[d]), free(e->titles[d]);
         e->docs[0] = e->docs[keep];
