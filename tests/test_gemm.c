@@ -54,7 +54,8 @@ static double check_one(rl_gemm_impl impl, int ta, int tb, int M, int N, int K, 
 }
 
 static const int shapes[][3] = {{1, 1, 1}, {13, 33, 7}, {12, 32, 256}, {100, 70, 300}, {97, 517, 129},
-                                {257, 64, 600}, {30, 2100, 40}, {200, 48, 513}, {40, 50, 1300}};
+                                {257, 64, 600}, {30, 2100, 40}, {200, 48, 513}, {40, 50, 1300},
+                                {20, 2100, 1400}}; // the last: two column blocks, two passes of K slices
 
 static void check_impl(rl_gemm_impl impl, int round_inputs, double tol) {
     rl_pool *pool = rl_pool_create(3);

@@ -60,6 +60,13 @@ void *rl_xrealloc(void *p, size_t n);
 char *rl_xstrdup(const char *s);
 char *rl_xstrndup(const char *s, size_t n);
 char *rl_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Large arrays that are streamed again and again (weights, gradients, optimizer state,
+ * activations, packed panels): from 4 MB up they are 2 MB aligned and asked to live on
+ * transparent huge pages (MADV_HUGEPAGE; Debian's THP mode is "madvise"), since on 4 KB pages
+ * strided reads cost a TLB miss every few rows. A hint: where the kernel says no, only speed
+ * changes. NULL when out of memory; release with free(). rl_big_calloc zeroes. */
+void *rl_big_alloc(size_t bytes);
+void *rl_big_calloc(size_t count, size_t size);
 
 /* ---- logging ---------------------------------------------------------------------------- */
 

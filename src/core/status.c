@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 rl_status rl_fail(rl_error *err, rl_status status, const char *fmt, ...) {
     if (err) {
@@ -80,6 +81,24 @@ void *rl_xrealloc(void *p, size_t n) {
     void *q = realloc(p, n ? n : 1);
     RL_ASSERT(q != NULL);
     return q;
+}
+
+void *rl_big_alloc(size_t bytes) {
+    const size_t huge = (size_t)2 << 20;
+    if (bytes < 2 * huge) return malloc(bytes ? bytes : 1);
+    void *p = NULL;
+    if (posix_memalign(&p, huge, (bytes + huge - 1) / huge * huge) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+void *rl_big_calloc(size_t count, size_t size) {
+    if (size && count > SIZE_MAX / size) return NULL;
+    void *p = rl_big_alloc(count * size);
+    if (p) memset(p, 0, count * size);
+    return p;
 }
 
 char *rl_xstrdup(const char *s) { return rl_xstrndup(s, strlen(s)); }

@@ -65,7 +65,7 @@ rl_status rl_params_init(rl_params *p, const rl_model_config *cfg, rl_error *err
     memset(p, 0, sizeof *p);
     size_t sizes[15];
     size_t n = params_layout(cfg, sizes);
-    p->mem = calloc(n, sizeof(float));
+    p->mem = rl_big_calloc(n, sizeof(float));
     if (!p->mem) return rl_fail(err, RL_ENOMEM, "cannot allocate %zu parameters", n);
     p->n = n;
     float **slots[15] = {&p->wte, &p->rms_att, &p->wq, &p->wk, &p->wv, &p->bq, &p->bk, &p->bv, &p->wo,
@@ -252,7 +252,7 @@ rl_status rl_lora_init(rl_lora *lo, const rl_model_config *cfg, int r, float alp
         rl_lora_shapes(cfg, m, &in, &out);
         total += L * (size_t)r * (size_t)(in + out);
     }
-    lo->mem = calloc(total, sizeof(float));
+    lo->mem = rl_big_calloc(total, sizeof(float));
     if (!lo->mem) return rl_fail(err, RL_ENOMEM, "cannot allocate %zu LoRA parameters", total);
     lo->n = total;
     lo->r = r;
@@ -414,7 +414,7 @@ rl_status rl_acts_init_ex(rl_acts *a, const rl_model *m, int B, int T, int flags
                        &a->dlora, &a->attn_scratch, &a->lora_x, &a->rope_cs, &a->rms_dw};
     size_t n_slots = sizeof sizes / sizeof sizes[0], total = 0;
     for (size_t i = 0; i < n_slots; i++) total += sizes[i];
-    a->mem = malloc(total * sizeof(float));
+    a->mem = rl_big_alloc(total * sizeof(float));
     int *ints = malloc(4 * N * sizeof(int));
     if (!a->mem || !ints) {
         free(a->mem);

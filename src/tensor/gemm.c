@@ -42,6 +42,7 @@
 #define NC 2048 /* columns per block: the packed B slice (KC x NC, up to 5 MB) */
 #define MAXT 64 /* threads with their own A buffer; more are not used */
 #define DIRECT_T_MAX_N 256 /* float32 reads op(A) = A^T in place up to this N, packs it above */
+#define PASS_B_BYTES ((size_t)8 << 20) /* packed B per pass: the slices of a pass are one hand-off */
 
 /* ---- CPU features --------------------------------------------------------------------------- */
 
@@ -326,7 +327,9 @@ __attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16_rows(int k
 }
 
 static float *alloc_floats(size_t n) {
-    float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    // large: rl_big_alloc (2 MB aligned, huge pages: the panels are read with strides)
+    float *p = bytes >= ((size_t)4 << 20) ? rl_big_alloc(bytes) : aligned_alloc(64, bytes);
     RL_ASSERT(p != NULL); // as rl_xmalloc: out of memory for a few megabytes of scratch is fatal
     return p;
 }
@@ -342,105 +345,127 @@ typedef struct {
     rl_gemm_term terms[MAX_TERMS]; /* concatenated along K; each term's alpha is applied to its A */
     int koff[MAX_TERMS + 1];       /* term i covers K range [koff[i], koff[i+1]) */
     float *C;
-    float beta;              /* beta of the current KC slice (the caller's for the first, then 1) */
-    int j0, nc, p0, kc;      /* the current block */
+    float beta;              /* the caller's beta: for slice 0; later slices add to C */
+    int kc_even;             /* K is cut into slices of kc_even (the last may be shorter) */
+    int j0, nc, n_panels;    /* the current column block */
+    int s_lo, s_hi;          /* the slices of the current pass */
     int n_jt;                /* column tiles (of NR panels) per row tile */
     int jt_panels;           /* NR panels per column tile */
-    float *bpack;            /* packed B slice */
-    float *apack[MAXT];      /* per-thread packed A block */
+    float *bpack;            /* the pass's packed B: slice by slice, panel by panel, kc_even x NR each */
+    float *apack[MAXT];      /* per-thread packed A block of every slice of the pass (MC x kc_even each) */
     int apack_i0[MAXT];      /* the row tile held there (-1: none) */
 } gemm_job;
 
+static void slice_at(const gemm_job *g, int s, int *p0, int *kc) {
+    *p0 = s * g->kc_even;
+    *kc = g->K - *p0 < g->kc_even ? g->K - *p0 : g->kc_even;
+}
+
+/* The part [lo, hi) of term t that falls in the slice [p0, p0 + kc) (lo >= hi: none). */
+static void term_part(const gemm_job *g, int t, int p0, int kc, int *lo, int *hi) {
+    *lo = g->koff[t] > p0 ? g->koff[t] : p0;
+    *hi = g->koff[t + 1] < p0 + kc ? g->koff[t + 1] : p0 + kc;
+}
+
+static float *b_panel(const gemm_job *g, int s, int p) {
+    return g->bpack + ((size_t)(s - g->s_lo) * g->n_panels + p) * g->kc_even * NR;
+}
 
 static void pack_b_item(void *vctx, size_t i, int thread) {
     gemm_job *g = vctx;
-    int jr = (int)i * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
-    float *dst = g->bpack + i * (size_t)g->kc * NR; // bf16: the words of panel i fill its first half
-    for (int t = 0; t < g->n_terms; t++) { // the parts of the terms inside [p0, p0 + kc)
-        int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
+    int s = g->s_lo + (int)(i / (size_t)g->n_panels), p = (int)(i % (size_t)g->n_panels), p0, kc;
+    slice_at(g, s, &p0, &kc);
+    int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
+    float *dst = b_panel(g, s, p); // bf16: the words of the panel fill its first half
+    for (int t = 0; t < g->n_terms; t++) {
+        int lo, hi;
+        term_part(g, t, p0, kc, &lo, &hi);
         if (lo < hi)
-            pack_b_panel(dst, lo - g->p0, hi - lo, &g->terms[t], lo - g->koff[t], g->j0 + jr, nr, g->direct ? g->terms[t].alpha : 1.0f);
+            pack_b_panel(dst, lo - p0, hi - lo, &g->terms[t], lo - g->koff[t], g->j0 + jr, nr, g->direct ? g->terms[t].alpha : 1.0f);
     }
-    if (g->bf16) panel_to_bf16((uint32_t *)dst, dst, NR, g->kc);
+    if (g->bf16) panel_to_bf16((uint32_t *)dst, dst, NR, kc);
     (void)thread;
 }
 
+/* One tile of C (MC rows, jt_panels panels) over every slice of the pass: the tile stays in
+ * this core's cache from slice to slice, and a pass needs one hand-off, not one per slice. */
 static void tile_item(void *vctx, size_t item, int thread) {
     gemm_job *g = vctx;
     int it = (int)(item / (size_t)g->n_jt), jt = (int)(item % (size_t)g->n_jt);
     int i0 = it * MC, mc = g->M - i0 < MC ? g->M - i0 : MC;
-    float *ap = g->apack[thread];
-    if (g->direct) {
-        const float *as[MAX_TERMS];
-        size_t sis[MAX_TERMS], sks[MAX_TERMS];
-        int ks[MAX_TERMS], n_seg = 0;
-        int n_panels = (g->nc + NR - 1) / NR, p_lo = jt * g->jt_panels;
-        int p_hi = p_lo + g->jt_panels < n_panels ? p_lo + g->jt_panels : n_panels;
-        for (int ir = 0; ir < mc; ir += MR) { // rows outer: the MR rows of A stay in L1 across the panels
-            int mr = mc - ir < MR ? mc - ir : MR;
-            n_seg = 0;
+    int p_lo = jt * g->jt_panels, p_hi = p_lo + g->jt_panels < g->n_panels ? p_lo + g->jt_panels : g->n_panels;
+    int fresh = g->apack_i0[thread] != i0; // items come in row-tile order, so a thread repacks rarely
+    g->apack_i0[thread] = i0;
+    for (int s = g->s_lo; s < g->s_hi; s++) {
+        int p0, kc;
+        slice_at(g, s, &p0, &kc);
+        float beta = s == 0 ? g->beta : 1.0f;
+        float *ap = g->apack[thread] + (size_t)(s - g->s_lo) * MC * g->kc_even;
+        if (g->direct) {
+            const float *as[MAX_TERMS];
+            size_t sis[MAX_TERMS], sks[MAX_TERMS];
+            int ks[MAX_TERMS];
+            for (int ir = 0; ir < mc; ir += MR) { // rows outer: the MR rows of A stay in L1 across the panels
+                int mr = mc - ir < MR ? mc - ir : MR, n_seg = 0;
+                for (int t = 0; t < g->n_terms; t++) {
+                    int lo, hi;
+                    term_part(g, t, p0, kc, &lo, &hi);
+                    if (lo >= hi) continue;
+                    size_t lda = (size_t)g->terms[t].lda, i = (size_t)(i0 + ir), k = (size_t)(lo - g->koff[t]);
+                    sis[n_seg] = g->terms[t].ta ? 1 : lda;
+                    sks[n_seg] = g->terms[t].ta ? lda : 1;
+                    as[n_seg] = g->terms[t].A + i * sis[n_seg] + k * sks[n_seg];
+                    ks[n_seg++] = hi - lo;
+                }
+                for (int p = p_lo; p < p_hi; p++) {
+                    int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
+                    kernel_f32_direct(n_seg, as, sis, sks, ks, b_panel(g, s, p), g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr,
+                                      g->ldc, mr, nr, beta);
+                }
+            }
+            continue;
+        }
+        if (g->bf16_rows) {
+            uint16_t *rows = (uint16_t *)ap; // (mc, kc) bf16: kc is even, so every row is whole pairs
+            if (fresh)
+                for (int t = 0; t < g->n_terms; t++) {
+                    int lo, hi;
+                    term_part(g, t, p0, kc, &lo, &hi);
+                    if (lo < hi) rows_to_bf16(rows, kc, lo - p0, &g->terms[t], i0, mc, lo - g->koff[t], hi - lo, g->terms[t].alpha);
+                }
+            for (int ir = 0; ir < mc; ir += MR) { // rows outer: the MR rows stay in L1 across the panels
+                int mr = mc - ir < MR ? mc - ir : MR;
+                const uint32_t *a = (const uint32_t *)(rows + (size_t)ir * kc);
+                for (int p = p_lo; p < p_hi; p++) {
+                    int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
+                    kernel_bf16_rows(kc / 2, a, (size_t)kc / 2, (const uint32_t *)b_panel(g, s, p),
+                                     g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr, g->ldc, mr, nr, beta);
+                }
+            }
+            continue;
+        }
+        if (fresh) {
             for (int t = 0; t < g->n_terms; t++) {
-                int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
-                if (lo >= hi) continue;
-                size_t lda = (size_t)g->terms[t].lda, i = (size_t)(i0 + ir), k = (size_t)(lo - g->koff[t]);
-                sis[n_seg] = g->terms[t].ta ? 1 : lda;
-                sks[n_seg] = g->terms[t].ta ? lda : 1;
-                as[n_seg] = g->terms[t].A + i * sis[n_seg] + k * sks[n_seg];
-                ks[n_seg++] = hi - lo;
+                int lo, hi;
+                term_part(g, t, p0, kc, &lo, &hi);
+                if (lo < hi) pack_a(ap, kc, lo - p0, hi - lo, &g->terms[t], i0, mc, lo - g->koff[t], g->terms[t].alpha);
             }
-            for (int p = p_lo; p < p_hi; p++) {
-                int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
-                kernel_f32_direct(n_seg, as, sis, sks, ks, g->bpack + (size_t)p * g->kc * NR,
-                                  g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr, g->ldc, mr, nr, g->beta);
-            }
+            if (g->bf16)
+                for (int ir = 0; ir < mc; ir += MR) {
+                    float *panel = ap + (size_t)(ir / MR) * kc * MR;
+                    panel_to_bf16((uint32_t *)panel, panel, MR, kc);
+                }
         }
-        return;
-    }
-    if (g->bf16_rows) {
-        uint16_t *rows = (uint16_t *)ap; // (mc, kc) bf16: kc is even, so every row is whole pairs
-        if (g->apack_i0[thread] != i0) {
-            for (int t = 0; t < g->n_terms; t++) {
-                int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
-                if (lo < hi) rows_to_bf16(rows, g->kc, lo - g->p0, &g->terms[t], i0, mc, lo - g->koff[t], hi - lo, g->terms[t].alpha);
-            }
-            g->apack_i0[thread] = i0;
-        }
-        int p_lo = jt * g->jt_panels, n_panels = (g->nc + NR - 1) / NR;
-        int p_hi = p_lo + g->jt_panels < n_panels ? p_lo + g->jt_panels : n_panels;
-        for (int ir = 0; ir < mc; ir += MR) { // rows outer: the MR rows stay in L1 across the panels
-            int mr = mc - ir < MR ? mc - ir : MR;
-            const uint32_t *a = (const uint32_t *)(rows + (size_t)ir * g->kc);
-            for (int p = p_lo; p < p_hi; p++) {
-                int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
-                kernel_bf16_rows(g->kc / 2, a, (size_t)g->kc / 2, (const uint32_t *)(g->bpack + (size_t)p * g->kc * NR),
-                                 g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr, g->ldc, mr, nr, g->beta);
-            }
-        }
-        return;
-    }
-    if (g->apack_i0[thread] != i0) { // items come in row-tile order, so a thread repacks rarely
-        for (int t = 0; t < g->n_terms; t++) {
-            int lo = g->koff[t] > g->p0 ? g->koff[t] : g->p0, hi = g->koff[t + 1] < g->p0 + g->kc ? g->koff[t + 1] : g->p0 + g->kc;
-            if (lo < hi) pack_a(ap, g->kc, lo - g->p0, hi - lo, &g->terms[t], i0, mc, lo - g->koff[t], g->terms[t].alpha);
-        }
-        if (g->bf16)
+        for (int p = p_lo; p < p_hi; p++) {
+            int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
+            const float *bp = b_panel(g, s, p);
             for (int ir = 0; ir < mc; ir += MR) {
-                float *panel = ap + (size_t)(ir / MR) * g->kc * MR;
-                panel_to_bf16((uint32_t *)panel, panel, MR, g->kc);
+                int mr = mc - ir < MR ? mc - ir : MR;
+                float *c = g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr;
+                const float *a = ap + (size_t)(ir / MR) * kc * MR;
+                if (g->bf16) kernel_bf16((kc + 1) / 2, (const uint32_t *)a, (const uint32_t *)bp, c, g->ldc, mr, nr, 1.0f, beta);
+                else kernel_f32(kc, a, bp, c, g->ldc, mr, nr, 1.0f, beta);
             }
-        g->apack_i0[thread] = i0;
-    }
-    int p_lo = jt * g->jt_panels, n_panels = (g->nc + NR - 1) / NR;
-    int p_hi = p_lo + g->jt_panels < n_panels ? p_lo + g->jt_panels : n_panels;
-    for (int p = p_lo; p < p_hi; p++) {
-        int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
-        const float *bp = g->bpack + (size_t)p * g->kc * NR;
-        for (int ir = 0; ir < mc; ir += MR) {
-            int mr = mc - ir < MR ? mc - ir : MR;
-            float *c = g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr;
-            const float *a = ap + (size_t)(ir / MR) * g->kc * MR;
-            if (g->bf16) kernel_bf16((g->kc + 1) / 2, (const uint32_t *)a, (const uint32_t *)bp, c, g->ldc, mr, nr, 1.0f, g->beta);
-            else kernel_f32(g->kc, a, bp, c, g->ldc, mr, nr, 1.0f, g->beta);
         }
     }
 }
@@ -456,7 +481,13 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
                      rl_pool *pool) {
     int nt = rl_pool_size(pool);
     if (nt > MAXT) nt = MAXT;
-    size_t a_floats = (size_t)MC * KC, b_floats = (size_t)KC * ((NC < N ? NC : N) + NR);
+    int n_slices = (K + KC - 1) / KC, kc_even = ((K + n_slices - 1) / n_slices + 1) / 2 * 2;
+    int nc_max = NC < N ? NC : N, panels_max = (nc_max + NR - 1) / NR;
+    // slices per pass: as many as PASS_B_BYTES of packed B hold (at least one)
+    size_t slice_b = (size_t)kc_even * panels_max * NR;
+    int per_pass = (int)(PASS_B_BYTES / sizeof(float) / slice_b);
+    per_pass = per_pass < 1 ? 1 : per_pass > n_slices ? n_slices : per_pass;
+    size_t a_floats = (size_t)per_pass * MC * kc_even, b_floats = (size_t)per_pass * slice_b;
     size_t need = b_floats + (size_t)nt * a_floats + 16;
     int own_buf = atomic_flag_test_and_set(&g_scratch_busy);
     float *mem;
@@ -470,7 +501,8 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     } else {
         mem = alloc_floats(need);
     }
-    gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .bpack = mem, .direct = !bf16};
+    gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .beta = beta,
+                  .kc_even = kc_even, .bpack = mem, .direct = !bf16};
     // op(A) = A^T in place reads MR values of a k from each of kc rows, more than L1 holds; it
     // wins only where a packed block would serve few panels (N <= DIRECT_T_MAX_N; measured:
     // the student's logits dW, N = 128: 1.29x; SmolLM2's dW, N = 576: packing 1.09x)
@@ -486,19 +518,16 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     for (int j0 = 0; j0 < N; j0 += NC) {
         g.j0 = j0;
         g.nc = N - j0 < NC ? N - j0 : NC;
-        int n_panels = (g.nc + NR - 1) / NR;
+        g.n_panels = (g.nc + NR - 1) / NR;
         // enough tiles for the threads to share out: split columns when there are few row tiles
         g.n_jt = n_it >= 4 * nt ? 1 : (4 * nt + n_it - 1) / n_it;
-        if (g.n_jt > n_panels) g.n_jt = n_panels;
-        g.jt_panels = (n_panels + g.n_jt - 1) / g.n_jt;
-        g.n_jt = (n_panels + g.jt_panels - 1) / g.jt_panels;
-        int n_slices = (K + KC - 1) / KC, kc_even = ((K + n_slices - 1) / n_slices + 1) / 2 * 2;
-        for (int p0 = 0; p0 < K; p0 += kc_even) {
-            g.p0 = p0;
-            g.kc = K - p0 < kc_even ? K - p0 : kc_even;
-            g.beta = p0 == 0 ? beta : 1.0f;
+        if (g.n_jt > g.n_panels) g.n_jt = g.n_panels;
+        g.jt_panels = (g.n_panels + g.n_jt - 1) / g.n_jt;
+        g.n_jt = (g.n_panels + g.jt_panels - 1) / g.jt_panels;
+        for (g.s_lo = 0; g.s_lo < n_slices; g.s_lo = g.s_hi) {
+            g.s_hi = g.s_lo + per_pass < n_slices ? g.s_lo + per_pass : n_slices;
             for (int t = 0; t < nt; t++) g.apack_i0[t] = -1;
-            rl_pool_for(nt > 1 ? pool : NULL, (size_t)n_panels, pack_b_item, &g);
+            rl_pool_for(nt > 1 ? pool : NULL, (size_t)(g.s_hi - g.s_lo) * g.n_panels, pack_b_item, &g);
             rl_pool_for(nt > 1 ? pool : NULL, (size_t)n_it * g.n_jt, tile_item, &g);
         }
     }

@@ -11,8 +11,8 @@
 
 rl_status rl_adamw_init(rl_adamw *o, size_t n, float beta1, float beta2, float eps, rl_error *err) {
     memset(o, 0, sizeof *o);
-    o->m = calloc(n ? n : 1, sizeof(float));
-    o->v = calloc(n ? n : 1, sizeof(float));
+    o->m = rl_big_calloc(n ? n : 1, sizeof(float));
+    o->v = rl_big_calloc(n ? n : 1, sizeof(float));
     if (!o->m || !o->v) {
         rl_adamw_free(o);
         return rl_fail(err, RL_ENOMEM, "cannot allocate optimizer state for %zu parameters", n);

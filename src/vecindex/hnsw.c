@@ -30,7 +30,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "vecindex/vi_internal.h"
@@ -161,17 +160,6 @@ size_t rl_vindex_memory(const rl_vindex *vi) {
     return m;
 }
 
-/* Large arrays are 2 MB aligned and asked to live on transparent huge pages: searches touch
- * vectors at random, and with 4 KB pages nearly every vector costs a TLB miss too. */
-static void *big_alloc(size_t bytes) {
-    if (bytes < ((size_t)4 << 20)) return malloc(bytes);
-    void *p = NULL;
-    if (posix_memalign(&p, (size_t)2 << 20, bytes) != 0) return NULL;
-#ifdef MADV_HUGEPAGE
-    madvise(p, bytes, MADV_HUGEPAGE);
-#endif
-    return p;
-}
 
 /* Grows (or, for a loaded index, copies into memory) every per-slot array to cap slots. */
 rl_status vi_alloc(rl_vindex *vi, size_t cap, rl_error *err) {
@@ -194,7 +182,7 @@ rl_status vi_alloc(rl_vindex *vi, size_t cap, rl_error *err) {
     size_t na = sizeof arr / sizeof arr[0];
     for (size_t a = 0; a < na; a++) {
         if (!arr[a].elem) continue;
-        fresh[a] = big_alloc(cap * arr[a].elem);
+        fresh[a] = rl_big_alloc(cap * arr[a].elem);
         if (!fresh[a]) {
             for (size_t b = 0; b < a; b++) free(fresh[b]);
             return rl_fail(err, RL_ENOMEM, "out of memory for %zu vectors", cap);
