@@ -194,18 +194,19 @@ __attribute__((target("avx512f"))) static void store_tile(__m512 acc[MR][2], flo
     }
 }
 
-/* acc (MR x NR) = a (kc, MR) panel times b (kc, NR) panel. */
+/* acc (MR x NR) = a (kc, MR) panel times b (kc, NR): a packed panel (bk = NR) or B's rows (bk = ldb). */
 __attribute__((target("avx512f"))) static void kernel_f32(int kc, const float *restrict a, const float *restrict b,
-                                                          float *C, int ldc, int mr, int nr, float alpha, float beta) {
+                                                          size_t bk, float *C, int ldc, int mr, int nr, float alpha,
+                                                          float beta) {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int i = 0; i < mr; i++) { // C's lines arrive while the products run
         _mm_prefetch((const char *)(C + (size_t)i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(C + (size_t)i * ldc + 16), _MM_HINT_T0);
     }
-    for (int k = 0; k < kc; k++, a += MR, b += NR) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
-        _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
+    for (int k = 0; k < kc; k++, a += MR, b += bk) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        _mm_prefetch((const char *)(b + 8 * bk), _MM_HINT_T0);
 #pragma GCC unroll 12
         for (int i = 0; i < MR; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
@@ -344,6 +345,7 @@ typedef struct {
     int bf16_rows;                 /* bf16 with every op(A) = A and every K even: A's block becomes bf16 rows */
     rl_gemm_term terms[MAX_TERMS]; /* concatenated along K; each term's alpha is applied to its A */
     int koff[MAX_TERMS + 1];       /* term i covers K range [koff[i], koff[i+1]) */
+    int b_in_place[MAX_TERMS];     /* float32 with A packed, op(B) = B: full panels read B's rows where they are */
     float *C;
     float beta;              /* the caller's beta: for slice 0; later slices add to C */
     int kc_even;             /* K is cut into slices of kc_even (the last may be shorter) */
@@ -380,7 +382,7 @@ static void pack_b_item(void *vctx, size_t i, int thread) {
     for (int t = 0; t < g->n_terms; t++) {
         int lo, hi;
         term_part(g, t, p0, kc, &lo, &hi);
-        if (lo < hi)
+        if (lo < hi && !(g->b_in_place[t] && nr == NR))
             pack_b_panel(dst, lo - p0, hi - lo, &g->terms[t], lo - g->koff[t], g->j0 + jr, nr, g->direct ? g->terms[t].alpha : 1.0f);
     }
     if (g->bf16) panel_to_bf16((uint32_t *)dst, dst, NR, kc);
@@ -458,13 +460,16 @@ static void tile_item(void *vctx, size_t item, int thread) {
         }
         for (int p = p_lo; p < p_hi; p++) {
             int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
-            const float *bp = b_panel(g, s, p);
+            const rl_gemm_term *t0 = &g->terms[0];
+            int in_place = g->b_in_place[0] && nr == NR;
+            const float *bp = in_place ? t0->B + (size_t)p0 * t0->ldb + g->j0 + jr : b_panel(g, s, p);
+            size_t bk = in_place ? (size_t)t0->ldb : NR;
             for (int ir = 0; ir < mc; ir += MR) {
                 int mr = mc - ir < MR ? mc - ir : MR;
                 float *c = g->C + (size_t)(i0 + ir) * g->ldc + g->j0 + jr;
                 const float *a = ap + (size_t)(ir / MR) * kc * MR;
                 if (g->bf16) kernel_bf16((kc + 1) / 2, (const uint32_t *)a, (const uint32_t *)bp, c, g->ldc, mr, nr, 1.0f, beta);
-                else kernel_f32(kc, a, bp, c, g->ldc, mr, nr, 1.0f, beta);
+                else kernel_f32(kc, a, bp, bk, c, g->ldc, mr, nr, 1.0f, beta);
             }
         }
     }
@@ -512,6 +517,10 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     for (int t = 0; t < n_terms; t++) {
         g.terms[t] = terms[t];
         g.koff[t + 1] = g.koff[t] + terms[t].K;
+        // with A packed (one term), B's rows are read where they are when packing would be a
+        // plain copy (float32, op(B) = B): the weight gradients dy^T x, 1.03-1.06x; with A read
+        // in place too, packed panels stream better (B in place measured 0.91-0.92x on dy W)
+        g.b_in_place[t] = !bf16 && !terms[t].tb && !g.direct && n_terms == 1;
     }
     for (int t = 0; t < nt; t++) g.apack[t] = mem + b_floats + (size_t)t * a_floats;
     int n_it = (M + MC - 1) / MC;
