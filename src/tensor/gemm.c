@@ -173,6 +173,55 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void panel_to_bf16
         }
 }
 
+/* The same words as packing to float32 and then panel_to_bf16, in one pass: float32 rows k and
+ * k + 1 (already scaled) become 16 words of bf16 pairs (k low, k + 1 high), wm of them stored. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static inline void store_pairs(uint32_t *dst, __mmask16 wm, __m512 lo,
+                                                                                       __m512 hi) {
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    _mm512_mask_storeu_epi32(dst, wm, _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(hi, lo)));
+}
+
+/* dst (word rows of stride w) from row k0 / 2 on = the bf16 pairs of sc * src[k * src_ld + 0..n)
+ * for k < kn, zero past n; k0 is even, and an odd last row pairs with 0 (w <= 16). */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pack_copy16_bf16(uint32_t *dst, int w, int k0,
+                                                                                    const float *src, size_t src_ld,
+                                                                                    int n, int kn, float sc) {
+    __mmask16 m = lanes(n), wm = lanes(w);
+    __m512 vs = _mm512_set1_ps(sc);
+    for (int k = 0; k < kn; k += 2) {
+        __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + (size_t)k * src_ld), vs);
+        __m512 hi = k + 1 < kn ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + (size_t)(k + 1) * src_ld), vs) : _mm512_setzero_ps();
+        store_pairs(dst + (size_t)(k0 + k) / 2 * w, wm, lo, hi);
+    }
+}
+
+/* As pack_b_panel, straight into the bf16 panel (kc2, NR) words: k0 is even. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pack_b_panel_bf16(uint32_t *dst, int k0, int kn,
+                                                                                     const rl_gemm_term *t, int p0, int j0,
+                                                                                     int nr, float sc) {
+    const float *B = t->B;
+    size_t ldb = (size_t)t->ldb;
+    __m512 vs = _mm512_set1_ps(sc);
+    for (int h = 0; h < NR; h += 16) {
+        int n = nr - h < 0 ? 0 : nr - h < 16 ? nr - h : 16;
+        if (!t->tb) {
+            pack_copy16_bf16(dst + h, NR, k0, B + (size_t)p0 * ldb + j0 + h, ldb, n, kn, sc);
+            continue;
+        }
+        for (int k = 0; k < kn; k += 16) {
+            int nk = kn - k < 16 ? kn - k : 16;
+            __m512 r[16];
+            const float *src = B + (size_t)(j0 + h) * ldb + p0 + k;
+            for (int i = 0; i < 16; i++) r[i] = i < n ? _mm512_maskz_loadu_ps(lanes(nk), src + (size_t)i * ldb) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int i = 0; i < nk; i += 2)
+                store_pairs(dst + (size_t)(k0 + k + i) / 2 * NR + h, 0xffff, _mm512_mul_ps(r[i], vs),
+                            i + 1 < nk ? _mm512_mul_ps(r[i + 1], vs) : _mm512_setzero_ps());
+        }
+    }
+}
+
 /* ---- micro-kernels ------------------------------------------------------------------------- */
 
 /* Writes the MR x NR accumulators into C (mr x nr valid): C = alpha * acc + beta * C, and C is
@@ -343,6 +392,7 @@ typedef struct {
     int bf16, M, N, K, ldc, n_terms;
     int direct;                    /* float32, A read in place (kernel_f32_direct); alpha goes into B's panels */
     int bf16_rows;                 /* bf16 with every op(A) = A and every K even: A's block becomes bf16 rows */
+    int bf16_even;                 /* bf16 with every term starting at an even k: panels packed straight to pairs */
     rl_gemm_term terms[MAX_TERMS]; /* concatenated along K; each term's alpha is applied to its A */
     int koff[MAX_TERMS + 1];       /* term i covers K range [koff[i], koff[i+1]) */
     int b_in_place[MAX_TERMS];     /* float32 with A packed, op(B) = B: full panels read B's rows where they are */
@@ -379,6 +429,14 @@ static void pack_b_item(void *vctx, size_t i, int thread) {
     slice_at(g, s, &p0, &kc);
     int jr = p * NR, nr = g->nc - jr < NR ? g->nc - jr : NR;
     float *dst = b_panel(g, s, p); // bf16: the words of the panel fill its first half
+    if (g->bf16_even) {
+        for (int t = 0; t < g->n_terms; t++) {
+            int lo, hi;
+            term_part(g, t, p0, kc, &lo, &hi);
+            if (lo < hi) pack_b_panel_bf16((uint32_t *)dst, lo - p0, hi - lo, &g->terms[t], lo - g->koff[t], g->j0 + jr, nr, 1.0f);
+        }
+        return;
+    }
     for (int t = 0; t < g->n_terms; t++) {
         int lo, hi;
         term_part(g, t, p0, kc, &lo, &hi);
@@ -446,7 +504,18 @@ static void tile_item(void *vctx, size_t item, int thread) {
             }
             continue;
         }
-        if (fresh) {
+        if (fresh && g->bf16_even) // op(A) = A^T (bf16 rows take op(A) = A): its rows are copied
+            for (int t = 0; t < g->n_terms; t++) {
+                int lo, hi;
+                term_part(g, t, p0, kc, &lo, &hi);
+                if (lo >= hi) continue;
+                const rl_gemm_term *tm = &g->terms[t];
+                for (int ir = 0; ir < mc; ir += MR)
+                    pack_copy16_bf16((uint32_t *)(ap + (size_t)(ir / MR) * kc * MR), MR, lo - p0,
+                                     tm->A + (size_t)(lo - g->koff[t]) * tm->lda + i0 + ir, (size_t)tm->lda,
+                                     mc - ir < MR ? mc - ir : MR, hi - lo, tm->alpha);
+            }
+        else if (fresh) {
             for (int t = 0; t < g->n_terms; t++) {
                 int lo, hi;
                 term_part(g, t, p0, kc, &lo, &hi);
@@ -514,6 +583,9 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     for (int t = 0; t < n_terms; t++) g.direct &= !terms[t].ta || N <= DIRECT_T_MAX_N;
     g.bf16_rows = bf16; // pairs of k must not straddle two terms: every K even (slices are even)
     for (int t = 0; t < n_terms; t++) g.bf16_rows &= !terms[t].ta && terms[t].K % 2 == 0;
+    // packing straight to pairs: B always; A where it is packed, which must be op(A) = A^T then
+    g.bf16_even = bf16;
+    for (int t = 0; t < n_terms; t++) g.bf16_even &= (t == n_terms - 1 || terms[t].K % 2 == 0) && (g.bf16_rows || terms[t].ta);
     for (int t = 0; t < n_terms; t++) {
         g.terms[t] = terms[t];
         g.koff[t + 1] = g.koff[t] + terms[t].K;

@@ -171,9 +171,22 @@ void rl_trainer_free(rl_trainer *tr) {
     memset(tr, 0, sizeof *tr);
 }
 
+typedef struct {
+    float *p;
+    size_t n;
+} zero_ctx;
+
+static void zero_item(void *vc, size_t i, int thread) {
+    zero_ctx *c = vc;
+    size_t lo = c->n * i / 16, hi = c->n * (i + 1) / 16;
+    memset(c->p + lo, 0, (hi - lo) * sizeof(float));
+    (void)thread;
+}
+
+/* Over the pool: full fine-tuning's gradients are as large as the model (540 MB for 135M). */
 void rl_trainer_zero_grad(rl_trainer *tr) {
-    if (tr->lora) memset(tr->lg.mem, 0, tr->lg.n * sizeof(float));
-    else memset(tr->g.mem, 0, tr->g.n * sizeof(float));
+    zero_ctx c = {tr->lora ? tr->lg.mem : tr->g.mem, tr->lora ? tr->lg.n : tr->g.n};
+    rl_pool_for(c.n >= 65536 ? tr->m->pool : NULL, 16, zero_item, &c);
 }
 
 void rl_trainer_backward(rl_trainer *tr, rl_acts *a, float dscale) {
