@@ -43,6 +43,7 @@
 #define MAXT 64 /* threads with their own A buffer; more are not used */
 #define DIRECT_T_MAX_N 256 /* float32 reads op(A) = A^T in place up to this N, packs it above */
 #define PASS_B_BYTES ((size_t)8 << 20) /* packed B per pass: the slices of a pass are one hand-off */
+#define COL_B_BYTES ((size_t)384 << 10) /* packed B per column tile (column_item): stays in L2 */
 
 /* ---- CPU features --------------------------------------------------------------------------- */
 
@@ -544,6 +545,56 @@ static void tile_item(void *vctx, size_t item, int thread) {
     }
 }
 
+/* float32 with A read in place, by columns: item = a tile of jt_panels panels of C, all M rows.
+ * The item packs its own panels of B (slice by slice, into its thread's buffer, while they are
+ * hot in this core's cache) and sweeps every row of A past them: one hand-off per product, no
+ * packing phase that both cores wait for, and packing (which waits on memory) overlaps the other
+ * core's products. A is read from cache once per item; each C element gets the same sums in the
+ * same order as tile_item. */
+static void column_item(void *vctx, size_t item, int thread) {
+    gemm_job *g = vctx;
+    int p_lo = (int)item * g->jt_panels, p_hi = p_lo + g->jt_panels < g->n_panels ? p_lo + g->jt_panels : g->n_panels;
+    float *bcol = g->apack[thread]; // kc_even x NR floats per panel of the tile
+    int n_slices = (g->K + g->kc_even - 1) / g->kc_even;
+    for (int s = 0; s < n_slices; s++) {
+        int p0, kc;
+        slice_at(g, s, &p0, &kc);
+        float beta = s == 0 ? g->beta : 1.0f;
+        for (int p = p_lo; p < p_hi; p++) {
+            int jr = p * NR, nr = g->N - jr < NR ? g->N - jr : NR;
+            for (int t = 0; t < g->n_terms; t++) {
+                int lo, hi;
+                term_part(g, t, p0, kc, &lo, &hi);
+                if (lo < hi)
+                    pack_b_panel(bcol + (size_t)(p - p_lo) * g->kc_even * NR, lo - p0, hi - lo, &g->terms[t], lo - g->koff[t], jr,
+                                 nr, g->terms[t].alpha);
+            }
+        }
+        const float *as[MAX_TERMS];
+        size_t sis[MAX_TERMS], sks[MAX_TERMS];
+        int ks[MAX_TERMS];
+        for (int i0 = 0; i0 < g->M; i0 += MR) { // rows outer: the MR rows of A stay in L1 across the panels
+            int mr = g->M - i0 < MR ? g->M - i0 : MR, n_seg = 0;
+            for (int t = 0; t < g->n_terms; t++) {
+                int lo, hi;
+                term_part(g, t, p0, kc, &lo, &hi);
+                if (lo >= hi) continue;
+                size_t lda = (size_t)g->terms[t].lda, k = (size_t)(lo - g->koff[t]);
+                sis[n_seg] = g->terms[t].ta ? 1 : lda;
+                sks[n_seg] = g->terms[t].ta ? lda : 1;
+                as[n_seg] = g->terms[t].A + (size_t)i0 * sis[n_seg] + k * sks[n_seg];
+                ks[n_seg++] = hi - lo;
+            }
+            for (int p = p_lo; p < p_hi; p++) {
+                int jr = p * NR, nr = g->N - jr < NR ? g->N - jr : NR;
+                kernel_f32_direct(n_seg, as, sis, sks, ks, bcol + (size_t)(p - p_lo) * g->kc_even * NR,
+                                  g->C + (size_t)i0 * g->ldc + jr, g->ldc, mr, nr, beta);
+            }
+        }
+    }
+    (void)thread;
+}
+
 /* A process-wide scratch for the packed panels, reused across calls (page faults on a fresh
  * multi-megabyte buffer per call cost as much as a small product); a caller that finds it in
  * use allocates its own. */
@@ -551,11 +602,48 @@ static float *g_scratch;
 static size_t g_scratch_n;
 static atomic_flag g_scratch_busy = ATOMIC_FLAG_INIT;
 
+static float *scratch_get(size_t need, int *own) {
+    *own = atomic_flag_test_and_set(&g_scratch_busy); // set: in use by another caller
+    if (*own) return alloc_floats(need);
+    if (g_scratch_n < need) {
+        free(g_scratch);
+        g_scratch = alloc_floats(need);
+        g_scratch_n = need;
+    }
+    return g_scratch;
+}
+
+static void scratch_put(float *mem, int own) {
+    if (own) free(mem);
+    else atomic_flag_clear(&g_scratch_busy);
+}
+
 static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, int N, int K, float beta, float *C, int ldc,
                      rl_pool *pool) {
     int nt = rl_pool_size(pool);
     if (nt > MAXT) nt = MAXT;
     int n_slices = (K + KC - 1) / KC, kc_even = ((K + n_slices - 1) / n_slices + 1) / 2 * 2;
+    int direct = !bf16;
+    for (int t = 0; t < n_terms; t++) direct &= !terms[t].ta || N <= DIRECT_T_MAX_N;
+    int n_panels = (N + NR - 1) / NR;
+    if (direct && n_panels >= 3 * nt) { // enough column tiles to share out: column_item
+        // panels per tile: 4 tiles per thread, and at most COL_B_BYTES of B per tile (in L2)
+        int jt = n_panels / (4 * nt), jt_max = (int)(COL_B_BYTES / (sizeof(float) * NR * (size_t)kc_even));
+        jt = jt < 1 ? 1 : jt > jt_max ? (jt_max < 1 ? 1 : jt_max) : jt;
+        size_t per_thread = (size_t)jt * kc_even * NR;
+        int own;
+        float *mem = scratch_get((size_t)nt * per_thread + 16, &own);
+        gemm_job g = {.M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .beta = beta, .kc_even = kc_even,
+                      .direct = 1, .n_panels = n_panels, .jt_panels = jt};
+        for (int t = 0; t < n_terms; t++) {
+            g.terms[t] = terms[t];
+            g.koff[t + 1] = g.koff[t] + terms[t].K;
+        }
+        for (int t = 0; t < nt; t++) g.apack[t] = mem + (size_t)t * per_thread;
+        rl_pool_for(nt > 1 ? pool : NULL, (size_t)((n_panels + jt - 1) / jt), column_item, &g);
+        scratch_put(mem, own);
+        return;
+    }
     int nc_max = NC < N ? NC : N, panels_max = (nc_max + NR - 1) / NR;
     // slices per pass: as many as PASS_B_BYTES of packed B hold (at least one)
     size_t slice_b = (size_t)kc_even * panels_max * NR;
@@ -563,18 +651,8 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     per_pass = per_pass < 1 ? 1 : per_pass > n_slices ? n_slices : per_pass;
     size_t a_floats = (size_t)per_pass * MC * kc_even, b_floats = (size_t)per_pass * slice_b;
     size_t need = b_floats + (size_t)nt * a_floats + 16;
-    int own_buf = atomic_flag_test_and_set(&g_scratch_busy);
-    float *mem;
-    if (!own_buf) {
-        if (g_scratch_n < need) {
-            free(g_scratch);
-            g_scratch = alloc_floats(need);
-            g_scratch_n = need;
-        }
-        mem = g_scratch;
-    } else {
-        mem = alloc_floats(need);
-    }
+    int own;
+    float *mem = scratch_get(need, &own);
     gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .beta = beta,
                   .kc_even = kc_even, .bpack = mem, .direct = !bf16};
     // op(A) = A^T in place reads MR values of a k from each of kc rows, more than L1 holds; it
@@ -612,8 +690,7 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
             rl_pool_for(nt > 1 ? pool : NULL, (size_t)n_it * g.n_jt, tile_item, &g);
         }
     }
-    if (own_buf) free(mem);
-    else atomic_flag_clear(&g_scratch_busy);
+    scratch_put(mem, own);
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------ */
