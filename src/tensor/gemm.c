@@ -44,6 +44,7 @@
 #define DIRECT_T_MAX_N 256 /* float32 reads op(A) = A^T in place up to this N, packs it above */
 #define PASS_B_BYTES ((size_t)8 << 20) /* packed B per pass: the slices of a pass are one hand-off */
 #define COL_B_BYTES ((size_t)384 << 10) /* packed B per column tile (column_item): stays in L2 */
+#define COL_A_BYTES ((size_t)8 << 20)   /* column_item reads A once per tile: at most this much */
 
 /* ---- CPU features --------------------------------------------------------------------------- */
 
@@ -405,6 +406,7 @@ typedef struct {
     int n_jt;                /* column tiles (of NR panels) per row tile */
     int jt_panels;           /* NR panels per column tile */
     float *bpack;            /* the pass's packed B: slice by slice, panel by panel, kc_even x NR each */
+    uint16_t *arows;         /* column_item with bf16: all of A as bf16 rows (M x K) */
     float *apack[MAXT];      /* per-thread packed A block of every slice of the pass (MC x kc_even each) */
     int apack_i0[MAXT];      /* the row tile held there (-1: none) */
 } gemm_job;
@@ -562,13 +564,26 @@ static void column_item(void *vctx, size_t item, int thread) {
         float beta = s == 0 ? g->beta : 1.0f;
         for (int p = p_lo; p < p_hi; p++) {
             int jr = p * NR, nr = g->N - jr < NR ? g->N - jr : NR;
+            float *dst = bcol + (size_t)(p - p_lo) * g->kc_even * NR;
             for (int t = 0; t < g->n_terms; t++) {
                 int lo, hi;
                 term_part(g, t, p0, kc, &lo, &hi);
-                if (lo < hi)
-                    pack_b_panel(bcol + (size_t)(p - p_lo) * g->kc_even * NR, lo - p0, hi - lo, &g->terms[t], lo - g->koff[t], jr,
-                                 nr, g->terms[t].alpha);
+                if (lo >= hi) continue;
+                if (g->bf16) pack_b_panel_bf16((uint32_t *)dst, lo - p0, hi - lo, &g->terms[t], lo - g->koff[t], jr, nr, 1.0f);
+                else pack_b_panel(dst, lo - p0, hi - lo, &g->terms[t], lo - g->koff[t], jr, nr, g->terms[t].alpha);
             }
+        }
+        if (g->bf16) { // A's bf16 rows were made before: pairs of k in order, stride K / 2 words
+            for (int i0 = 0; i0 < g->M; i0 += MR) {
+                int mr = g->M - i0 < MR ? g->M - i0 : MR;
+                const uint32_t *a = (const uint32_t *)(g->arows + (size_t)i0 * g->K + p0);
+                for (int p = p_lo; p < p_hi; p++) {
+                    int jr = p * NR, nr = g->N - jr < NR ? g->N - jr : NR;
+                    kernel_bf16_rows(kc / 2, a, (size_t)g->K / 2, (const uint32_t *)(bcol + (size_t)(p - p_lo) * g->kc_even * NR),
+                                     g->C + (size_t)i0 * g->ldc + jr, g->ldc, mr, nr, beta);
+                }
+            }
+            continue;
         }
         const float *as[MAX_TERMS];
         size_t sis[MAX_TERMS], sks[MAX_TERMS];
@@ -592,6 +607,15 @@ static void column_item(void *vctx, size_t item, int thread) {
             }
         }
     }
+    (void)thread;
+}
+
+/* bf16 rows of all of A for column_item: rows [32 i, 32 i + 32). */
+static void arows_item(void *vctx, size_t item, int thread) {
+    gemm_job *g = vctx;
+    int i0 = (int)item * 32, mc = g->M - i0 < 32 ? g->M - i0 : 32;
+    for (int t = 0; t < g->n_terms; t++)
+        rows_to_bf16(g->arows + (size_t)i0 * g->K, g->K, g->koff[t], &g->terms[t], i0, mc, 0, g->terms[t].K, g->terms[t].alpha);
     (void)thread;
 }
 
@@ -623,23 +647,29 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     int nt = rl_pool_size(pool);
     if (nt > MAXT) nt = MAXT;
     int n_slices = (K + KC - 1) / KC, kc_even = ((K + n_slices - 1) / n_slices + 1) / 2 * 2;
-    int direct = !bf16;
-    for (int t = 0; t < n_terms; t++) direct &= !terms[t].ta || N <= DIRECT_T_MAX_N;
+    // by columns (column_item): float32 with A in place, or bf16 with A's rows converted first
+    int by_columns = 1;
+    for (int t = 0; t < n_terms; t++)
+        by_columns &= bf16 ? !terms[t].ta && terms[t].K % 2 == 0 : !terms[t].ta || N <= DIRECT_T_MAX_N;
     int n_panels = (N + NR - 1) / NR;
-    if (direct && n_panels >= 3 * nt) { // enough column tiles to share out: column_item
+    // every column tile reads all of A: only when it stays in cache (not the logits' K = V)
+    by_columns &= (size_t)M * K * (bf16 ? 2 : 4) <= COL_A_BYTES;
+    if (by_columns && n_panels >= 3 * nt) { // enough column tiles to share out
         // panels per tile: 4 tiles per thread, and at most COL_B_BYTES of B per tile (in L2)
         int jt = n_panels / (4 * nt), jt_max = (int)(COL_B_BYTES / (sizeof(float) * NR * (size_t)kc_even));
         jt = jt < 1 ? 1 : jt > jt_max ? (jt_max < 1 ? 1 : jt_max) : jt;
-        size_t per_thread = (size_t)jt * kc_even * NR;
+        size_t per_thread = (size_t)jt * kc_even * NR, rows = bf16 ? ((size_t)M * K + 1) / 2 + 16 : 0;
         int own;
-        float *mem = scratch_get((size_t)nt * per_thread + 16, &own);
-        gemm_job g = {.M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .beta = beta, .kc_even = kc_even,
-                      .direct = 1, .n_panels = n_panels, .jt_panels = jt};
+        float *mem = scratch_get(rows + (size_t)nt * per_thread + 16, &own);
+        gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .beta = beta,
+                      .kc_even = kc_even, .direct = !bf16, .bf16_rows = bf16, .n_panels = n_panels, .jt_panels = jt,
+                      .arows = bf16 ? (uint16_t *)(mem + (size_t)nt * per_thread) : NULL};
         for (int t = 0; t < n_terms; t++) {
             g.terms[t] = terms[t];
             g.koff[t + 1] = g.koff[t] + terms[t].K;
         }
         for (int t = 0; t < nt; t++) g.apack[t] = mem + (size_t)t * per_thread;
+        if (bf16) rl_pool_for(nt > 1 ? pool : NULL, (size_t)(M + 31) / 32, arows_item, &g);
         rl_pool_for(nt > 1 ? pool : NULL, (size_t)((n_panels + jt - 1) / jt), column_item, &g);
         scratch_put(mem, own);
         return;
