@@ -109,6 +109,7 @@ __attribute__((target("avx512f"))) static inline void pack_t16(float *dst, int d
                                                                size_t src_ld, int n_rows, int n_k, float sc) {
     __m512 r[16], vs = _mm512_set1_ps(sc);
     __mmask16 km = lanes(n_k), wm = lanes(dst_w);
+    for (int i = 0; i < n_rows; i++) _mm_prefetch((const char *)(src + (size_t)i * src_ld + 64), _MM_HINT_T0);
     for (int i = 0; i < 16; i++) r[i] = i < n_rows ? _mm512_maskz_loadu_ps(km, src + (size_t)i * src_ld) : _mm512_setzero_ps();
     transpose16(r);
     for (int k = 0; k < n_k; k++) _mm512_mask_storeu_ps(dst + (size_t)k * dst_ld, wm, _mm512_mul_ps(r[k], vs));
