@@ -120,9 +120,11 @@ __attribute__((target("avx512f"))) static inline void pack_copy16(float *dst, in
                                                                   size_t src_ld, int n, int kc, float sc) {
     __mmask16 m = lanes(n), wm = lanes(w);
     __m512 vs = _mm512_set1_ps(sc);
-    for (int k = 0; k < kc; k++)
+    for (int k = 0; k < kc; k++) {
+        _mm_prefetch((const char *)(src + (size_t)(k + 8) * src_ld), _MM_HINT_T0);
         _mm512_mask_storeu_ps(dst + (size_t)k * dst_ld, wm,
                               _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + (size_t)k * src_ld), vs));
+    }
 }
 
 /* Rows [k0, k0 + kn) of the A panels of a slice of kc rows (the panels hold ceil(mc/MR) blocks
@@ -216,6 +218,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pack_b_panel_
             int nk = kn - k < 16 ? kn - k : 16;
             __m512 r[16];
             const float *src = B + (size_t)(j0 + h) * ldb + p0 + k;
+            for (int i = 0; i < n; i++) _mm_prefetch((const char *)(src + (size_t)i * ldb + 64), _MM_HINT_T0);
             for (int i = 0; i < 16; i++) r[i] = i < n ? _mm512_maskz_loadu_ps(lanes(nk), src + (size_t)i * ldb) : _mm512_setzero_ps();
             transpose16(r);
             for (int i = 0; i < nk; i += 2)
