@@ -780,6 +780,37 @@ TEST(q4_k_quantize_error_and_dot_kernels_agree) { kquant_check(RL_WTYPE_Q4_K, 0.
 
 TEST(q6_k_quantize_error_and_dot_kernels_agree) { kquant_check(RL_WTYPE_Q6_K, 0.03); }
 
+/* The batched prompt's Q4_K kernel (one row against several tokens) gives every token the bits of
+ * the one-token kernel, for every count of tokens (whole groups of four and the rest). */
+TEST(q4_k_rows_kernel_gives_each_token_the_single_dot_bits) {
+    enum { NB = 6, NT = 11, OS = 3 };
+    uint64_t s = 77;
+    float *w = malloc(NB * RL_QK_K * sizeof *w), *y = malloc(NB * RL_QK_K * sizeof *y);
+    rl_block_q4_k *qw = malloc(NB * sizeof *qw);
+    rl_block_q8_k *qy = malloc((size_t)NT * NB * sizeof *qy);
+    for (int i = 0; i < NB * RL_QK_K; i++) w[i] = frand(&s) + (i % 300 == 0 ? 5.0f : 0.0f);
+    CHECK(rl_ggml_quantize_row(RL_WTYPE_Q4_K, qw, w, NB * RL_QK_K));
+    for (int t = 0; t < NT; t++) {
+        for (int i = 0; i < NB * RL_QK_K; i++) y[i] = frand(&s) * (float)(t + 1);
+        rl_q8_k_quantize(qy + (size_t)t * NB, y, NB * RL_QK_K);
+    }
+    const char *name;
+    rl_q4_k_dot_fn one = rl_q4_k_dot_kernel(NULL);
+    rl_q4_k_dot_rows_fn rows = rl_q4_k_dot_rows_kernel(&name);
+    int same = 1;
+    for (int nt = 1; nt <= NT; nt++) {
+        float out[NT * OS];
+        rows(qw, qy, NB, NB, nt, out, OS);
+        for (int t = 0; t < nt; t++) {
+            float a = one(qw, qy + (size_t)t * NB, NB);
+            same &= memcmp(&a, &out[t * OS], sizeof a) == 0;
+        }
+    }
+    printf("    q4_k rows kernel %s: 1..%d tokens, the one-token kernel's bits: %s\n", name, NT, same ? "yes" : "no");
+    CHECK(same);
+    free(w), free(y), free(qw), free(qy);
+}
+
 TEST(f32_dot_kernel_agrees) {
     uint64_t s = 5;
     float a[1000], b[1000];

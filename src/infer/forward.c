@@ -143,8 +143,7 @@ static void rows_product(const rl_infer *inf, const prod *p, int r0, int r1, con
     case RL_WTYPE_Q4_K: {
         const rl_block_q4_k *W = w->blocks;
         const rl_block_q8_k *X = inf->xk;
-        for (int r = r0; r < r1; r++)
-            for (int t = 0; t < T; t++) out[(size_t)t * rows + r] = q->dot4k(W + (size_t)r * nk, X + t * nk, nk);
+        for (int r = r0; r < r1; r++) q->dot4k_rows(W + (size_t)r * nk, X, nk, nk, T, out + r, (size_t)rows);
         break;
     }
     case RL_WTYPE_Q6_K: {

@@ -223,6 +223,12 @@ float rl_q4_k_dot_ref(const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb)
 float rl_q6_k_dot_ref(const rl_block_q6_k *w, const rl_block_q8_k *x, size_t nb);
 rl_q4_k_dot_fn rl_q4_k_dot_kernel(const char **name);
 rl_q6_k_dot_fn rl_q6_k_dot_kernel(const char **name);
+/* One weight row against nt tokens (token j's blocks at x + j * x_stride, its result at
+ * out[j * out_stride]): the row's blocks are unpacked once for up to four tokens (a batched
+ * prompt). Each result has the bits of rl_q4_k_dot_kernel's kernel for that token alone. */
+typedef void (*rl_q4_k_dot_rows_fn)(const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb, size_t x_stride, int nt,
+                                    float *out, size_t out_stride);
+rl_q4_k_dot_rows_fn rl_q4_k_dot_rows_kernel(const char **name);
 /* float32 rows ("avx512", "avx2" or "scalar"). */
 typedef float (*rl_f32_dot_fn)(const float *a, const float *b, size_t n);
 float rl_f32_dot_ref(const float *a, const float *b, size_t n);

@@ -23,6 +23,7 @@ struct rl_qmodel {
     rl_q8_0_dot_fn dot;
     rl_q4_0_dot_fn dot4;
     rl_q4_k_dot_fn dot4k;
+    rl_q4_k_dot_rows_fn dot4k_rows;
     rl_q6_k_dot_fn dot6k;
     rl_f32_dot_fn dotf;
     const char *kernel;

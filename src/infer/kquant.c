@@ -129,6 +129,61 @@ __attribute__((target("avx2,fma,f16c"))) static float q4k_dot_avx2(const rl_bloc
     return hsum8(acc) - mins_total;
 }
 
+/* q4k_dot_avx2 for N tokens at once (N a constant after inlining: the sums stay in registers):
+ * each token's operations in its order, so each result has q4k_dot_avx2's bits; the scales are
+ * decoded and the nibbles split once per block for all N. */
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline void
+q4k_rows_body(int N, const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb, size_t xs, float *out, size_t os) {
+    const __m256i low = _mm256_set1_epi8(15);
+    __m256 acc[4];
+    float mins_total[4];
+    for (int j = 0; j < N; j++) acc[j] = _mm256_setzero_ps(), mins_total[j] = 0.0f;
+    for (size_t i = 0; i < nb; i++) {
+        uint8_t s[8], m[8];
+        q4k_scales(w[i].scales, s, m);
+        int mins[4];
+        __m256i a32[4];
+        for (int j = 0; j < N; j++) {
+            const rl_block_q8_k *xj = x + (size_t)j * xs + i;
+            mins[j] = 0;
+            for (int g = 0; g < 8; g++) mins[j] += m[g] * (xj->bsums[2 * g] + xj->bsums[2 * g + 1]);
+            a32[j] = _mm256_setzero_si256();
+        }
+        for (int k = 0; k < 4; k++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * k));
+            __m256i lo = _mm256_and_si256(q, low), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+            __m256i s0 = _mm256_set1_epi16(s[2 * k]), s1 = _mm256_set1_epi16(s[2 * k + 1]);
+            for (int j = 0; j < N; j++) {
+                const int8_t *xq = x[(size_t)j * xs + i].qs;
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + 64 * k));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + 64 * k + 32));
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), s0);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), s1);
+                a32[j] = _mm256_add_epi32(a32[j], _mm256_add_epi32(p0, p1));
+            }
+        }
+        float wd = _cvtsh_ss(w[i].d), wmin = _cvtsh_ss(w[i].dmin);
+        for (int j = 0; j < N; j++) {
+            float xd = x[(size_t)j * xs + i].d;
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd), _mm256_cvtepi32_ps(a32[j]), acc[j]);
+            mins_total[j] += wmin * xd * (float)mins[j];
+        }
+    }
+    for (int j = 0; j < N; j++) out[(size_t)j * os] = hsum8(acc[j]) - mins_total[j];
+}
+
+__attribute__((target("avx2,fma,f16c"))) static void q4k_dot_rows_avx2(const rl_block_q4_k *w, const rl_block_q8_k *x,
+                                                                     size_t nb, size_t xs, int nt, float *out, size_t os) {
+    int j = 0;
+    for (; j + 4 <= nt; j += 4) q4k_rows_body(4, w, x + (size_t)j * xs, nb, xs, out + (size_t)j * os, os);
+    switch (nt - j) {
+    case 3: q4k_rows_body(3, w, x + (size_t)j * xs, nb, xs, out + (size_t)j * os, os); break;
+    case 2: q4k_rows_body(2, w, x + (size_t)j * xs, nb, xs, out + (size_t)j * os, os); break;
+    case 1: q4k_rows_body(1, w, x + (size_t)j * xs, nb, xs, out + (size_t)j * os, os); break;
+    default: break;
+    }
+}
+
 __attribute__((target("avx2,fma,f16c"))) static float q6k_dot_avx2(const rl_block_q6_k *w, const rl_block_q8_k *x, size_t nb) {
     const __m256i low = _mm256_set1_epi8(15), m3 = _mm256_set1_epi8(3), mc = _mm256_set1_epi8(0x0C),
                   m30 = _mm256_set1_epi8(0x30), mc0 = _mm256_set1_epi8((char)0xC0);
@@ -212,6 +267,22 @@ rl_q4_k_dot_fn rl_q4_k_dot_kernel(const char **name) {
 #endif
     if (name) *name = "scalar";
     return rl_q4_k_dot_ref;
+}
+
+static void q4k_dot_rows_ref(const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb, size_t xs, int nt, float *out,
+                             size_t os) {
+    for (int j = 0; j < nt; j++) out[(size_t)j * os] = rl_q4_k_dot_ref(w, x + (size_t)j * xs, nb);
+}
+
+rl_q4_k_dot_rows_fn rl_q4_k_dot_rows_kernel(const char **name) {
+#if defined(__x86_64__)
+    if (simd_ok("avx2")) {
+        if (name) *name = "avx2";
+        return q4k_dot_rows_avx2;
+    }
+#endif
+    if (name) *name = "scalar";
+    return q4k_dot_rows_ref;
 }
 
 rl_q6_k_dot_fn rl_q6_k_dot_kernel(const char **name) {

@@ -377,6 +377,7 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
     q->dot = rl_q8_0_dot_kernel(&k8);
     q->dot4 = rl_q4_0_dot_kernel(NULL);
     q->dot4k = rl_q4_k_dot_kernel(NULL);
+    q->dot4k_rows = rl_q4_k_dot_rows_kernel(NULL);
     q->dot6k = rl_q6_k_dot_kernel(NULL);
     q->dotf = rl_f32_dot_kernel(&kf);
     q->kernel = type == RL_WTYPE_F32 ? kf : k8;
