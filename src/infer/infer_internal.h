@@ -9,7 +9,7 @@
 typedef struct rl_qmat {
     int rows, cols;
     rl_wtype type;     /* RL_WTYPE_F32: f32 is used */
-    int packed;        /* Q8_0 / Q4_0 repacked for VNNI (qpack.c): blocks are infer_q*_0x16 */
+    int packed;        /* Q8_0 / Q4_0 / Q4_K repacked for VNNI (qpack.c): blocks are infer_q*x16 */
     void *blocks;      /* (rows, cols / block) blocks of the type, or (ceil(rows / 16), cols / 32)
                           packed ones; owned */
     const float *f32;  /* (rows, cols), borrowed */
@@ -98,6 +98,19 @@ void infer_pack_q8_0(infer_q8_0x16 *out, const rl_block_q8_0 *w, int rows, size_
  * value has the bits of rl_q*_0_dot_ref on the row-major blocks. */
 void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
 void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T);
+/* One Q4_K super-block of 16 rows: the scales and mins of each 32-value group g decoded (sc[g][r],
+ * mn[g][r]); qs: byte 64 (8 k + s) + 4 r + j is byte 32 k + 4 s + j of row r's nibbles. */
+typedef struct infer_q4_kx16 {
+    uint16_t d[QPACK_R], dmin[QPACK_R];
+    uint8_t sc[8][QPACK_R], mn[8][QPACK_R];
+    uint8_t qs[QPACK_R * 128];
+} infer_q4_kx16;
+void infer_pack_q4_k(infer_q4_kx16 *out, const rl_block_q4_k *w, int rows, size_t nb);
+/* As infer_q4_0x16_mm against Q8_K activations (nb super-blocks); each value has the bits of
+ * rl_q4_k_dot_ref. */
+void infer_q4_kx16_mm(float *out, size_t ldo, const infer_q4_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr, int T);
+/* The six-bit scales and mins of the eight groups of a Q4_K block (kquant.c). */
+void infer_q4k_scales(const uint8_t *packed, uint8_t s[8], uint8_t m[8]);
 
 /* rl_attention_decode's computation for one query head (one token, n_pos cached positions):
  * out (HD), att (n_pos) scores scratch, q (HD), kc / vc: the head's keys and values at position

@@ -45,7 +45,7 @@ void rl_q8_k_quantize(rl_block_q8_k *out, const float *x, size_t n) {
 }
 
 /* The six-bit scales and mins of the eight groups of a Q4_K block. */
-static void q4k_scales(const uint8_t *sc, uint8_t *s, uint8_t *m) {
+void infer_q4k_scales(const uint8_t *sc, uint8_t s[8], uint8_t m[8]) {
     for (int g = 0; g < 8; g++) {
         if (g < 4) s[g] = sc[g] & 63, m[g] = sc[g + 4] & 63;
         else s[g] = (uint8_t)((sc[g + 4] & 15) | ((sc[g - 4] >> 6) << 4)), m[g] = (uint8_t)((sc[g + 4] >> 4) | ((sc[g] >> 6) << 4));
@@ -56,7 +56,7 @@ float rl_q4_k_dot_ref(const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb)
     float sum = 0.0f;
     for (size_t i = 0; i < nb; i++) {
         uint8_t s[8], m[8];
-        q4k_scales(w[i].scales, s, m);
+        infer_q4k_scales(w[i].scales, s, m);
         int dot = 0, mins = 0;
         for (int g = 0; g < 8; g++) {
             const uint8_t *q = w[i].qs + (g / 2) * 32; // groups 2k and 2k+1 share 32 bytes: low / high nibbles
@@ -110,7 +110,7 @@ __attribute__((target("avx2,fma,f16c"))) static float q4k_dot_avx2(const rl_bloc
     float mins_total = 0.0f;
     for (size_t i = 0; i < nb; i++) {
         uint8_t s[8], m[8];
-        q4k_scales(w[i].scales, s, m);
+        infer_q4k_scales(w[i].scales, s, m);
         int mins = 0;
         for (int g = 0; g < 8; g++) mins += m[g] * (x[i].bsums[2 * g] + x[i].bsums[2 * g + 1]);
         __m256i a32 = _mm256_setzero_si256();
@@ -140,7 +140,7 @@ q4k_rows_body(int N, const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb, 
     for (int j = 0; j < N; j++) acc[j] = _mm256_setzero_ps(), mins_total[j] = 0.0f;
     for (size_t i = 0; i < nb; i++) {
         uint8_t s[8], m[8];
-        q4k_scales(w[i].scales, s, m);
+        infer_q4k_scales(w[i].scales, s, m);
         int mins[4];
         __m256i a32[4];
         for (int j = 0; j < N; j++) {

@@ -1,4 +1,4 @@
-/* qpack.c - Q8_0 / Q4_0 matrices repacked at load for AVX-512 VNNI, and their kernel: a tile of
+/* qpack.c - Q8_0 / Q4_0 / Q4_K matrices repacked at load for AVX-512 VNNI, and their kernel: a tile of
  * 16 weight rows against up to 8 tokens (decoding is 1 token, a batched prompt many).
  *
  * How: the rows of a matrix are taken 16 at a time; for each block of 32 columns the 16 rows'
@@ -16,6 +16,11 @@
  *   Each output is computed as the scalar references do (rl_q8_0_dot_ref, rl_q4_0_dot_ref):
  * the block's exact integer sum, times (d_w * d_x), added block by block in order. So the
  * kernel gives the references' bits, and a token gives the same bits alone or in a batch.
+ *
+ * Q4_K: the same interleaving over a super-block's 128 bytes of nibbles; each 32-value group's
+ * 16 row sums come from 8 vpdpbusd, are multiplied by the rows' six-bit scales and added up
+ * exactly, and the mins' part is the rows' mins times the activation's group sums; then
+ * d x_d dot - dmin x_d mins per block, in the reference's order (rl_q4_k_dot_ref's bits).
  *
  * Not done: an AVX2 variant (without VNNI the row-major blocks and quant.c's kernels are used). */
 #include <string.h>
@@ -99,6 +104,24 @@ void infer_pack_q8_0(infer_q8_0x16 *out, const rl_block_q8_0 *w, int rows, size_
         }
 }
 
+void infer_pack_q4_k(infer_q4_kx16 *out, const rl_block_q4_k *w, int rows, size_t nb) {
+    for (int g = 0; g < (rows + QPACK_R - 1) / QPACK_R; g++)
+        for (size_t b = 0; b < nb; b++) {
+            infer_q4_kx16 *o = out + (size_t)g * nb + b;
+            memset(o, 0, sizeof *o);
+            for (int r = 0; r < QPACK_R && g * QPACK_R + r < rows; r++) {
+                const rl_block_q4_k *src = w + (size_t)(g * QPACK_R + r) * nb + b;
+                uint8_t sc[8], mn[8];
+                infer_q4k_scales(src->scales, sc, mn);
+                o->d[r] = src->d;
+                o->dmin[r] = src->dmin;
+                for (int j = 0; j < 8; j++) o->sc[j][r] = sc[j], o->mn[j][r] = mn[j];
+                for (int k = 0; k < 4; k++)
+                    for (int s = 0; s < 8; s++) memcpy(o->qs + 64 * (8 * k + s) + 4 * r, src->qs + 32 * k + 4 * s, 4);
+            }
+        }
+}
+
 #if defined(__x86_64__)
 #define VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
@@ -174,6 +197,57 @@ VNNI512 static inline __attribute__((always_inline)) void q8_tile(float *out, si
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(out + t * ldo, m, acc[t]);
 }
 
+/* Q4_K, NT <= 4 tokens: per 64-value chunk k the 16 rows' nibbles are split once for all tokens. */
+VNNI512 static inline __attribute__((always_inline)) void q4k_tile(float *out, size_t ldo, const infer_q4_kx16 *w,
+                                                                   const rl_block_q8_k *x, size_t xs, size_t nb, __mmask16 m,
+                                                                   const int NT) {
+    const __m512i low = _mm512_set1_epi8(15);
+    __m512 acc[4];
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        __m512i a32[4];
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < NT; t++) a32[t] = _mm512_setzero_si512();
+        for (int k = 0; k < 4; k++) {
+            __m512i lo[8], hi[8];
+            _Pragma("GCC unroll 8")
+            for (int s = 0; s < 8; s++) {
+                __m512i raw = _mm512_loadu_si512(w[b].qs + 64 * (8 * k + s));
+                lo[s] = _mm512_and_si512(raw, low);
+                hi[s] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), low);
+            }
+            __m512i slo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)w[b].sc[2 * k]));
+            __m512i shi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)w[b].sc[2 * k + 1]));
+            _Pragma("GCC unroll 4")
+            for (int t = 0; t < NT; t++) {
+                const int8_t *xq = x[t * xs + b].qs + 64 * k;
+                __m512i sl = _mm512_setzero_si512(), sh = _mm512_setzero_si512();
+                _Pragma("GCC unroll 8")
+                for (int s = 0; s < 8; s++) {
+                    sl = _mm512_dpbusd_epi32(sl, lo[s], _mm512_set1_epi32(dword(xq + 4 * s)));
+                    sh = _mm512_dpbusd_epi32(sh, hi[s], _mm512_set1_epi32(dword(xq + 32 + 4 * s)));
+                }
+                a32[t] = _mm512_add_epi32(a32[t], _mm512_add_epi32(_mm512_mullo_epi32(sl, slo), _mm512_mullo_epi32(sh, shi)));
+            }
+        }
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)w[b].d));
+        __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)w[b].dmin));
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < NT; t++) {
+            const rl_block_q8_k *xb = x + t * xs + b;
+            __m512i mins = _mm512_setzero_si512();
+            for (int g = 0; g < 8; g++)
+                mins = _mm512_add_epi32(mins, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)w[b].mn[g])),
+                                                                 _mm512_set1_epi32(xb->bsums[2 * g] + xb->bsums[2 * g + 1])));
+            __m512 v = _mm512_sub_ps(_mm512_mul_ps(dw, _mm512_cvtepi32_ps(a32[t])), _mm512_mul_ps(dm, _mm512_cvtepi32_ps(mins)));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_set1_ps(xb->d), v));
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(out + t * ldo, m, acc[t]);
+}
+
 /* T tokens in tiles of 8 (the weights of a block loaded and split once per tile), the rest in
  * one smaller tile; each tile size is its own unrolled copy. */
 #define TILES(tile, out, ldo, w, x, nb, m, T)                                                              \
@@ -202,7 +276,20 @@ VNNI512 void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, co
     __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
     TILES(q8_tile, out, ldo, w, x, nb, m, T);
 }
+VNNI512 void infer_q4_kx16_mm(float *out, size_t ldo, const infer_q4_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr,
+                              int T) {
+    __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+    int t = 0;
+    for (; t + 4 <= T; t += 4) q4k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 4);
+    switch (T - t) {
+    case 3: q4k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 3); break;
+    case 2: q4k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 2); break;
+    case 1: q4k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 1); break;
+    default: break;
+    }
+}
 #else
+void infer_q4_kx16_mm(float *out, size_t ldo, const infer_q4_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr, int T) {}
 void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {}
 void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {}
 #endif

@@ -332,15 +332,16 @@ static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wt
     }
     q->type = type;
     q->f32 = NULL;
-    // with VNNI, Q8_0 / Q4_0 rows are interleaved 16 at a time for the tiled kernels (qpack.c)
-    if ((type == RL_WTYPE_Q8_0 || type == RL_WTYPE_Q4_0) && infer_simd_level() >= INFER_AVX512_VNNI) {
-        size_t nb = (size_t)cols / RL_Q8_0_BLOCK, groups = ((size_t)rows + QPACK_R - 1) / QPACK_R;
-        size_t bytes = groups * nb * (type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16));
+    // with VNNI, Q8_0 / Q4_0 / Q4_K rows are interleaved 16 at a time for the tiled kernels (qpack.c)
+    if ((type == RL_WTYPE_Q8_0 || type == RL_WTYPE_Q4_0 || type == RL_WTYPE_Q4_K) && infer_simd_level() >= INFER_AVX512_VNNI) {
+        size_t nb = (size_t)cols / (type == RL_WTYPE_Q4_K ? RL_QK_K : RL_Q8_0_BLOCK), groups = ((size_t)rows + QPACK_R - 1) / QPACK_R;
+        size_t bytes = groups * nb * (type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : type == RL_WTYPE_Q4_0 ? sizeof(infer_q4_0x16) : sizeof(infer_q4_kx16));
         void *p = malloc(bytes);
         if (!p) return rl_fail(err, RL_ENOMEM, "packed copy of a %d x %d matrix", rows, cols);
         huge_pages(p, bytes, 0);
         if (type == RL_WTYPE_Q8_0) infer_pack_q8_0(p, q->blocks, rows, nb);
-        else infer_pack_q4_0(p, q->blocks, rows, nb);
+        else if (type == RL_WTYPE_Q4_0) infer_pack_q4_0(p, q->blocks, rows, nb);
+        else infer_pack_q4_k(p, q->blocks, rows, nb);
         free(q->blocks);
         q->blocks = p;
         q->packed = 1;
