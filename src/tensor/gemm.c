@@ -279,25 +279,25 @@ __attribute__((target("avx512f"))) static void kernel_f32(int kc, const float *r
  * themselves when N is small (a 128-wide model). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 kernel_f32_direct_body(int n_seg, const float *const *as, const size_t *sis, const size_t *sks, int unit_k, const int *ks,
-                       const float *restrict b, float *C, int ldc, int mr, int nr, float beta) {
+                       const float *restrict b, float *C, int ldc, int mr, int nr, float beta, int nv) {
     __m512 acc[MR][2];
     for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
     for (int i = 0; i < mr; i++) {
         _mm_prefetch((const char *)(C + (size_t)i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(C + (size_t)i * ldc + 16), _MM_HINT_T0);
+        if (nv == 2) _mm_prefetch((const char *)(C + (size_t)i * ldc + 16), _MM_HINT_T0);
     }
     for (int sg = 0; sg < n_seg; sg++) {
         const float *a = as[sg];
         size_t off[MR], sk = unit_k ? 1 : sks[sg]; // a constant 1 keeps the 12 offsets in registers
         for (int i = 0; i < MR; i++) off[i] = (size_t)(i < mr ? i : mr - 1) * sis[sg];
         for (int k = 0; k < ks[sg]; k++, b += NR, a += sk) {
-            __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+            __m512 b0 = _mm512_load_ps(b), b1 = nv == 2 ? _mm512_load_ps(b + 16) : b0;
             _mm_prefetch((const char *)(b + 8 * NR), _MM_HINT_T0);
 #pragma GCC unroll 12
             for (int i = 0; i < MR; i++) {
                 __m512 ai = _mm512_set1_ps(a[off[i]]);
                 acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+                if (nv == 2) acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
             }
         }
     }
@@ -312,8 +312,13 @@ __attribute__((target("avx512f"))) static void kernel_f32_direct(int n_seg, cons
                                                                  float *C, int ldc, int mr, int nr, float beta) {
     int unit = 1;
     for (int sg = 0; sg < n_seg; sg++) unit &= sks[sg] == 1;
-    if (unit) kernel_f32_direct_body(n_seg, as, sis, sks, 1, ks, b, C, ldc, mr, nr, beta);
-    else kernel_f32_direct_body(n_seg, as, sis, sks, 0, ks, b, C, ldc, mr, nr, beta);
+    // a panel of at most 16 columns (LoRA's rank-16 products, a product's last panel): half the
+    // products and none of the empty half's (the same sums for the columns that are stored)
+    if (nr <= 16) {
+        if (unit) kernel_f32_direct_body(n_seg, as, sis, sks, 1, ks, b, C, ldc, mr, nr, beta, 1);
+        else kernel_f32_direct_body(n_seg, as, sis, sks, 0, ks, b, C, ldc, mr, nr, beta, 1);
+    } else if (unit) kernel_f32_direct_body(n_seg, as, sis, sks, 1, ks, b, C, ldc, mr, nr, beta, 2);
+    else kernel_f32_direct_body(n_seg, as, sis, sks, 0, ks, b, C, ldc, mr, nr, beta, 2);
 }
 
 __attribute__((target("avx512f,avx512bf16"))) static void kernel_bf16(int kc2, const uint32_t *restrict a,
