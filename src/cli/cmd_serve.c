@@ -33,8 +33,16 @@ rl_status cli_rag_load(cli_rag *r, const char *model, const char *tokp, const ch
                        int no_store, int threads, const char *quant, rl_error *err) {
     rl_status s = RL_OK;
     char *db = NULL, *lora_owned = NULL, *model_owned = NULL;
-    if (quant && strcmp(quant, "f32") && strcmp(quant, "q8_0") && strcmp(quant, "q4_0"))
-        return rl_fail(err, RL_EINVAL, "--quant must be f32, q8_0 or q4_0, got '%s'", quant);
+    static const struct {
+        const char *name, *label;
+        rl_wtype type;
+    } quants[] = {{"q8_0", "Q8_0", RL_WTYPE_Q8_0}, {"q4_0", "Q4_0", RL_WTYPE_Q4_0}, {"q4_k", "Q4_K", RL_WTYPE_Q4_K},
+                  {"q6_k", "Q6_K", RL_WTYPE_Q6_K}};
+    int qi = -1;
+    for (int i = 0; quant && i < (int)(sizeof quants / sizeof quants[0]); i++)
+        if (!strcmp(quant, quants[i].name)) qi = i;
+    if (quant && strcmp(quant, "f32") && qi < 0)
+        return rl_fail(err, RL_EINVAL, "--quant must be f32, q8_0, q4_0, q4_k or q6_k, got '%s'", quant);
     if (!model) model = r->cfg.base_model;
     if (!model) return rl_fail(err, RL_EINVAL, "no model: pass --model PATH or -c raftlm.yaml with base_model");
     if (r->has_cfg && !lora && model == r->cfg.base_model) { // the fine-tuned result, when there is one
@@ -54,13 +62,23 @@ rl_status cli_rag_load(cli_rag *r, const char *model, const char *tokp, const ch
     if (!s) s = cli_model_open(&r->cm, model, lora, tokp, threads, err);
     if (!s) r->opened = 1;
     if (!s && r->cfg.chat_template) s = rl_tok_set_chat_template(r->cm.tok, r->cfg.chat_template, err);
-    if (!quant && r->has_cfg) quant = r->cfg.serve.quant;
-    if (!s && quant && strcmp(quant, "f32") != 0) {
+    if (!quant && r->has_cfg) {
+        quant = r->cfg.serve.quant;
+        for (int i = 0; quant && i < (int)(sizeof quants / sizeof quants[0]); i++)
+            if (!strcmp(quant, quants[i].name)) qi = i;
+    }
+    if (!s && qi >= 0) {
         if (r->cm.model.lora) rl_lora_merge(&r->cm.model); // quantize the fine-tuned weights
-        int q4 = strcmp(quant, "q4_0") == 0;
-        s = rl_qmodel_new(&r->q, &r->cm.model, q4 ? RL_WTYPE_Q4_0 : RL_WTYPE_Q8_0, err);
-        if (!s) rl_info("weights: %s (%.1f MB of matrices, %s kernel)", q4 ? "Q4_0" : "Q8_0", rl_qmodel_bytes(r->q) / 1e6,
-                        rl_qmodel_kernel(r->q));
+        // K types: rows whose width is not a multiple of 256 take llama.cpp's fallback (Q4_0 / Q8_0)
+        s = rl_qmodel_new(&r->q, &r->cm.model, quants[qi].type, err);
+        if (!s) {
+            int all, asked = rl_qmodel_count_asked(r->q, &all);
+            rl_info("weights: %s (%.1f MB of matrices, %s kernel)", quants[qi].label, rl_qmodel_bytes(r->q) / 1e6,
+                    rl_qmodel_kernel(r->q));
+            if (asked < all)
+                rl_info("weights: %d of %d matrices are not a multiple of 256 wide and use %s instead", all - asked, all,
+                        quants[qi].type == RL_WTYPE_Q4_K ? "Q4_0" : quants[qi].type == RL_WTYPE_Q6_K ? "Q8_0" : "float32");
+        }
     }
     if (!s && !no_store) {
         if (store_dir) db = rl_path_join(store_dir, "store.db");
@@ -106,7 +124,7 @@ void cli_rag_close(cli_rag *r) {
 static const char *USAGE =
     "[-c raftlm.yaml] [--model PATH] [--tokenizer PATH] [--lora DIR] [--store DIR | --no-store]\n"
     "       [--host ADDR] [--port N] [--parallel N] [--queue N] [--ctx N] [--max-tokens N] [--timeout S]\n"
-    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0|q4_0] [--threads N] [--no-batch]\n"
+    "       [--api-key KEY] [--name NAME] [--drain S] [--quant f32|q8_0|q4_0|q4_k|q6_k] [--threads N] [--no-batch]\n"
     "       [--adapter NAME=DIR]... [--embedding-model PATH]\n\n"
     "Serves the model over OpenAI's API (/v1/chat/completions, /v1/completions, /v1/models) plus\n"
     "/v1/search, /v1/embeddings, /health and /metrics; with a store, chat answers are grounded on retrieved chunks.\n"

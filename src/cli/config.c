@@ -207,8 +207,9 @@ static const field fields[] = {
     {"serve.context", F_INT, O(serve.context), "0", 0, 1 << 24, 0, "context per slot in tokens (0 = the model's)"},
     {"serve.request_timeout_s", F_FLOAT, O(serve.request_timeout_s), "300", 1, 86400, 0, "per-request time limit (queue + generation)"},
     {"serve.max_body_kb", F_INT, O(serve.max_body_kb), "1024", 1, 1 << 20, 0, "request body limit in KiB"},
-    {"serve.quant", F_ENUM, O(serve.quant), "f32", NONE, "f32|q8_0|q4_0",
-     "weights in memory: f32 (exactly `raftlm generate`), q8_0 (about 3x faster) or q4_0 (smaller, less exact)"},
+    {"serve.quant", F_ENUM, O(serve.quant), "f32", NONE, "f32|q8_0|q4_0|q4_k|q6_k",
+     "weights in memory: f32 (exactly `raftlm generate`), q8_0 (about 3x faster), q4_0 / q4_k / q6_k (smaller; "
+     "K types fall back to q4_0 / q8_0 for rows not a multiple of 256 wide)"},
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 

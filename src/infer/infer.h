@@ -247,6 +247,9 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
 void rl_qmodel_free(rl_qmodel *q);
 size_t rl_qmodel_bytes(const rl_qmodel *q); /* bytes of the matrices as used */
 const char *rl_qmodel_kernel(const rl_qmodel *q);
+/* How many of the matrices (the layers' and the output's) hold the type asked for at
+ * rl_qmodel_new (*total: all of them); the others took a fallback type. */
+int rl_qmodel_count_asked(const rl_qmodel *q, int *total);
 
 typedef struct rl_infer_opts {
     int n_ctx;            /* as in rl_infer_new */

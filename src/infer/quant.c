@@ -388,9 +388,10 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
 }
 
 static size_t qmat_bytes(const rl_qmat *q) {
+    size_t groups = ((size_t)q->rows + QPACK_R - 1) / QPACK_R;
+    if (q->packed && q->type == RL_WTYPE_Q4_K) return groups * ((size_t)q->cols / RL_QK_K) * sizeof(infer_q4_kx16);
     if (q->packed)
-        return ((size_t)q->rows + QPACK_R - 1) / QPACK_R * ((size_t)q->cols / RL_Q8_0_BLOCK) *
-               (q->type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16));
+        return groups * ((size_t)q->cols / RL_Q8_0_BLOCK) * (q->type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16));
     return (size_t)q->rows * qrow_bytes(q->type, q->cols);
 }
 
@@ -402,6 +403,14 @@ size_t rl_qmodel_bytes(const rl_qmodel *q) {
 }
 
 const char *rl_qmodel_kernel(const rl_qmodel *q) { return q->kernel; }
+
+int rl_qmodel_count_asked(const rl_qmodel *q, int *total) {
+    int n = q->lm_head.type == q->type, all = 1;
+    for (int l = 0; l < q->n_layers; l++)
+        for (int md = 0; md < RL_MOD_COUNT; md++, all++) n += q->layers[l][md].type == q->type;
+    if (total) *total = all;
+    return n;
+}
 
 void rl_qmodel_free(rl_qmodel *q) {
     if (!q) return;
