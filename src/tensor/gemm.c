@@ -5,10 +5,16 @@
  * 256-bit Haswell kernel, about half of what 512-bit FMAs can do; and its threads spin in
  * sched_yield between calls, which costs on a shared machine. Ours runs on the project's pool.
  *
- * How (the usual packed-panel scheme): C is cut into NC-column blocks; for each block and each
- * KC slice of the inner dimension, op(B)'s slice is packed once into NR-column panels (shared by
- * the threads), then the MC x NC tiles are handed out over the pool, and the micro-kernel
- * computes MR x NR pieces of C in 24 registers. Packing B takes care of its transposition.
+ * How (the usual packed-panel scheme): op(B) is packed into NR-column panels (which takes care
+ * of its transposition), and the micro-kernel computes MR x NR pieces of C in 24 registers, over
+ * K in slices of at most KC. Work is shared in one of two ways:
+ *   - by columns (column_item), where A is read in place or rounded row by row and fits in cache,
+ *     and C has enough panels: an item is a tile of C's columns over all rows; it packs its own
+ *     panels of B and sweeps every row past them (one hand-off per product);
+ *   - by tiles (tile_item), otherwise: C is cut into NC-column blocks; for a pass of K slices
+ *     (up to PASS_B_BYTES of panels) B is packed once by all threads, then MC-row tiles run every
+ *     slice of the pass while their part of C stays in cache.
+ * Each element of C gets the same sums in the same order either way, for any thread count.
  *
  * float32 mostly does not pack A: the micro-kernel broadcasts its values from where they are
  * (kernel_f32_direct): from the rows of A (the forward x W^T and the input gradients dy W), or
