@@ -926,31 +926,34 @@ TEST(packed_q8_0_q4_0_kernels_give_the_scalar_references_bits) {
     free(w), free(x), free(w8), free(x8), free(w4), free(xq), free(p8), free(p4), free(out);
 }
 
-TEST(packed_q4_k_kernel_gives_the_scalar_reference_bits) {
-    // 37 rows (two full groups of 16 and a partial one), 3 super-blocks, 1..7 and 13 tokens:
-    // every output equals rl_q4_k_dot_ref on the row-major blocks, bit for bit
-    if (infer_simd_level() < INFER_AVX512_VNNI) SKIP("this CPU has no AVX-512 VNNI: matrices are not packed");
+/* 37 rows (two full groups of 16 and a partial one), 3 super-blocks, 1..7 and 13 tokens: every
+ * output of the packed K-quant kernels equals the scalar reference on the row-major blocks, bit
+ * for bit. */
+static int packed_k_check(int type) {
     uint64_t s = 9;
-    int rows = 37, T = 13;
-    size_t nb = 3, C = nb * RL_QK_K;
+    int rows = 37, T = 13, k4 = type == RL_WTYPE_Q4_K;
+    size_t nb = 3, C = nb * RL_QK_K, bs = k4 ? sizeof(rl_block_q4_k) : sizeof(rl_block_q6_k);
     float *w = malloc((size_t)rows * C * sizeof *w), *x = malloc((size_t)T * C * sizeof *x);
     for (size_t i = 0; i < (size_t)rows * C; i++) w[i] = frand(&s) * (i % 97 == 0 ? 30.0f : 1.0f) + (i % 700 < 256 ? 0.4f : 0.0f);
     for (size_t i = 0; i < (size_t)T * C; i++) x[i] = frand(&s) * (i % 61 == 0 ? 10.0f : 1.0f);
     for (size_t i = 256; i < 512; i++) x[i] = 0.0f; // an all-zero activation super-block
-    rl_block_q4_k *wk = malloc((size_t)rows * nb * sizeof *wk);
+    uint8_t *wq = malloc((size_t)rows * nb * bs);
     rl_block_q8_k *xk = malloc((size_t)T * nb * sizeof *xk);
-    for (int r = 0; r < rows; r++) CHECK(rl_ggml_quantize_row(RL_WTYPE_Q4_K, wk + (size_t)r * nb, w + (size_t)r * C, C));
+    for (int r = 0; r < rows; r++) CHECK(rl_ggml_quantize_row(type, wq + (size_t)r * nb * bs, w + (size_t)r * C, C));
     rl_q8_k_quantize(xk, x, (size_t)T * C);
     int groups = (rows + QPACK_R - 1) / QPACK_R;
-    infer_q4_kx16 *pk = malloc((size_t)groups * nb * sizeof *pk);
-    infer_pack_q4_k(pk, wk, rows, nb);
+    infer_q4_kx16 *p4 = k4 ? malloc((size_t)groups * nb * sizeof *p4) : NULL;
+    infer_q6_kx16 *p6 = k4 ? NULL : malloc((size_t)groups * nb * sizeof *p6);
+    if (k4) infer_pack_q4_k(p4, (const rl_block_q4_k *)wq, rows, nb);
+    else infer_pack_q6_k(p6, (const rl_block_q6_k *)wq, rows, nb);
     float *out = malloc((size_t)T * rows * sizeof *out);
     int diff = 0;
     for (int nt = 1; nt <= T; nt = nt < 7 ? nt + 1 : T) {
         for (size_t i = 0; i < (size_t)T * rows; i++) out[i] = -1e30f;
         for (int g = 0; g < groups; g++) {
             int nr = rows - g * QPACK_R < QPACK_R ? rows - g * QPACK_R : QPACK_R;
-            infer_q4_kx16_mm(out + g * QPACK_R, (size_t)rows, pk + (size_t)g * nb, xk, nb, nr, nt);
+            if (k4) infer_q4_kx16_mm(out + g * QPACK_R, (size_t)rows, p4 + (size_t)g * nb, xk, nb, nr, nt);
+            else infer_q6_kx16_mm(out + g * QPACK_R, (size_t)rows, p6 + (size_t)g * nb, xk, nb, nr, nt);
         }
         for (int t = 0; t < T; t++)
             for (int r = 0; r < rows; r++) {
@@ -959,15 +962,23 @@ TEST(packed_q4_k_kernel_gives_the_scalar_reference_bits) {
                     diff += o != -1e30f; // nothing written past the tokens asked for
                     continue;
                 }
-                float ref = rl_q4_k_dot_ref(wk + (size_t)r * nb, xk + (size_t)t * nb, nb);
+                const uint8_t *row = wq + (size_t)r * nb * bs;
+                float ref = k4 ? rl_q4_k_dot_ref((const rl_block_q4_k *)row, xk + (size_t)t * nb, nb)
+                               : rl_q6_k_dot_ref((const rl_block_q6_k *)row, xk + (size_t)t * nb, nb);
                 diff += memcmp(&o, &ref, sizeof o) != 0;
             }
         if (nt == T) break;
     }
-    printf("    packed Q4_K kernel (avx512vnni), 37 x %zu, 1..7 and 13 tokens: outputs differing from rl_q4_k_dot_ref: %d "
-           "(tol 0)\n", C, diff);
-    CHECK_EQ_INT(diff, 0);
-    free(w), free(x), free(wk), free(xk), free(pk), free(out);
+    printf("    packed %s kernel (avx512vnni), 37 x %zu, 1..7 and 13 tokens: outputs differing from the scalar reference: %d "
+           "(tol 0)\n", k4 ? "Q4_K" : "Q6_K", C, diff);
+    free(w), free(x), free(wq), free(xk), free(p4), free(p6), free(out);
+    return diff;
+}
+
+TEST(packed_q4_k_q6_k_kernels_give_the_scalar_references_bits) {
+    if (infer_simd_level() < INFER_AVX512_VNNI) SKIP("this CPU has no AVX-512 VNNI: matrices are not packed");
+    CHECK_EQ_INT(packed_k_check(RL_WTYPE_Q4_K), 0);
+    CHECK_EQ_INT(packed_k_check(RL_WTYPE_Q6_K), 0);
 }
 
 TEST(attention_kernel_agrees_with_rl_attention_decode) {

@@ -124,6 +124,9 @@ static void rows_product(const rl_infer *inf, const prod *p, int r0, int r1, con
     if (w->packed && w->type == RL_WTYPE_Q4_K) { // one group of 16 rows for all T tokens
         const infer_q4_kx16 *W = (const infer_q4_kx16 *)w->blocks + (size_t)(r0 / QPACK_R) * nk;
         infer_q4_kx16_mm(out + r0, (size_t)rows, W, inf->xk, nk, r1 - r0, T);
+    } else if (w->packed && w->type == RL_WTYPE_Q6_K) {
+        const infer_q6_kx16 *W = (const infer_q6_kx16 *)w->blocks + (size_t)(r0 / QPACK_R) * nk;
+        infer_q6_kx16_mm(out + r0, (size_t)rows, W, inf->xk, nk, r1 - r0, T);
     } else if (w->packed) {
         size_t gb = w->type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16);
         const void *W = (const char *)w->blocks + (size_t)(r0 / QPACK_R) * nb * gb;
@@ -174,7 +177,7 @@ static void quantize_input(const rl_infer *inf, const prod *p, int n, const floa
         rl_wtype ty = p[i].w->type;
         needk |= ty == RL_WTYPE_Q4_K || ty == RL_WTYPE_Q6_K;
         need8 |= (ty == RL_WTYPE_Q8_0 || ty == RL_WTYPE_Q4_0) && !p[i].w->packed;
-        needp |= p[i].w->packed && ty != RL_WTYPE_Q4_K;
+        needp |= p[i].w->packed && (ty == RL_WTYPE_Q8_0 || ty == RL_WTYPE_Q4_0);
     }
     const float *xt = x + (size_t)t * C + off;
     if (needk) rl_q8_k_quantize(inf->xk + t * (C / RL_QK_K) + off / RL_QK_K, xt, len);

@@ -109,6 +109,17 @@ void infer_pack_q4_k(infer_q4_kx16 *out, const rl_block_q4_k *w, int rows, size_
 /* As infer_q4_0x16_mm against Q8_K activations (nb super-blocks); each value has the bits of
  * rl_q4_k_dot_ref. */
 void infer_q4_kx16_mm(float *out, size_t ldo, const infer_q4_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr, int T);
+/* One Q6_K super-block of 16 rows: scales sc[g][r]; ql: byte 64 (16 h + s) + 4 r + j is byte
+ * 64 h + 4 s + j of row r's ql; qh: byte 64 (8 h + s) + 4 r + j is byte 32 h + 4 s + j of its qh. */
+typedef struct infer_q6_kx16 {
+    uint16_t d[QPACK_R];
+    int8_t sc[16][QPACK_R];
+    uint8_t ql[QPACK_R * 128];
+    uint8_t qh[QPACK_R * 64];
+} infer_q6_kx16;
+void infer_pack_q6_k(infer_q6_kx16 *out, const rl_block_q6_k *w, int rows, size_t nb);
+/* As infer_q4_kx16_mm for Q6_K; each value has the bits of rl_q6_k_dot_ref. */
+void infer_q6_kx16_mm(float *out, size_t ldo, const infer_q6_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr, int T);
 /* The six-bit scales and mins of the eight groups of a Q4_K block (kquant.c). */
 void infer_q4k_scales(const uint8_t *packed, uint8_t s[8], uint8_t m[8]);
 

@@ -122,6 +122,21 @@ void infer_pack_q4_k(infer_q4_kx16 *out, const rl_block_q4_k *w, int rows, size_
         }
 }
 
+void infer_pack_q6_k(infer_q6_kx16 *out, const rl_block_q6_k *w, int rows, size_t nb) {
+    for (int g = 0; g < (rows + QPACK_R - 1) / QPACK_R; g++)
+        for (size_t b = 0; b < nb; b++) {
+            infer_q6_kx16 *o = out + (size_t)g * nb + b;
+            memset(o, 0, sizeof *o);
+            for (int r = 0; r < QPACK_R && g * QPACK_R + r < rows; r++) {
+                const rl_block_q6_k *src = w + (size_t)(g * QPACK_R + r) * nb + b;
+                o->d[r] = src->d;
+                for (int j = 0; j < 16; j++) o->sc[j][r] = src->scales[j];
+                for (int v = 0; v < 32; v++) memcpy(o->ql + 64 * v + 4 * r, src->ql + 64 * (v / 16) + 4 * (v % 16), 4);
+                for (int v = 0; v < 16; v++) memcpy(o->qh + 64 * v + 4 * r, src->qh + 32 * (v / 8) + 4 * (v % 8), 4);
+            }
+        }
+}
+
 #if defined(__x86_64__)
 #define VNNI512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
@@ -248,6 +263,71 @@ VNNI512 static inline __attribute__((always_inline)) void q4k_tile(float *out, s
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(out + t * ldo, m, acc[t]);
 }
 
+/* Q6_K, NT <= 4 tokens. The six-bit values q + 32 (0..63) are the unsigned side of vpdpbusd;
+ * the -32 comes back as 32 * scale * (the activation's group sum). Per half h and quad q of
+ * 4-byte lanes, one ql vector gives the values of two groups (low and high nibbles, each with
+ * two bits of qh), and the quad covers groups 8h + q, + 2, + 4, + 6. */
+VNNI512 static inline __attribute__((always_inline)) void q6k_tile(float *out, size_t ldo, const infer_q6_kx16 *w,
+                                                                   const rl_block_q8_k *x, size_t xs, size_t nb, __mmask16 m,
+                                                                   const int NT) {
+    const __m512i m0f = _mm512_set1_epi8(0x0F), m03 = _mm512_set1_epi8(0x03), m0c = _mm512_set1_epi8(0x0C),
+                  m30 = _mm512_set1_epi8(0x30), mc0 = _mm512_set1_epi8((char)0xC0);
+    __m512 acc[4];
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < NT; t++) acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; b++) {
+        __m512i a32[4];
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < NT; t++) a32[t] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++)
+            for (int q = 0; q < 2; q++)
+                for (int half = 0; half < 2; half++) { // half 0: ql bytes 0..31 of h (groups +0, +4); 1: 32..63 (+2, +6)
+                    __m512i lo[4], hi[4];
+                    _Pragma("GCC unroll 4")
+                    for (int i = 0; i < 4; i++) {
+                        int s = 4 * q + i;
+                        __m512i l = _mm512_loadu_si512(w[b].ql + 64 * (16 * h + 8 * half + s));
+                        __m512i qh = _mm512_loadu_si512(w[b].qh + 64 * (8 * h + s));
+                        __m512i l4 = _mm512_and_si512(_mm512_srli_epi16(l, 4), m0f);
+                        if (!half) {
+                            lo[i] = _mm512_or_si512(_mm512_and_si512(l, m0f), _mm512_slli_epi16(_mm512_and_si512(qh, m03), 4));
+                            hi[i] = _mm512_or_si512(l4, _mm512_and_si512(qh, m30));
+                        } else {
+                            lo[i] = _mm512_or_si512(_mm512_and_si512(l, m0f), _mm512_slli_epi16(_mm512_and_si512(qh, m0c), 2));
+                            hi[i] = _mm512_or_si512(l4, _mm512_srli_epi16(_mm512_and_si512(qh, mc0), 2));
+                        }
+                    }
+                    int glo = 8 * h + 2 * half + q, ghi = glo + 4; // values 16 glo.., 16 ghi..
+                    __m512i slo = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[b].sc[glo]));
+                    __m512i shi = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[b].sc[ghi]));
+                    _Pragma("GCC unroll 4")
+                    for (int t = 0; t < NT; t++) {
+                        const int8_t *xq = x[t * xs + b].qs;
+                        __m512i sl = _mm512_setzero_si512(), sh = _mm512_setzero_si512();
+                        _Pragma("GCC unroll 4")
+                        for (int i = 0; i < 4; i++) {
+                            sl = _mm512_dpbusd_epi32(sl, lo[i], _mm512_set1_epi32(dword(xq + 16 * glo + 4 * i)));
+                            sh = _mm512_dpbusd_epi32(sh, hi[i], _mm512_set1_epi32(dword(xq + 16 * ghi + 4 * i)));
+                        }
+                        a32[t] = _mm512_add_epi32(a32[t], _mm512_add_epi32(_mm512_mullo_epi32(sl, slo), _mm512_mullo_epi32(sh, shi)));
+                    }
+                }
+        __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)w[b].d));
+        _Pragma("GCC unroll 4")
+        for (int t = 0; t < NT; t++) {
+            const rl_block_q8_k *xb = x + t * xs + b;
+            __m512i off = _mm512_setzero_si512();
+            for (int g = 0; g < 16; g++)
+                off = _mm512_add_epi32(off, _mm512_mullo_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)w[b].sc[g])),
+                                                               _mm512_set1_epi32(xb->bsums[g])));
+            __m512i dot = _mm512_sub_epi32(a32[t], _mm512_slli_epi32(off, 5));
+            acc[t] = _mm512_add_ps(acc[t], _mm512_mul_ps(_mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), _mm512_cvtepi32_ps(dot)));
+        }
+    }
+    _Pragma("GCC unroll 4")
+    for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(out + t * ldo, m, acc[t]);
+}
+
 /* T tokens in tiles of 8 (the weights of a block loaded and split once per tile), the rest in
  * one smaller tile; each tile size is its own unrolled copy. */
 #define TILES(tile, out, ldo, w, x, nb, m, T)                                                              \
@@ -288,7 +368,20 @@ VNNI512 void infer_q4_kx16_mm(float *out, size_t ldo, const infer_q4_kx16 *w, co
     default: break;
     }
 }
+VNNI512 void infer_q6_kx16_mm(float *out, size_t ldo, const infer_q6_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr,
+                              int T) {
+    __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+    int t = 0;
+    for (; t + 4 <= T; t += 4) q6k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 4);
+    switch (T - t) {
+    case 3: q6k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 3); break;
+    case 2: q6k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 2); break;
+    case 1: q6k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 1); break;
+    default: break;
+    }
+}
 #else
+void infer_q6_kx16_mm(float *out, size_t ldo, const infer_q6_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr, int T) {}
 void infer_q4_kx16_mm(float *out, size_t ldo, const infer_q4_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr, int T) {}
 void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {}
 void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {}

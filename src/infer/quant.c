@@ -308,6 +308,16 @@ void infer_huge_pages_model(const rl_model *m) {
     huge_pages(m->w.lm_head, (size_t)c->vocab_size * c->dim * sizeof(float), 1);
 }
 
+/* Bytes of one packed group of 16 rows for one block (32 values) or super-block (256). */
+static size_t packed_group_bytes(rl_wtype type) {
+    switch (type) {
+    case RL_WTYPE_Q8_0: return sizeof(infer_q8_0x16);
+    case RL_WTYPE_Q4_0: return sizeof(infer_q4_0x16);
+    case RL_WTYPE_Q4_K: return sizeof(infer_q4_kx16);
+    default: return sizeof(infer_q6_kx16);
+    }
+}
+
 static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wtype type, rl_error *err) {
     q->rows = rows;
     q->cols = cols;
@@ -332,16 +342,17 @@ static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wt
     }
     q->type = type;
     q->f32 = NULL;
-    // with VNNI, Q8_0 / Q4_0 / Q4_K rows are interleaved 16 at a time for the tiled kernels (qpack.c)
-    if ((type == RL_WTYPE_Q8_0 || type == RL_WTYPE_Q4_0 || type == RL_WTYPE_Q4_K) && infer_simd_level() >= INFER_AVX512_VNNI) {
-        size_t nb = (size_t)cols / (type == RL_WTYPE_Q4_K ? RL_QK_K : RL_Q8_0_BLOCK), groups = ((size_t)rows + QPACK_R - 1) / QPACK_R;
-        size_t bytes = groups * nb * (type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : type == RL_WTYPE_Q4_0 ? sizeof(infer_q4_0x16) : sizeof(infer_q4_kx16));
+    // with VNNI, the rows of every quantized type are interleaved 16 at a time for the tiled kernels (qpack.c)
+    if (infer_simd_level() >= INFER_AVX512_VNNI) {
+        size_t groups = ((size_t)rows + QPACK_R - 1) / QPACK_R, nb = (size_t)cols / (type == RL_WTYPE_Q4_K || type == RL_WTYPE_Q6_K ? RL_QK_K : RL_Q8_0_BLOCK);
+        size_t bytes = groups * nb * packed_group_bytes(type);
         void *p = malloc(bytes);
         if (!p) return rl_fail(err, RL_ENOMEM, "packed copy of a %d x %d matrix", rows, cols);
         huge_pages(p, bytes, 0);
         if (type == RL_WTYPE_Q8_0) infer_pack_q8_0(p, q->blocks, rows, nb);
         else if (type == RL_WTYPE_Q4_0) infer_pack_q4_0(p, q->blocks, rows, nb);
-        else infer_pack_q4_k(p, q->blocks, rows, nb);
+        else if (type == RL_WTYPE_Q4_K) infer_pack_q4_k(p, q->blocks, rows, nb);
+        else infer_pack_q6_k(p, q->blocks, rows, nb);
         free(q->blocks);
         q->blocks = p;
         q->packed = 1;
@@ -389,9 +400,8 @@ rl_status rl_qmodel_new(rl_qmodel **out, const rl_model *m, rl_wtype type, rl_er
 
 static size_t qmat_bytes(const rl_qmat *q) {
     size_t groups = ((size_t)q->rows + QPACK_R - 1) / QPACK_R;
-    if (q->packed && q->type == RL_WTYPE_Q4_K) return groups * ((size_t)q->cols / RL_QK_K) * sizeof(infer_q4_kx16);
-    if (q->packed)
-        return groups * ((size_t)q->cols / RL_Q8_0_BLOCK) * (q->type == RL_WTYPE_Q8_0 ? sizeof(infer_q8_0x16) : sizeof(infer_q4_0x16));
+    int k = q->type == RL_WTYPE_Q4_K || q->type == RL_WTYPE_Q6_K;
+    if (q->packed) return groups * ((size_t)q->cols / (k ? RL_QK_K : RL_Q8_0_BLOCK)) * packed_group_bytes(q->type);
     return (size_t)q->rows * qrow_bytes(q->type, q->cols);
 }
 
