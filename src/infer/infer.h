@@ -17,8 +17,8 @@
  *
  *   - rl_qmodel: Q8_0 / Q4_0 / Q4_K / Q6_K copies of the matrices (or the float32 ones) for faster
  *     decoding over the context's threads (AVX2 / AVX-512 kernels with scalar references; with AVX-512
- *     VNNI, Q8_0 / Q4_0 / Q4_K rows repacked 16 at a time at load), and batched prompt processing
- *     (rl_infer_opts: tiles of 16 rows x 8 tokens for Q8_0 / Q4_0, x 4 for Q4_K, rl_sgemm for float32).
+ *     VNNI, the rows of every quantized type repacked 16 at a time at load), and batched prompt processing
+ *     (rl_infer_opts: tiles of 16 rows x 8 tokens for Q8_0 / Q4_0, x 4 for Q4_K / Q6_K, rl_sgemm for float32).
  *
  * Threads: a model may be shared by many rl_infer contexts decoding at the same time (decode only
  * reads the weights; each context owns its cache and scratch). One rl_infer is used by one thread

@@ -1,4 +1,4 @@
-/* qpack.c - Q8_0 / Q4_0 / Q4_K matrices repacked at load for AVX-512 VNNI, and their kernel: a tile of
+/* qpack.c - Q8_0 / Q4_0 / Q4_K / Q6_K matrices repacked at load for AVX-512 VNNI, and their kernel: a tile of
  * 16 weight rows against up to 8 tokens (decoding is 1 token, a batched prompt many).
  *
  * How: the rows of a matrix are taken 16 at a time; for each block of 32 columns the 16 rows'
@@ -21,6 +21,8 @@
  * 16 row sums come from 8 vpdpbusd, are multiplied by the rows' six-bit scales and added up
  * exactly, and the mins' part is the rows' mins times the activation's group sums; then
  * d x_d dot - dmin x_d mins per block, in the reference's order (rl_q4_k_dot_ref's bits).
+ * Q6_K: ql and qh interleaved the same way (the same bytes as the row-major blocks); the six-bit
+ * values q + 32 are the unsigned side, and the -32 returns as 32 * scale * group sum of x.
  *
  * Not done: an AVX2 variant (without VNNI the row-major blocks and quant.c's kernels are used). */
 #include <string.h>

@@ -2,7 +2,7 @@
  * one fp16 scale), the Q8_0 x Q8_0 dot product (a scalar reference, always built, and AVX-512
  * VNNI / AVX2 kernels chosen at run time by what the CPU has), and a quantized copy of a model's matrices
  * (rl_qmodel) that rl_infer decodes with (infer_forward in forward.c). With AVX-512 VNNI the
- * Q8_0 / Q4_0 / Q4_K matrices are repacked at load into 16-row groups (qpack.c).
+ * Q8_0 / Q4_0 / Q4_K / Q6_K matrices are repacked at load into 16-row groups (qpack.c).
  *
  * As in llama.cpp, activations are quantized to Q8_0 on the fly before each matrix-vector
  * product, so the inner loop is integer multiply-adds (maddubs) with one float scale per block.
