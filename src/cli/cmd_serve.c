@@ -38,8 +38,9 @@ rl_status cli_rag_load(cli_rag *r, const char *model, const char *tokp, const ch
         rl_wtype type;
     } quants[] = {{"q8_0", "Q8_0", RL_WTYPE_Q8_0}, {"q4_0", "Q4_0", RL_WTYPE_Q4_0}, {"q4_k", "Q4_K", RL_WTYPE_Q4_K},
                   {"q6_k", "Q6_K", RL_WTYPE_Q6_K}};
-    int qi = -1;
-    for (int i = 0; quant && i < (int)(sizeof quants / sizeof quants[0]); i++)
+    if (!quant && r->has_cfg) quant = r->cfg.serve.quant;
+    int qi = -1, nq = (int)(sizeof quants / sizeof quants[0]);
+    for (int i = 0; quant && i < nq; i++)
         if (!strcmp(quant, quants[i].name)) qi = i;
     if (quant && strcmp(quant, "f32") && qi < 0)
         return rl_fail(err, RL_EINVAL, "--quant must be f32, q8_0, q4_0, q4_k or q6_k, got '%s'", quant);
@@ -62,22 +63,19 @@ rl_status cli_rag_load(cli_rag *r, const char *model, const char *tokp, const ch
     if (!s) s = cli_model_open(&r->cm, model, lora, tokp, threads, err);
     if (!s) r->opened = 1;
     if (!s && r->cfg.chat_template) s = rl_tok_set_chat_template(r->cm.tok, r->cfg.chat_template, err);
-    if (!quant && r->has_cfg) {
-        quant = r->cfg.serve.quant;
-        for (int i = 0; quant && i < (int)(sizeof quants / sizeof quants[0]); i++)
-            if (!strcmp(quant, quants[i].name)) qi = i;
-    }
     if (!s && qi >= 0) {
         if (r->cm.model.lora) rl_lora_merge(&r->cm.model); // quantize the fine-tuned weights
-        // K types: rows whose width is not a multiple of 256 take llama.cpp's fallback (Q4_0 / Q8_0)
         s = rl_qmodel_new(&r->q, &r->cm.model, quants[qi].type, err);
         if (!s) {
             int all, asked = rl_qmodel_count_asked(r->q, &all);
             rl_info("weights: %s (%.1f MB of matrices, %s kernel)", quants[qi].label, rl_qmodel_bytes(r->q) / 1e6,
                     rl_qmodel_kernel(r->q));
+            const char *fb = "float32";
+            for (int i = 0; i < nq; i++)
+                if (quants[i].type == rl_wtype_fallback(quants[qi].type)) fb = quants[i].label;
             if (asked < all)
-                rl_info("weights: %d of %d matrices are not a multiple of 256 wide and use %s instead", all - asked, all,
-                        quants[qi].type == RL_WTYPE_Q4_K ? "Q4_0" : quants[qi].type == RL_WTYPE_Q6_K ? "Q8_0" : "float32");
+                rl_info("weights: %d of %d matrices do not fit %s's blocks and use %s instead", all - asked, all,
+                        quants[qi].label, fb);
         }
     }
     if (!s && !no_store) {

@@ -86,10 +86,11 @@ void *rl_xrealloc(void *p, size_t n) {
 void *rl_big_alloc(size_t bytes) {
     const size_t huge = (size_t)2 << 20;
     if (bytes < 2 * huge) return malloc(bytes ? bytes : 1);
+    size_t whole = (bytes + huge - 1) / huge * huge; // whole huge pages
     void *p = NULL;
-    if (posix_memalign(&p, huge, (bytes + huge - 1) / huge * huge) != 0) return NULL;
+    if (posix_memalign(&p, huge, whole) != 0) return NULL;
 #ifdef MADV_HUGEPAGE
-    (void)madvise(p, (bytes + huge - 1) / huge * huge, MADV_HUGEPAGE);
+    (void)madvise(p, whole, MADV_HUGEPAGE);
 #endif
     return p;
 }

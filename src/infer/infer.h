@@ -250,6 +250,9 @@ const char *rl_qmodel_kernel(const rl_qmodel *q);
 /* How many of the matrices (the layers' and the output's) hold the type asked for at
  * rl_qmodel_new (*total: all of them); the others took a fallback type. */
 int rl_qmodel_count_asked(const rl_qmodel *q, int *total);
+/* The type a matrix takes when its rows do not fit the type asked for (llama.cpp's fallbacks:
+ * Q4_K -> Q4_0, Q6_K -> Q8_0 for rows not a multiple of 256 wide; float32 otherwise). */
+rl_wtype rl_wtype_fallback(rl_wtype type);
 
 typedef struct rl_infer_opts {
     int n_ctx;            /* as in rl_infer_new */

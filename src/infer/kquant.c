@@ -104,34 +104,9 @@ __attribute__((target("avx2,fma"))) static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(r);
 }
 
-__attribute__((target("avx2,fma,f16c"))) static float q4k_dot_avx2(const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb) {
-    const __m256i low = _mm256_set1_epi8(15);
-    __m256 acc = _mm256_setzero_ps();
-    float mins_total = 0.0f;
-    for (size_t i = 0; i < nb; i++) {
-        uint8_t s[8], m[8];
-        infer_q4k_scales(w[i].scales, s, m);
-        int mins = 0;
-        for (int g = 0; g < 8; g++) mins += m[g] * (x[i].bsums[2 * g] + x[i].bsums[2 * g + 1]);
-        __m256i a32 = _mm256_setzero_si256();
-        for (int k = 0; k < 4; k++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * k));
-            __m256i lo = _mm256_and_si256(q, low), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 64 * k));
-            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[i].qs + 64 * k + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_set1_epi16(s[2 * k]));
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), _mm256_set1_epi16(s[2 * k + 1]));
-            a32 = _mm256_add_epi32(a32, _mm256_add_epi32(p0, p1));
-        }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[i].d) * x[i].d), _mm256_cvtepi32_ps(a32), acc);
-        mins_total += _cvtsh_ss(w[i].dmin) * x[i].d * (float)mins;
-    }
-    return hsum8(acc) - mins_total;
-}
-
-/* q4k_dot_avx2 for N tokens at once (N a constant after inlining: the sums stay in registers):
- * each token's operations in its order, so each result has q4k_dot_avx2's bits; the scales are
- * decoded and the nibbles split once per block for all N. */
+/* One Q4_K row against N tokens (N a constant after inlining: the sums stay in registers); the
+ * scales are decoded and the nibbles split once per block for all N, and each token's operations
+ * run in the same order whatever N is, so a token gets the same bits alone or with others. */
 __attribute__((target("avx2,fma,f16c"), always_inline)) static inline void
 q4k_rows_body(int N, const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb, size_t xs, float *out, size_t os) {
     const __m256i low = _mm256_set1_epi8(15);
@@ -170,6 +145,12 @@ q4k_rows_body(int N, const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb, 
         }
     }
     for (int j = 0; j < N; j++) out[(size_t)j * os] = hsum8(acc[j]) - mins_total[j];
+}
+
+__attribute__((target("avx2,fma,f16c"))) static float q4k_dot_avx2(const rl_block_q4_k *w, const rl_block_q8_k *x, size_t nb) {
+    float out;
+    q4k_rows_body(1, w, x, nb, nb, &out, 1);
+    return out;
 }
 
 __attribute__((target("avx2,fma,f16c"))) static void q4k_dot_rows_avx2(const rl_block_q4_k *w, const rl_block_q8_k *x,

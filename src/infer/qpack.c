@@ -330,19 +330,21 @@ VNNI512 static inline __attribute__((always_inline)) void q6k_tile(float *out, s
     for (int t = 0; t < NT; t++) _mm512_mask_storeu_ps(out + t * ldo, m, acc[t]);
 }
 
-/* T tokens in tiles of 8 (the weights of a block loaded and split once per tile), the rest in
- * one smaller tile; each tile size is its own unrolled copy. */
-#define TILES(tile, out, ldo, w, x, nb, m, T)                                                              \
+/* T tokens in tiles of W (8 for Q8_0 / Q4_0, 4 for the K types: the weights of a block loaded and
+ * split once per tile), the rest in one smaller tile; each tile size is its own unrolled copy
+ * (sizes of W and more only occur below W, so they stand for 1 there and never run). */
+#define TILE_N(n, W) ((n) < (W) ? (n) : 1)
+#define TILES(tile, W, out, ldo, w, x, nb, m, T)                                                           \
     do {                                                                                                   \
         int t_ = 0;                                                                                        \
-        for (; t_ + 8 <= (T); t_ += 8) tile((out) + t_ * (ldo), ldo, w, (x) + t_ * (nb), nb, nb, m, 8);  \
+        for (; t_ + (W) <= (T); t_ += (W)) tile((out) + t_ * (ldo), ldo, w, (x) + t_ * (nb), nb, nb, m, W); \
         float *o_ = (out) + t_ * (ldo);                                                                    \
-        const infer_xq *x_ = (x) + t_ * (nb);                                                              \
+        __typeof__(x) x_ = (x) + t_ * (nb);                                                                \
         switch ((T) - t_) {                                                                                \
-        case 7: tile(o_, ldo, w, x_, nb, nb, m, 7); break;                                                 \
-        case 6: tile(o_, ldo, w, x_, nb, nb, m, 6); break;                                                 \
-        case 5: tile(o_, ldo, w, x_, nb, nb, m, 5); break;                                                 \
-        case 4: tile(o_, ldo, w, x_, nb, nb, m, 4); break;                                                 \
+        case 7: tile(o_, ldo, w, x_, nb, nb, m, TILE_N(7, W)); break;                                      \
+        case 6: tile(o_, ldo, w, x_, nb, nb, m, TILE_N(6, W)); break;                                      \
+        case 5: tile(o_, ldo, w, x_, nb, nb, m, TILE_N(5, W)); break;                                      \
+        case 4: tile(o_, ldo, w, x_, nb, nb, m, TILE_N(4, W)); break;                                      \
         case 3: tile(o_, ldo, w, x_, nb, nb, m, 3); break;                                                 \
         case 2: tile(o_, ldo, w, x_, nb, nb, m, 2); break;                                                 \
         case 1: tile(o_, ldo, w, x_, nb, nb, m, 1); break;                                                 \
@@ -351,36 +353,22 @@ VNNI512 static inline __attribute__((always_inline)) void q6k_tile(float *out, s
 
 VNNI512 void infer_q4_0x16_mm(float *out, size_t ldo, const infer_q4_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {
     __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-    TILES(q4_tile, out, ldo, w, x, nb, m, T);
+    TILES(q4_tile, 8, out, ldo, w, x, nb, m, T);
 }
 
 VNNI512 void infer_q8_0x16_mm(float *out, size_t ldo, const infer_q8_0x16 *w, const infer_xq *x, size_t nb, int nr, int T) {
     __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-    TILES(q8_tile, out, ldo, w, x, nb, m, T);
+    TILES(q8_tile, 8, out, ldo, w, x, nb, m, T);
 }
 VNNI512 void infer_q4_kx16_mm(float *out, size_t ldo, const infer_q4_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr,
                               int T) {
     __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-    int t = 0;
-    for (; t + 4 <= T; t += 4) q4k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 4);
-    switch (T - t) {
-    case 3: q4k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 3); break;
-    case 2: q4k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 2); break;
-    case 1: q4k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 1); break;
-    default: break;
-    }
+    TILES(q4k_tile, 4, out, ldo, w, x, nb, m, T);
 }
 VNNI512 void infer_q6_kx16_mm(float *out, size_t ldo, const infer_q6_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr,
                               int T) {
     __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
-    int t = 0;
-    for (; t + 4 <= T; t += 4) q6k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 4);
-    switch (T - t) {
-    case 3: q6k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 3); break;
-    case 2: q6k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 2); break;
-    case 1: q6k_tile(out + t * ldo, ldo, w, x + t * nb, nb, nb, m, 1); break;
-    default: break;
-    }
+    TILES(q6k_tile, 4, out, ldo, w, x, nb, m, T);
 }
 #else
 void infer_q6_kx16_mm(float *out, size_t ldo, const infer_q6_kx16 *w, const rl_block_q8_k *x, size_t nb, int nr, int T) {}

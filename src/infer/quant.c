@@ -272,12 +272,13 @@ static size_t qrow_bytes(rl_wtype type, int cols) {
 
 /* Decoding reads every weight matrix once per token, which with 4 KB pages is a TLB miss every
  * 1,024 floats; on 2 MB pages one core streams float32 weights measurably faster
- * (docs/benchmarks.md). So the memory decoding streams is offered to the kernel's transparent huge
- * pages: MADV_HUGEPAGE (Debian's THP mode is "madvise"), then for memory already written
- * MADV_COLLAPSE (Linux 6.1+: now, rather than whenever khugepaged gets there). Only whole 2 MB
- * pages inside [p, p + n) are asked for. A hint: where it fails (another OS, an older kernel, THP
- * off, no free huge page) nothing changes but speed. */
-static void huge_pages(const void *p, size_t n, int written) {
+ * (docs/benchmarks.md). The model's float32 weights, already written, are offered to the kernel's
+ * transparent huge pages: MADV_HUGEPAGE (Debian's THP mode is "madvise"), then MADV_COLLAPSE
+ * (Linux 6.1+: now, rather than whenever khugepaged gets there); quantized copies are allocated
+ * with rl_big_alloc, which asks before they are written. Only whole 2 MB pages inside [p, p + n)
+ * are asked for. A hint: where it fails (another OS, an older kernel, THP off, no free huge
+ * page) nothing changes but speed. */
+static void huge_pages(const void *p, size_t n) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     const uintptr_t H = (uintptr_t)2 << 20;
     uintptr_t a = ((uintptr_t)p + H - 1) & ~(H - 1), e = ((uintptr_t)p + n) & ~(H - 1);
@@ -286,9 +287,9 @@ static void huge_pages(const void *p, size_t n, int written) {
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25 /* linux/mman.h; glibc 2.36 lacks the name */
 #endif
-    if (written) (void)madvise((void *)a, e - a, MADV_COLLAPSE);
+    (void)madvise((void *)a, e - a, MADV_COLLAPSE);
 #else
-    (void)p, (void)n, (void)written;
+    (void)p, (void)n;
 #endif
 }
 
@@ -304,8 +305,8 @@ void infer_huge_pages_model(const rl_model *m) {
             lo = (uintptr_t)w < lo ? (uintptr_t)w : lo;
             hi = e > hi ? e : hi;
         }
-    if (hi > lo) huge_pages((const void *)lo, hi - lo, 1);
-    huge_pages(m->w.lm_head, (size_t)c->vocab_size * c->dim * sizeof(float), 1);
+    if (hi > lo) huge_pages((const void *)lo, hi - lo);
+    huge_pages(m->w.lm_head, (size_t)c->vocab_size * c->dim * sizeof(float));
 }
 
 /* Bytes of one packed group of 16 rows for one block (32 values) or super-block (256). */
@@ -325,14 +326,11 @@ static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wt
     q->blocks = NULL;
     q->packed = 0;
     q->type = RL_WTYPE_F32;
-    // llama.cpp's fallbacks for rows that do not fit a K type's 256
-    if (!qrow_bytes(type, cols) && (type == RL_WTYPE_Q4_K || type == RL_WTYPE_Q6_K))
-        type = type == RL_WTYPE_Q4_K ? RL_WTYPE_Q4_0 : RL_WTYPE_Q8_0;
+    if (!qrow_bytes(type, cols)) type = rl_wtype_fallback(type);
     size_t rb = qrow_bytes(type, cols);
     if (type == RL_WTYPE_F32 || !rb) return RL_OK; // stays float32
-    q->blocks = malloc((size_t)rows * rb);
+    q->blocks = rl_big_alloc((size_t)rows * rb);
     if (!q->blocks) return rl_fail(err, RL_ENOMEM, "quantized copy of a %d x %d matrix", rows, cols);
-    huge_pages(q->blocks, (size_t)rows * rb, 0);
     for (int r = 0; r < rows; r++) {
         uint8_t *dst = (uint8_t *)q->blocks + (size_t)r * rb;
         const float *x = w + (size_t)r * cols;
@@ -346,9 +344,8 @@ static rl_status qmat_init(rl_qmat *q, const float *w, int rows, int cols, rl_wt
     if (infer_simd_level() >= INFER_AVX512_VNNI) {
         size_t groups = ((size_t)rows + QPACK_R - 1) / QPACK_R, nb = (size_t)cols / (type == RL_WTYPE_Q4_K || type == RL_WTYPE_Q6_K ? RL_QK_K : RL_Q8_0_BLOCK);
         size_t bytes = groups * nb * packed_group_bytes(type);
-        void *p = malloc(bytes);
+        void *p = rl_big_alloc(bytes);
         if (!p) return rl_fail(err, RL_ENOMEM, "packed copy of a %d x %d matrix", rows, cols);
-        huge_pages(p, bytes, 0);
         if (type == RL_WTYPE_Q8_0) infer_pack_q8_0(p, q->blocks, rows, nb);
         else if (type == RL_WTYPE_Q4_0) infer_pack_q4_0(p, q->blocks, rows, nb);
         else if (type == RL_WTYPE_Q4_K) infer_pack_q4_k(p, q->blocks, rows, nb);
@@ -413,6 +410,10 @@ size_t rl_qmodel_bytes(const rl_qmodel *q) {
 }
 
 const char *rl_qmodel_kernel(const rl_qmodel *q) { return q->kernel; }
+
+rl_wtype rl_wtype_fallback(rl_wtype type) {
+    return type == RL_WTYPE_Q4_K ? RL_WTYPE_Q4_0 : type == RL_WTYPE_Q6_K ? RL_WTYPE_Q8_0 : RL_WTYPE_F32;
+}
 
 int rl_qmodel_count_asked(const rl_qmodel *q, int *total) {
     int n = q->lm_head.type == q->type, all = 1;

@@ -662,13 +662,20 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     int nt = rl_pool_size(pool);
     if (nt > MAXT) nt = MAXT;
     int n_slices = (K + KC - 1) / KC, kc_even = ((K + n_slices - 1) / n_slices + 1) / 2 * 2;
-    // by columns (column_item): float32 with A in place, or bf16 with A's rows converted first
-    int by_columns = 1;
-    for (int t = 0; t < n_terms; t++)
-        by_columns &= bf16 ? !terms[t].ta && terms[t].K % 2 == 0 : !terms[t].ta || N <= DIRECT_T_MAX_N;
+    // float32: op(A) = A^T in place reads MR values of a k from each of kc rows, more than L1
+    // holds; it wins only where a packed block would serve few panels (N <= DIRECT_T_MAX_N;
+    // measured: the student's logits dW, N = 128: 1.29x; SmolLM2's dW, N = 576: packing 1.09x).
+    // bf16: A's rows are rounded in place of packing when every op(A) = A and every K is even
+    // (pairs of k must not straddle two terms; slices are even).
+    int direct = !bf16, bf16_rows = bf16;
+    for (int t = 0; t < n_terms; t++) {
+        direct &= !terms[t].ta || N <= DIRECT_T_MAX_N;
+        bf16_rows &= !terms[t].ta && terms[t].K % 2 == 0;
+    }
     int n_panels = (N + NR - 1) / NR;
-    // every column tile reads all of A: only when it stays in cache (not the logits' K = V)
-    by_columns &= (size_t)M * K * (bf16 ? 2 : 4) <= COL_A_BYTES;
+    // by columns (column_item) when A is not packed and stays in cache, since every column tile
+    // reads all of it (not the logits' input gradient, K = V)
+    int by_columns = (direct || bf16_rows) && (size_t)M * K * (bf16 ? 2 : 4) <= COL_A_BYTES;
     if (by_columns && n_panels >= 3 * nt) { // enough column tiles to share out
         // panels per tile: 4 tiles per thread, and at most COL_B_BYTES of B per tile (in L2)
         int jt = n_panels / (4 * nt), jt_max = (int)(COL_B_BYTES / (sizeof(float) * NR * (size_t)kc_even));
@@ -677,7 +684,7 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
         int own;
         float *mem = scratch_get(rows + (size_t)nt * per_thread + 16, &own);
         gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .beta = beta,
-                      .kc_even = kc_even, .direct = !bf16, .bf16_rows = bf16, .n_panels = n_panels, .jt_panels = jt,
+                      .kc_even = kc_even, .direct = direct, .bf16_rows = bf16_rows, .n_panels = n_panels, .jt_panels = jt,
                       .arows = bf16 ? (uint16_t *)(mem + (size_t)nt * per_thread) : NULL};
         for (int t = 0; t < n_terms; t++) {
             g.terms[t] = terms[t];
@@ -699,13 +706,7 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
     int own;
     float *mem = scratch_get(need, &own);
     gemm_job g = {.bf16 = bf16, .M = M, .N = N, .K = K, .ldc = ldc, .n_terms = n_terms, .C = C, .beta = beta,
-                  .kc_even = kc_even, .bpack = mem, .direct = !bf16};
-    // op(A) = A^T in place reads MR values of a k from each of kc rows, more than L1 holds; it
-    // wins only where a packed block would serve few panels (N <= DIRECT_T_MAX_N; measured:
-    // the student's logits dW, N = 128: 1.29x; SmolLM2's dW, N = 576: packing 1.09x)
-    for (int t = 0; t < n_terms; t++) g.direct &= !terms[t].ta || N <= DIRECT_T_MAX_N;
-    g.bf16_rows = bf16; // pairs of k must not straddle two terms: every K even (slices are even)
-    for (int t = 0; t < n_terms; t++) g.bf16_rows &= !terms[t].ta && terms[t].K % 2 == 0;
+                  .kc_even = kc_even, .bpack = mem, .direct = direct, .bf16_rows = bf16_rows};
     // packing straight to pairs: B always; A where it is packed, which must be op(A) = A^T then
     g.bf16_even = bf16;
     for (int t = 0; t < n_terms; t++) g.bf16_even &= (t == n_terms - 1 || terms[t].K % 2 == 0) && (g.bf16_rows || terms[t].ta);
