@@ -6,11 +6,12 @@
  * With one thread the time is the calling thread's CPU time (steadier on a shared machine: time
  * spent waiting for a core is not counted); with more, wall-clock time.
  *
- *   build/gemm-bench [threads] [rounds]        (make bench-gemm)
+ *   build/gemm-bench [threads] [rounds] [only shapes whose name contains this]   (make bench-gemm)
  */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "tensor/tensor.h"
@@ -25,9 +26,9 @@ static const shape shapes[] = {
     {"gate,up fwd  x W^T", 0, 1, 512, 1536, 576},   {"down fwd     x W^T", 0, 1, 512, 576, 1536},
     {"lm_head fwd  x W^T", 0, 1, 256, 49152, 576},  {"q,o dx       dy W", 0, 0, 512, 576, 576},
     {"k,v dx       dy W", 0, 0, 512, 576, 192},     {"gate,up dx   dy W", 0, 0, 512, 576, 1536},
-    {"down dx      dy W", 0, 0, 512, 1536, 576},    {"lm_head dx   dy W", 0, 0, 256, 576, 49152},
+    {"down dx      dy W", 0, 0, 512, 1536, 576},    {"lm_head dx   dy W", 0, 0, 512, 576, 49152},
     {"q,o dW       dy^T x", 1, 0, 576, 576, 512},   {"gate,up dW   dy^T x", 1, 0, 1536, 576, 512},
-    {"down dW      dy^T x", 1, 0, 576, 1536, 512},  {"lm_head dW   dy^T x", 1, 0, 49152, 576, 256},
+    {"down dW      dy^T x", 1, 0, 576, 1536, 512},  {"lm_head dW   dy^T x", 1, 0, 49152, 576, 512},
     {"lora x A^T", 0, 1, 512, 16, 576},             {"lora t B^T", 0, 1, 512, 1536, 16},
     {"lora dt B", 0, 0, 512, 16, 1536},             {"lora dA dt^T x", 1, 0, 16, 576, 512},
     {"square 1024", 0, 1, 1024, 1024, 1024},
@@ -47,6 +48,10 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2, rounds = argc > 2 ? atoi(argv[2]) : 5;
+    const char *only = argc > 3 ? argv[3] : NULL;
+    // RAFTLM_GEMM_COLD=1: each call reads another copy of B and writes another C (256 MB of each),
+    // from and to memory as in a training step, whose weights and activations are not in cache
+    int cold = getenv("RAFTLM_GEMM_COLD") != NULL;
     g_cpu_time = threads == 1;
     openblas_set_num_threads(threads);
     rl_pool *pool = rl_pool_create(threads);
@@ -57,10 +62,12 @@ int main(int argc, char **argv) {
         size_t a = (size_t)p->M * p->K, b = (size_t)p->K * p->N, c = (size_t)p->M * p->N;
         maxa = a > maxa ? a : maxa, maxb = b > maxb ? b : maxb, maxc = c > maxc ? c : maxc;
     }
-    float *A = malloc(maxa * 4), *B = malloc(maxb * 4), *C = malloc(maxc * 4);
+    size_t nb = cold && maxb < ((size_t)64 << 20) ? (size_t)64 << 20 : maxb; // 256 MB
+    size_t ncc = cold && maxc < ((size_t)64 << 20) ? (size_t)64 << 20 : maxc; // and C: a fresh activation
+    float *A = malloc(maxa * 4), *B = malloc(nb * 4), *C = malloc(ncc * 4);
     for (size_t i = 0; i < maxa; i++) A[i] = (float)(i % 13) * 0.01f;
-    for (size_t i = 0; i < maxb; i++) B[i] = (float)(i % 7) * 0.01f;
-    for (size_t i = 0; i < maxc; i++) C[i] = 0.0f;
+    for (size_t i = 0; i < nb; i++) B[i] = (float)(i % 7) * 0.01f;
+    for (size_t i = 0; i < ncc; i++) C[i] = 0.0f;
     static const rl_gemm_impl impls[] = {RL_GEMM_BLAS, RL_GEMM_OWN, RL_GEMM_BF16, RL_GEMM_AUTO};
     enum { NI = 4 };
     double best[sizeof shapes / sizeof shapes[0]][NI];
@@ -68,25 +75,28 @@ int main(int argc, char **argv) {
         for (int i = 0; i < NI; i++) best[s][i] = 1e30;
     for (int r = 0; r <= rounds; r++) // round 0 warms up
         for (int s = 0; s < n_shapes; s++)
-            for (int i = 0; i < NI; i++) {
+            for (int i = 0; i < NI && (!only || strstr(shapes[s].what, only)); i++) {
                 const shape *p = &shapes[s];
                 int lda = p->ta ? p->M : p->K, ldb = p->tb ? p->K : p->N;
                 double flops = 2.0 * p->M * p->N * p->K, t0 = now(), dt;
                 int reps = 0;
+                size_t nbs = (size_t)p->K * p->N, at = 0, ncs = (size_t)p->M * p->N, ct = 0;
                 do {
-                    rl_sgemm_impl(impls[i], p->ta, p->tb, p->M, p->N, p->K, 1.0f, A, lda, B, ldb, 0.0f, C, p->N, pool);
+                    if (cold) at = at + 2 * nbs <= nb ? at + nbs : 0, ct = ct + 2 * ncs <= ncc ? ct + ncs : 0;
+                    rl_sgemm_impl(impls[i], p->ta, p->tb, p->M, p->N, p->K, 1.0f, A, lda, B + at, ldb, 0.0f, C + ct, p->N, pool);
                     reps++;
                     dt = now() - t0;
                 } while (dt * 1e9 < 2e8 && reps * flops < 4e9); // ~0.2 s or 4 GFLOP per measurement
                 if (r > 0 && dt / reps < best[s][i]) best[s][i] = dt / reps;
             }
-    printf("threads %d, best of %d interleaved rounds, GFLOP/s of %s time (bf16: avx512_bf16 %s)\n", threads, rounds,
+    printf("threads %d, best of %d interleaved rounds, B %s, GFLOP/s of %s time (bf16: avx512_bf16 %s)\n", threads, rounds, cold ? "from memory" : "in cache",
            g_cpu_time ? "CPU" : "wall-clock",
            rl_gemm_has_bf16() ? "yes" : "no, ran float32");
     printf("| shape | ta tb | M | N | K | OpenBLAS | own f32 | own/BLAS | own bf16 | bf16/BLAS | auto |\n");
     printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for (int s = 0; s < n_shapes; s++) {
         const shape *p = &shapes[s];
+        if (only && !strstr(p->what, only)) continue;
         double g[NI];
         for (int i = 0; i < NI; i++) g[i] = 2.0 * p->M * p->N * p->K / best[s][i] / 1e9;
         printf("| %s | %c%c | %d | %d | %d | %.1f | %.1f | %.2fx | %.1f | %.2fx | %.1f |\n", p->what,

@@ -86,6 +86,31 @@ TEST(config_unknown_key_suggests) {
     CHECK_CONTAINS(err.msg, ":2: seed: duplicate key (first set on line 1)");
 }
 
+/* An Axolotl config as people write them: `bf16: auto`, and keys that mean nothing on a CPU
+ * (fp16, tf32, flash_attention, wandb_*, ...), which load with a warning instead of an error;
+ * a key in a section is still checked, and an enum left empty keeps its default. */
+TEST(config_axolotl_keys) {
+    rl_config cfg;
+    rl_error err = {0};
+    CHECK_OK(load_text("base_model: m\nbf16: auto\nfp16: false\ntf32: false\nflash_attention: true\n"
+                       "wandb_project: demo\nwandb_entity:\nlogging_steps: 1\nload_in_8bit: false\nstrict: false\n"
+                       "fsdp_config:\n  fsdp_offload_params: true\nlr_scheduler:\n",
+                       &cfg, &err, NULL));
+    CHECK_EQ_STR(cfg.bf16, "auto");
+    CHECK_EQ_STR(cfg.lr_scheduler, "cosine");
+    rl_config_free(&cfg);
+    CHECK_OK(load_text("bf16: true\n", &cfg, &err, NULL));
+    CHECK_EQ_STR(cfg.bf16, "true");
+    rl_config_free(&cfg);
+    CHECK_OK(load_text("seed: 1\n", &cfg, &err, NULL));
+    CHECK_EQ_STR(cfg.bf16, "false");
+    rl_config_free(&cfg);
+    CHECK_EQ_INT(load_text("bf16: sometimes\n", &cfg, &err, NULL), RL_ECONFIG);
+    CHECK_CONTAINS(err.msg, ":1: bf16: expected one of false, true, auto");
+    CHECK_EQ_INT(load_text("chunking:\n  tf32: true\n", &cfg, &err, NULL), RL_ECONFIG);
+    CHECK_CONTAINS(err.msg, ":2: chunking.tf32: unknown key");
+}
+
 TEST(config_yaml_syntax_error_has_line) {
     rl_config cfg;
     rl_error err = {0};

@@ -159,9 +159,11 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (!s) openblas_set_num_threads(rl_gemm_blas_threads(rl_pool_size(cm.pool))); // tensor.h says why
-    if (!s && cfg.bf16) { /* every stage, pretraining included */
-        cm.model.matmul = RL_GEMM_BF16;
-        if (!rl_gemm_has_bf16()) rl_warn("bf16: this CPU has no avx512_bf16; the products run in float32");
+    if (!s && cfg.bf16 && strcmp(cfg.bf16, "false") != 0) { /* every stage, pretraining included */
+        int asked = strcmp(cfg.bf16, "true") == 0;
+        if (rl_gemm_has_bf16()) cm.model.matmul = RL_GEMM_BF16;
+        else if (asked) rl_warn("bf16: this CPU has no avx512_bf16; the products run in float32");
+        else rl_info("bf16: auto: this CPU has no avx512_bf16; training in float32");
     }
     if (!s && cfg.chat_template) s = rl_tok_set_chat_template(cm.tok, cfg.chat_template, &err);
     if (!s && stage == STAGE_DSF) {

@@ -85,8 +85,9 @@ static const field fields[] = {
     {"save_steps", F_INT, O(save_steps), "100", 0, 1e9, 0, "checkpoint every N steps (0 = at the end only)"},
     {"gradient_checkpointing", F_BOOL, O(gradient_checkpointing), "false", NONE, 0,
      "recompute activations per layer in the backward pass (less memory, ~30% slower)"},
-    {"bf16", F_BOOL, O(bf16), "false", NONE, 0,
-     "bf16 mixed precision: matrix products on bfloat16 inputs (float32 sums, weights and optimizer state)"},
+    {"bf16", F_ENUM, O(bf16), "false", NONE, "false|true|auto",
+     "bf16 mixed precision: matrix products on bfloat16 inputs (float32 sums, weights and optimizer state); "
+     "auto: where the CPU has avx512_bf16"},
     {"seed", F_INT, O(seed), "42", 0, 2147483647, 0, "random seed for training"},
     {"threads", F_INT, O(threads), "0", 0, 4096, 0, "worker threads (0 = all cores)"},
     {"output_dir", F_PATH, O(output_dir), "out", NONE, 0, "store.db, indexes, datasets, checkpoints and the report go here"},
@@ -329,7 +330,10 @@ static rl_status set_scalar(load_ctx *c, const field *f, void *base, const char 
         char **s = dst;
         free(*s);
         *s = NULL;
-        if (is_null_scalar(v, plain)) return RL_OK;
+        if (is_null_scalar(v, plain)) { // an enum left empty keeps its default: the code reads every enum
+            if (f->kind == F_ENUM) *s = rl_xstrdup(f->def);
+            return RL_OK;
+        }
         if (f->kind == F_ENUM) {
             size_t n = strlen(v);
             const char *p = f->values;
@@ -435,6 +439,46 @@ static const field *find_field(const field *fs, size_t n, const char *key) {
     return NULL;
 }
 
+/* Axolotl keys that mean nothing on a CPU, or that raftlm does always: an Axolotl config loads
+ * with a warning for each rather than failing on the first. */
+static const struct {
+    const char *key, *why;
+} axolotl_noops[] = {
+    {"fp16", "a GPU setting; raftlm trains in float32, or bf16 with `bf16: true`"},
+    {"tf32", "a GPU setting"},
+    {"flash_attention", "raftlm's attention is always flash style (no T x T scores kept)"},
+    {"sdp_attention", "raftlm's attention is always flash style (no T x T scores kept)"},
+    {"xformers_attention", "raftlm's attention is always flash style (no T x T scores kept)"},
+    {"flash_attn_cross_entropy", "the loss over the vocabulary is always fused"},
+    {"flash_attn_rms_norm", "RMSNorm is always fused"},
+    {"strict", "no effect"},
+    {"logging_steps", "every step goes to train_log.jsonl"},
+    {"load_in_8bit", "the base model is trained in float32 (or bf16 products); quantize for serving instead"},
+    {"load_in_4bit", "the base model is trained in float32 (or bf16 products); quantize for serving instead"},
+    {"model_type", "read from the model's config.json"},
+    {"tokenizer_type", "read from the tokenizer's files"},
+    {"trust_remote_code", "no code is ever run from a model folder"},
+    {"dataset_prepared_path", "datasets are tokenized in memory"},
+    {"pad_to_sequence_len", "rows are packed or padded as needed"},
+    {"eval_sample_packing", "validation follows sample_packing"},
+    {"group_by_length", "no effect"},
+    {"deepspeed", "a GPU setting (raftlm scales out over MPI)"},
+    {"fsdp", "a GPU setting (raftlm scales out over MPI)"},
+    {"fsdp_config", "a GPU setting (raftlm scales out over MPI)"},
+    {"wandb_project", "no Weights & Biases: see train_log.jsonl"},
+    {"wandb_entity", "no Weights & Biases: see train_log.jsonl"},
+    {"wandb_watch", "no Weights & Biases: see train_log.jsonl"},
+    {"wandb_name", "no Weights & Biases: see train_log.jsonl"},
+    {"wandb_log_model", "no Weights & Biases: see train_log.jsonl"},
+    {"debug", "no effect (use -v)"},
+};
+
+static const char *axolotl_noop(const char *key) {
+    for (size_t i = 0; i < sizeof axolotl_noops / sizeof axolotl_noops[0]; i++)
+        if (strcmp(axolotl_noops[i].key, key) == 0) return axolotl_noops[i].why;
+    return NULL;
+}
+
 static rl_status unknown_key(load_ctx *c, const field *fs, size_t n, const char *key, int line) {
     const char *best = NULL;
     int best_d = 4;
@@ -465,6 +509,11 @@ static rl_status load_mapping(load_ctx *c, yaml_document_t *doc, yaml_node_t *ma
                 return key_error(c, line, key, "duplicate key (first set on line %d)", (int)k2->start_mark.line + 1);
         }
         const field *f = find_field(fs, n, key);
+        const char *noop = !f && !prefix[0] && fs == fields ? axolotl_noop(key) : NULL;
+        if (noop) {
+            rl_warn("%s:%d: %s: ignored (%s)", c->file, line, key, noop);
+            continue;
+        }
         if (!f) return unknown_key(c, fs, n, key, line);
         if (f->kind == F_SECTION) {
             if (v->type == YAML_SCALAR_NODE && is_null_scalar((const char *)v->data.scalar.value, v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE))
@@ -762,6 +811,7 @@ static void default_out(rl_buf *b, const field *f) {
         rl_buf_putc(b, ']');
     } else if (f->kind == F_STR || f->kind == F_PATH || f->kind == F_ENUM) {
         if (strcmp(f->def, "null") == 0) rl_buf_puts(b, "null");
+        else if (f->kind == F_ENUM) rl_buf_puts(b, f->def); // an enum's plain word reads back as itself (bf16: false)
         else yaml_scalar_out(b, f->def);
     } else {
         rl_buf_puts(b, f->def);

@@ -66,7 +66,7 @@ typedef struct rl_config {
     double val_set_size;
     int eval_steps, save_steps;
     bool gradient_checkpointing;
-    bool bf16; /* matrix products with bf16 inputs (RL_GEMM_BF16) */
+    char *bf16; /* false | true | auto: matrix products with bf16 inputs (RL_GEMM_BF16) */
     int seed;
     int threads; /* 0 = all cores */
     char *output_dir;
