@@ -234,6 +234,52 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pack_b_panel_
     }
 }
 
+/* Panels [0, np) of a column tile from B's rows (op(B) = B): rows [k0, k0 + kn) of panel p (at
+ * dst + p * pstride floats, NR columns, zero past column n) = sc * B[p0 + k, j0 + p NR ..]. Each
+ * row of B is read once across all the panels, as one run (np x 128 bytes), rather than once per
+ * panel as two 64-byte pieces: the strided walk down B costs a miss per run, not per piece. The
+ * same values as pack_b_panel. */
+__attribute__((target("avx512f"))) static void pack_b_rows(float *dst, size_t pstride, int np, int k0, int kn,
+                                                           const rl_gemm_term *t, int p0, int j0, int n, float sc) {
+    const float *B = t->B + (size_t)p0 * t->ldb + j0;
+    size_t ldb = (size_t)t->ldb;
+    __m512 vs = _mm512_set1_ps(sc);
+    for (int k = 0; k < kn; k++, B += ldb) {
+        _mm_prefetch((const char *)(B + 4 * ldb), _MM_HINT_T0);
+        float *d = dst + (size_t)(k0 + k) * NR;
+        for (int p = 0; p < np; p++, d += pstride) {
+            int c = n - p * NR;
+            _mm512_store_ps(d, _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(c), B + p * NR), vs));
+            _mm512_store_ps(d + 16, _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(c - 16 > 0 ? c - 16 : 0), B + p * NR + 16), vs));
+        }
+    }
+}
+
+/* pack_b_rows into bf16 panels (kc2, NR words each, pstride floats apart): rows k and k + 1 paired
+ * (k0 even; an odd last row pairs with 0), the same words as pack_b_panel_bf16. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pack_b_rows_bf16(float *dst, size_t pstride, int np, int k0,
+                                                                                    int kn, const rl_gemm_term *t, int p0,
+                                                                                    int j0, int n, float sc) {
+    const float *B = t->B + (size_t)p0 * t->ldb + j0;
+    size_t ldb = (size_t)t->ldb;
+    __m512 vs = _mm512_set1_ps(sc), zero = _mm512_setzero_ps();
+    for (int k = 0; k < kn; k += 2, B += 2 * ldb) {
+        _mm_prefetch((const char *)(B + 4 * ldb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + 5 * ldb), _MM_HINT_T0);
+        int two = k + 1 < kn;
+        uint32_t *d = (uint32_t *)dst + (size_t)(k0 + k) / 2 * NR;
+        for (int p = 0; p < np; p++, d += pstride) {
+            int c = n - p * NR;
+            for (int h = 0; h < NR; h += 16) {
+                __mmask16 m = lanes(c - h > 0 ? c - h : 0);
+                __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, B + p * NR + h), vs);
+                __m512 hi = two ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, B + ldb + p * NR + h), vs) : zero;
+                store_pairs(d + h, 0xffff, lo, hi);
+            }
+        }
+    }
+}
+
 /* ---- micro-kernels ------------------------------------------------------------------------- */
 
 /* Writes the MR x NR accumulators into C (mr x nr valid): C = alpha * acc + beta * C, and C is
@@ -577,15 +623,23 @@ static void column_item(void *vctx, size_t item, int thread) {
         int p0, kc;
         slice_at(g, s, &p0, &kc);
         float beta = s == 0 ? g->beta : 1.0f;
-        for (int p = p_lo; p < p_hi; p++) {
-            int jr = p * NR, nr = g->N - jr < NR ? g->N - jr : NR;
-            float *dst = bcol + (size_t)(p - p_lo) * g->kc_even * NR;
-            for (int t = 0; t < g->n_terms; t++) {
-                int lo, hi;
-                term_part(g, t, p0, kc, &lo, &hi);
-                if (lo >= hi) continue;
-                if (g->bf16) pack_b_panel_bf16((uint32_t *)dst, lo - p0, hi - lo, &g->terms[t], lo - g->koff[t], jr, nr, 1.0f);
-                else pack_b_panel(dst, lo - p0, hi - lo, &g->terms[t], lo - g->koff[t], jr, nr, g->terms[t].alpha);
+        for (int t = 0; t < g->n_terms; t++) {
+            int lo, hi;
+            term_part(g, t, p0, kc, &lo, &hi);
+            if (lo >= hi) continue;
+            const rl_gemm_term *tm = &g->terms[t];
+            float sc = g->bf16 ? 1.0f : tm->alpha;
+            if (!tm->tb) { // B's rows: one run across the tile's panels per row
+                size_t pstride = (size_t)g->kc_even * NR;
+                if (g->bf16) pack_b_rows_bf16(bcol, pstride, p_hi - p_lo, lo - p0, hi - lo, tm, lo - g->koff[t], p_lo * NR, g->N - p_lo * NR, sc);
+                else pack_b_rows(bcol, pstride, p_hi - p_lo, lo - p0, hi - lo, tm, lo - g->koff[t], p_lo * NR, g->N - p_lo * NR, sc);
+                continue;
+            }
+            for (int p = p_lo; p < p_hi; p++) {
+                int jr = p * NR, nr = g->N - jr < NR ? g->N - jr : NR;
+                float *dst = bcol + (size_t)(p - p_lo) * g->kc_even * NR;
+                if (g->bf16) pack_b_panel_bf16((uint32_t *)dst, lo - p0, hi - lo, tm, lo - g->koff[t], jr, nr, sc);
+                else pack_b_panel(dst, lo - p0, hi - lo, tm, lo - g->koff[t], jr, nr, sc);
             }
         }
         if (g->bf16) { // A's bf16 rows were made before: pairs of k in order, stride K / 2 words
