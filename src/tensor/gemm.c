@@ -134,7 +134,7 @@ __attribute__((target("avx512f"))) static inline void pack_copy16(float *dst, in
 }
 
 /* Rows [k0, k0 + kn) of the A panels of a slice of kc rows (the panels hold ceil(mc/MR) blocks
- * of (kc, MR)) = sc * op(A)[i0.., p0..p0+kn), rows past mc zero. */
+ * of (kc, MR)) = sc * A[i0.., p0..p0+kn), rows past mc zero (op(A) = A; A^T: pack_at_rows). */
 __attribute__((target("avx512f"))) static void pack_a(float *dst, int kc, int k0, int kn, const rl_gemm_term *t,
                                                       int i0, int mc, int p0, float sc) {
     const float *A = t->A;
@@ -142,11 +142,8 @@ __attribute__((target("avx512f"))) static void pack_a(float *dst, int kc, int k0
     for (int ir = 0; ir < mc; ir += MR, dst += (size_t)MR * kc) {
         int mr = mc - ir < MR ? mc - ir : MR;
         float *d = dst + (size_t)k0 * MR;
-        if (t->ta) pack_copy16(d, MR, MR, A + (size_t)p0 * lda + i0 + ir, lda, mr, kn, sc);
-        else
-            for (int k = 0; k < kn; k += 16)
-                pack_t16(d + (size_t)k * MR, MR, MR, A + (size_t)(i0 + ir) * lda + p0 + k, lda, mr,
-                         kn - k < 16 ? kn - k : 16, sc);
+        for (int k = 0; k < kn; k += 16)
+            pack_t16(d + (size_t)k * MR, MR, MR, A + (size_t)(i0 + ir) * lda + p0 + k, lda, mr, kn - k < 16 ? kn - k : 16, sc);
     }
 }
 
@@ -276,6 +273,46 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pack_b_rows_b
                 __m512 hi = two ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, B + ldb + p * NR + h), vs) : zero;
                 store_pairs(d + h, 0xffff, lo, hi);
             }
+        }
+    }
+}
+
+/* op(A) = A^T into the MR-row panels of a block (as pack_a): for each k the mc values
+ * A[p0 + k][i0 ..] are one run of memory, read once and split among the panels, where packing
+ * panel by panel read 48 bytes of every row per panel. */
+__attribute__((target("avx512f"))) static void pack_at_rows(float *dst, int kc, int k0, int kn, const rl_gemm_term *t, int i0,
+                                                            int mc, int p0, float sc) {
+    size_t lda = (size_t)t->lda;
+    const float *src = t->A + (size_t)p0 * lda + i0;
+    __m512 vs = _mm512_set1_ps(sc);
+    for (int k = 0; k < kn; k++, src += lda) {
+        for (int o = 0; o < mc; o += 16) _mm_prefetch((const char *)(src + 4 * lda + o), _MM_HINT_T0);
+        float *d = dst + (size_t)(k0 + k) * MR;
+        for (int ir = 0; ir < mc; ir += MR, d += (size_t)MR * kc)
+            _mm512_mask_storeu_ps(d, lanes(MR), _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes(mc - ir), src + ir), vs));
+    }
+}
+
+/* pack_at_rows into bf16 pair panels (word rows of MR, k0 even; an odd last k pairs with 0): the
+ * same words as pack_copy16_bf16 panel by panel. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pack_at_rows_bf16(float *dst, int kc, int k0, int kn,
+                                                                                     const rl_gemm_term *t, int i0, int mc,
+                                                                                     int p0, float sc) {
+    size_t lda = (size_t)t->lda;
+    const float *src = t->A + (size_t)p0 * lda + i0;
+    __m512 vs = _mm512_set1_ps(sc), zero = _mm512_setzero_ps();
+    for (int k = 0; k < kn; k += 2, src += 2 * lda) {
+        for (int o = 0; o < mc; o += 16) {
+            _mm_prefetch((const char *)(src + 4 * lda + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(src + 5 * lda + o), _MM_HINT_T0);
+        }
+        int two = k + 1 < kn;
+        uint32_t *d = (uint32_t *)dst + (size_t)(k0 + k) / 2 * MR;
+        for (int ir = 0; ir < mc; ir += MR, d += (size_t)MR * kc) {
+            __mmask16 m = lanes(mc - ir);
+            __m512 lo = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + ir), vs);
+            __m512 hi = two ? _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src + lda + ir), vs) : zero;
+            store_pairs(d, lanes(MR), lo, hi);
         }
     }
 }
@@ -572,18 +609,15 @@ static void tile_item(void *vctx, size_t item, int thread) {
             for (int t = 0; t < g->n_terms; t++) {
                 int lo, hi;
                 term_part(g, t, p0, kc, &lo, &hi);
-                if (lo >= hi) continue;
-                const rl_gemm_term *tm = &g->terms[t];
-                for (int ir = 0; ir < mc; ir += MR)
-                    pack_copy16_bf16((uint32_t *)(ap + (size_t)(ir / MR) * kc * MR), MR, lo - p0,
-                                     tm->A + (size_t)(lo - g->koff[t]) * tm->lda + i0 + ir, (size_t)tm->lda,
-                                     mc - ir < MR ? mc - ir : MR, hi - lo, tm->alpha);
+                if (lo < hi) pack_at_rows_bf16(ap, kc, lo - p0, hi - lo, &g->terms[t], i0, mc, lo - g->koff[t], g->terms[t].alpha);
             }
         else if (fresh) {
             for (int t = 0; t < g->n_terms; t++) {
                 int lo, hi;
                 term_part(g, t, p0, kc, &lo, &hi);
-                if (lo < hi) pack_a(ap, kc, lo - p0, hi - lo, &g->terms[t], i0, mc, lo - g->koff[t], g->terms[t].alpha);
+                if (lo >= hi) continue;
+                if (g->terms[t].ta) pack_at_rows(ap, kc, lo - p0, hi - lo, &g->terms[t], i0, mc, lo - g->koff[t], g->terms[t].alpha);
+                else pack_a(ap, kc, lo - p0, hi - lo, &g->terms[t], i0, mc, lo - g->koff[t], g->terms[t].alpha);
             }
             if (g->bf16)
                 for (int ir = 0; ir < mc; ir += MR) {
