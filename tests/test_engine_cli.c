@@ -91,6 +91,31 @@ TEST(stories260k_greedy_matches_llama2c) {
     free(want);
 }
 
+/* Sampling: a seed gives the same text every run, another seed another text; --top-k 1 at any
+ * temperature is greedy (the reference); a bad --top-p is an error, not a crash. */
+TEST(stories260k_generate_sampling) {
+    NEED_STORIES(bin, "stories260K.bin");
+    NEED_STORIES(tok, "tok512.bin");
+    NEED_STORIES(ref, "reference_greedy_200.txt");
+    char *want = NULL, *a = NULL, *b = NULL, *c = NULL, *k1 = NULL;
+    size_t wl;
+    rl_error err;
+    CHECK_OK(rl_file_read(ref, 0, &want, &wl, &err));
+    const char *base = t_fmt("%s generate --model %s --tokenizer %s -n 60 --temp 0.9 --top-p 0.95 --min-p 0.02", t_bin(), bin, tok);
+    CHECK_EQ_INT(t_run(t_fmt("%s --seed 7 2>/dev/null", base), &a, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s --seed 7 2>/dev/null", base), &b, 0), 0);
+    CHECK_EQ_INT(t_run(t_fmt("%s --seed 8 2>/dev/null", base), &c, 0), 0);
+    CHECK_EQ_STR(a, b);
+    CHECK(strcmp(a, c) != 0);
+    CHECK(strlen(a) > 20);
+    CHECK_EQ_INT(t_run(t_fmt("%s generate --model %s --tokenizer %s -n 200 --temp 1.5 --top-k 1 --seed 3 2>/dev/null", t_bin(), bin, tok), &k1, 0), 0);
+    CHECK_EQ_STR(k1, want);
+    free(k1);
+    CHECK(t_run(t_fmt("%s generate --model %s --tokenizer %s -n 5 --top-p 1.5 2>&1", t_bin(), bin, tok), &k1, 0) != 0);
+    CHECK_CONTAINS(k1, "top_p");
+    free(a), free(b), free(c), free(k1), free(want);
+}
+
 TEST(stories260k_score_agrees_with_decode) {
     NEED_STORIES(bin, "stories260K.bin");
     NEED_STORIES(tok, "tok512.bin");

@@ -1,5 +1,6 @@
 /* cmd_generate.c - `raftlm generate`: runs a model from a prompt and prints only the generated
- * text on stdout (logs go to stderr). Greedy at --temp 0, else temperature sampling from --seed.
+ * text on stdout (logs go to stderr). Greedy at --temp 0, else sampling from --seed with the
+ * server's sampler (rl_sampler: --top-k, --top-p, --min-p, --repeat-penalty, in llama.cpp's order).
  * -n counts new tokens; generation also stops at BOS/EOS (llama2.c stops at BOS) or at the
  * model's context length. Without --tokenizer, token ids are printed, one per line. */
 #include <getopt.h>
@@ -7,10 +8,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "infer/infer.h"
 
 static const char *USAGE =
     "--model PATH [--tokenizer PATH] [--lora DIR] [--prompt TEXT | --tokens 1,2,3] [-n N] [--temp T] [--seed S] "
-    "[--threads N]";
+    "[--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--threads N]";
 
 int cmd_generate(int argc, char **argv) {
     static const struct option opts[] = {
@@ -18,11 +20,14 @@ int cmd_generate(int argc, char **argv) {
         {"lora", required_argument, 0, 'l'},  {"prompt", required_argument, 0, 'p'},
         {"tokens", required_argument, 0, 'i'}, {"temp", required_argument, 0, 't'},
         {"seed", required_argument, 0, 's'},  {"threads", required_argument, 0, 'j'},
+        {"top-k", required_argument, 0, 'K'}, {"top-p", required_argument, 0, 'P'},
+        {"min-p", required_argument, 0, 'M'}, {"repeat-penalty", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0},
     };
     const char *model = NULL, *tokp = NULL, *lora = NULL, *prompt = NULL, *tokens = NULL;
     long n_new = 256, threads = 0;
-    double temp = 1.0;
+    double temp = 1.0, top_p = 1.0, min_p = 0.0, repeat = 1.0;
+    long top_k = 0;
     unsigned long long seed = 42;
     int c;
     while ((c = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
@@ -37,6 +42,10 @@ int cmd_generate(int argc, char **argv) {
         case 't': temp = strtod(optarg, &end); if (*end || temp < 0) return cli_usage("generate", USAGE); break;
         case 's': seed = strtoull(optarg, &end, 10); if (*end) return cli_usage("generate", USAGE); break;
         case 'j': threads = strtol(optarg, &end, 10); if (*end) return cli_usage("generate", USAGE); break;
+        case 'K': top_k = strtol(optarg, &end, 10); if (*end || top_k < 0) return cli_usage("generate", USAGE); break;
+        case 'P': top_p = strtod(optarg, &end); if (*end) return cli_usage("generate", USAGE); break;
+        case 'M': min_p = strtod(optarg, &end); if (*end) return cli_usage("generate", USAGE); break;
+        case 'R': repeat = strtod(optarg, &end); if (*end) return cli_usage("generate", USAGE); break;
         case 'h': printf("usage: raftlm generate %s\n", USAGE); return 0;
         default: return cli_usage("generate", USAGE);
         }
@@ -74,10 +83,14 @@ int cmd_generate(int argc, char **argv) {
         s = rl_fail(&err, RL_EINVAL, "generate: the prompt (%zu tokens) is longer than the context (%d)", n_ids, cfg->max_seq_len);
     rl_kv kv = {0};
     if (!s) s = rl_kv_init(&kv, &cm.model, (int)max_T, &err);
+    rl_sampler_params sp = rl_sampler_defaults();
+    sp.temperature = (float)temp, sp.top_k = (int)top_k, sp.top_p = (float)top_p, sp.min_p = (float)min_p;
+    sp.repeat_penalty = (float)repeat, sp.seed = seed;
+    rl_sampler *sampler = NULL;
+    if (!s) s = rl_sampler_new(&sampler, &sp, cfg->vocab_size, &err); // checks the ranges
+    for (size_t i = 0; !s && i < n_ids; i++) rl_sampler_accept(sampler, ids[i]);
     rl_tok_stream *st = cm.tok ? rl_tok_stream_new(cm.tok, 1) : NULL;
     rl_buf out = {0};
-    float *scratch = rl_xmalloc((size_t)cfg->vocab_size * sizeof(float));
-    uint64_t rng = seed;
     double t0 = rl_now();
     int generated = 0;
     if (st && !s)
@@ -93,7 +106,8 @@ int cmd_generate(int argc, char **argv) {
             token = ids[pos + 1];
             continue;
         }
-        int next = rl_sample(logits, cfg->vocab_size, (float)temp, &rng, scratch);
+        int next = rl_sampler_sample(sampler, logits, NULL, NULL);
+        rl_sampler_accept(sampler, next);
         if (next == bos || next == eos) break;
         int stop = 0;
         for (int k = 0; k < n_stops; k++) stop |= next == stops[k];
@@ -117,7 +131,7 @@ int cmd_generate(int argc, char **argv) {
     double dt = rl_now() - t0;
     if (!s) rl_info("generated %d tokens in %.2f s (%.1f tokens/s)", generated, dt, dt > 0 ? generated / dt : 0.0);
     rl_buf_free(&out);
-    free(scratch);
+    rl_sampler_free(sampler);
     free(ids);
     rl_kv_free(&kv);
     cli_model_close(&cm);

@@ -839,19 +839,3 @@ rl_status rl_model_decode(rl_model *m, rl_kv *kv, int token, int pos, float **lo
     return RL_OK;
 }
 
-int rl_sample(const float *logits, int V, float temperature, uint64_t *rng, float *scratch) {
-    if (temperature <= 0.0f || !rng || !scratch) {
-        int best = 0;
-        for (int i = 1; i < V; i++)
-            if (logits[i] > logits[best]) best = i;
-        return best;
-    }
-    for (int i = 0; i < V; i++) scratch[i] = logits[i] / temperature;
-    rl_softmax(scratch, scratch, V);
-    float u = rand_uniform(rng), cdf = 0.0f;
-    for (int i = 0; i < V; i++) {
-        cdf += scratch[i];
-        if (u < cdf) return i;
-    }
-    return V - 1;
-}

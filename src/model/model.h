@@ -274,9 +274,6 @@ void rl_kv_free(rl_kv *kv);
  * *logits points at kv->logits (V). */
 rl_status rl_model_decode(rl_model *m, rl_kv *kv, int token, int pos, float **logits, rl_error *err);
 
-/* Greedy argmax (temperature 0) or sampling with temperature from a splitmix64 state. */
-int rl_sample(const float *logits, int V, float temperature, uint64_t *rng, float *scratch);
-
 /* ---- BERT-family sentence encoders (bert.c) ---- */
 
 /* The encoders published for sentence embeddings (all-MiniLM-L6-v2, bge-*-en-v1.5, e5-*-v2,
