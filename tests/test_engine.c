@@ -699,6 +699,44 @@ TEST(engine_chunked_logits_same_loss_and_gradients) {
     fx_close(&x);
 }
 
+/* The trainer's first backward of a step overwrites the gradients (RL_BWD_OVERWRITE) instead of
+ * zeroing and adding: the same bits as zero + add, over two micro-batches (the second adds), for
+ * tied and untied embeddings, q/k/v biases, and the three logits layouts; buffers full of
+ * garbage before the first backward change nothing. */
+TEST(engine_overwritten_gradients_equal_zeroed) {
+    static const char *names[] = {"gqa_tied", "mha_untied", "qwen2_bias"};
+    const int flags[3] = {0, RL_ACTS_CHUNKED_LOGITS, RL_ACTS_CHUNKED_LOGITS | RL_ACTS_LOGITS_RECOMPUTE};
+    for (int f = 0; f < 3; f++)
+        for (int k = 0; k < 3; k++) {
+            fx x;
+            fx_open(&x, names[f]);
+            rl_error err = {0};
+            int B = 2, T = 150, N = B * T;
+            int *tok = rl_xmalloc((size_t)N * sizeof(int)), *tgt = rl_xmalloc((size_t)N * sizeof(int));
+            rl_params want, got;
+            CHECK_OK(rl_params_init(&want, &x.m.cfg, &err));
+            CHECK_OK(rl_params_init(&got, &x.m.cfg, &err));
+            for (size_t i = 0; i < got.n; i++) got.mem[i] = (float)(i % 7) - 3.0f; // stale values
+            rl_acts a;
+            CHECK_OK(rl_acts_init_ex(&a, &x.m, B, T, flags[k], &err));
+            for (int mb = 0; mb < 2; mb++) {
+                for (int i = 0; i < N; i++) tok[i] = (i * 29 + 1 + mb) % 64, tgt[i] = (i * 13 + 7 + 3 * mb) % 64;
+                CHECK_OK(rl_model_forward(&x.m, &a, tok, tgt, NULL, NULL, B, T, NULL, &err));
+                rl_model_backward(&x.m, &a, &want, NULL, 0.01f);
+                CHECK_OK(rl_model_forward(&x.m, &a, tok, tgt, NULL, NULL, B, T, NULL, &err));
+                rl_model_backward_ex(&x.m, &a, &got, NULL, 0.01f, mb == 0 ? RL_BWD_OVERWRITE : 0);
+            }
+            CHECK_MSG(memcmp(want.mem, got.mem, want.n * sizeof(float)) == 0, "%s, logits layout %d: overwritten gradients differ",
+                      names[f], k);
+            rl_acts_free(&a);
+            rl_params_free(&want);
+            rl_params_free(&got);
+            free(tok);
+            free(tgt);
+            fx_close(&x);
+        }
+}
+
 /* The pool spreads rows and elements over threads: the same gradients as one thread. */
 TEST(engine_pool_same_gradients) {
     fx x;

@@ -348,12 +348,14 @@ static void linear_fwd(rl_model *m, int l, rl_module mod, float *out, const floa
  * pass (rl_sgemm_sum); with LoRA dropout the adapter's share is added to dinp here.
  * dt: scratch (N,r) that must live until the caller's sum; xd: scratch (N,in). */
 static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params *g, rl_lora *lg, const float *dout,
-                       const float *inp, const float *t, float *dt, float *xd, int N, rl_gemm_term *terms, int *nt) {
+                       const float *inp, const float *t, float *dt, float *xd, int N, rl_gemm_term *terms, int *nt,
+                       float dw_beta) {
     float *w, *b, *dw = NULL, *db = NULL;
     int in, outd;
     rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
     if (g) rl_params_linear(&m->cfg, g, l, mod, &dw, &db, &in, &outd);
-    rl_matmul_backward(NULL, dw, b ? db : NULL, dout, inp, w, N, in, outd, m->pool, m->matmul);
+    if (dw) rl_sgemm_impl(m->matmul, 1, 0, outd, in, N, 1.0f, dout, outd, inp, in, dw_beta, dw, in, m->pool); // dW = dout^T inp
+    if (b && db) rl_matmul_backward(NULL, NULL, db, dout, inp, w, N, in, outd, m->pool, m->matmul);
     terms[(*nt)++] = (rl_gemm_term){.K = outd, .alpha = 1.0f, .A = dout, .lda = outd, .B = w, .ldb = in};
     if (lora_on(m, mod)) {
         const rl_lora *lo = m->lora;
@@ -699,7 +701,7 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
 
 /* ---- backward --------------------------------------------------------------------------- */
 
-static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lora *lg) {
+static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lora *lg, float dw_beta) {
     const rl_model_config *c = &m->cfg;
     int B = a->b, T = a->t, N = B * T, C = c->dim, F = c->hidden_dim, NH = c->n_heads, NKV = c->n_kv_heads,
         HD = c->head_dim, QD = NH * HD;
@@ -714,20 +716,20 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     int pre = m->lora && dropout_on(m->lora);
     float beta = pre ? 1.0f : 0.0f;
     if (pre) memset(a->dh, 0, (size_t)N * F * sizeof(float));
-    linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), dt0, a->lora_x, N, terms, &nt);
+    linear_bwd(m, l, RL_MOD_DOWN, a->dh, gr, lg, a->dres, p.h, LT(p, RL_MOD_DOWN), dt0, a->lora_x, N, terms, &nt, dw_beta);
     rl_sgemm_sum(m->matmul, nt, terms, N, F, beta, a->dh, F, m->pool);
     par_swiglu_backward(m->pool, a->dg, a->du, a->dh, p.g, p.u, (size_t)N * F);
     if (pre) memset(a->dln, 0, (size_t)N * C * sizeof(float));
     nt = 0;
-    linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), dt0, a->lora_x, N, terms, &nt);
-    linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), dt1, a->lora_x, N, terms, &nt);
+    linear_bwd(m, l, RL_MOD_GATE, a->dln, gr, lg, a->dg, p.ln2, LT(p, RL_MOD_GATE), dt0, a->lora_x, N, terms, &nt, dw_beta);
+    linear_bwd(m, l, RL_MOD_UP, a->dln, gr, lg, a->du, p.ln2, LT(p, RL_MOD_UP), dt1, a->lora_x, N, terms, &nt, dw_beta);
     rl_sgemm_sum(m->matmul, nt, terms, N, C, beta, a->dln, C, m->pool); // both input gradients in one pass
     par_rmsnorm_backward(m->pool, a->dres, gr ? gr->rms_ffn + (size_t)l * C : NULL, a->rms_dw, a->dln, p.res2,
                          m->w.rms_ffn + (size_t)l * C, p.ln2_rstd, N, C);
     // attention: res2 = res + o(attention(rope(q(ln1)), rope(k(ln1)), v(ln1)))
     if (pre) memset(a->datty, 0, (size_t)N * QD * sizeof(float));
     nt = 0;
-    linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), dt0, a->lora_x, N, terms, &nt);
+    linear_bwd(m, l, RL_MOD_O, a->datty, gr, lg, a->dres, p.atty, LT(p, RL_MOD_O), dt0, a->lora_x, N, terms, &nt, dw_beta);
     rl_sgemm_sum(m->matmul, nt, terms, N, QD, beta, a->datty, QD, m->pool);
     rl_attention_backward(a->dq, a->dk, a->dv, a->attn_scratch, a->datty, p.atty, p.lse, p.q, p.k, p.v, sg, B, T, NH, NKV, HD,
                           m->pool);
@@ -735,38 +737,60 @@ static void layer_backward(rl_model *m, rl_acts *a, int l, rl_params *gr, rl_lor
     par_rope(m->pool, a->dk, a->rope_cs, N, NKV, HD, 1);
     if (pre) memset(a->dln, 0, (size_t)N * C * sizeof(float));
     nt = 0;
-    linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), dt0, a->lora_x, N, terms, &nt);
-    linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), dt1, a->lora_x, N, terms, &nt);
-    linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), dt2, a->lora_x, N, terms, &nt);
+    linear_bwd(m, l, RL_MOD_Q, a->dln, gr, lg, a->dq, p.ln1, LT(p, RL_MOD_Q), dt0, a->lora_x, N, terms, &nt, dw_beta);
+    linear_bwd(m, l, RL_MOD_K, a->dln, gr, lg, a->dk, p.ln1, LT(p, RL_MOD_K), dt1, a->lora_x, N, terms, &nt, dw_beta);
+    linear_bwd(m, l, RL_MOD_V, a->dln, gr, lg, a->dv, p.ln1, LT(p, RL_MOD_V), dt2, a->lora_x, N, terms, &nt, dw_beta);
     rl_sgemm_sum(m->matmul, nt, terms, N, C, beta, a->dln, C, m->pool); // q, k, v (and adapters) in one pass
     par_rmsnorm_backward(m->pool, a->dres, gr ? gr->rms_att + (size_t)l * C : NULL, a->rms_dw, a->dln, p.res,
                          m->w.rms_att + (size_t)l * C, p.ln1_rstd, N, C);
 }
 
 void rl_model_backward(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, float dscale) {
+    rl_model_backward_ex(m, a, gr, lg, dscale, 0);
+}
+
+/* Overwriting: the weight-gradient products (every 2-D tensor but an untied wte) write with
+ * beta 0; the rest (norm weights, biases, the embedding rows' scatter-add) is small or
+ * scattered, so it is zeroed first and added to as before. */
+static void zero_unwritten_grads(const rl_model *m, rl_params *gr) {
+    int n = rl_params_count(&m->cfg);
+    rl_tensor_ref *refs = rl_xcalloc((size_t)n, sizeof *refs);
+    rl_params_list(&m->cfg, gr, refs);
+    for (int i = 0; i < n; i++)
+        if (refs[i].ndim != 2 || (refs[i].data == gr->wte && !m->cfg.tie_embeddings))
+            memset(refs[i].data, 0, refs[i].n * sizeof(float));
+    free(refs);
+}
+
+void rl_model_backward_ex(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, float dscale, int flags) {
     const rl_model_config *c = &m->cfg;
     int N = a->b * a->t, C = c->dim, V = c->vocab_size;
+    float dw_beta = gr && (flags & RL_BWD_OVERWRITE) ? 0.0f : 1.0f;
+    if (dw_beta == 0.0f) zero_unwritten_grads(m, gr);
     // loss -> logits -> final norm (dlogits overwrite the logits)
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
     int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
-    if (a->dlogits_kept) // forward left softmax - onehot: the products over all rows at once
-        rl_matmul_backward_scaled(a->dln, gr ? gr->lm_head : NULL, a->logits, a->lnf, m->w.lm_head, dscale, N, C, V, m->pool,
-                                  m->matmul);
-    else
+    if (a->dlogits_kept) { // forward left softmax - onehot: the products over all rows at once
+        rl_matmul_backward_scaled(a->dln, NULL, a->logits, a->lnf, m->w.lm_head, dscale, N, C, V, m->pool, m->matmul);
+        if (gr) rl_sgemm_impl(m->matmul, 1, 0, V, C, N, dscale, a->logits, V, a->lnf, C, dw_beta, gr->lm_head, C, m->pool);
+    } else
         for (int r0 = 0; r0 < N; r0 += chunk) {
             int nr = r0 + chunk < N ? chunk : N - r0;
             float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
             if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul); // recompute
             par_xent(m->pool, NULL, lg, lg, a->targets + r0, nr, V, dscale);
-            rl_matmul_backward(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, NULL, lg, a->lnf + (size_t)r0 * C,
-                               m->w.lm_head, nr, C, V, m->pool, m->matmul);
+            rl_matmul_backward(a->dln + (size_t)r0 * C, NULL, NULL, lg, a->lnf + (size_t)r0 * C, m->w.lm_head, nr, C, V, m->pool,
+                               m->matmul);
+            if (gr)
+                rl_sgemm_impl(m->matmul, 1, 0, V, C, nr, 1.0f, lg, V, a->lnf + (size_t)r0 * C, C, r0 == 0 ? dw_beta : 1.0f,
+                              gr->lm_head, C, m->pool);
         }
     memset(a->dres, 0, (size_t)N * C * sizeof(float));
     par_rmsnorm_backward(m->pool, a->dres, gr ? gr->rms_final : NULL, a->rms_dw, a->dln,
                          a->res + (size_t)c->n_layers * a->B * a->T * C, m->w.rms_final, a->lnf_rstd, N, C);
     for (int l = c->n_layers - 1; l >= 0; l--) {
         if (a->checkpointing) layer_forward(m, a, l, a->b, a->t, a->has_seg ? a->seg : NULL); // recompute
-        layer_backward(m, a, l, gr, lg);
+        layer_backward(m, a, l, gr, lg, dw_beta);
     }
     if (gr) rl_embedding_backward(gr->wte, a->dres, a->tokens, N, C);
 }

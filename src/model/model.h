@@ -238,6 +238,11 @@ rl_status rl_model_forward(rl_model *m, rl_acts *a, const int *tokens, const int
  * dscale multiplies d(sum of token losses): 1/n_valid for the mean over this batch, or
  * 1/(tokens of the whole accumulated batch) for gradient accumulation. */
 void rl_model_backward(rl_model *m, rl_acts *a, rl_params *g, rl_lora *lg, float dscale);
+/* As rl_model_backward; with RL_BWD_OVERWRITE the full-model gradients g are written, not added
+ * (their old contents are ignored: the first micro-batch of a step needs no zeroed buffers, and
+ * the weight-gradient products skip reading them). The same bits as zeroing, then adding. */
+#define RL_BWD_OVERWRITE 1
+void rl_model_backward_ex(rl_model *m, rl_acts *a, rl_params *g, rl_lora *lg, float dscale, int flags);
 
 /* ---- LoRA ---- */
 

@@ -209,17 +209,28 @@ static void zero_item(void *vc, size_t i, int thread) {
 }
 
 /* Over the pool: full fine-tuning's gradients are as large as the model (540 MB for 135M). */
-void rl_trainer_zero_grad(rl_trainer *tr) {
+static void zero_grads_now(rl_trainer *tr) {
     zero_ctx c = {tr->lora ? tr->lg.mem : tr->g.mem, tr->lora ? tr->lg.n : tr->g.n};
     rl_pool_for(c.n >= 65536 ? tr->m->pool : NULL, 16, zero_item, &c);
 }
 
+void rl_trainer_zero_grad(rl_trainer *tr) {
+    if (tr->lora) zero_grads_now(tr); // a few MB: the adapters' products keep adding
+    else tr->grads_stale = 1;
+}
+
 void rl_trainer_backward(rl_trainer *tr, rl_acts *a, float dscale) {
-    rl_model_backward(tr->m, a, tr->lora ? NULL : &tr->g, tr->lora ? &tr->lg : NULL, dscale);
+    rl_model_backward_ex(tr->m, a, tr->lora ? NULL : &tr->g, tr->lora ? &tr->lg : NULL, dscale,
+                         tr->grads_stale ? RL_BWD_OVERWRITE : 0);
+    tr->grads_stale = 0;
 }
 
 double rl_trainer_step(rl_trainer *tr, float lr) {
     rl_model *m = tr->m;
+    if (tr->grads_stale) { // no backward since zero_grad (every micro-batch was empty)
+        zero_grads_now(tr);
+        tr->grads_stale = 0;
+    }
     rl_adamw_begin(&tr->opt);
     if (tr->lora) { // every adapter is a matrix: one update over the whole allocation
         double norm = sqrt(sumsq_par(m->pool, tr->lg.mem, tr->lg.n));

@@ -55,12 +55,14 @@ typedef struct rl_trainer {
     rl_adamw opt;
     float weight_decay, max_grad_norm;
     double last_grad_norm;
+    int grads_stale; /* full: zero_grad was called and no backward since (the next one overwrites) */
 } rl_trainer;
 
 rl_status rl_trainer_init(rl_trainer *tr, rl_model *m, int lora, float weight_decay, float max_grad_norm,
                           rl_error *err);
 void rl_trainer_free(rl_trainer *tr);
-/* Zeroes the gradients (start of an accumulated batch). */
+/* Starts an accumulated batch: the gradients count as zero (full fine-tuning: the next backward
+ * writes them instead of adding, which saves a pass over them; LoRA's are zeroed). */
 void rl_trainer_zero_grad(rl_trainer *tr);
 /* Adds the gradients of the last forward in a (dscale: see rl_model_backward). */
 void rl_trainer_backward(rl_trainer *tr, rl_acts *a, float dscale);
