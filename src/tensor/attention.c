@@ -174,6 +174,21 @@ static void acc(int simd, float *C, int ldc, const float *W, int wr, int wc, int
     else acc_ref(C, ldc, W, wr, wc, nr, ns, X, ldx, n);
 }
 
+/* x[0..n) *= a: an output row rescaled when its running max grows, and normalised at the end. */
+__attribute__((target("avx512f"))) static void scale_row_avx512(float *x, int n, float a) {
+    __m512 va = _mm512_set1_ps(a);
+    for (int d = 0; d < n; d += 16) {
+        __mmask16 m = tensor_lanes(n - d);
+        _mm512_mask_storeu_ps(x + d, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + d), va));
+    }
+}
+
+static void scale_row(int simd, float *x, int n, float a) {
+    if (simd) scale_row_avx512(x, n, a);
+    else
+        for (int d = 0; d < n; d++) x[d] *= a;
+}
+
 /* ---- tiles and masks ------------------------------------------------------------------------ */
 
 /* ss (T) of one batch row: the first position of each token's sample when the segment ids never
@@ -333,14 +348,12 @@ static void fwd_item(void *vc, size_t item, int thread) {
         if (tile_needs_mask(seg, ss, q0, nq, k0)) mask_tile(S, nq, q0, k0, seg, ss);
         online_rows(c->simd, S, nq, m, l, alpha);
         for (int i = 0; i < nq; i++)
-            if (alpha[i] != 1.0f)
-                for (int d = 0; d < HD; d++) oh[(size_t)i * QD + d] *= alpha[i];
+            if (alpha[i] != 1.0f) scale_row(c->simd, oh + (size_t)i * QD, HD, alpha[i]);
         acc(c->simd, oh, QD, S, BK, 1, nq, imin(BK, qe - k0), vh + (size_t)k0 * KD, KD, HD);
     }
     float *lse = c->lse + ((size_t)b * c->NH + h) * T + q0;
     for (int i = 0; i < nq; i++) { // every row sees at least itself: l >= 1
-        float inv = 1.0f / l[i];
-        for (int d = 0; d < HD; d++) oh[(size_t)i * QD + d] *= inv;
+        scale_row(c->simd, oh + (size_t)i * QD, HD, 1.0f / l[i]);
         lse[i] = m[i] + logf(l[i]);
     }
     (void)thread;
