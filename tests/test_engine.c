@@ -885,6 +885,41 @@ TEST(tensor_simd_kernels_agree) {
     free(x), free(dy), free(w), free(u);
 }
 
+/* LoRA dropout's hashed mask: the AVX-512 path (8 hashes per vector) keeps exactly the elements
+ * the plain C one keeps, in place or not, rows starting anywhere, odd widths; about 1 - p of
+ * them are kept, scaled by 1/(1-p), and another key gives another mask. */
+TEST(tensor_dropout_mask_agrees) {
+    const int C = 77, R = 40;
+    size_t n = (size_t)R * C;
+    float *x = rl_xmalloc(n * 4), *y[3], *z = rl_xmalloc(n * 4);
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f + (float)(i % 11);
+    for (int k = 0; k < 3; k++) {
+        y[k] = rl_xmalloc(n * 4);
+        if (k == 1) setenv("RAFTLM_NO_AVX512", "1", 1);
+        rl_dropout_rows(y[k], x, 1000, R, C, k == 2 ? 43 : 42, 0.25f);
+        unsetenv("RAFTLM_NO_AVX512");
+    }
+    CHECK_MSG(memcmp(y[0], y[1], n * 4) == 0, "AVX-512 and plain C masks differ");
+    CHECK(memcmp(y[0], y[2], n * 4) != 0);
+    memcpy(z, x, n * 4);
+    rl_dropout_rows(z, z, 1000, R, C, 42, 0.25f); // in place
+    CHECK(memcmp(z, y[0], n * 4) == 0);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (y[0][i] != 0.0f) {
+            kept++;
+            CHECK(y[0][i] == x[i] * (1.0f / 0.75f));
+        }
+    }
+    double frac = (double)kept / n;
+    fprintf(stderr, "    dropout p = 0.25: kept %.3f of %zu (AVX-512 = plain C)\n", frac, n);
+    CHECK(frac > 0.70 && frac < 0.80);
+    rl_dropout_rows(z, x + 5 * C, 1005, 3, C, 42, 0.25f); // rows 1005.. alone: the same as within the block
+    CHECK(memcmp(z, y[0] + 5 * C, 3 * C * 4) == 0);
+    for (int k = 0; k < 3; k++) free(y[k]);
+    free(x), free(z);
+}
+
 /* RoPE from a table (training: computed once per batch): AVX-512 and plain C give the same
  * bits, forward and back, tails of odd half widths included; both match a double-precision
  * rotation; the table equals the per-call rl_rope_forward / _backward. */

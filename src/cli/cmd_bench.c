@@ -13,7 +13,7 @@
 #include "train/train.h"
 
 static const char *USAGE = "[--shape smollm2-135m|stories260k | --config config.json|DIR] [--mode lora|full] [--seq T] [--batch B]\n"
-                            "       [--pack LEN] [--steps N] [--rank R] [--threads N] [--ckpt] [--bf16] [--no-sgemm]\n"
+                            "       [--pack LEN] [--steps N] [--rank R] [--dropout P] [--threads N] [--ckpt] [--bf16] [--no-sgemm]\n"
                             "   or: raftlm bench ann --help   (vector index recall and speed)\n"
                             "   or: raftlm bench embed --help (sentence-encoder throughput)";
 
@@ -67,11 +67,12 @@ int cmd_bench(int argc, char **argv) {
         {"steps", required_argument, 0, 'n'}, {"rank", required_argument, 0, 'r'}, {"threads", required_argument, 0, 'j'},
         {"ckpt", no_argument, 0, 'c'},        {"help", no_argument, 0, 'h'},        {"bf16", no_argument, 0, 'b'},
         {"config", required_argument, 0, 'C'}, {"batch", required_argument, 0, 'B'}, {"pack", required_argument, 0, 'p'},
-        {"no-sgemm", no_argument, 0, 'S'},
+        {"no-sgemm", no_argument, 0, 'S'},    {"dropout", required_argument, 0, 'D'},
         {0, 0, 0, 0},
     };
     const char *shape = "smollm2-135m", *mode = "lora", *config = NULL;
     int T = 512, B = 1, pack = 0, steps = 3, rank = 16, threads = 0, ckpt = 0, bf16 = 0, sgemm = 1, c;
+    double dropout = 0.0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 's': shape = optarg; break;
@@ -86,6 +87,7 @@ int cmd_bench(int argc, char **argv) {
         case 'B': B = atoi(optarg); break;
         case 'p': pack = atoi(optarg); break;
         case 'S': sgemm = 0; break; // for profiles of the step alone
+        case 'D': dropout = atof(optarg); break;
         case 'h': printf("usage: raftlm bench %s\n", USAGE); return 0;
         default: return cli_usage("bench", USAGE);
         }
@@ -124,6 +126,7 @@ int cmd_bench(int argc, char **argv) {
     if (lora) {
         if (rl_lora_init(&lo, &cfg, rank, 2.0f * rank, 0, (1u << RL_MOD_COUNT) - 1, 1, 0, &err)) return cli_report(&err);
         for (size_t i = 0; i < lo.n; i++) if (lo.mem[i] == 0.0f) lo.mem[i] = 0.001f; // B nonzero: real work
+        lo.dropout = (float)dropout, lo.dropout_active = dropout > 0.0, lo.dropout_seed = 1;
         m.lora = &lo;
     }
     rl_acts a;

@@ -288,26 +288,30 @@ void rl_lora_free(rl_lora *lo) {
 static int lora_on(const rl_model *m, rl_module mod) { return m->lora && (m->lora->targets & (1u << mod)); }
 
 /* LoRA dropout (PEFT: dropout on the adapter's input only). The mask is a hash of
- * (seed, layer, module, row, column), so backward and a resumed run regenerate it exactly
- * without storing it. */
-static inline int drop_keep(uint64_t seed, int l, int mod, size_t n, int i, uint32_t thresh) {
-    uint64_t z = seed + ((uint64_t)(l * RL_MOD_COUNT + mod) << 40) + n * 0x9e3779b97f4a7c15ull + (uint64_t)i * 0xd1b54a32d192ed03ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return (uint32_t)((z ^ (z >> 31)) >> 32) >= thresh;
-}
-
+ * (seed, layer, module, row, column) (rl_dropout_rows), so backward and a resumed run
+ * regenerate it exactly without storing it. */
 static int dropout_on(const rl_lora *lo) { return lo->dropout_active && lo->dropout > 0.0f; }
 
+typedef struct {
+    float *xd;
+    const float *x;
+    uint64_t key;
+    float p;
+    int in;
+} drop_ctx;
+
+static void dropout_rows(void *vc, int slice, size_t lo, size_t hi) {
+    drop_ctx *c = vc;
+    rl_dropout_rows(c->xd + lo * c->in, c->x + lo * c->in, lo, hi - lo, c->in, c->key, c->p);
+    (void)slice;
+}
+
+static void par_rows(rl_pool *pool, size_t n, void (*fn)(void *, int, size_t, size_t), void *ctx);
+
 /* xd (N,in) = dropout(x) with the mask of (l, mod), scaled by 1/(1-p); or the mask applied to a gradient. */
-static void dropout_apply(float *xd, const float *x, const rl_lora *lo, int l, int mod, int N, int in) {
-    uint32_t thresh = (uint32_t)((double)lo->dropout * 4294967296.0 > 4294967295.0 ? 4294967295.0 : (double)lo->dropout * 4294967296.0);
-    float scale = 1.0f / (1.0f - lo->dropout);
-    for (int n = 0; n < N; n++)
-        for (int i = 0; i < in; i++) {
-            size_t k = (size_t)n * in + i;
-            xd[k] = drop_keep(lo->dropout_seed, l, mod, (size_t)n, i, thresh) ? x[k] * scale : 0.0f;
-        }
+static void dropout_apply(rl_pool *pool, float *xd, const float *x, const rl_lora *lo, int l, int mod, int N, int in) {
+    drop_ctx c = {.xd = xd, .x = x, .key = lo->dropout_seed + ((uint64_t)(l * RL_MOD_COUNT + mod) << 40), .p = lo->dropout, .in = in};
+    par_rows(pool, (size_t)N, dropout_rows, &c);
 }
 
 /* out (N,out) = inp (N,in) W^T + b [+ scale * (drop(inp) A^T) B^T, keeping t = drop(inp) A^T (N,r)].
@@ -326,7 +330,7 @@ static void linear_fwd(rl_model *m, int l, rl_module mod, float *out, const floa
     const float *A = lo->a[mod] + (size_t)l * r * in, *B = lo->b[mod] + (size_t)l * outd * r;
     const float *x = inp;
     if (dropout_on(lo) && xd) {
-        dropout_apply(xd, inp, lo, l, mod, N, in);
+        dropout_apply(m->pool, xd, inp, lo, l, mod, N, in);
         x = xd;
     }
     rl_matmul_forward(t, x, A, NULL, N, in, r, m->pool, RL_GEMM_AUTO); // thin: float32 always
@@ -367,11 +371,11 @@ static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params
         rl_matmul_backward_scaled(dt, dB, dout, t, B, lo->scale, N, r, outd, m->pool, RL_GEMM_AUTO);
         if (dropout_on(lo) && xd) {
             // t = drop(inp) A^T: dA += dt^T drop(inp); dinp += drop'(dt A)
-            dropout_apply(xd, inp, lo, l, mod, N, in);
+            dropout_apply(m->pool, xd, inp, lo, l, mod, N, in);
             rl_matmul_backward(NULL, dA, NULL, dt, xd, A, N, in, r, m->pool, RL_GEMM_AUTO);
             memset(xd, 0, (size_t)N * in * sizeof(float));
             rl_matmul_backward(xd, NULL, NULL, dt, inp, A, N, in, r, m->pool, RL_GEMM_AUTO);
-            dropout_apply(xd, xd, lo, l, mod, N, in);
+            dropout_apply(m->pool, xd, xd, lo, l, mod, N, in);
             rl_axpy(dinp, 1.0f, xd, (size_t)N * in);
         } else {
             // t = inp A^T: dA += dt^T inp, dinp += dt A

@@ -177,6 +177,12 @@ void rl_embedding_backward(float *dwte, const float *dout, const int *tokens, in
 
 /* y (n) += a * x (n) */
 void rl_axpy(float *y, float a, const float *x, size_t n);
+/* Dropout with a mask that is a hash, not a stored array: rows [0, rows) of xd (rows, C) =
+ * x * 1/(1-p) where element (row0 + r, i) of the key's mask keeps, else 0 (x == xd is fine; the
+ * same mask applied to a gradient undoes nothing else). Element (n, i) keeps with probability
+ * 1 - p, from a splitmix64 finaliser of key + n * 0x9e37.. + i * 0xd1b5..; so backward and a
+ * resumed run regenerate the mask exactly. */
+void rl_dropout_rows(float *xd, const float *x, size_t row0, size_t rows, int C, uint64_t key, float p);
 /* Half-precision conversions (IEEE binary16 and bfloat16, round to nearest even). */
 float rl_f16_to_f32(uint16_t h);
 uint16_t rl_f32_to_f16(float f);
