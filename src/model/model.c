@@ -373,8 +373,7 @@ static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params
             // t = drop(inp) A^T: dA += dt^T drop(inp); dinp += drop'(dt A)
             dropout_apply(m->pool, xd, inp, lo, l, mod, N, in);
             rl_matmul_backward(NULL, dA, NULL, dt, xd, A, N, in, r, m->pool, RL_GEMM_AUTO);
-            memset(xd, 0, (size_t)N * in * sizeof(float));
-            rl_matmul_backward(xd, NULL, NULL, dt, inp, A, N, in, r, m->pool, RL_GEMM_AUTO);
+            rl_sgemm_impl(RL_GEMM_AUTO, 0, 0, N, in, r, 1.0f, dt, r, A, in, 0.0f, xd, in, m->pool); // xd = dt A
             dropout_apply(m->pool, xd, xd, lo, l, mod, N, in);
             rl_axpy(dinp, 1.0f, xd, (size_t)N * in);
         } else {
