@@ -768,6 +768,14 @@ static void gemm_own(int bf16, int n_terms, const rl_gemm_term *terms, int M, in
         // panels per tile: 4 tiles per thread, and at most COL_B_BYTES of B per tile (in L2)
         int jt = n_panels / (4 * nt), jt_max = (int)(COL_B_BYTES / (sizeof(float) * NR * (size_t)kc_even));
         jt = jt < 1 ? 1 : jt > jt_max ? (jt_max < 1 ? 1 : jt_max) : jt;
+        // the nearest tile width whose tile count the threads share evenly (9 tiles on 2 threads
+        // left one core idle for a ninth of the product), the wider on a tie
+        int even = 0;
+        for (int w = 1; w <= (jt_max < 1 ? 1 : jt_max); w++) {
+            int dw = w > jt ? w - jt : jt - w, de = even > jt ? even - jt : jt - even;
+            if (((n_panels + w - 1) / w) % nt == 0 && (!even || dw <= de)) even = w;
+        }
+        if (even) jt = even;
         size_t per_thread = (size_t)jt * kc_even * NR, rows = bf16 ? ((size_t)M * K + 1) / 2 + 16 : 0;
         int own;
         float *mem = scratch_get(rows + (size_t)nt * per_thread + 16, &own);
