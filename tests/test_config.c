@@ -99,6 +99,9 @@ TEST(config_axolotl_keys) {
     CHECK_EQ_STR(cfg.bf16, "auto");
     CHECK_EQ_STR(cfg.lr_scheduler, "cosine");
     rl_config_free(&cfg);
+    CHECK_OK(load_text("adapter: qlora\nload_in_4bit: true\n", &cfg, &err, NULL));
+    CHECK_EQ_STR(cfg.adapter, "lora");
+    rl_config_free(&cfg);
     CHECK_OK(load_text("bf16: true\n", &cfg, &err, NULL));
     CHECK_EQ_STR(cfg.bf16, "true");
     rl_config_free(&cfg);

@@ -54,7 +54,8 @@ static const field fields[] = {
      "override the model's chat template (a Jinja string or a family: chatml, llama3, llama2, ...)"},
     {"datasets", F_DATASETS, O(datasets), "", NONE, 0,
      "training data; empty = the RAFT examples that `raftlm synth` writes to output_dir"},
-    {"adapter", F_ENUM, O(adapter), "lora", NONE, "lora|full", "lora: train a LoRA adapter; full: full fine-tuning"},
+    {"adapter", F_ENUM, O(adapter), "lora", NONE, "lora|full|qlora",
+     "lora: train a LoRA adapter; full: full fine-tuning; qlora (Axolotl's): LoRA on the unquantized base"},
     {"lora_r", F_INT, O(lora_r), "16", 1, 4096, 0, "LoRA rank"},
     {"lora_alpha", F_FLOAT, O(lora_alpha), "32", 0, 1e6, 0, "LoRA scaling numerator (scale = alpha / r)"},
     {"lora_dropout", F_FLOAT, O(lora_dropout), "0.05", 0, 0.99, 0, "dropout on the LoRA input"},
@@ -642,6 +643,12 @@ static rl_status load_value(load_ctx *c, yaml_document_t *doc, const field *f, v
 }
 
 static rl_status validate(load_ctx *c, rl_config *cfg) {
+    if (cfg->adapter && strcmp(cfg->adapter, "qlora") == 0) { // an Axolotl QLoRA config runs as LoRA
+        rl_warn("%s: adapter: qlora: training a LoRA adapter on the unquantized base (no 4-bit base on a CPU; a 0.1-2B "
+                "model fits in memory as it is)", c->file);
+        free(cfg->adapter);
+        cfg->adapter = rl_xstrdup("lora");
+    }
     if (cfg->chunking.overlap >= cfg->chunking.size)
         return key_error(c, 0, "chunking.overlap", "must be smaller than chunking.size (%d), got %d", cfg->chunking.size,
                          cfg->chunking.overlap);
