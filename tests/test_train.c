@@ -405,6 +405,27 @@ TEST(train_cli_bf16_key) {
     free(la), free(lb);
 }
 
+/* An Axolotl QLoRA config as people write it trains: `adapter: qlora` runs as LoRA on the
+ * unquantized base, and the GPU-only keys are ignored with a warning that names them. */
+TEST(train_cli_axolotl_qlora_config) {
+    const char *sh = t_shared();
+    if (!sh || !rl_path_exists(t_fmt("%s/models/stories260K/stories260K.bin", sh))) SKIP("../shared/models/stories260K is not here");
+    char *d = t_tmpdir(), *out = NULL, *text = NULL;
+    char *y = write_project(d, sh, 4, 0, "qlora");
+    size_t len;
+    CHECK_OK(rl_file_read(y, 0, &text, &len, NULL));
+    t_write_str(d, "raftlm.yaml", t_fmt("%sload_in_4bit: true\nstrict: false\nbf16: auto\nfp16: false\ntf32: false\n"
+                                        "flash_attention: true\nwandb_project: raft\nlogging_steps: 1\n", text));
+    free(text);
+    int rc = t_run(t_fmt("cd %s && %s train -c %s", d, t_bin(), y), &out, 1);
+    CHECK_MSG(rc == 0, "%s", out);
+    CHECK_CONTAINS(out, "adapter: qlora: training a LoRA adapter");
+    CHECK_CONTAINS(out, "flash_attention: ignored");
+    CHECK_CONTAINS(out, "wandb_project: ignored");
+    CHECK(rl_path_exists(t_fmt("%s/out/train/adapter_model.safetensors", d)));
+    free(out);
+}
+
 TEST(train_cli_config_errors) {
     const char *sh = t_shared();
     if (!sh || !rl_path_exists(t_fmt("%s/models/stories260K/stories260K.bin", sh))) SKIP("../shared/models/stories260K is not here");
