@@ -358,8 +358,8 @@ static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params
     int in, outd;
     rl_params_linear(&m->cfg, &m->w, l, mod, &w, &b, &in, &outd);
     if (g) rl_params_linear(&m->cfg, g, l, mod, &dw, &db, &in, &outd);
-    if (dw) rl_sgemm_impl(m->matmul, 1, 0, outd, in, N, 1.0f, dout, outd, inp, in, dw_beta, dw, in, m->pool); // dW = dout^T inp
-    if (b && db) rl_matmul_backward(NULL, NULL, db, dout, inp, w, N, in, outd, m->pool, m->matmul);
+    rl_matmul_backward_scaled(NULL, dw, dout, inp, w, 1.0f, dw_beta, N, in, outd, m->pool, m->matmul);
+    if (b && db) rl_matmul_backward(NULL, NULL, db, dout, inp, w, N, in, outd, m->pool, m->matmul); // adds (zeroed when overwriting)
     terms[(*nt)++] = (rl_gemm_term){.K = outd, .alpha = 1.0f, .A = dout, .lda = outd, .B = w, .ldb = in};
     if (lora_on(m, mod)) {
         const rl_lora *lo = m->lora;
@@ -368,7 +368,7 @@ static void linear_bwd(rl_model *m, int l, rl_module mod, float *dinp, rl_params
         float *dA = lg ? lg->a[mod] + (size_t)l * r * in : NULL, *dB = lg ? lg->b[mod] + (size_t)l * outd * r : NULL;
         // out += s * t B^T: dB += s dout^T t, dt = s dout B
         memset(dt, 0, (size_t)N * r * sizeof(float));
-        rl_matmul_backward_scaled(dt, dB, dout, t, B, lo->scale, N, r, outd, m->pool, RL_GEMM_AUTO);
+        rl_matmul_backward_scaled(dt, dB, dout, t, B, lo->scale, 1.0f, N, r, outd, m->pool, RL_GEMM_AUTO);
         if (dropout_on(lo) && xd) {
             // t = drop(inp) A^T: dA += dt^T drop(inp); dinp += drop'(dt A)
             dropout_apply(m->pool, xd, inp, lo, l, mod, N, in);
@@ -773,20 +773,17 @@ void rl_model_backward_ex(rl_model *m, rl_acts *a, rl_params *gr, rl_lora *lg, f
     // loss -> logits -> final norm (dlogits overwrite the logits)
     memset(a->dln, 0, (size_t)N * C * sizeof(float));
     int chunk = a->chunked_logits ? RL_LOGITS_CHUNK : N;
-    if (a->dlogits_kept) { // forward left softmax - onehot: the products over all rows at once
-        rl_matmul_backward_scaled(a->dln, NULL, a->logits, a->lnf, m->w.lm_head, dscale, N, C, V, m->pool, m->matmul);
-        if (gr) rl_sgemm_impl(m->matmul, 1, 0, V, C, N, dscale, a->logits, V, a->lnf, C, dw_beta, gr->lm_head, C, m->pool);
-    } else
+    if (a->dlogits_kept) // forward left softmax - onehot: the products over all rows at once
+        rl_matmul_backward_scaled(a->dln, gr ? gr->lm_head : NULL, a->logits, a->lnf, m->w.lm_head, dscale, dw_beta, N, C, V,
+                                  m->pool, m->matmul);
+    else
         for (int r0 = 0; r0 < N; r0 += chunk) {
             int nr = r0 + chunk < N ? chunk : N - r0;
             float *lg = a->chunked_logits ? a->logits : a->logits + (size_t)r0 * V;
             if (a->chunked_logits) rl_matmul_forward(lg, a->lnf + (size_t)r0 * C, m->w.lm_head, NULL, nr, C, V, m->pool, m->matmul); // recompute
             par_xent(m->pool, NULL, lg, lg, a->targets + r0, nr, V, dscale);
-            rl_matmul_backward(a->dln + (size_t)r0 * C, NULL, NULL, lg, a->lnf + (size_t)r0 * C, m->w.lm_head, nr, C, V, m->pool,
-                               m->matmul);
-            if (gr)
-                rl_sgemm_impl(m->matmul, 1, 0, V, C, nr, 1.0f, lg, V, a->lnf + (size_t)r0 * C, C, r0 == 0 ? dw_beta : 1.0f,
-                              gr->lm_head, C, m->pool);
+            rl_matmul_backward_scaled(a->dln + (size_t)r0 * C, gr ? gr->lm_head : NULL, lg, a->lnf + (size_t)r0 * C, m->w.lm_head,
+                                      1.0f, r0 == 0 ? dw_beta : 1.0f, nr, C, V, m->pool, m->matmul);
         }
     memset(a->dres, 0, (size_t)N * C * sizeof(float));
     par_rmsnorm_backward(m->pool, a->dres, gr ? gr->rms_final : NULL, a->rms_dw, a->dln,

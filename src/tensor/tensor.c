@@ -45,18 +45,18 @@ void rl_matmul_forward_add(float *out, const float *inp, const float *w, float a
 }
 
 void rl_matmul_backward_scaled(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                               float alpha, int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl) {
+                               float alpha, float dw_beta, int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl) {
     // dinp (N,C), dw (OC,C), dout (N,OC), inp (N,C), w (OC,C)
     if (N <= 0 || OC <= 0 || C <= 0) return;
     if (dinp) rl_sgemm_impl(impl, 0, 0, N, C, OC, alpha, dout, OC, w, C, 1.0f, dinp, C, pool);
-    if (dw) rl_sgemm_impl(impl, 1, 0, OC, C, N, alpha, dout, OC, inp, C, 1.0f, dw, C, pool);
+    if (dw) rl_sgemm_impl(impl, 1, 0, OC, C, N, alpha, dout, OC, inp, C, dw_beta, dw, C, pool);
 }
 
 void rl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                         int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl) {
     // dinp (N,C), dw (OC,C), dbias (OC), dout (N,OC), inp (N,C), w (OC,C)
     if (N <= 0 || OC <= 0 || C <= 0) return;
-    rl_matmul_backward_scaled(dinp, dw, dout, inp, w, 1.0f, N, C, OC, pool, impl);
+    rl_matmul_backward_scaled(dinp, dw, dout, inp, w, 1.0f, 1.0f, N, C, OC, pool, impl);
     if (dbias)
         for (int n = 0; n < N; n++) {
             const float *d = dout + (size_t)n * OC;

@@ -73,9 +73,10 @@ void rl_matmul_forward_add(float *out, const float *inp, const float *w, float a
  * Any of dinp, dw, dbias may be NULL. */
 void rl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w,
                         int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl);
-/* As rl_matmul_backward without bias, every product scaled by alpha. */
+/* As rl_matmul_backward without bias, every product scaled by alpha, and dw = alpha dout^T inp +
+ * dw_beta dw (dw_beta 0: dw is written, its old contents never read; 1: added to). */
 void rl_matmul_backward_scaled(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                               float alpha, int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl);
+                               float alpha, float dw_beta, int N, int C, int OC, rl_pool *pool, rl_gemm_impl impl);
 
 /* ---- RMSNorm ---- */
 
