@@ -159,7 +159,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     if (!s) openblas_set_num_threads(rl_gemm_blas_threads(rl_pool_size(cm.pool))); // tensor.h says why
-    if (!s && cfg.bf16 && strcmp(cfg.bf16, "false") != 0) { /* every stage, pretraining included */
+    if (!s && strcmp(cfg.bf16, "false") != 0) { /* every stage, pretraining included */
         int asked = strcmp(cfg.bf16, "true") == 0;
         if (rl_gemm_has_bf16()) cm.model.matmul = RL_GEMM_BF16;
         else if (asked) rl_warn("bf16: this CPU has no avx512_bf16; the products run in float32");

@@ -115,6 +115,14 @@ float rl_sched_lr(rl_sched kind, float lr, int64_t step, int64_t warmup, int64_t
     return (float)(lr * 0.5 * (1.0 + cos(M_PI * progress)));
 }
 
+/* The passes over every parameter run on the pool in SLICES fixed slices of n (the same slices
+ * for any thread count). */
+#define SLICES 16
+static void slice_of(size_t n, size_t i, size_t *lo, size_t *hi) {
+    *lo = n * i / SLICES;
+    *hi = n * (i + 1) / SLICES;
+}
+
 /* AdamW over slices of n on the pool (elementwise, so the result does not depend on the threads). */
 typedef struct {
     rl_adamw *o;
@@ -126,7 +134,8 @@ typedef struct {
 
 static void adam_item(void *vc, size_t i, int thread) {
     adam_ctx *c = vc;
-    size_t lo = c->n * i / 16, hi = c->n * (i + 1) / 16;
+    size_t lo, hi;
+    slice_of(c->n, i, &lo, &hi);
     if (hi > lo) rl_adamw_update(c->o, c->p + lo, c->g + lo, c->off + lo, hi - lo, c->lr, c->wd, c->gscale);
     (void)thread;
 }
@@ -138,21 +147,22 @@ static void adamw_update_par(rl_pool *pool, rl_adamw *o, float *p, const float *
         return;
     }
     adam_ctx c = {o, p, g, off, n, lr, wd, gscale};
-    rl_pool_for(pool, 16, adam_item, &c);
+    rl_pool_for(pool, SLICES, adam_item, &c);
 }
 
-/* The sum of squares of all the gradients over the pool: 16 fixed slices, summed in order, so
+/* The sum of squares of all the gradients over the pool: the slices' sums added in order, so
  * the norm does not depend on the thread count (one core alone reads ~540 MB for SmolLM2-135M
  * at a fraction of the memory bandwidth two can use). */
 typedef struct {
     const float *g;
     size_t n;
-    double part[16];
+    double part[SLICES];
 } sumsq_ctx;
 
 static void sumsq_item(void *vc, size_t i, int thread) {
     sumsq_ctx *c = vc;
-    size_t lo = c->n * i / 16, hi = c->n * (i + 1) / 16;
+    size_t lo, hi;
+    slice_of(c->n, i, &lo, &hi);
     c->part[i] = rl_sumsq(c->g + lo, hi - lo);
     (void)thread;
 }
@@ -160,9 +170,9 @@ static void sumsq_item(void *vc, size_t i, int thread) {
 static double sumsq_par(rl_pool *pool, const float *g, size_t n) {
     if (!pool || n < 65536) return rl_sumsq(g, n);
     sumsq_ctx c = {.g = g, .n = n};
-    rl_pool_for(pool, 16, sumsq_item, &c);
+    rl_pool_for(pool, SLICES, sumsq_item, &c);
     double s = 0;
-    for (int i = 0; i < 16; i++) s += c.part[i];
+    for (int i = 0; i < SLICES; i++) s += c.part[i];
     return s;
 }
 
@@ -203,7 +213,8 @@ typedef struct {
 
 static void zero_item(void *vc, size_t i, int thread) {
     zero_ctx *c = vc;
-    size_t lo = c->n * i / 16, hi = c->n * (i + 1) / 16;
+    size_t lo, hi;
+    slice_of(c->n, i, &lo, &hi);
     memset(c->p + lo, 0, (hi - lo) * sizeof(float));
     (void)thread;
 }
@@ -211,7 +222,7 @@ static void zero_item(void *vc, size_t i, int thread) {
 /* Over the pool: full fine-tuning's gradients are as large as the model (540 MB for 135M). */
 static void zero_grads_now(rl_trainer *tr) {
     zero_ctx c = {tr->lora ? tr->lg.mem : tr->g.mem, tr->lora ? tr->lg.n : tr->g.n};
-    rl_pool_for(c.n >= 65536 ? tr->m->pool : NULL, 16, zero_item, &c);
+    rl_pool_for(c.n >= 65536 ? tr->m->pool : NULL, SLICES, zero_item, &c);
 }
 
 void rl_trainer_zero_grad(rl_trainer *tr) {
